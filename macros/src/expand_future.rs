@@ -1,0 +1,151 @@
+//! `future!(body, options)`: parse, walk, check, generate.
+//!
+//! The generated block (see docs/design.md "How work reaches a worker"):
+//! a zero-size tag per capture chosen from its inferred type, the body as a
+//! typed closure over exactly those captures, the compile-time proof that it
+//! captures nothing else, the entry function, and `Future::__new` with the
+//! encoded captures.
+
+use crate::captures::{self, Findings};
+use crate::options::{self, FutureOptions, RawOption};
+use crate::self_rename::rename_self;
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::{Expr, Ident, Token};
+
+/// Most captures in one flat tuple; more are grouped in nested tuples.
+const FLAT: usize = 12;
+
+struct FutureInput {
+    body: Expr,
+    options: Vec<RawOption>,
+}
+
+impl Parse for FutureInput {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.is_empty() {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "`future!` needs an expression to evaluate: `future!(slow_sum(&xs))` \
+                 or `future!({ ... }, label = \"name\")`",
+            ));
+        }
+        let body: Expr = input.parse()?;
+        let options = if input.parse::<Option<Token![,]>>()?.is_some() {
+            options::parse_list(input)?
+        } else if input.is_empty() {
+            Vec::new()
+        } else {
+            return Err(input.error("expected `,` and options after the body of `future!`"));
+        };
+        Ok(FutureInput { body, options })
+    }
+}
+
+pub fn expand(input: TokenStream) -> TokenStream {
+    let parsed: FutureInput = match syn::parse2(input) {
+        Ok(p) => p,
+        Err(e) => return e.to_compile_error(),
+    };
+    let mut errors = Vec::new();
+    let opts = options::future_options(parsed.options, &mut errors);
+    let mut body = parsed.body;
+    let found = captures::walk(&body);
+    check_body(&found, &mut errors);
+    if let Some(e) = options::combine(errors) {
+        let e = e.to_compile_error();
+        // One precise error, not a cascade: the call still has a `Future` type.
+        return quote!({ #e ::futurize::__private::__unreachable_future() });
+    }
+    let mut captured: Vec<Ident> = opts.globals.clone().unwrap_or(found.captures);
+    let mut self_binding = TokenStream::new();
+    if let Some(self_span) = found.self_span {
+        let binder = Ident::new("__futurize_self", Span::mixed_site().located_at(self_span));
+        rename_self(&mut body, &binder);
+        let self_token = syn::token::SelfValue(self_span);
+        self_binding = quote!(let #binder = #self_token;);
+        captured.push(binder);
+    }
+    generate(&body, &captured, self_binding, &opts)
+}
+
+fn check_body(found: &Findings, errors: &mut Vec<syn::Error>) {
+    for (span, what) in &found.escapes {
+        errors.push(syn::Error::new(
+            *span,
+            format!(
+                "`{what}` cannot leave the body of a future: the body runs as a function \
+                 of its own, possibly in another process. Let the body's value say what \
+                 happened (a `Result` or an `Option`) and act on it after `.value()`"
+            ),
+        ));
+    }
+    for (ident, span) in &found.writes {
+        errors.push(syn::Error::new(
+            *span,
+            format!(
+                "a future cannot assign to `{ident}`, a variable from outside: it works on \
+                 its own copy and changes are never written back. Return the new value \
+                 instead: `let {ident} = future!({{ ... }}).value()?;`"
+            ),
+        ));
+    }
+}
+
+/// Groups items into a tuple, nesting beyond `FLAT`.
+fn tuple(items: Vec<TokenStream>) -> TokenStream {
+    if items.len() <= FLAT {
+        return quote!((#(#items,)*));
+    }
+    let groups: Vec<TokenStream> = items.chunks(FLAT).map(|c| tuple(c.to_vec())).collect();
+    tuple(groups)
+}
+
+fn generate(
+    body: &Expr,
+    captured: &[Ident],
+    self_binding: TokenStream,
+    opts: &FutureOptions,
+) -> TokenStream {
+    let p = quote!(::futurize::__private);
+    let tags = tuple(
+        captured
+            .iter()
+            .map(|c| quote_spanned!(c.span()=> (&#p::__wrap(&#c)).__futurize_tag()))
+            .collect(),
+    );
+    let checks = captured.iter().map(|c| {
+        quote_spanned!(c.span()=>
+            #p::__check_serialize(&#c);
+            #p::__check_capture(&(&#p::__wrap(&#c)).__futurize_tag());
+        )
+    });
+    let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());
+    let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
+    let label = match &opts.label {
+        Some(l) => quote!(::core::option::Option::Some(::std::string::String::from(#l))),
+        None => quote!(::core::option::Option::None),
+    };
+    let lazy = opts.lazy;
+    quote!({
+        #[allow(unused_imports)]
+        use #p::{ViaOwned as _, ViaRef as _};
+        #self_binding
+        #(#checks)*
+        let __futurize_tags = #tags;
+        #[allow(unused_mut, unused_variables, clippy::all)]
+        let __futurize_body = #p::__typed(&__futurize_tags, |#pats| #body);
+        #p::__no_capture(__futurize_body);
+        let __futurize_options = #p::FutureOptions {
+            label: #label,
+            lazy: #lazy,
+        };
+        let __futurize_captures =
+            #p::__encode_captures(&#refs, __futurize_options.label.as_deref());
+        // SAFETY: `__no_capture` above proved that the body captures nothing.
+        #[allow(unsafe_code)]
+        let __futurize_entry = unsafe { #p::__entry_of(&__futurize_tags, &__futurize_body) };
+        ::futurize::Future::__new(__futurize_entry, __futurize_captures, __futurize_options)
+    })
+}

@@ -1,0 +1,24 @@
+//! Procedural macros of [futurize](https://docs.rs/futurize): `future!`.
+//!
+//! Each macro goes parse → analyse → generate (the shape of serde_derive):
+//! `options` reads `name = value` lists, `captures` walks a body for its free
+//! variables and misuse, `expand_future` writes the code. Errors carry the
+//! span of the offending token and are reported together.
+//!
+//! Use the macros through the `futurize` crate; generated code refers to
+//! `::futurize`.
+
+mod captures;
+mod expand_future;
+mod format_names;
+mod options;
+mod self_rename;
+
+use proc_macro::TokenStream;
+
+/// Creates a future: evaluates an expression under the plan in force.
+/// See the `futurize` crate for documentation and examples.
+#[proc_macro]
+pub fn future(input: TokenStream) -> TokenStream {
+    expand_future::expand(input.into()).into()
+}

@@ -1,0 +1,135 @@
+//! Options written after a body: `label = "..", lazy = true, globals = [a, b]`.
+//!
+//! Parsing only collects `name = value` pairs; each macro then checks them
+//! against the options it knows, so an unknown option or a malformed value is
+//! a compile error pointing at it, listing what would be accepted.
+
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, Ident, Lit, LitBool, Token};
+
+/// One `name = value` pair as written.
+pub struct RawOption {
+    pub name: Ident,
+    pub value: Expr,
+}
+
+impl Parse for RawOption {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let name: Ident = input.parse().map_err(|e| {
+            syn::Error::new(e.span(), "expected an option such as `label = \"name\"`")
+        })?;
+        let eq: Option<Token![=]> = input.parse()?;
+        if eq.is_none() {
+            return Err(syn::Error::new(
+                name.span(),
+                format!("option `{name}` needs a value: write `{name} = ...`"),
+            ));
+        }
+        let value: Expr = input.parse()?;
+        Ok(RawOption { name, value })
+    }
+}
+
+/// Parses `, name = value, ...` after a body (the leading comma already eaten).
+pub fn parse_list(input: ParseStream) -> syn::Result<Vec<RawOption>> {
+    let list: Punctuated<RawOption, Token![,]> = Punctuated::parse_terminated(input)?;
+    Ok(list.into_iter().collect())
+}
+
+/// Options of `future!`.
+#[derive(Default)]
+pub struct FutureOptions {
+    pub label: Option<Expr>,
+    pub lazy: bool,
+    pub globals: Option<Vec<Ident>>,
+}
+
+pub const FUTURE_OPTIONS: &str = "`label = \"name\"`, `lazy = true`, `globals = [a, b]`";
+
+/// Checks the options of `future!`, collecting every error.
+pub fn future_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> FutureOptions {
+    let mut opts = FutureOptions::default();
+    let mut seen: Vec<String> = Vec::new();
+    for RawOption { name, value } in raw {
+        let key = name.to_string();
+        if seen.contains(&key) {
+            errors.push(syn::Error::new(
+                name.span(),
+                format!("option `{key}` is given twice"),
+            ));
+            continue;
+        }
+        seen.push(key.clone());
+        match key.as_str() {
+            "label" => match label_value(value) {
+                Ok(v) => opts.label = Some(v),
+                Err(e) => errors.push(e),
+            },
+            "lazy" => match bool_value(&name, &value) {
+                Ok(v) => opts.lazy = v,
+                Err(e) => errors.push(e),
+            },
+            "globals" => match globals_value(&value) {
+                Ok(v) => opts.globals = Some(v),
+                Err(e) => errors.push(e),
+            },
+            _ => errors.push(syn::Error::new(
+                name.span(),
+                format!("unknown option `{key}` for `future!`; the options are {FUTURE_OPTIONS}"),
+            )),
+        }
+    }
+    opts
+}
+
+fn label_value(value: Expr) -> syn::Result<Expr> {
+    match &value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(_), ..
+        }) => Ok(value),
+        Expr::Lit(other) => Err(syn::Error::new_spanned(
+            other,
+            "`label` takes a string, such as `label = \"sum\"`",
+        )),
+        _ => Ok(value),
+    }
+}
+
+pub fn bool_value(name: &Ident, value: &Expr) -> syn::Result<bool> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(LitBool { value, .. }),
+            ..
+        }) => Ok(*value),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` takes `true` or `false`"),
+        )),
+    }
+}
+
+pub fn globals_value(value: &Expr) -> syn::Result<Vec<Ident>> {
+    let hint = "`globals` takes a list of variable names, such as `globals = [xs, cfg]`";
+    let Expr::Array(array) = value else {
+        return Err(syn::Error::new_spanned(value, hint));
+    };
+    array
+        .elems
+        .iter()
+        .map(|e| match e {
+            Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                Ok(p.path.get_ident().cloned().expect("checked"))
+            }
+            other => Err(syn::Error::new_spanned(other, hint)),
+        })
+        .collect()
+}
+
+/// Combines collected errors into one, or none.
+pub fn combine(errors: Vec<syn::Error>) -> Option<syn::Error> {
+    errors.into_iter().reduce(|mut a, b| {
+        a.combine(b);
+        a
+    })
+}

@@ -1,0 +1,59 @@
+//! `self` cannot be a closure parameter, so a body that uses `self` gets it
+//! as the capture `__futurize_self`: every `self` in value position, also
+//! inside macro arguments and nested closures, is renamed. `self::` paths and
+//! nested items are left alone.
+
+use proc_macro2::{Ident, TokenStream, TokenTree};
+use syn::visit_mut::{self, VisitMut};
+
+/// Renames `self` to `binder` throughout `body`.
+pub fn rename_self(body: &mut syn::Expr, binder: &Ident) {
+    Renamer { binder }.visit_expr_mut(body);
+}
+
+struct Renamer<'a> {
+    binder: &'a Ident,
+}
+
+impl VisitMut for Renamer<'_> {
+    fn visit_expr_path_mut(&mut self, p: &mut syn::ExprPath) {
+        if p.qself.is_none() && p.path.is_ident("self") {
+            p.path.segments[0].ident = self.binder.clone();
+        }
+    }
+
+    fn visit_macro_mut(&mut self, mac: &mut syn::Macro) {
+        mac.tokens = rename_in_tokens(mac.tokens.clone(), self.binder);
+    }
+
+    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+
+    fn visit_expr_mut(&mut self, e: &mut syn::Expr) {
+        visit_mut::visit_expr_mut(self, e);
+    }
+}
+
+fn rename_in_tokens(tokens: TokenStream, binder: &Ident) -> TokenStream {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out = Vec::with_capacity(tokens.len());
+    for (i, tt) in tokens.iter().enumerate() {
+        match tt {
+            TokenTree::Ident(ident) if ident == "self" => {
+                let is_path = matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                if is_path {
+                    out.push(tt.clone());
+                } else {
+                    out.push(TokenTree::Ident(binder.clone()));
+                }
+            }
+            TokenTree::Group(g) => {
+                let mut renamed =
+                    proc_macro2::Group::new(g.delimiter(), rename_in_tokens(g.stream(), binder));
+                renamed.set_span(g.span());
+                out.push(TokenTree::Group(renamed));
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out.into_iter().collect()
+}

@@ -1,0 +1,199 @@
+//! Which plan is in force, and the backend that serves it.
+//!
+//! The plan in force for a thread is, in order: the innermost [`with_plan`]
+//! scope of that thread (a worker running a future also sees the next level
+//! of its plan this way), else the plan set with [`plan`], else
+//! `FUTURIZE_PLAN`, else [`Sequential`](crate::Sequential). A malformed
+//! `FUTURIZE_PLAN` is an [`Error::Plan`] wherever a plan is needed, never a
+//! silent fallback.
+//!
+//! Each plan in force owns its backend (a thread pool, …), started on first
+//! use. Futures keep their backend alive, so changing the plan never strands
+//! a running future; the old backend shuts down once its last future is gone.
+
+use crate::backend::{self, Backend};
+use crate::{Error, Plan, Sequential};
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// A plan in force together with its lazily started backend.
+pub(crate) struct ActivePlan {
+    plan: Plan,
+    backend: OnceLock<Result<Arc<dyn Backend>, Error>>,
+    nested: OnceLock<Arc<ActivePlan>>,
+}
+
+impl ActivePlan {
+    pub(crate) fn new(plan: Plan) -> Arc<ActivePlan> {
+        Arc::new(ActivePlan {
+            plan,
+            backend: OnceLock::new(),
+            nested: OnceLock::new(),
+        })
+    }
+
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// The backend of the first level, started on first use.
+    pub(crate) fn backend(self: &Arc<Self>) -> Result<Arc<dyn Backend>, Error> {
+        self.backend
+            .get_or_init(|| backend::start(self.plan.first(), self.nested()))
+            .clone()
+    }
+
+    /// What futures running on this plan's workers see as their plan.
+    pub(crate) fn nested(&self) -> Arc<ActivePlan> {
+        self.nested
+            .get_or_init(|| ActivePlan::new(self.plan.nested()))
+            .clone()
+    }
+}
+
+static GLOBAL: Mutex<Option<Arc<ActivePlan>>> = Mutex::new(None);
+
+thread_local! {
+    static SCOPES: RefCell<Vec<Arc<ActivePlan>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn from_env() -> Result<Arc<ActivePlan>, Error> {
+    static FROM_ENV: OnceLock<Result<Arc<ActivePlan>, Error>> = OnceLock::new();
+    FROM_ENV
+        .get_or_init(|| {
+            let plan = match std::env::var("FUTURIZE_PLAN") {
+                Ok(text) => Plan::parse_from(&text, "FUTURIZE_PLAN")?,
+                Err(std::env::VarError::NotPresent) => Sequential.into(),
+                Err(std::env::VarError::NotUnicode(raw)) => {
+                    return Err(Error::Plan {
+                        source_name: "FUTURIZE_PLAN".into(),
+                        text: raw.to_string_lossy().into_owned(),
+                        reason: "the value is not valid UTF-8".into(),
+                    });
+                }
+            };
+            Ok(ActivePlan::new(plan))
+        })
+        .clone()
+}
+
+/// The plan in force for this thread, with its backend.
+pub(crate) fn active() -> Result<Arc<ActivePlan>, Error> {
+    if let Some(scoped) = SCOPES.with(|s| s.borrow().last().cloned()) {
+        return Ok(scoped);
+    }
+    if let Some(global) = GLOBAL.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        return Ok(global);
+    }
+    from_env()
+}
+
+/// Runs `f` with `plan` in force on this thread (used by workers to give a
+/// running future the next level of its plan).
+pub(crate) fn within<R>(plan: &Arc<ActivePlan>, f: impl FnOnce() -> R) -> R {
+    let _scope = push(plan.clone());
+    f()
+}
+
+fn push(plan: Arc<ActivePlan>) -> PlanGuard {
+    let depth = SCOPES.with(|s| {
+        let mut s = s.borrow_mut();
+        s.push(plan);
+        s.len()
+    });
+    PlanGuard {
+        depth,
+        _same_thread: PhantomData,
+    }
+}
+
+/// Sets the plan for the whole program and returns the previous one (R's `plan()`).
+///
+/// Futures already created keep running where they were started. A
+/// [`with_plan`] scope still wins inside its thread.
+///
+/// ```
+/// use futurize_runtime::{plan, Multithread, Sequential};
+/// let before = plan(Multithread::workers(2));
+/// assert_eq!(futurize_runtime::current_plan().unwrap().to_string(), "multithread:2");
+/// plan(before);
+/// ```
+pub fn plan(new: impl Into<Plan>) -> Plan {
+    let previous = current_plan_ignoring_scopes();
+    *GLOBAL.lock().unwrap_or_else(|p| p.into_inner()) = Some(ActivePlan::new(new.into()));
+    previous
+}
+
+fn current_plan_ignoring_scopes() -> Plan {
+    let global = GLOBAL.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match global {
+        Some(g) => g.plan().clone(),
+        None => from_env()
+            .map(|a| a.plan().clone())
+            .unwrap_or_else(|_| Sequential.into()),
+    }
+}
+
+/// The plan in force for this thread; prints as the text form of `FUTURIZE_PLAN`.
+///
+/// # Errors
+/// [`Error::Plan`] when no plan was set in code and `FUTURIZE_PLAN` is malformed.
+///
+/// ```
+/// let p = futurize_runtime::current_plan().unwrap();
+/// println!("running under {p}");
+/// ```
+pub fn current_plan() -> Result<Plan, Error> {
+    Ok(active()?.plan().clone())
+}
+
+/// Puts `plan` in force on this thread until the guard is dropped, panics
+/// included; the previous plan comes back then.
+///
+/// ```
+/// use futurize_runtime::{current_plan, with_plan, Multithread};
+/// {
+///     let _g = with_plan(Multithread::workers(2));
+///     assert_eq!(current_plan().unwrap().to_string(), "multithread:2");
+/// }
+/// ```
+pub fn with_plan(plan: impl Into<Plan>) -> PlanGuard {
+    push(ActivePlan::new(plan.into()))
+}
+
+/// Restores the previous plan of this thread when dropped. Not `Send`: a
+/// scope belongs to the thread that opened it.
+#[must_use = "the plan is restored as soon as the guard is dropped"]
+pub struct PlanGuard {
+    depth: usize,
+    _same_thread: PhantomData<*const ()>,
+}
+
+impl Drop for PlanGuard {
+    fn drop(&mut self) {
+        SCOPES.with(|s| s.borrow_mut().truncate(self.depth - 1));
+    }
+}
+
+/// How many futures the plan in force runs at once (R's `nbrOfWorkers()`).
+///
+/// ```
+/// use futurize_runtime::{nbr_of_workers, with_plan, Multithread};
+/// let _g = with_plan(Multithread::workers(3));
+/// assert_eq!(nbr_of_workers().unwrap(), 3);
+/// ```
+pub fn nbr_of_workers() -> Result<usize, Error> {
+    Ok(active()?.plan().first().workers())
+}
+
+/// How many workers of the plan in force are idle now (R's `nbrOfFreeWorkers()`).
+///
+/// ```
+/// use futurize_runtime::{nbr_of_free_workers, with_plan, Multithread};
+/// let _g = with_plan(Multithread::workers(2));
+/// assert_eq!(nbr_of_free_workers().unwrap(), 2);
+/// ```
+pub fn nbr_of_free_workers() -> Result<usize, Error> {
+    Ok(active()?.backend()?.free_workers())
+}

@@ -1,0 +1,105 @@
+//! Backends: the places futures run. One file per kind behind the one
+//! internal [`Backend`] trait, so the `Future` handle never knows which
+//! backend runs it (the shape of crossbeam-channel's flavors).
+
+mod sequential;
+mod threads;
+
+use crate::active::ActivePlan;
+use crate::capture::EntryFn;
+use crate::{Error, Level};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// One future's work: its entry function and its encoded captures.
+pub(crate) struct Task {
+    pub(crate) entry: EntryFn,
+    pub(crate) captures: Vec<u8>,
+}
+
+/// Where a submitted future's value will appear.
+pub(crate) enum Submitted {
+    /// Evaluated already (Sequential) or refused at once.
+    Ready(Result<Vec<u8>, Error>),
+    /// Running elsewhere; the slot is filled when it ends.
+    Running(Arc<ResultSlot>),
+}
+
+/// A backend: something that runs tasks.
+pub(crate) trait Backend: Send + Sync {
+    /// Starts `task`, blocking while every worker is busy (R semantics).
+    fn submit(&self, task: Task) -> Submitted;
+    /// Workers that are idle now.
+    fn free_workers(&self) -> usize;
+}
+
+/// Starts the backend of one plan level; `nested` is what its futures see as
+/// their plan.
+pub(crate) fn start(level: &Level, nested: Arc<ActivePlan>) -> Result<Arc<dyn Backend>, Error> {
+    Ok(match level {
+        Level::Sequential => Arc::new(sequential::SequentialBackend::new(nested)),
+        Level::Multithread { workers } => Arc::new(threads::ThreadPool::start(*workers, nested)?),
+    })
+}
+
+/// The one-shot meeting point of a running future and its owner.
+pub(crate) struct ResultSlot {
+    value: Mutex<Option<Result<Vec<u8>, Error>>>,
+    filled: Condvar,
+    cancelled: AtomicBool,
+}
+
+impl ResultSlot {
+    pub(crate) fn new() -> Arc<ResultSlot> {
+        Arc::new(ResultSlot {
+            value: Mutex::new(None),
+            filled: Condvar::new(),
+            cancelled: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn fill(&self, result: Result<Vec<u8>, Error>) {
+        let mut v = self.value.lock().unwrap_or_else(|p| p.into_inner());
+        if v.is_none() {
+            *v = Some(result);
+        }
+        self.filled.notify_all();
+    }
+
+    pub(crate) fn is_filled(&self) -> bool {
+        self.value
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Blocks until filled, then takes the result.
+    pub(crate) fn take(&self) -> Result<Vec<u8>, Error> {
+        let mut v = self.value.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(result) = v.take() {
+                return result;
+            }
+            v = self.filled.wait(v).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Blocks until filled or `timeout` passes; true when filled.
+    pub(crate) fn wait_for(&self, timeout: Duration) -> bool {
+        let v = self.value.lock().unwrap_or_else(|p| p.into_inner());
+        let (v, _) = self
+            .filled
+            .wait_timeout_while(v, timeout, |v| v.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        v.is_some()
+    }
+
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,283 @@
+//! Typed captures: how a value captured by `future!` is shipped and rebuilt.
+//!
+//! The macros never name a capture's type. For every captured variable they
+//! call `(&__wrap(&x)).__futurize_tag()`, and method resolution (autoref
+//! specialisation) picks a zero-size *tag* from the inferred type:
+//!
+//! * `x: &U` gives [`RefTag<U>`]: the worker rebuilds an owned `U` (or `String`
+//!   for `str`, `Vec<T>` for `[T]`, `PathBuf` for `Path`) and the body borrows it,
+//!   so inside the body `x` is `&U` exactly as outside.
+//! * anything else gives [`OwnedTag<T>`]: the body receives its own `T`.
+//!
+//! [`Capture`] maps a tag (or a tuple of tags) to the wire form, the storage on
+//! the worker and the type the body sees. The body closure is typed
+//! `for<'b> Fn(C::Ref<'b>) -> R`, so every borrow it gets lives only for the
+//! call: nothing can smuggle a reference to the worker's storage out of it.
+//!
+//! Invariant: the body closure captures nothing. [`__no_capture`] checks it at
+//! compile time (a closure coerces to a `fn` pointer only if it captures
+//! nothing), and [`__entry`] asserts the closure type has size zero, so the
+//! entry function can conjure the closure from its type alone.
+
+use crate::Error;
+use crate::codec;
+use serde::{Serialize, de::DeserializeOwned};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+/// The uniform entry of every future: decode the captures, run the body,
+/// encode its value. One monomorphised copy per `future!` call site.
+pub type EntryFn = fn(&[u8]) -> Result<Vec<u8>, Error>;
+
+/// Tag of a capture the body receives by value.
+pub struct OwnedTag<T>(PhantomData<fn() -> T>);
+
+/// Tag of a capture the body receives as `&U`.
+pub struct RefTag<U: ?Sized>(PhantomData<fn() -> *const U>);
+
+/// Carries a captured variable's type into method resolution.
+pub struct Wrap<T>(PhantomData<fn() -> T>);
+
+/// Starts the tag probe for one captured variable.
+pub fn __wrap<T>(_: &T) -> Wrap<T> {
+    Wrap(PhantomData)
+}
+
+/// Chosen first (by-value receiver): the captured variable is a reference.
+pub trait ViaRef {
+    /// The tag this probe yields.
+    type Tag;
+    /// Yields the tag.
+    fn __futurize_tag(self) -> Self::Tag;
+}
+
+impl<U: ?Sized> ViaRef for &Wrap<&U> {
+    type Tag = RefTag<U>;
+    fn __futurize_tag(self) -> RefTag<U> {
+        RefTag(PhantomData)
+    }
+}
+
+/// Chosen otherwise (autoref'd receiver): the captured variable is a value.
+pub trait ViaOwned {
+    /// The tag this probe yields.
+    type Tag;
+    /// Yields the tag.
+    fn __futurize_tag(&self) -> Self::Tag;
+}
+
+impl<T> ViaOwned for &Wrap<T> {
+    type Tag = OwnedTag<T>;
+    fn __futurize_tag(&self) -> OwnedTag<T> {
+        OwnedTag(PhantomData)
+    }
+}
+
+/// How one capture (or a tuple of them) travels and what the body sees.
+#[diagnostic::on_unimplemented(
+    message = "a captured value of type `{Self}` cannot be rebuilt on a worker",
+    note = "captured values must implement serde's `Serialize` and `Deserialize` \
+            (derive them), and borrowed data may not be nested inside a capture: \
+            convert `&[&str]`, `Option<&T>` and the like to owned values first"
+)]
+pub trait Capture {
+    /// The wire form, decoded on the worker.
+    type Owned: DeserializeOwned;
+    /// What the worker keeps while the body runs.
+    type Store;
+    /// What the body receives.
+    type Ref<'b>
+    where
+        Self: 'b;
+    /// Turns the decoded form into storage.
+    fn store(owned: Self::Owned) -> Self::Store;
+    /// Hands the body its view of the storage.
+    fn rebuild(store: &mut Self::Store) -> Self::Ref<'_>;
+}
+
+impl<T: DeserializeOwned> Capture for OwnedTag<T> {
+    type Owned = T;
+    type Store = Option<T>;
+    type Ref<'b>
+        = T
+    where
+        T: 'b;
+    fn store(owned: T) -> Option<T> {
+        Some(owned)
+    }
+    fn rebuild(store: &mut Option<T>) -> T {
+        store.take().expect("a future's body runs once per decoded capture")
+    }
+}
+
+impl<U: DeserializeOwned> Capture for RefTag<U> {
+    type Owned = U;
+    type Store = U;
+    type Ref<'b>
+        = &'b U
+    where
+        U: 'b;
+    fn store(owned: U) -> U {
+        owned
+    }
+    fn rebuild(store: &mut U) -> &U {
+        store
+    }
+}
+
+macro_rules! unsized_ref_capture {
+    ($(#[$doc:meta])* [$($generic:ident)?] $target:ty => $owned:ty) => {
+        $(#[$doc])*
+        impl<$($generic: DeserializeOwned)?> Capture for RefTag<$target> {
+            type Owned = $owned;
+            type Store = $owned;
+            type Ref<'b>
+                = &'b $target
+            where
+                Self: 'b;
+            fn store(owned: $owned) -> $owned {
+                owned
+            }
+            fn rebuild(store: &mut $owned) -> &$target {
+                store
+            }
+        }
+    };
+}
+
+unsized_ref_capture!(/** `&str` travels as a `String`. */ [] str => String);
+unsized_ref_capture!(/** `&[T]` travels as a `Vec<T>`. */ [T] [T] => Vec<T>);
+unsized_ref_capture!(/** `&Path` travels as a `PathBuf`. */ [] Path => PathBuf);
+
+macro_rules! tuple_capture {
+    ($($tag:ident $var:ident),*) => {
+        impl<$($tag: Capture),*> Capture for ($($tag,)*) {
+            type Owned = ($($tag::Owned,)*);
+            type Store = ($($tag::Store,)*);
+            type Ref<'b>
+                = ($($tag::Ref<'b>,)*)
+            where
+                Self: 'b;
+            #[allow(clippy::unused_unit)]
+            fn store(owned: Self::Owned) -> Self::Store {
+                let ($($var,)*) = owned;
+                ($($tag::store($var),)*)
+            }
+            #[allow(clippy::unused_unit)]
+            fn rebuild(store: &mut Self::Store) -> Self::Ref<'_> {
+                let ($($var,)*) = store;
+                ($($tag::rebuild($var),)*)
+            }
+        }
+    };
+}
+
+tuple_capture!();
+tuple_capture!(A a);
+tuple_capture!(A a, B b);
+tuple_capture!(A a, B b, C c);
+tuple_capture!(A a, B b, C c, D d);
+tuple_capture!(A a, B b, C c, D d, E e);
+tuple_capture!(A a, B b, C c, D d, E e, F f);
+tuple_capture!(A a, B b, C c, D d, E e, F f, G g);
+tuple_capture!(A a, B b, C c, D d, E e, F f, G g, H h);
+tuple_capture!(A a, B b, C c, D d, E e, F f, G g, H h, I i);
+tuple_capture!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j);
+tuple_capture!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k);
+tuple_capture!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k, L l);
+
+/// The most captures one `future!` may have; the macro nests beyond this.
+pub const MAX_FLAT_CAPTURES: usize = 12;
+
+/// Checks, at the captured name's span, that a capture can be sent.
+pub fn __check_serialize<T: Serialize + ?Sized>(_: &T) {}
+
+/// Checks, at the captured name's span, that a capture can be rebuilt.
+pub fn __check_capture<C: Capture>(_: &C) {}
+
+/// Types the body closure: its parameter is exactly what the worker rebuilds.
+pub fn __typed<C: Capture, R, F>(_: &C, body: F) -> F
+where
+    F: for<'b> Fn(C::Ref<'b>) -> R,
+{
+    body
+}
+
+/// Compiles only if `body` captures nothing: such a closure, and only such a
+/// closure, coerces to a `fn` pointer. A missed capture is reported as
+/// "`y` captured here".
+pub fn __no_capture<A, R>(_: fn(A) -> R) {}
+
+/// The entry function of one call site, tied to the type of its value.
+pub struct EntryOf<R> {
+    pub(crate) entry: EntryFn,
+    _value: PhantomData<fn() -> R>,
+}
+
+impl<R> EntryOf<R> {
+    /// The entry function.
+    pub fn entry(&self) -> EntryFn {
+        self.entry
+    }
+}
+
+/// Returns the entry function of a body.
+///
+/// # Safety
+/// `body` must capture nothing (the macro proves it with [`__no_capture`]):
+/// the entry function conjures the closure from its type alone.
+pub unsafe fn __entry_of<C, R, F>(_: &C, _: &F) -> EntryOf<R>
+where
+    C: Capture,
+    R: Serialize,
+    F: for<'b> Fn(C::Ref<'b>) -> R,
+{
+    EntryOf {
+        entry: __entry::<C, R, F>,
+        _value: PhantomData,
+    }
+}
+
+fn __entry<C, R, F>(captures: &[u8]) -> Result<Vec<u8>, Error>
+where
+    C: Capture,
+    R: Serialize,
+    F: for<'b> Fn(C::Ref<'b>) -> R,
+{
+    const { assert!(std::mem::size_of::<F>() == 0) };
+    let owned: C::Owned = codec::decode(captures, "the captures")?;
+    let mut store = C::store(owned);
+    // SAFETY: F has size zero (asserted above) and captures nothing: `__entry_of`
+    // is only reached with a closure that `__no_capture` coerced to a fn
+    // pointer. A non-capturing closure has no fields and hence no invariant, so
+    // every (zero-byte) bit pattern is a valid value of it.
+    let body: F = unsafe { std::mem::MaybeUninit::<F>::uninit().assume_init() };
+    let value = body(C::rebuild(&mut store));
+    codec::encode(&value, "the value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[allow(unused_imports)]
+    use super::{ViaOwned as _, ViaRef as _};
+
+    #[test]
+    fn references_get_ref_tags_and_values_owned_tags() {
+        let xs: &[f64] = &[1.0, 2.0];
+        let n = 3u8;
+        let s = "abc";
+        let tags = (
+            (&__wrap(&xs)).__futurize_tag(),
+            (&__wrap(&n)).__futurize_tag(),
+            (&__wrap(&s)).__futurize_tag(),
+        );
+        let body = __typed(&tags, |(xs, n, s)| xs.len() + n as usize + s.len());
+        __no_capture(body);
+        let entry = unsafe { __entry_of(&tags, &body) };
+        let bytes = codec::encode(&(&xs, &n, &s), "captures").unwrap();
+        let out = (entry.entry())(&bytes).unwrap();
+        let v: usize = codec::decode(&out, "value").unwrap();
+        assert_eq!(v, 2 + 3 + 3);
+    }
+}

@@ -1,0 +1,191 @@
+//! The one error type of futurize.
+//!
+//! Every failure a user can meet at run time is a variant of [`Error`]: a body
+//! that panicked, a worker that died, a plan that cannot be understood, bytes
+//! that are too large for a frame. Each variant carries the facts needed to act
+//! on it (label, element index, pid, sizes), and its message reads as a sentence.
+
+use std::fmt;
+
+/// What went wrong while creating, running or collecting a future.
+///
+/// ```
+/// use futurize_runtime::Error;
+/// let e = Error::Plan {
+///     source_name: "FUTURIZE_PLAN".into(),
+///     text: "multithread:0".into(),
+///     reason: "the number of workers must be at least 1".into(),
+/// };
+/// assert!(e.to_string().contains("FUTURIZE_PLAN"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The body of a future panicked. The worker that ran it stays usable.
+    #[error("{} panicked{}{}: {message}", describe(label, *index), at(location), backtrace_note(backtrace))]
+    Panicked {
+        /// The panic message (the `panic!` payload as text).
+        message: String,
+        /// `file:line:column` of the panic, when known.
+        location: Option<String>,
+        /// The label given with `label = "..."`, if any.
+        label: Option<String>,
+        /// The element index inside a `foreach!`, if the future was one element of a map.
+        index: Option<usize>,
+        /// A backtrace, captured when `RUST_BACKTRACE` is set.
+        backtrace: Option<String>,
+    },
+    /// The worker running the future exited or was killed before it answered.
+    #[error("the worker {worker} running {} died ({cause}); the pool replaces it", describe(label, *index))]
+    WorkerDied {
+        /// Which worker: its process id or thread name.
+        worker: String,
+        /// How it ended: `killed by signal 9 (SIGKILL)`, `exit status 3`, …
+        cause: String,
+        /// The label of the future, if any.
+        label: Option<String>,
+        /// The element index inside a `foreach!`, if any.
+        index: Option<usize>,
+    },
+    /// The future did not finish within its `timeout`.
+    #[error("{} did not finish within {after}", describe(label, *index))]
+    Timeout {
+        /// The time limit that was exceeded, as given by the user.
+        after: String,
+        /// The label of the future, if any.
+        label: Option<String>,
+        /// The element index inside a `foreach!`, if any.
+        index: Option<usize>,
+    },
+    /// The future was cancelled before it produced a value.
+    #[error("{} was cancelled before it produced a value", describe(label, None))]
+    Cancelled {
+        /// The label of the future, if any.
+        label: Option<String>,
+    },
+    /// Leader and worker could not understand each other: version or build mismatch,
+    /// corrupt or truncated bytes.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A plan (given in code or in an environment variable) cannot be used.
+    #[error(
+        "invalid plan in {source_name}: `{text}`: {reason}. Valid forms: {}",
+        crate::plan::VALID_PLAN_FORMS
+    )]
+    Plan {
+        /// Where the plan came from: `FUTURIZE_PLAN`, or `plan()` for code.
+        source_name: String,
+        /// The text or plan that was refused.
+        text: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Workers could not be started.
+    #[error("could not start {what}: {reason}")]
+    Launch {
+        /// What was being started (`worker process`, `thread`, …).
+        what: String,
+        /// The underlying reason.
+        reason: String,
+    },
+    /// Captures or a value are larger than the frame size limit.
+    #[error(
+        "{what} is {size} bytes, more than the frame limit of {limit} bytes; \
+         send less, or raise the limit with FUTURIZE_MAX_FRAME_BYTES"
+    )]
+    TooLarge {
+        /// What was too large: `the captures of future \"x\"`, `the value of …`.
+        what: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+}
+
+fn describe(label: &Option<String>, index: Option<usize>) -> String {
+    match (label, index) {
+        (Some(l), Some(i)) => format!("element {i} of \"{l}\""),
+        (None, Some(i)) => format!("element {i}"),
+        (Some(l), None) => format!("future \"{l}\""),
+        (None, None) => "a future".to_string(),
+    }
+}
+
+fn at(location: &Option<String>) -> String {
+    location
+        .as_ref()
+        .map(|l| format!(" at {l}"))
+        .unwrap_or_default()
+}
+
+fn backtrace_note(backtrace: &Option<String>) -> impl fmt::Display + '_ {
+    struct Note<'a>(&'a Option<String>);
+    impl fmt::Display for Note<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.0 {
+                Some(bt) => write!(f, " (backtrace follows)\n{bt}\n--"),
+                None => Ok(()),
+            }
+        }
+    }
+    Note(backtrace)
+}
+
+impl Error {
+    /// The label of the future this error belongs to, if it had one.
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Error::Panicked { label, .. }
+            | Error::WorkerDied { label, .. }
+            | Error::Timeout { label, .. }
+            | Error::Cancelled { label } => label.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn with_label(mut self, new: Option<&str>) -> Self {
+        if let Some(new) = new {
+            match &mut self {
+                Error::Panicked { label, .. }
+                | Error::WorkerDied { label, .. }
+                | Error::Timeout { label, .. }
+                | Error::Cancelled { label } => {
+                    if label.is_none() {
+                        *label = Some(new.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panicked_message_names_label_location_and_message() {
+        let e = Error::Panicked {
+            message: "boom".into(),
+            location: Some("src/main.rs:3:5".into()),
+            label: Some("sum".into()),
+            index: None,
+            backtrace: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "future \"sum\" panicked at src/main.rs:3:5: boom"
+        );
+    }
+
+    #[test]
+    fn with_label_fills_only_missing_labels() {
+        let e = Error::Cancelled { label: None }.with_label(Some("a"));
+        assert_eq!(e.label(), Some("a"));
+        let e = e.with_label(Some("b"));
+        assert_eq!(e.label(), Some("a"));
+    }
+}

@@ -1,0 +1,79 @@
+//! Runs one future's body where a worker stands, turning a panic into
+//! [`Error::Panicked`] with its message and location.
+//!
+//! A panic hook, installed once, records the location (and a backtrace when
+//! `RUST_BACKTRACE` asks for one) of panics raised inside a body and keeps
+//! them off stderr: the error travels to the leader instead. Panics outside
+//! bodies go to the hook that was there before.
+
+use crate::active::{self, ActivePlan};
+use crate::capture::EntryFn;
+use crate::Error;
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Once};
+
+struct PanicFacts {
+    location: Option<String>,
+    backtrace: Option<String>,
+}
+
+thread_local! {
+    static IN_BODY: Cell<bool> = const { Cell::new(false) };
+    static LAST_PANIC: RefCell<Option<PanicFacts>> = const { RefCell::new(None) };
+}
+
+fn install_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_BODY.with(Cell::get) {
+                let wants_backtrace = std::env::var_os("RUST_BACKTRACE")
+                    .is_some_and(|v| !v.is_empty() && v != "0");
+                let facts = PanicFacts {
+                    location: info.location().map(|l| l.to_string()),
+                    backtrace: wants_backtrace
+                        .then(|| std::backtrace::Backtrace::force_capture().to_string()),
+                };
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(facts));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a payload that is not text".to_string()
+    }
+}
+
+/// Runs `entry` on `captures` with `nested` as the plan in force.
+pub(crate) fn run(entry: EntryFn, captures: &[u8], nested: &Arc<ActivePlan>) -> Result<Vec<u8>, Error> {
+    install_hook();
+    let was_in_body = IN_BODY.with(|b| b.replace(true));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        active::within(nested, || entry(captures))
+    }));
+    IN_BODY.with(|b| b.set(was_in_body));
+    match outcome {
+        Ok(result) => result,
+        Err(payload) => {
+            let facts = LAST_PANIC.with(|p| p.borrow_mut().take());
+            Err(Error::Panicked {
+                message: panic_message(&*payload),
+                location: facts.as_ref().and_then(|f| f.location.clone()),
+                label: None,
+                index: None,
+                backtrace: facts.and_then(|f| f.backtrace),
+            })
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The `Future` handle: three atomic building blocks, as in R.
+//!
+//! Create (`future!`), ask whether it is done ([`Future::resolved`], never
+//! blocks), collect ([`Future::value`], blocks). A future is started under the
+//! plan in force when it is created (or at first use, with `lazy = true`) and
+//! keeps that plan's backend alive until it is collected or dropped.
+
+use crate::active::{self, ActivePlan};
+use crate::backend::{ResultSlot, Submitted, Task};
+use crate::capture::EntryOf;
+use crate::{Error, codec};
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Options of one future, as written after its body in `future!`.
+#[doc(hidden)]
+#[derive(Debug, Default, Clone)]
+pub struct FutureOptions {
+    /// `label = "..."`: names the future in errors.
+    pub label: Option<String>,
+    /// `lazy = true`: start at the first `resolved()` or `value()`.
+    pub lazy: bool,
+}
+
+enum State {
+    Lazy(Task, Arc<ActivePlan>),
+    Running(Arc<ResultSlot>),
+    Done(Result<Vec<u8>, Error>),
+    Cancelled,
+    Collected,
+}
+
+/// A value being computed somewhere, as the plan in force decided.
+///
+/// Created by `future!`; collect it with [`Future::value`].
+///
+/// Dropping a future that is still running is safe: nothing waits for it and
+/// its value is discarded. On `Multithread`, a body that has started cannot be
+/// interrupted: it runs to its end on its worker thread, and only then is that
+/// worker free again.
+///
+/// ```
+/// use futurize::prelude::*;
+/// let xs = vec![1.0, 2.0, 3.0];
+/// let f = future!(xs.iter().sum::<f64>());
+/// assert_eq!(f.value().unwrap(), 6.0);
+/// ```
+pub struct Future<T> {
+    state: Mutex<State>,
+    label: Option<String>,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Future<T> {
+    #[doc(hidden)]
+    pub fn __new(entry: EntryOf<T>, captures: Result<Vec<u8>, Error>, options: FutureOptions) -> Self {
+        let label = options.label;
+        let state = match (captures, active::active()) {
+            (Err(e), _) | (_, Err(e)) => State::Done(Err(e)),
+            (Ok(captures), Ok(plan)) => {
+                let task = Task {
+                    entry: entry.entry,
+                    captures,
+                };
+                if options.lazy {
+                    State::Lazy(task, plan)
+                } else {
+                    start(task, &plan)
+                }
+            }
+        };
+        Future {
+            state: Mutex::new(state),
+            label,
+            _value: PhantomData,
+        }
+    }
+
+    /// The label given with `label = "..."`.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a lazy future.
+    fn launch(&self, state: &mut State) {
+        if matches!(state, State::Lazy(..)) {
+            let State::Lazy(task, plan) = std::mem::replace(state, State::Collected) else {
+                unreachable!()
+            };
+            *state = start(task, &plan);
+        }
+    }
+
+    /// True once the value (or the error) is there; never blocks on the body.
+    /// A lazy future is started by this call.
+    ///
+    /// ```
+    /// use futurize::prelude::*;
+    /// let f = future!(1 + 1);
+    /// f.resolve();
+    /// assert!(f.resolved());
+    /// ```
+    pub fn resolved(&self) -> bool {
+        let mut state = self.state();
+        self.launch(&mut state);
+        match &*state {
+            State::Running(slot) => slot.is_filled(),
+            State::Lazy(..) => false,
+            State::Done(_) | State::Cancelled | State::Collected => true,
+        }
+    }
+
+    /// Waits until the future is resolved, without taking its value.
+    pub fn resolve(&self) {
+        let slot = {
+            let mut state = self.state();
+            self.launch(&mut state);
+            match &*state {
+                State::Running(slot) => slot.clone(),
+                _ => return,
+            }
+        };
+        while !slot.wait_for(Duration::from_secs(3600)) {}
+    }
+
+    /// Waits for the value.
+    ///
+    /// # Errors
+    /// [`Error::Panicked`] when the body panicked, [`Error::Cancelled`] after
+    /// [`Future::cancel`], and the errors of the backend that ran it.
+    pub fn value(self) -> Result<T, Error> {
+        let label = self.label.clone();
+        let state = {
+            let mut state = self.state();
+            self.launch(&mut state);
+            std::mem::replace(&mut *state, State::Collected)
+        };
+        let bytes = match state {
+            State::Running(slot) => {
+                let result = slot.take();
+                if slot.is_cancelled() {
+                    Err(Error::Cancelled { label: None })
+                } else {
+                    result
+                }
+            }
+            State::Done(result) => result,
+            State::Cancelled => Err(Error::Cancelled { label: None }),
+            State::Lazy(..) | State::Collected => unreachable!("a future is collected once"),
+        };
+        bytes
+            .and_then(|b| codec::decode(&b, "the value"))
+            .map_err(|e| e.with_label(label.as_deref()))
+    }
+
+    /// Asks the future to give up. Returns true when it will not deliver a
+    /// value (its `value()` is then [`Error::Cancelled`]); false when it had
+    /// already finished, in which case its value stays available.
+    ///
+    /// A body that has not started never starts. On `Multithread` a body
+    /// that is running goes on to its end and its value is discarded.
+    ///
+    /// ```
+    /// use futurize::prelude::*;
+    /// let f = future!(40 + 2, lazy = true);
+    /// assert!(f.cancel());
+    /// assert!(matches!(f.value(), Err(futurize::Error::Cancelled { .. })));
+    /// ```
+    pub fn cancel(&self) -> bool {
+        let mut state = self.state();
+        match &*state {
+            State::Lazy(..) => {
+                *state = State::Cancelled;
+                true
+            }
+            State::Running(slot) if !slot.is_filled() => {
+                slot.cancel();
+                true
+            }
+            State::Cancelled => true,
+            _ => false,
+        }
+    }
+}
+
+fn start(task: Task, plan: &Arc<ActivePlan>) -> State {
+    match plan.backend() {
+        Err(e) => State::Done(Err(e)),
+        Ok(backend) => match backend.submit(task) {
+            Submitted::Ready(result) => State::Done(result),
+            Submitted::Running(slot) => State::Running(slot),
+        },
+    }
+}
+
+impl<T> std::fmt::Debug for Future<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &*self.state.lock().unwrap_or_else(|p| p.into_inner()) {
+            State::Lazy(..) => "lazy",
+            State::Running(slot) if slot.is_filled() => "resolved",
+            State::Running(_) => "running",
+            State::Done(_) => "resolved",
+            State::Cancelled => "cancelled",
+            State::Collected => "collected",
+        };
+        f.debug_struct("Future")
+            .field("label", &self.label)
+            .field("state", &state)
+            .finish()
+    }
+}
+
+/// What [`value`] can collect: one future, or a collection of them in order.
+pub trait Values {
+    /// The collected value(s).
+    type Output;
+    /// Waits for and collects the value(s); the first error (in order) wins.
+    fn collect_values(self) -> Result<Self::Output, Error>;
+}
+
+impl<T: DeserializeOwned> Values for Future<T> {
+    type Output = T;
+    fn collect_values(self) -> Result<T, Error> {
+        self.value()
+    }
+}
+
+impl<T: DeserializeOwned> Values for Vec<Future<T>> {
+    type Output = Vec<T>;
+    fn collect_values(self) -> Result<Vec<T>, Error> {
+        self.into_iter().map(Future::value).collect()
+    }
+}
+
+impl<T: DeserializeOwned, const N: usize> Values for [Future<T>; N] {
+    type Output = [T; N];
+    fn collect_values(self) -> Result<[T; N], Error> {
+        let values: Vec<T> = self.into_iter().map(Future::value).collect::<Result<_, _>>()?;
+        Ok(values
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("N futures give N values")))
+    }
+}
+
+/// Collects the value of a future, or the values of a `Vec` or array of
+/// futures in order (R's `value()`); the first error in order wins.
+///
+/// ```
+/// use futurize::prelude::*;
+/// let fs: Vec<_> = (1..=3).map(|i| future!(i * 10)).collect();
+/// assert_eq!(value(fs).unwrap(), vec![10, 20, 30]);
+/// ```
+pub fn value<V: Values>(futures: V) -> Result<V::Output, Error> {
+    futures.collect_values()
+}
+
+/// What [`resolved`] and [`resolve`] accept: one future or a slice of them.
+pub trait Resolvable {
+    /// `bool` for one future, `Vec<bool>` for several.
+    type Output;
+    /// Whether each is resolved, without blocking.
+    fn check_resolved(&self) -> Self::Output;
+    /// Waits until all are resolved.
+    fn wait_resolved(&self);
+}
+
+impl<T: DeserializeOwned> Resolvable for Future<T> {
+    type Output = bool;
+    fn check_resolved(&self) -> bool {
+        self.resolved()
+    }
+    fn wait_resolved(&self) {
+        self.resolve()
+    }
+}
+
+impl<T: DeserializeOwned> Resolvable for [Future<T>] {
+    type Output = Vec<bool>;
+    fn check_resolved(&self) -> Vec<bool> {
+        self.iter().map(Future::resolved).collect()
+    }
+    fn wait_resolved(&self) {
+        self.iter().for_each(Future::resolve)
+    }
+}
+
+impl<T: DeserializeOwned> Resolvable for Vec<Future<T>> {
+    type Output = Vec<bool>;
+    fn check_resolved(&self) -> Vec<bool> {
+        self.as_slice().check_resolved()
+    }
+    fn wait_resolved(&self) {
+        self.as_slice().wait_resolved()
+    }
+}
+
+/// Whether a future (or each of several) is resolved, without blocking (R's `resolved()`).
+///
+/// ```
+/// use futurize::prelude::*;
+/// let f = future!(2 * 21);
+/// resolve(&f);
+/// assert!(resolved(&f));
+/// ```
+pub fn resolved<R: Resolvable + ?Sized>(futures: &R) -> R::Output {
+    futures.check_resolved()
+}
+
+/// Waits until a future (or all of several) is resolved, without collecting (R's `resolve()`).
+///
+/// ```
+/// use futurize::prelude::*;
+/// let fs = vec![future!(1), future!(2)];
+/// resolve(&fs);
+/// assert_eq!(resolved(&fs), vec![true, true]);
+/// ```
+pub fn resolve<R: Resolvable + ?Sized>(futures: &R) {
+    futures.wait_resolved()
+}

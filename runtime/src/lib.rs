@@ -1,0 +1,61 @@
+//! The runtime of [futurize](https://docs.rs/futurize): plans, backends,
+//! tasks, the codec and the capture machinery the macros expand to.
+//!
+//! Users depend on the `futurize` facade, which re-exports what is public
+//! here together with the macros. Modules, one job each:
+//!
+//! * [`plan`]: plan values and their text form (`FUTURIZE_PLAN`);
+//! * `active`: which plan is in force and its backend;
+//! * `future`: the [`Future`] handle and [`value`]/[`resolved`]/[`resolve`];
+//! * [`capture`]: typed captures, the no-capture check, entry functions;
+//! * [`codec`]: values to bytes and back (bincode 2);
+//! * [`wire`]: frames and messages between leader and worker processes;
+//! * `execute`: running a body and catching its panic;
+//! * `backend`: Sequential and Multithread behind one trait;
+//! * [`cores`]: what `available_cores()` and `available_workers()` answer.
+
+mod active;
+mod backend;
+pub mod capture;
+pub mod codec;
+pub mod cores;
+mod error;
+mod execute;
+mod future;
+pub mod plan;
+pub mod wire;
+
+pub use active::{PlanGuard, current_plan, nbr_of_free_workers, nbr_of_workers, plan, with_plan};
+pub use cores::{available_cores, available_workers};
+pub use error::Error;
+pub use future::{Future, Resolvable, Values, resolve, resolved, value};
+pub use plan::{Level, Multithread, Plan, Sequential};
+
+/// What the macros expand to. Not a public API: names and signatures here
+/// change without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::capture::{
+        __check_capture, __check_serialize, __entry_of, __no_capture, __typed, __wrap, EntryOf,
+        ViaOwned, ViaRef,
+    };
+    pub use crate::future::FutureOptions;
+
+    /// Stands in for a `future!` whose input has a compile error, so the
+    /// user sees that one error and not a cascade.
+    pub fn __unreachable_future<T>() -> crate::Future<T> {
+        unreachable!("emitted only next to a compile error")
+    }
+
+    /// Encodes the captures of a future, naming them in a size error.
+    pub fn __encode_captures<T: serde::Serialize>(
+        captures: &T,
+        label: Option<&str>,
+    ) -> Result<Vec<u8>, crate::Error> {
+        let what = match label {
+            Some(l) => format!("the captures of future \"{l}\""),
+            None => "the captures of a future".to_string(),
+        };
+        crate::codec::encode(captures, &what)
+    }
+}

@@ -1,0 +1,294 @@
+//! Plans: where and how futures run, chosen by the user, never by the code
+//! that creates the futures.
+//!
+//! A [`Plan`] is a list of levels. The first level runs the futures created by
+//! the program; a future running on a worker of that level sees the next
+//! level as its plan, and [`Sequential`] below the last one, so nested
+//! parallelism never oversubscribes by accident. Every plan has a text form,
+//! the one `FUTURIZE_PLAN` takes and `Display` prints.
+
+use crate::Error;
+use std::fmt;
+use std::str::FromStr;
+
+/// The text forms `FUTURIZE_PLAN` accepts, for error messages and docs.
+pub const VALID_PLAN_FORMS: &str = "`sequential`, `multithread`, `multithread:N`, \
+     levels joined by `/` such as `multithread:2/multithread:2` (N a whole number >= 1)";
+
+/// One level of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Level {
+    /// Evaluate each future in the calling thread, when it is created.
+    Sequential,
+    /// Evaluate futures on `workers` threads of this process.
+    Multithread {
+        /// Number of worker threads (at least 1).
+        workers: usize,
+    },
+}
+
+impl Level {
+    /// Number of futures this level runs at once.
+    pub fn workers(&self) -> usize {
+        match self {
+            Level::Sequential => 1,
+            Level::Multithread { workers } => *workers,
+        }
+    }
+}
+
+/// Where futures run: a list of [`Level`]s, never empty.
+///
+/// ```
+/// use futurize_runtime::{Multithread, Plan, Sequential};
+/// let p = Plan::from([Multithread::workers(2).into(), Sequential.into()]);
+/// assert_eq!(p.to_string(), "multithread:2/sequential");
+/// assert_eq!("multithread:2/sequential".parse::<Plan>().unwrap(), p);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Plan {
+    levels: Vec<Level>,
+}
+
+impl Plan {
+    /// The levels, outermost first.
+    pub fn levels(&self) -> &[Level] {
+        &self.levels
+    }
+
+    /// The level that runs futures created under this plan.
+    pub fn first(&self) -> &Level {
+        &self.levels[0]
+    }
+
+    /// The plan a future sees while it runs on a worker of the first level:
+    /// the remaining levels, or `Sequential` below the last one.
+    pub fn nested(&self) -> Plan {
+        if self.levels.len() > 1 {
+            Plan {
+                levels: self.levels[1..].to_vec(),
+            }
+        } else {
+            Sequential.into()
+        }
+    }
+
+    /// Parses the text form, naming `source_name` (such as `FUTURIZE_PLAN`)
+    /// in the error.
+    pub fn parse_from(text: &str, source_name: &str) -> Result<Plan, Error> {
+        let refuse = |reason: String| Error::Plan {
+            source_name: source_name.to_string(),
+            text: text.to_string(),
+            reason,
+        };
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(refuse("the plan is empty".into()));
+        }
+        let levels = trimmed
+            .split('/')
+            .map(|part| parse_level(part.trim()).map_err(&refuse))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Plan { levels })
+    }
+}
+
+fn parse_level(part: &str) -> Result<Level, String> {
+    let (kind, arg) = match part.split_once(':') {
+        Some((k, a)) => (k.trim(), Some(a.trim())),
+        None => (part, None),
+    };
+    match kind.to_ascii_lowercase().as_str() {
+        "sequential" => match arg {
+            None => Ok(Level::Sequential),
+            Some(a) => Err(format!("`sequential` takes no argument, found `{a}`")),
+        },
+        "multithread" => {
+            let workers = match arg {
+                None => crate::cores::available_cores(),
+                Some(a) => parse_workers(a)?,
+            };
+            Ok(Level::Multithread { workers })
+        }
+        "" => Err("a level is empty (two `/` in a row?)".into()),
+        other => Err(format!("`{other}` is not a known plan")),
+    }
+}
+
+fn parse_workers(arg: &str) -> Result<usize, String> {
+    match arg.parse::<usize>() {
+        Ok(0) => Err("the number of workers must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "`{arg}` is not a number of workers (a whole number >= 1)"
+        )),
+    }
+}
+
+impl FromStr for Plan {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Plan, Error> {
+        Plan::parse_from(s, "a plan text")
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Level::Sequential => write!(f, "sequential"),
+            Level::Multithread { workers } => write!(f, "multithread:{workers}"),
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, level) in self.levels.iter().enumerate() {
+            if i > 0 {
+                f.write_str("/")?;
+            }
+            write!(f, "{level}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Level> for Plan {
+    fn from(level: Level) -> Plan {
+        Plan {
+            levels: vec![level],
+        }
+    }
+}
+
+/// Nested plans: `Plan::from([outer.into(), inner.into()])`; each element's
+/// levels are appended in order. An empty list is `Sequential`.
+impl<const N: usize> From<[Plan; N]> for Plan {
+    fn from(plans: [Plan; N]) -> Plan {
+        Plan::from(Vec::from(plans))
+    }
+}
+
+impl From<Vec<Plan>> for Plan {
+    fn from(plans: Vec<Plan>) -> Plan {
+        let levels: Vec<Level> = plans.into_iter().flat_map(|p| p.levels).collect();
+        if levels.is_empty() {
+            Sequential.into()
+        } else {
+            Plan { levels }
+        }
+    }
+}
+
+/// Evaluate each future in the calling thread, at creation (R's `sequential`).
+/// The default plan.
+///
+/// ```
+/// use futurize_runtime::{Plan, Sequential};
+/// assert_eq!(Plan::from(Sequential).to_string(), "sequential");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sequential;
+
+impl From<Sequential> for Plan {
+    fn from(_: Sequential) -> Plan {
+        Level::Sequential.into()
+    }
+}
+
+/// Evaluate futures on threads of this process (the analogue of R's
+/// `multicore`).
+///
+/// ```
+/// use futurize_runtime::{Multithread, Plan};
+/// assert_eq!(Plan::from(Multithread::workers(3)).to_string(), "multithread:3");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Multithread {
+    workers: usize,
+}
+
+impl Multithread {
+    /// `n` worker threads.
+    ///
+    /// # Panics
+    /// If `n` is 0, as R refuses `workers = 0`: use [`Multithread::workers_auto`]
+    /// for one thread per available core.
+    pub fn workers(n: usize) -> Multithread {
+        assert!(
+            n >= 1,
+            "Multithread::workers(0): the number of workers must be at least 1; \
+             use Multithread::workers_auto() for one per available core"
+        );
+        Multithread { workers: n }
+    }
+
+    /// One worker thread per core from [`available_cores`](crate::available_cores).
+    pub fn workers_auto() -> Multithread {
+        Multithread::workers(crate::cores::available_cores())
+    }
+}
+
+impl From<Multithread> for Plan {
+    fn from(m: Multithread) -> Plan {
+        Level::Multithread { workers: m.workers }.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_forms_round_trip() {
+        for text in [
+            "sequential",
+            "multithread:4",
+            "multithread:2/multithread:3",
+            "multithread:2/sequential",
+        ] {
+            let p: Plan = text.parse().unwrap();
+            assert_eq!(p.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn bare_multithread_uses_available_cores() {
+        let p = Plan::parse_from(" Multithread ", "FUTURIZE_PLAN").unwrap();
+        assert_eq!(p.first().workers(), crate::cores::available_cores());
+    }
+
+    #[test]
+    fn malformed_text_names_source_text_and_forms() {
+        for (text, why) in [
+            ("multithread:0", "at least 1"),
+            ("multithread:x", "not a number"),
+            ("nosuch", "not a known plan"),
+            ("", "empty"),
+            ("multithread:2//sequential", "empty"),
+            ("sequential:3", "no argument"),
+        ] {
+            let e = Plan::parse_from(text, "FUTURIZE_PLAN").unwrap_err();
+            let msg = e.to_string();
+            assert!(matches!(e, Error::Plan { .. }));
+            assert!(msg.contains("FUTURIZE_PLAN"), "{msg}");
+            assert!(msg.contains(&format!("`{text}`")), "{msg}");
+            assert!(msg.contains(why), "{msg}");
+            assert!(msg.contains("multithread:N"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn nested_drops_the_first_level_and_ends_in_sequential() {
+        let p = Plan::from([Multithread::workers(2).into(), Multithread::workers(3).into()]);
+        assert_eq!(p.nested().to_string(), "multithread:3");
+        assert_eq!(p.nested().nested().to_string(), "sequential");
+    }
+
+    #[test]
+    #[should_panic(expected = "at least 1")]
+    fn zero_workers_is_refused() {
+        let _ = Multithread::workers(0);
+    }
+}

@@ -1,0 +1,62 @@
+//! # futurize
+//!
+//! R's future framework for Rust: **the developer decides what to
+//! parallelize, the user decides where and how.**
+//!
+//! Code marks work with [`future!`]; one [`plan`] at the top of `main` (or
+//! the `FUTURIZE_PLAN` environment variable when the code sets none) decides
+//! whether it runs in the calling thread or on worker threads, without
+//! touching the code that does the work.
+//!
+//! ```
+//! use futurize::prelude::*;
+//!
+//! fn slow_sum(xs: &[u64]) -> u64 {
+//!     xs.iter().sum()
+//! }
+//!
+//! fn main() -> Result<(), futurize::Error> {
+//!     plan(Multithread::workers(2));
+//!     let xs: Vec<u64> = (1..=10).collect();
+//!     let (low, high) = xs.split_at(5);
+//!     let a = future!(slow_sum(low));
+//!     let b = future!(slow_sum(high), label = "upper half");
+//!     assert_eq!(a.value()? + b.value()?, 55);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Captures keep their types
+//! A `future!` body uses variables from outside exactly as it would in
+//! place: `low` above is a `&[u64]` inside the body too. The macro finds
+//! them at compile time and ships them to the worker, which rebuilds them
+//! from bytes (serde). A future works on its own copy: it may consume or
+//! mutate it, and the caller's variable is untouched. Assigning to a
+//! captured variable is a compile error, since nothing is written back.
+//!
+//! ## Plans
+//! | plan | `FUTURIZE_PLAN` | where futures run |
+//! |---|---|---|
+//! | [`Sequential`] (default) | `sequential` | in the calling thread, when created |
+//! | [`Multithread::workers(n)`](Multithread::workers) | `multithread:n` | on `n` threads of this process |
+//! | `[a.into(), b.into()]` | `a/b` | on `a`; futures created there run on `b` |
+
+extern crate self as futurize;
+
+pub use futurize_macros::future;
+pub use futurize_runtime::{
+    Error, Future, Level, Multithread, Plan, PlanGuard, Resolvable, Sequential, Values,
+    available_cores, available_workers, current_plan, nbr_of_free_workers, nbr_of_workers, plan,
+    resolve, resolved, value, with_plan,
+};
+
+#[doc(hidden)]
+pub use futurize_runtime::__private;
+
+/// Everything a program using futurize needs: `use futurize::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Future, Multithread, Sequential, available_cores, available_workers, current_plan, future,
+        nbr_of_free_workers, nbr_of_workers, plan, resolve, resolved, value, with_plan,
+    };
+}
