@@ -10,7 +10,10 @@ fn on_every_plan(case: impl Fn()) {
     let plans: Vec<futurize::Plan> = vec![
         Sequential.into(),
         Multithread::workers(2).into(),
-        futurize::Plan::from([Multithread::workers(2).into(), Multithread::workers(2).into()]),
+        futurize::Plan::from([
+            Multithread::workers(2).into(),
+            Multithread::workers(2).into(),
+        ]),
     ];
     for p in plans {
         let _g = with_plan(p.clone());
@@ -69,7 +72,10 @@ fn nested_blocks_and_closures() {
         let k = 3i64;
         let xs = vec![1i64, 2, 3];
         let f = future!({
-            let inner = { let k2 = k * 2; k2 };
+            let inner = {
+                let k2 = k * 2;
+                k2
+            };
             xs.iter().map(|v| v * k + inner).sum::<i64>()
         });
         assert_eq!(f.value().unwrap(), (1 + 2 + 3) * 3 + 3 * 6);
@@ -108,9 +114,16 @@ fn for_match_if_let_while_let_patterns() {
 #[test]
 fn field_access_and_method_receivers() {
     on_every_plan(|| {
-        let cfg = Config { scale: 2.5, name: "run".into() };
+        let cfg = Config {
+            scale: 2.5,
+            name: "run".into(),
+        };
         let xs = vec![1.0f64, 2.0];
-        let f = future!(format!("{}:{}", cfg.name.to_uppercase(), xs.iter().sum::<f64>() * cfg.scale));
+        let f = future!(format!(
+            "{}:{}",
+            cfg.name.to_uppercase(),
+            xs.iter().sum::<f64>() * cfg.scale
+        ));
         assert_eq!(f.value().unwrap(), "RUN:7.5");
     });
 }
@@ -142,8 +155,14 @@ fn items_are_not_captured() {
             let unit = Unit;
             let fast = matches!(m, Mode::Fast);
             let none: Option<i64> = None;
-            double(x) + OFFSET + FACTOR + i64::from(fast) + none.unwrap_or(0)
-                + std::cmp::max(1, 2) + i64::MAX.min(0) + if unit == Unit { 1 } else { 0 }
+            double(x)
+                + OFFSET
+                + FACTOR
+                + i64::from(fast)
+                + none.unwrap_or(0)
+                + std::cmp::max(1, 2)
+                + i64::MAX.min(0)
+                + if unit == Unit { 1 } else { 0 }
         });
         assert_eq!(f.value().unwrap(), 8 + 100 + 3 + 2 + 1);
     });
@@ -163,7 +182,10 @@ fn sum_refs(xs: &[f64], name: &str, cfg: &Config) -> (f64, usize, f64) {
 #[test]
 fn references_are_captured_as_references() {
     on_every_plan(|| {
-        let cfg = Config { scale: 0.5, name: "c".into() };
+        let cfg = Config {
+            scale: 0.5,
+            name: "c".into(),
+        };
         assert_eq!(sum_refs(&[1.0, 2.0], "four", &cfg), (3.0, 4, 0.5));
         let p = std::path::Path::new("/tmp/x");
         let f = future!(p.file_name().map(|s| s.to_string_lossy().into_owned()));
@@ -202,7 +224,10 @@ impl Accumulator {
 #[test]
 fn self_in_methods() {
     on_every_plan(|| {
-        let acc = Accumulator { total: 40, label: "sum".into() };
+        let acc = Accumulator {
+            total: 40,
+            label: "sum".into(),
+        };
         assert_eq!(acc.remote_total(2).value().unwrap(), "sum=42");
         assert_eq!(acc.consume().value().unwrap(), 80);
     });

@@ -25,7 +25,13 @@ fn a_panic_is_an_error_with_message_location_and_label_and_the_worker_goes_on() 
             label = "checker"
         );
         match f.value() {
-            Err(Error::Panicked { message, location, label, index, .. }) => {
+            Err(Error::Panicked {
+                message,
+                location,
+                label,
+                index,
+                ..
+            }) => {
                 assert_eq!(message, "boom 7", "{p}");
                 assert!(location.unwrap().starts_with("tests/futures.rs:"), "{p}");
                 assert_eq!(label.as_deref(), Some("checker"));
@@ -43,7 +49,10 @@ fn a_panic_is_an_error_with_message_location_and_label_and_the_worker_goes_on() 
 fn the_error_message_reads_as_a_sentence() {
     let f: Future<u8> = future!(panic!("no data"), label = "load");
     let text = f.value().unwrap_err().to_string();
-    assert!(text.starts_with("future \"load\" panicked at tests/futures.rs:"), "{text}");
+    assert!(
+        text.starts_with("future \"load\" panicked at tests/futures.rs:"),
+        "{text}"
+    );
     assert!(text.ends_with(": no data"), "{text}");
 }
 
@@ -59,10 +68,18 @@ fn sequential_evaluates_at_creation_and_lazy_waits_for_first_use() {
     let _g = with_plan(Sequential);
     let before = EVALUATED.load(Ordering::SeqCst);
     let f = future!(count_evaluation(1));
-    assert_eq!(EVALUATED.load(Ordering::SeqCst), before + 1, "sequential runs at creation");
+    assert_eq!(
+        EVALUATED.load(Ordering::SeqCst),
+        before + 1,
+        "sequential runs at creation"
+    );
     assert!(f.resolved());
     let lazy = future!(count_evaluation(2), lazy = true);
-    assert_eq!(EVALUATED.load(Ordering::SeqCst), before + 1, "lazy has not run");
+    assert_eq!(
+        EVALUATED.load(Ordering::SeqCst),
+        before + 1,
+        "lazy has not run"
+    );
     assert_eq!(lazy.value().unwrap(), 2);
     assert_eq!(EVALUATED.load(Ordering::SeqCst), before + 2);
     assert_eq!(f.value().unwrap(), 1);
@@ -102,10 +119,13 @@ fn cancel_a_lazy_or_running_future() {
     assert!(matches!(lazy.value(), Err(Error::Cancelled { .. })));
 
     let _g = with_plan(Multithread::workers(1));
-    let running = future!({
-        std::thread::sleep(Duration::from_millis(200));
-        5
-    }, label = "slow");
+    let running = future!(
+        {
+            std::thread::sleep(Duration::from_millis(200));
+            5
+        },
+        label = "slow"
+    );
     assert!(running.cancel());
     match running.value() {
         Err(Error::Cancelled { label }) => assert_eq!(label.as_deref(), Some("slow")),
@@ -136,5 +156,8 @@ fn dropping_running_futures_is_safe_and_frees_the_workers() {
 #[test]
 fn debug_shows_label_and_state() {
     let f = future!(1, label = "one", lazy = true);
-    assert_eq!(format!("{f:?}"), "Future { label: Some(\"one\"), state: \"lazy\" }");
+    assert_eq!(
+        format!("{f:?}"),
+        "Future { label: Some(\"one\"), state: \"lazy\" }"
+    );
 }

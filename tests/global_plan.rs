@@ -9,7 +9,9 @@ fn plan_sets_the_program_plan_and_returns_the_previous_one() {
     assert_eq!(previous.to_string(), "sequential");
     assert_eq!(current_plan().unwrap().to_string(), "multithread:2");
     // Other threads see it too.
-    let seen = std::thread::spawn(|| current_plan().unwrap().to_string()).join().unwrap();
+    let seen = std::thread::spawn(|| current_plan().unwrap().to_string())
+        .join()
+        .unwrap();
     assert_eq!(seen, "multithread:2");
     let f = future!(std::thread::current().name().map(str::to_string));
     assert!(f.value().unwrap().unwrap().starts_with("futurize-worker-"));

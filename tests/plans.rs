@@ -93,7 +93,12 @@ fn creating_a_future_blocks_while_every_worker_is_busy() {
 /// `child_reports_its_plan`, and returns what it printed.
 fn child_with_plan(text: &str) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["child_reports_its_plan", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_reports_its_plan",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("FUTURIZE_TEST_CHILD", "1")
         .env("FUTURIZE_PLAN", text)
         .output()
@@ -110,7 +115,10 @@ fn child_reports_its_plan() {
     match current_plan() {
         Ok(p) => {
             let v = future!(6 * 7).value().unwrap();
-            println!("REPORT plan={p} workers={} value={v}", nbr_of_workers().unwrap());
+            println!(
+                "REPORT plan={p} workers={} value={v}",
+                nbr_of_workers().unwrap()
+            );
         }
         Err(e) => {
             let from_future = future!(1).value().unwrap_err();
@@ -131,7 +139,10 @@ fn report(text: &str) -> String {
 
 #[test]
 fn futurize_plan_selects_the_plan_when_the_code_sets_none() {
-    assert_eq!(report("multithread:3"), "plan=multithread:3 workers=3 value=42");
+    assert_eq!(
+        report("multithread:3"),
+        "plan=multithread:3 workers=3 value=42"
+    );
     assert_eq!(report("sequential"), "plan=sequential workers=1 value=42");
     assert_eq!(
         report("multithread:2/multithread:2"),

@@ -39,7 +39,8 @@ fn rename_in_tokens(tokens: TokenStream, binder: &Ident) -> TokenStream {
     for (i, tt) in tokens.iter().enumerate() {
         match tt {
             TokenTree::Ident(ident) if ident == "self" => {
-                let is_path = matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                let is_path =
+                    matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':');
                 if is_path {
                     out.push(tt.clone());
                 } else {

@@ -106,7 +106,9 @@ impl<T: DeserializeOwned> Capture for OwnedTag<T> {
         Some(owned)
     }
     fn rebuild(store: &mut Option<T>) -> T {
-        store.take().expect("a future's body runs once per decoded capture")
+        store
+            .take()
+            .expect("a future's body runs once per decoded capture")
     }
 }
 
@@ -250,8 +252,8 @@ where
     // SAFETY: F has size zero (asserted above) and captures nothing: `__entry_of`
     // is only reached with a closure that `__no_capture` coerced to a fn
     // pointer. A non-capturing closure has no fields and hence no invariant, so
-    // every (zero-byte) bit pattern is a valid value of it.
-    let body: F = unsafe { std::mem::MaybeUninit::<F>::uninit().assume_init() };
+    // the empty bit pattern is a valid value of it.
+    let body: F = unsafe { std::mem::zeroed() };
     let value = body(C::rebuild(&mut store));
     codec::encode(&value, "the value")
 }

@@ -91,7 +91,9 @@ mod tests {
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(matches!(decode::<(u64, String)>(&longer, "x"), Err(Error::Protocol(m)) if m.contains("trailing")));
+        assert!(
+            matches!(decode::<(u64, String)>(&longer, "x"), Err(Error::Protocol(m)) if m.contains("trailing"))
+        );
     }
 
     #[test]
@@ -99,6 +101,9 @@ mod tests {
         // A Vec<u8> claiming u64::MAX elements, followed by nothing.
         let mut bytes = vec![253u8];
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(decode::<Vec<u8>>(&bytes, "x"), Err(Error::Protocol(_))));
+        assert!(matches!(
+            decode::<Vec<u8>>(&bytes, "x"),
+            Err(Error::Protocol(_))
+        ));
     }
 }

@@ -18,7 +18,7 @@ use std::fmt;
 /// };
 /// assert!(e.to_string().contains("FUTURIZE_PLAN"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The body of a future panicked. The worker that ran it stays usable.
@@ -103,6 +103,14 @@ pub enum Error {
     },
 }
 
+/// Prints the sentence, so `fn main() -> Result<(), futurize::Error>` shows
+/// a readable message when it fails.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 fn describe(label: &Option<String>, index: Option<usize>) -> String {
     match (label, index) {
         (Some(l), Some(i)) => format!("element {i} of \"{l}\""),
@@ -150,10 +158,10 @@ impl Error {
                 Error::Panicked { label, .. }
                 | Error::WorkerDied { label, .. }
                 | Error::Timeout { label, .. }
-                | Error::Cancelled { label } => {
-                    if label.is_none() {
-                        *label = Some(new.to_string());
-                    }
+                | Error::Cancelled { label }
+                    if label.is_none() =>
+                {
+                    *label = Some(new.to_string());
                 }
                 _ => {}
             }

@@ -6,9 +6,9 @@
 //! them off stderr: the error travels to the leader instead. Panics outside
 //! bodies go to the hook that was there before.
 
+use crate::Error;
 use crate::active::{self, ActivePlan};
 use crate::capture::EntryFn;
-use crate::Error;
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Once};
@@ -29,8 +29,8 @@ fn install_hook() {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             if IN_BODY.with(Cell::get) {
-                let wants_backtrace = std::env::var_os("RUST_BACKTRACE")
-                    .is_some_and(|v| !v.is_empty() && v != "0");
+                let wants_backtrace =
+                    std::env::var_os("RUST_BACKTRACE").is_some_and(|v| !v.is_empty() && v != "0");
                 let facts = PanicFacts {
                     location: info.location().map(|l| l.to_string()),
                     backtrace: wants_backtrace
@@ -56,7 +56,11 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs `entry` on `captures` with `nested` as the plan in force.
-pub(crate) fn run(entry: EntryFn, captures: &[u8], nested: &Arc<ActivePlan>) -> Result<Vec<u8>, Error> {
+pub(crate) fn run(
+    entry: EntryFn,
+    captures: &[u8],
+    nested: &Arc<ActivePlan>,
+) -> Result<Vec<u8>, Error> {
     install_hook();
     let was_in_body = IN_BODY.with(|b| b.replace(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {

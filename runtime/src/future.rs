@@ -55,7 +55,11 @@ pub struct Future<T> {
 
 impl<T: DeserializeOwned> Future<T> {
     #[doc(hidden)]
-    pub fn __new(entry: EntryOf<T>, captures: Result<Vec<u8>, Error>, options: FutureOptions) -> Self {
+    pub fn __new(
+        entry: EntryOf<T>,
+        captures: Result<Vec<u8>, Error>,
+        options: FutureOptions,
+    ) -> Self {
         let label = options.label;
         let state = match (captures, active::active()) {
             (Err(e), _) | (_, Err(e)) => State::Done(Err(e)),
@@ -241,7 +245,10 @@ impl<T: DeserializeOwned> Values for Vec<Future<T>> {
 impl<T: DeserializeOwned, const N: usize> Values for [Future<T>; N] {
     type Output = [T; N];
     fn collect_values(self) -> Result<[T; N], Error> {
-        let values: Vec<T> = self.into_iter().map(Future::value).collect::<Result<_, _>>()?;
+        let values: Vec<T> = self
+            .into_iter()
+            .map(Future::value)
+            .collect::<Result<_, _>>()?;
         Ok(values
             .try_into()
             .unwrap_or_else(|_| unreachable!("N futures give N values")))

@@ -281,7 +281,10 @@ mod tests {
 
     #[test]
     fn nested_drops_the_first_level_and_ends_in_sequential() {
-        let p = Plan::from([Multithread::workers(2).into(), Multithread::workers(3).into()]);
+        let p = Plan::from([
+            Multithread::workers(2).into(),
+            Multithread::workers(3).into(),
+        ]);
         assert_eq!(p.nested().to_string(), "multithread:3");
         assert_eq!(p.nested().nested().to_string(), "sequential");
     }
