@@ -45,9 +45,9 @@ extern crate self as futurize;
 
 pub use futurize_macros::future;
 pub use futurize_runtime::{
-    Error, Future, Level, Multithread, Plan, PlanGuard, Resolvable, Sequential, Values,
-    available_cores, available_workers, current_plan, nbr_of_free_workers, nbr_of_workers, plan,
-    resolve, resolved, value, with_plan,
+    Error, Future, Level, Multiprocess, Multithread, Plan, PlanGuard, Resolvable, Sequential,
+    Values, available_cores, available_workers, current_plan, nbr_of_free_workers, nbr_of_workers,
+    plan, resolve, resolved, value, with_plan,
 };
 
 #[doc(hidden)]
@@ -56,7 +56,8 @@ pub use futurize_runtime::__private;
 /// Everything a program using futurize needs: `use futurize::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Future, Multithread, Sequential, available_cores, available_workers, current_plan, future,
-        nbr_of_free_workers, nbr_of_workers, plan, resolve, resolved, value, with_plan,
+        Future, Multiprocess, Multithread, Sequential, available_cores, available_workers,
+        current_plan, future, nbr_of_free_workers, nbr_of_workers, plan, resolve, resolved, value,
+        with_plan,
     };
 }

@@ -36,10 +36,10 @@ enum State {
 ///
 /// Created by `future!`; collect it with [`Future::value`].
 ///
-/// Dropping a future that is still running is safe: nothing waits for it and
-/// its value is discarded. On `Multithread`, a body that has started cannot be
-/// interrupted: it runs to its end on its worker thread, and only then is that
-/// worker free again.
+/// Dropping a future that is still running cancels it: nothing waits for it
+/// and its value is discarded. A process backend stops the body (the worker
+/// is replaced); on `Multithread` a body that has started cannot be
+/// interrupted, so it runs to its end and only then is its thread free.
 ///
 /// ```
 /// use futurize::prelude::*;
@@ -67,6 +67,7 @@ impl<T: DeserializeOwned> Future<T> {
                 let task = Task {
                     entry: entry.entry,
                     captures,
+                    label: label.clone(),
                 };
                 if options.lazy {
                     State::Lazy(task, plan)
@@ -167,8 +168,9 @@ impl<T: DeserializeOwned> Future<T> {
     /// value (its `value()` is then [`Error::Cancelled`]); false when it had
     /// already finished, in which case its value stays available.
     ///
-    /// A body that has not started never starts. On `Multithread` a body
-    /// that is running goes on to its end and its value is discarded.
+    /// A body that has not started never starts. On `Multiprocess` a running
+    /// body is stopped (its worker is killed and replaced); on `Multithread`
+    /// it goes on to its end and its value is discarded.
     ///
     /// ```
     /// use futurize::prelude::*;
@@ -200,6 +202,19 @@ fn start(task: Task, plan: &Arc<ActivePlan>) -> State {
             Submitted::Ready(result) => State::Done(result),
             Submitted::Running(slot) => State::Running(slot),
         },
+    }
+}
+
+/// Dropping a future that is still running cancels it: a process backend
+/// stops its body; on `Multithread` the body runs on and its value is discarded.
+impl<T> Drop for Future<T> {
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let State::Running(slot) = state {
+            if !slot.is_filled() {
+                slot.cancel();
+            }
+        }
     }
 }
 

@@ -22,14 +22,16 @@ pub mod cores;
 mod error;
 mod execute;
 mod future;
+mod identity;
 pub mod plan;
 pub mod wire;
+mod worker;
 
 pub use active::{PlanGuard, current_plan, nbr_of_free_workers, nbr_of_workers, plan, with_plan};
 pub use cores::{available_cores, available_workers};
 pub use error::Error;
 pub use future::{Future, Resolvable, Values, resolve, resolved, value};
-pub use plan::{Level, Multithread, Plan, Sequential};
+pub use plan::{Level, Multiprocess, Multithread, Plan, Sequential};
 
 /// What the macros expand to. Not a public API: names and signatures here
 /// change without notice.

@@ -13,7 +13,8 @@ use std::str::FromStr;
 
 /// The text forms `FUTURIZE_PLAN` accepts, for error messages and docs.
 pub const VALID_PLAN_FORMS: &str = "`sequential`, `multithread`, `multithread:N`, \
-     levels joined by `/` such as `multithread:2/multithread:2` (N a whole number >= 1)";
+     `multiprocess`, `multiprocess:N`, `multiprocess:N:fresh`, levels joined by `/` \
+     such as `multiprocess:2/multithread:2` (N a whole number >= 1)";
 
 /// One level of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -26,6 +27,13 @@ pub enum Level {
         /// Number of worker threads (at least 1).
         workers: usize,
     },
+    /// Evaluate futures in worker processes running this executable.
+    Multiprocess {
+        /// Number of worker processes (at least 1).
+        workers: usize,
+        /// A new process for every future instead of persistent workers.
+        fresh: bool,
+    },
 }
 
 impl Level {
@@ -33,7 +41,7 @@ impl Level {
     pub fn workers(&self) -> usize {
         match self {
             Level::Sequential => 1,
-            Level::Multithread { workers } => *workers,
+            Level::Multithread { workers } | Level::Multiprocess { workers, .. } => *workers,
         }
     }
 }
@@ -111,6 +119,27 @@ fn parse_level(part: &str) -> Result<Level, String> {
             };
             Ok(Level::Multithread { workers })
         }
+        "multiprocess" => {
+            let (count, flag) = match arg.map(|a| a.split_once(':')) {
+                None => (None, None),
+                Some(None) => (arg, None),
+                Some(Some((n, f))) => (Some(n.trim()), Some(f.trim())),
+            };
+            let workers = match count {
+                None => crate::cores::available_cores(),
+                Some(n) => parse_workers(n)?,
+            };
+            let fresh = match flag {
+                None => false,
+                Some("fresh") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "`{other}` is not a multiprocess option (the one option is `fresh`)"
+                    ));
+                }
+            };
+            Ok(Level::Multiprocess { workers, fresh })
+        }
         "" => Err("a level is empty (two `/` in a row?)".into()),
         other => Err(format!("`{other}` is not a known plan")),
     }
@@ -138,6 +167,13 @@ impl fmt::Display for Level {
         match self {
             Level::Sequential => write!(f, "sequential"),
             Level::Multithread { workers } => write!(f, "multithread:{workers}"),
+            Level::Multiprocess { workers, fresh } => {
+                write!(f, "multiprocess:{workers}")?;
+                if *fresh {
+                    f.write_str(":fresh")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -236,6 +272,68 @@ impl From<Multithread> for Plan {
     }
 }
 
+/// Evaluate futures in worker processes of this same executable (R's
+/// `multisession`; with [`fresh`](Multiprocess::fresh), `callr`).
+///
+/// Workers start on first need and are reused; each one exits when its
+/// leader's plan is dropped or the leader ends. Captures and values travel
+/// as bytes over pipes.
+///
+/// ```
+/// use futurize_runtime::{Multiprocess, Plan};
+/// assert_eq!(Plan::from(Multiprocess::workers(2)).to_string(), "multiprocess:2");
+/// assert_eq!(Plan::from(Multiprocess::workers(2).fresh()).to_string(), "multiprocess:2:fresh");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Multiprocess {
+    workers: usize,
+    fresh: bool,
+}
+
+impl Multiprocess {
+    /// `n` persistent worker processes.
+    ///
+    /// # Panics
+    /// If `n` is 0, as R refuses `workers = 0`: use
+    /// [`Multiprocess::workers_auto`] for one per available core.
+    pub fn workers(n: usize) -> Multiprocess {
+        assert!(
+            n >= 1,
+            "Multiprocess::workers(0): the number of workers must be at least 1; \
+             use Multiprocess::workers_auto() for one per available core"
+        );
+        Multiprocess {
+            workers: n,
+            fresh: false,
+        }
+    }
+
+    /// One worker process per core from [`available_cores`](crate::available_cores).
+    pub fn workers_auto() -> Multiprocess {
+        Multiprocess::workers(crate::cores::available_cores())
+    }
+
+    /// A new process for every future, at most `n` at once: memory is never
+    /// shared between futures (R's `callr`), at the price of a process start
+    /// per future.
+    pub fn fresh(self) -> Multiprocess {
+        Multiprocess {
+            fresh: true,
+            ..self
+        }
+    }
+}
+
+impl From<Multiprocess> for Plan {
+    fn from(m: Multiprocess) -> Plan {
+        Level::Multiprocess {
+            workers: m.workers,
+            fresh: m.fresh,
+        }
+        .into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +345,9 @@ mod tests {
             "multithread:4",
             "multithread:2/multithread:3",
             "multithread:2/sequential",
+            "multiprocess:3",
+            "multiprocess:2:fresh",
+            "multiprocess:2/multithread:2",
         ] {
             let p: Plan = text.parse().unwrap();
             assert_eq!(p.to_string(), text);
@@ -268,6 +369,8 @@ mod tests {
             ("", "empty"),
             ("multithread:2//sequential", "empty"),
             ("sequential:3", "no argument"),
+            ("multiprocess:0", "at least 1"),
+            ("multiprocess:2:stale", "not a multiprocess option"),
         ] {
             let e = Plan::parse_from(text, "FUTURIZE_PLAN").unwrap_err();
             let msg = e.to_string();

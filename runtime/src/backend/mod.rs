@@ -2,6 +2,7 @@
 //! internal [`Backend`] trait, so the `Future` handle never knows which
 //! backend runs it (the shape of crossbeam-channel's flavors).
 
+mod processes;
 mod sequential;
 mod threads;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 pub(crate) struct Task {
     pub(crate) entry: EntryFn,
     pub(crate) captures: Vec<u8>,
+    pub(crate) label: Option<String>,
 }
 
 /// Where a submitted future's value will appear.
@@ -40,6 +42,11 @@ pub(crate) fn start(level: &Level, nested: Arc<ActivePlan>) -> Result<Arc<dyn Ba
     Ok(match level {
         Level::Sequential => Arc::new(sequential::SequentialBackend::new(nested)),
         Level::Multithread { workers } => Arc::new(threads::ThreadPool::start(*workers, nested)?),
+        Level::Multiprocess { workers, fresh } => Arc::new(processes::ProcessPool::start(
+            *workers,
+            *fresh,
+            nested.plan(),
+        )?),
     })
 }
 
@@ -48,7 +55,11 @@ pub(crate) struct ResultSlot {
     value: Mutex<Option<Result<Vec<u8>, Error>>>,
     filled: Condvar,
     cancelled: AtomicBool,
+    on_cancel: Mutex<Option<CancelHook>>,
 }
+
+/// What a backend does to stop a running future when it is cancelled.
+pub(crate) type CancelHook = Box<dyn FnOnce() + Send>;
 
 impl ResultSlot {
     pub(crate) fn new() -> Arc<ResultSlot> {
@@ -56,6 +67,7 @@ impl ResultSlot {
             value: Mutex::new(None),
             filled: Condvar::new(),
             cancelled: AtomicBool::new(false),
+            on_cancel: Mutex::new(None),
         })
     }
 
@@ -95,8 +107,22 @@ impl ResultSlot {
         v.is_some()
     }
 
+    /// Marks the future cancelled and runs the backend's hook, if any.
     pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
+        let hook = self
+            .on_cancel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    /// Sets what `cancel` does to stop the running body.
+    pub(crate) fn on_cancel(&self, hook: CancelHook) {
+        *self.on_cancel.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {

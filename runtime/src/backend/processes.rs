@@ -1,0 +1,354 @@
+//! Multiprocess: persistent local worker processes (R's `multisession`), or a
+//! fresh process per future (`callr`).
+//!
+//! Each worker is this executable started again (see `worker.rs`), talking
+//! over its stdin/stdout pipes: no port is opened and no other process can
+//! reach it. One reader thread per worker turns its replies into filled
+//! result slots. A worker that dies takes only its own future with it: that
+//! future's value is `Error::WorkerDied` (pid, signal or exit status, label),
+//! and the pool starts a replacement when one is next needed.
+//!
+//! Admission follows R: creating a future while every worker is busy blocks
+//! until one is free. Workers start on first need, up to `n`.
+
+use super::{Backend, ResultSlot, Submitted, Task};
+use crate::wire::{self, FromWorker, Outcome, ToWorker};
+use crate::worker::{WORKER_ENV, hex};
+use crate::{Error, Plan, codec, identity};
+use std::io::BufReader;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// The future a worker is running.
+struct Running {
+    id: u64,
+    slot: Arc<ResultSlot>,
+    label: Option<String>,
+}
+
+struct WorkerProcess {
+    pid: u32,
+    /// `None` once the pool has closed this worker's channel.
+    input: Mutex<Option<ChildStdin>>,
+    child: Mutex<Child>,
+    running: Mutex<Option<Running>>,
+}
+
+struct PoolState {
+    idle: Vec<Arc<WorkerProcess>>,
+    live: usize,
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<PoolState>,
+    freed: Condvar,
+    size: usize,
+    fresh: bool,
+    nested: String,
+    next_id: AtomicU64,
+}
+
+pub(crate) struct ProcessPool {
+    shared: Arc<Shared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ProcessPool {
+    pub(crate) fn start(size: usize, fresh: bool, nested: &Plan) -> Result<ProcessPool, Error> {
+        if std::env::var_os(WORKER_ENV).is_some() {
+            return Err(Error::Launch {
+                what: "worker processes".into(),
+                reason: format!(
+                    "{WORKER_ENV} is set in this process, so it was meant to be a worker, \
+                     but futurize's start-up hook did not take it over; is this platform \
+                     supported (Linux/ELF)?"
+                ),
+            });
+        }
+        Ok(ProcessPool {
+            shared: Arc::new(Shared {
+                state: Mutex::new(PoolState {
+                    idle: Vec::new(),
+                    live: 0,
+                    closed: false,
+                }),
+                freed: Condvar::new(),
+                size,
+                fresh,
+                nested: nested.to_string(),
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+}
+
+impl Shared {
+    /// An idle worker, starting one if fewer than `size` live; blocks while
+    /// all are busy.
+    fn acquire(self: &Arc<Self>) -> Result<Arc<WorkerProcess>, Error> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(w) = state.idle.pop() {
+                return Ok(w);
+            }
+            if state.live < self.size {
+                state.live += 1;
+                drop(state);
+                return spawn_worker(self).inspect_err(|_| {
+                    lock(&self.state).live -= 1;
+                    self.freed.notify_one();
+                });
+            }
+            state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// A worker finished its future: back to idle, or closed.
+    fn release(&self, worker: &Arc<WorkerProcess>) {
+        let mut state = lock(&self.state);
+        if self.fresh || state.closed {
+            lock(&worker.input).take();
+        } else {
+            state.idle.push(worker.clone());
+        }
+        self.freed.notify_one();
+    }
+
+    /// A worker's channel ended: it is gone, whatever the reason.
+    fn forget(&self, worker: &Arc<WorkerProcess>) {
+        let mut state = lock(&self.state);
+        state.idle.retain(|w| !Arc::ptr_eq(w, worker));
+        state.live -= 1;
+        self.freed.notify_one();
+    }
+}
+
+fn launch_error(reason: impl std::fmt::Display) -> Error {
+    Error::Launch {
+        what: "a worker process".into(),
+        reason: reason.to_string(),
+    }
+}
+
+fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<WorkerProcess>, Error> {
+    let mut child = Command::new("/proc/self/exe")
+        .env(WORKER_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(launch_error)?;
+    let mut input = child.stdin.take().expect("piped stdin");
+    let mut output = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let limit = codec::max_frame_bytes();
+    let hello = ToWorker::Hello {
+        version: wire::PROTOCOL_VERSION,
+        build_id: identity::build_id().to_vec(),
+        nested_plan: shared.nested.clone(),
+    };
+    let handshake = wire::write_message(&mut input, &hello, &[], limit)
+        .and_then(|()| wire::read_message::<_, FromWorker>(&mut output, limit));
+    let pid = match handshake {
+        Ok(Some((
+            FromWorker::Ready {
+                version,
+                build_id,
+                pid,
+            },
+            _,
+        ))) => {
+            if version != wire::PROTOCOL_VERSION || build_id != identity::build_id() {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Protocol(format!(
+                    "worker {pid} answered with protocol {version} and build {}, \
+                     the leader has protocol {} and build {}",
+                    hex(&build_id),
+                    wire::PROTOCOL_VERSION,
+                    hex(identity::build_id())
+                )));
+            }
+            pid
+        }
+        Ok(Some((FromWorker::Refused { reason }, _))) => {
+            let _ = child.wait();
+            return Err(Error::Protocol(format!(
+                "the worker refused the leader: {reason}"
+            )));
+        }
+        other => {
+            let _ = child.kill();
+            let status = child.wait().map(describe_exit).unwrap_or_default();
+            return Err(launch_error(format!(
+                "the worker did not complete the handshake ({status}): {other:?}"
+            )));
+        }
+    };
+    let worker = Arc::new(WorkerProcess {
+        pid,
+        input: Mutex::new(Some(input)),
+        child: Mutex::new(child),
+        running: Mutex::new(None),
+    });
+    let (shared2, worker2) = (shared.clone(), worker.clone());
+    std::thread::Builder::new()
+        .name(format!("futurize-reader-{pid}"))
+        .spawn(move || read_replies(shared2, worker2, output))
+        .map_err(launch_error)?;
+    Ok(worker)
+}
+
+/// Turns one worker's replies into results until its channel ends.
+fn read_replies(
+    shared: Arc<Shared>,
+    worker: Arc<WorkerProcess>,
+    mut output: BufReader<ChildStdout>,
+) {
+    let limit = codec::max_frame_bytes();
+    let ended = loop {
+        match wire::read_message::<_, FromWorker>(&mut output, limit) {
+            Ok(Some((FromWorker::Done { id, outcome }, value))) => {
+                let running = lock(&worker.running).take();
+                match running {
+                    Some(r) if r.id == id => {
+                        r.slot.fill(outcome_to_result(outcome, value));
+                        shared.release(&worker);
+                    }
+                    _ => {
+                        break Some(format!(
+                            "an answer for future {id}, which it was not running"
+                        ));
+                    }
+                }
+            }
+            Ok(Some((other, _))) => break Some(format!("an unexpected message {other:?}")),
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    lock(&worker.input).take();
+    let status = lock(&worker.child).wait();
+    if let Some(r) = lock(&worker.running).take() {
+        let mut cause = status.map(describe_exit).unwrap_or_else(|e| e.to_string());
+        if let Some(problem) = ended {
+            cause = format!("{cause}; the channel carried {problem}");
+        }
+        r.slot.fill(Err(Error::WorkerDied {
+            worker: format!("process {}", worker.pid),
+            cause,
+            label: r.label,
+            index: None,
+        }));
+    }
+    shared.forget(&worker);
+}
+
+fn outcome_to_result(outcome: Outcome, value: Vec<u8>) -> Result<Vec<u8>, Error> {
+    match outcome {
+        Outcome::Value => Ok(value),
+        Outcome::Panicked {
+            message,
+            location,
+            backtrace,
+        } => Err(Error::Panicked {
+            message,
+            location,
+            label: None,
+            index: None,
+            backtrace,
+        }),
+        Outcome::Failed { message } => Err(Error::Protocol(message)),
+    }
+}
+
+/// `killed by signal 9 (SIGKILL)`, `exit status 3`, …
+fn describe_exit(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        format!("exit status {code}")
+    } else if let Some(signal) = status.signal() {
+        let name = match signal {
+            1 => " (SIGHUP)",
+            2 => " (SIGINT)",
+            6 => " (SIGABRT)",
+            9 => " (SIGKILL)",
+            11 => " (SIGSEGV)",
+            13 => " (SIGPIPE)",
+            15 => " (SIGTERM)",
+            _ => "",
+        };
+        format!("killed by signal {signal}{name}")
+    } else {
+        status.to_string()
+    }
+}
+
+impl Backend for ProcessPool {
+    fn submit(&self, task: Task) -> Submitted {
+        let label = task.label.as_deref();
+        let worker = match self.shared.acquire() {
+            Ok(w) => w,
+            Err(e) => return Submitted::Ready(Err(e)),
+        };
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let slot = ResultSlot::new();
+        *lock(&worker.running) = Some(Running {
+            id,
+            slot: slot.clone(),
+            label: label.map(str::to_string),
+        });
+        let killer = Arc::downgrade(&worker);
+        slot.on_cancel(Box::new(move || {
+            if let Some(w) = killer.upgrade() {
+                let is_ours = lock(&w.running).as_ref().is_some_and(|r| r.id == id);
+                if is_ours {
+                    let _ = lock(&w.child).kill();
+                }
+            }
+        }));
+        let message = ToWorker::Run {
+            id,
+            entry_offset: identity::offset_of(task.entry),
+            label: label.map(str::to_string),
+        };
+        let sent = match lock(&worker.input).as_mut() {
+            Some(input) => {
+                wire::write_message(input, &message, &task.captures, codec::max_frame_bytes())
+            }
+            None => Err(Error::Protocol("the worker's channel is closed".into())),
+        };
+        match sent {
+            Ok(()) => {}
+            // Refused before a byte was written: the worker is fine.
+            Err(e @ Error::TooLarge { .. }) => {
+                if let Some(r) = lock(&worker.running).take() {
+                    r.slot.fill(Err(e));
+                    self.shared.release(&worker);
+                }
+            }
+            // The channel broke: the reader thread reports the dead worker.
+            Err(_) => {}
+        }
+        Submitted::Running(slot)
+    }
+
+    fn free_workers(&self) -> usize {
+        let state = lock(&self.shared.state);
+        self.shared.size - state.live + state.idle.len()
+    }
+}
+
+impl Drop for ProcessPool {
+    fn drop(&mut self) {
+        let mut state = lock(&self.shared.state);
+        state.closed = true;
+        for w in state.idle.drain(..) {
+            lock(&w.input).take();
+        }
+    }
+}

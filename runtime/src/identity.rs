@@ -1,0 +1,141 @@
+//! Which binary this is, and where its entry functions are.
+//!
+//! A worker runs the same executable as its leader, so a future's entry
+//! function is named by its distance from [`anchor`], a function that exists
+//! once in every image: PIE loading moves the whole image, never the distance
+//! between two of its functions. The handshake compares [`build_id`]s first,
+//! so an offset is only ever applied to a byte-identical image.
+
+use crate::capture::EntryFn;
+use std::sync::OnceLock;
+
+/// The fixed point that entry offsets are measured from.
+#[inline(never)]
+fn anchor(_: &[u8]) -> Result<Vec<u8>, crate::Error> {
+    Ok(Vec::new())
+}
+
+/// The distance of `entry` from the anchor, valid in every process of this binary.
+pub(crate) fn offset_of(entry: EntryFn) -> i64 {
+    entry as usize as i64 - (anchor as EntryFn) as usize as i64
+}
+
+/// The entry function at `offset` from the anchor.
+///
+/// # Safety
+/// `offset` must come from [`offset_of`] in a process running a binary with
+/// the same [`build_id`] as this one.
+pub(crate) unsafe fn entry_at(offset: i64) -> EntryFn {
+    let address = ((anchor as EntryFn) as usize as i64 + offset) as usize;
+    // SAFETY: by the caller's promise, `address` is where `offset_of` found an
+    // `EntryFn` in an identical image, and this image is laid out the same
+    // relative to the anchor.
+    unsafe { std::mem::transmute::<usize, EntryFn>(address) }
+}
+
+/// The identity of this executable: its GNU build id when the ELF file has
+/// one (linkers write it by default), else a hash of the whole file.
+pub(crate) fn build_id() -> &'static [u8] {
+    static ID: OnceLock<Vec<u8>> = OnceLock::new();
+    ID.get_or_init(|| {
+        let bytes = std::fs::read("/proc/self/exe")
+            .or_else(|_| std::env::current_exe().and_then(std::fs::read))
+            .unwrap_or_default();
+        match elf_build_id(&bytes) {
+            Some(id) => id,
+            None => {
+                use std::hash::{DefaultHasher, Hasher};
+                let mut h = DefaultHasher::new();
+                h.write(&bytes);
+                let mut id = b"hash:".to_vec();
+                id.extend_from_slice(&h.finish().to_le_bytes());
+                id
+            }
+        }
+    })
+}
+
+/// Reads `NT_GNU_BUILD_ID` from the `PT_NOTE` segments of a 64-bit
+/// little-endian ELF file.
+fn elf_build_id(file: &[u8]) -> Option<Vec<u8>> {
+    let u16_at = |o: usize| file.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| {
+        file.get(o..o + 4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+    };
+    let u64_at = |o: usize| {
+        file.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    };
+    if file.get(0..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let phoff = u64_at(0x20)? as usize;
+    let phentsize = u16_at(0x36)? as usize;
+    let phnum = u16_at(0x38)? as usize;
+    for i in 0..phnum {
+        let ph = phoff.checked_add(i.checked_mul(phentsize)?)?;
+        if u32_at(ph)? != 4 {
+            continue; // not PT_NOTE
+        }
+        let start = u64_at(ph + 8)? as usize;
+        let size = u64_at(ph + 32)? as usize;
+        let mut at = start;
+        let end = start.checked_add(size)?;
+        while at + 12 <= end {
+            let namesz = u32_at(at)? as usize;
+            let descsz = u32_at(at + 4)? as usize;
+            let kind = u32_at(at + 8)?;
+            let name_at = at + 12;
+            let desc_at = name_at + namesz.next_multiple_of(4);
+            if kind == 3 && file.get(name_at..name_at + namesz)? == b"GNU\0" {
+                return file.get(desc_at..desc_at + descsz).map(<[u8]>::to_vec);
+            }
+            at = desc_at + descsz.next_multiple_of(4);
+        }
+    }
+    None
+}
+
+/// Reads up to `limit` bytes of a file (used by tests).
+#[cfg(test)]
+fn head(path: &str, limit: u64) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    std::fs::File::open(path)
+        .unwrap()
+        .take(limit)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_binary_has_a_gnu_build_id_matching_readelf_layout() {
+        let id = build_id();
+        assert!(!id.is_empty());
+        assert!(!id.starts_with(b"hash:"), "expected an ELF build id");
+        assert_eq!(id.len(), 20, "GNU build ids are SHA-1 sized here");
+    }
+
+    #[test]
+    fn non_elf_bytes_have_no_build_id() {
+        assert_eq!(elf_build_id(b"#!/bin/sh\necho hi\n"), None);
+        assert_eq!(elf_build_id(&head("/proc/self/exe", 6)), None);
+    }
+
+    #[test]
+    fn offsets_round_trip_to_the_same_function() {
+        fn probe(_: &[u8]) -> Result<Vec<u8>, crate::Error> {
+            Ok(vec![42])
+        }
+        let offset = offset_of(probe);
+        // SAFETY: the offset was taken in this very process.
+        let back = unsafe { entry_at(offset) };
+        assert_eq!(back(&[]).unwrap(), vec![42]);
+    }
+}
