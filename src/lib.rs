@@ -5,7 +5,8 @@
 //!
 //! Code marks work with [`future!`]; one [`plan`] at the top of `main` (or
 //! the `FUTURIZE_PLAN` environment variable when the code sets none) decides
-//! whether it runs in the calling thread or on worker threads, without
+//! whether it runs in the calling thread, on worker threads or in worker
+//! processes, without
 //! touching the code that does the work.
 //!
 //! ```
@@ -34,11 +35,27 @@
 //! mutate it, and the caller's variable is untouched. Assigning to a
 //! captured variable is a compile error, since nothing is written back.
 //!
+//! ## Worker processes
+//! Under [`Multiprocess`] futures run in worker processes that are this same
+//! executable started again. A hook that runs before `main` turns such a
+//! process into a worker, so binaries, examples, tests, doctests and benches
+//! need no extra line:
+//!
+//! ```
+//! use futurize::prelude::*;
+//! let _g = with_plan(Multiprocess::workers(2));
+//! let here = std::process::id();
+//! let there = future!(std::process::id()).value().unwrap();
+//! assert_ne!(here, there);
+//! ```
+//!
 //! ## Plans
 //! | plan | `FUTURIZE_PLAN` | where futures run |
 //! |---|---|---|
 //! | [`Sequential`] (default) | `sequential` | in the calling thread, when created |
 //! | [`Multithread::workers(n)`](Multithread::workers) | `multithread:n` | on `n` threads of this process |
+//! | [`Multiprocess::workers(n)`](Multiprocess::workers) | `multiprocess:n` | in `n` persistent worker processes |
+//! | [`Multiprocess::workers(n).fresh()`](Multiprocess::fresh) | `multiprocess:n:fresh` | in a new process per future, `n` at once |
 //! | `[a.into(), b.into()]` | `a/b` | on `a`; futures created there run on `b` |
 
 extern crate self as futurize;

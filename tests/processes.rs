@@ -293,3 +293,52 @@ fn captures_over_the_frame_limit_are_refused_before_sending() {
     );
     assert!(text.contains("SMALL 10"), "{text}");
 }
+
+/// Starts this binary as a worker by hand and speaks the handshake to it.
+fn handshake_with_real_worker(hello: futurize_runtime::wire::ToWorker) -> String {
+    use futurize_runtime::wire::{self, FromWorker};
+    let mut worker = Command::new("/proc/self/exe")
+        .env("FUTURIZE_WORKER", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = worker.stdin.take().unwrap();
+    let mut output = worker.stdout.take().unwrap();
+    wire::write_message(&mut input, &hello, &[], 1 << 20).unwrap();
+    let reply = wire::read_message::<_, FromWorker>(&mut output, 1 << 20).unwrap();
+    let status = worker.wait().unwrap();
+    assert!(
+        !status.success(),
+        "a refusing worker exits with an error status"
+    );
+    match reply {
+        Some((FromWorker::Refused { reason }, _)) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_worker_refuses_a_leader_of_another_build_or_protocol() {
+    use futurize_runtime::wire::{PROTOCOL_VERSION, ToWorker};
+    let reason = handshake_with_real_worker(ToWorker::Hello {
+        version: PROTOCOL_VERSION,
+        build_id: vec![0xab; 20],
+        nested_plan: "sequential".into(),
+    });
+    assert!(reason.contains("(build abababab"), "{reason}");
+    assert!(
+        reason.contains("differs from this worker's (build "),
+        "{reason}"
+    );
+    let reason = handshake_with_real_worker(ToWorker::Hello {
+        version: PROTOCOL_VERSION + 1,
+        build_id: vec![],
+        nested_plan: "sequential".into(),
+    });
+    assert!(
+        reason.contains(&format!("protocol version {}", PROTOCOL_VERSION + 1)),
+        "{reason}"
+    );
+}

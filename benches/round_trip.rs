@@ -1,0 +1,102 @@
+//! Round trips per backend, against the floor of a Unix-socket ping-pong
+//! measured in the same run; a 100 MB capture against a plain pipe copy;
+//! the start-up cost of a fresh worker process.
+//!
+//! `cargo bench --bench round_trip` (numbers go to docs/benchmarks.md);
+//! `cargo test --benches` runs each once as a smoke test.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use futurize::prelude::*;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+fn round_trips(c: &mut Criterion) {
+    let mut group = c.benchmark_group("round_trip");
+    let plans: Vec<(&str, futurize::Plan)> = vec![
+        ("sequential", Sequential.into()),
+        ("multithread_2", Multithread::workers(2).into()),
+        ("multiprocess_2", Multiprocess::workers(2).into()),
+    ];
+    for (name, p) in plans {
+        let _g = with_plan(p);
+        // Start the workers before measuring.
+        future!(0u32).value().unwrap();
+        future!(0u32).value().unwrap();
+        group.bench_function(name, |b| b.iter(|| future!(1u32).value().unwrap()));
+    }
+    group.bench_function("floor_unix_socket_ping_pong_64b", |b| {
+        let (mut near, mut far) = UnixStream::pair().unwrap();
+        let echo = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while far.read_exact(&mut buf).is_ok() {
+                if far.write_all(&buf).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut buf = [1u8; 64];
+        b.iter(|| {
+            near.write_all(&buf).unwrap();
+            near.read_exact(&mut buf).unwrap();
+        });
+        drop(near);
+        echo.join().unwrap();
+    });
+    group.finish();
+}
+
+fn worker_start(c: &mut Criterion) {
+    let mut group = c.benchmark_group("worker_start");
+    group.sample_size(20);
+    let _g = with_plan(Multiprocess::workers(1).fresh());
+    group.bench_function("fresh_process_per_future", |b| {
+        b.iter(|| future!(1u32).value().unwrap())
+    });
+    group.finish();
+    let _p = with_plan(Multiprocess::workers(1));
+    let pid = future!(std::process::id()).value().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .unwrap_or("VmRSS: ?");
+    eprintln!("idle worker {pid}: {rss}");
+}
+
+fn large_capture(c: &mut Criterion) {
+    const SIZE: usize = 100 << 20;
+    let mut group = c.benchmark_group("capture_100mb");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    let data = vec![7u8; SIZE];
+    {
+        let _g = with_plan(Multiprocess::workers(1));
+        future!(0u8).value().unwrap();
+        group.bench_function("multiprocess_1", |b| {
+            b.iter(|| future!(data.len()).value().unwrap())
+        });
+    }
+    group.bench_function("floor_pipe_copy", |b| {
+        b.iter(|| {
+            let (mut reader, mut writer) = std::io::pipe().unwrap();
+            let sink = std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                let mut total = 0;
+                loop {
+                    match reader.read(&mut buf).unwrap() {
+                        0 => break total,
+                        n => total += n,
+                    }
+                }
+            });
+            writer.write_all(&data).unwrap();
+            drop(writer);
+            assert_eq!(sink.join().unwrap(), SIZE);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, round_trips, worker_start, large_capture);
+criterion_main!(benches);
