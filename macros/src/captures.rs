@@ -37,8 +37,18 @@ pub struct Findings {
 
 /// Walks `body` and reports what it found.
 pub fn walk(body: &Expr) -> Findings {
+    walk_with_bound(body, &[])
+}
+
+/// Walks `body` with the bindings of `patterns` (a `foreach!`'s element
+/// patterns) already in scope.
+pub fn walk_with_bound(body: &Expr, patterns: &[Pat]) -> Findings {
+    let mut outer = PatternBindings(Vec::new());
+    for p in patterns {
+        outer.visit_pat(p);
+    }
     let mut w = Walker {
-        scopes: vec![HashSet::new()],
+        scopes: vec![outer.0.into_iter().collect()],
         seen: HashSet::new(),
         found: Findings::default(),
         nested_fn: 0,

@@ -52,7 +52,13 @@ pub fn expand(input: TokenStream) -> TokenStream {
     let opts = options::future_options(parsed.options, &mut errors);
     let mut body = parsed.body;
     let found = captures::walk(&body);
-    check_body(&found, &mut errors);
+    check_body(&found, &mut errors, |ident| {
+        format!(
+            "a future cannot assign to `{ident}`, a variable from outside: it works on \
+             its own copy and changes are never written back. Return the new value \
+             instead: `let {ident} = future!({{ ... }}).value()?;`"
+        )
+    });
     if let Some(e) = options::combine(errors) {
         let e = e.to_compile_error();
         // One precise error, not a cascade: the call still has a `Future` type.
@@ -70,7 +76,13 @@ pub fn expand(input: TokenStream) -> TokenStream {
     generate(&body, &captured, self_binding, &opts)
 }
 
-fn check_body(found: &Findings, errors: &mut Vec<syn::Error>) {
+/// Reports what a body may not do: leave itself, or assign to a capture
+/// (`write_hint` says why not, and what to do instead).
+pub(crate) fn check_body(
+    found: &Findings,
+    errors: &mut Vec<syn::Error>,
+    write_hint: impl Fn(&Ident) -> String,
+) {
     for (span, what) in &found.escapes {
         errors.push(syn::Error::new(
             *span,
@@ -82,19 +94,12 @@ fn check_body(found: &Findings, errors: &mut Vec<syn::Error>) {
         ));
     }
     for (ident, span) in &found.writes {
-        errors.push(syn::Error::new(
-            *span,
-            format!(
-                "a future cannot assign to `{ident}`, a variable from outside: it works on \
-                 its own copy and changes are never written back. Return the new value \
-                 instead: `let {ident} = future!({{ ... }}).value()?;`"
-            ),
-        ));
+        errors.push(syn::Error::new(*span, write_hint(ident)));
     }
 }
 
 /// Groups items into a tuple, nesting beyond `FLAT`.
-fn tuple(items: Vec<TokenStream>) -> TokenStream {
+pub(crate) fn tuple(items: Vec<TokenStream>) -> TokenStream {
     if items.len() <= FLAT {
         return quote!((#(#items,)*));
     }

@@ -9,6 +9,7 @@
 //! `::futurize`.
 
 mod captures;
+mod expand_foreach;
 mod expand_future;
 mod format_names;
 mod options;
@@ -21,4 +22,11 @@ use proc_macro::TokenStream;
 #[proc_macro]
 pub fn future(input: TokenStream) -> TokenStream {
     expand_future::expand(input.into()).into()
+}
+
+/// Runs a body once per element, under the plan (`%dofuture%`) or in place
+/// (`%do%`). See the `futurize` crate for documentation and examples.
+#[proc_macro]
+pub fn foreach(input: TokenStream) -> TokenStream {
+    expand_foreach::expand(input.into()).into()
 }

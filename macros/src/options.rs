@@ -133,3 +133,160 @@ pub fn combine(errors: Vec<syn::Error>) -> Option<syn::Error> {
         a
     })
 }
+
+/// Options of `foreach!`, checked.
+pub struct ForeachOptions {
+    pub label: Option<Expr>,
+    pub globals: Option<Vec<Ident>>,
+    pub combine: Option<Expr>,
+    /// `Sizing` expression for the runtime.
+    pub sizing: proc_macro2::TokenStream,
+    pub ordering: proc_macro2::TokenStream,
+    pub errors: ErrorsOption,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ErrorsOption {
+    Stop,
+    Remove,
+    Pass,
+}
+
+pub const FOREACH_OPTIONS: &str = "`chunk_size = n`, `scheduling = s`, \
+    `ordering = \"forward\" | \"reverse\" | \"random\"`, `globals = [a, b]`, \
+    `combine = |a, b| ...`, `errors = \"stop\" | \"remove\" | \"pass\"`, `label = \"name\"`";
+
+/// Options of the design that later versions add; named so the error can say so.
+const NOT_YET: &[&str] = &[
+    "seed",
+    "progress",
+    "timeout",
+    "retries",
+    "resources",
+    "stdout",
+    "lazy",
+];
+
+fn string_choice(value: &Expr, name: &str, choices: &[&str]) -> syn::Result<String> {
+    let hint = || {
+        let list: Vec<String> = choices.iter().map(|c| format!("\"{c}\"")).collect();
+        format!("`{name}` takes one of {}", list.join(", "))
+    };
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) if choices.contains(&s.value().as_str()) => Ok(s.value()),
+        other => Err(syn::Error::new_spanned(other, hint())),
+    }
+}
+
+/// Checks the options of `foreach!`, collecting every error.
+pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> ForeachOptions {
+    use quote::quote;
+    let mut opts = ForeachOptions {
+        label: None,
+        globals: None,
+        combine: None,
+        sizing: quote!(Adaptive),
+        ordering: quote!(Forward),
+        errors: ErrorsOption::Stop,
+    };
+    let mut seen: Vec<String> = Vec::new();
+    let mut sizing_from: Option<Ident> = None;
+    for RawOption { name, value } in raw {
+        let key = name.to_string();
+        if seen.contains(&key) {
+            errors.push(syn::Error::new(
+                name.span(),
+                format!("option `{key}` is given twice"),
+            ));
+            continue;
+        }
+        seen.push(key.clone());
+        let result: syn::Result<()> = (|| {
+            match key.as_str() {
+                "label" => opts.label = Some(label_value(value)?),
+                "globals" => opts.globals = Some(globals_value(&value)?),
+                "combine" => opts.combine = Some(value),
+                "chunk_size" | "scheduling" => {
+                    if let Some(other) = &sizing_from {
+                        return Err(syn::Error::new(
+                            name.span(),
+                            format!("`{key}` and `{other}` both set chunk sizes: give one of them"),
+                        ));
+                    }
+                    if let Expr::Lit(ExprLit { lit, .. }) = &value {
+                        let bad = match lit {
+                            Lit::Int(i) => i.base10_parse::<u64>().map(|n| n == 0).unwrap_or(true),
+                            Lit::Float(f) => {
+                                f.base10_parse::<f64>().map(|x| x <= 0.0).unwrap_or(true)
+                            }
+                            _ => true,
+                        };
+                        if bad {
+                            return Err(syn::Error::new_spanned(
+                                lit,
+                                format!("`{key}` takes a number greater than 0"),
+                            ));
+                        }
+                    }
+                    opts.sizing = if key == "chunk_size" {
+                        quote!(Fixed(#value))
+                    } else {
+                        quote!(PerWorker(#value as f64))
+                    };
+                    sizing_from = Some(name.clone());
+                }
+                "ordering" => {
+                    let choice =
+                        string_choice(&value, "ordering", &["forward", "reverse", "random"])?;
+                    opts.ordering = match choice.as_str() {
+                        "reverse" => quote!(Reverse),
+                        "random" => quote!(Random),
+                        _ => quote!(Forward),
+                    };
+                }
+                "errors" => {
+                    opts.errors = match string_choice(
+                        &value,
+                        "errors",
+                        &["stop", "remove", "pass"],
+                    )?
+                    .as_str()
+                    {
+                        "remove" => ErrorsOption::Remove,
+                        "pass" => ErrorsOption::Pass,
+                        _ => ErrorsOption::Stop,
+                    };
+                }
+                other if NOT_YET.contains(&other) => {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        format!(
+                            "option `{other}` is not supported by this version of `foreach!` yet; the options are {FOREACH_OPTIONS}"
+                        ),
+                    ));
+                }
+                other => {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        format!(
+                            "unknown option `{other}` for `foreach!`; the options are {FOREACH_OPTIONS}"
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    if opts.combine.is_some() && opts.errors == ErrorsOption::Pass {
+        errors.push(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "`combine` and `errors = \"pass\"` cannot go together: a combined value has no per-element results",
+        ));
+    }
+    opts
+}

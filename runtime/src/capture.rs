@@ -30,16 +30,21 @@ use std::path::{Path, PathBuf};
 pub type EntryFn = fn(&[u8]) -> Result<Vec<u8>, Error>;
 
 /// Tag of a capture the body receives by value.
-pub struct OwnedTag<T>(PhantomData<fn() -> T>);
+pub struct OwnedTag<T>(pub(crate) PhantomData<fn() -> T>);
 
 /// Tag of a capture the body receives as `&U`.
-pub struct RefTag<U: ?Sized>(PhantomData<fn() -> *const U>);
+pub struct RefTag<U: ?Sized>(pub(crate) PhantomData<fn() -> *const U>);
 
 /// Carries a captured variable's type into method resolution.
-pub struct Wrap<T>(PhantomData<fn() -> T>);
+pub struct Wrap<T>(pub(crate) PhantomData<fn() -> T>);
 
 /// Starts the tag probe for one captured variable.
 pub fn __wrap<T>(_: &T) -> Wrap<T> {
+    Wrap(PhantomData)
+}
+
+/// Starts the tag probe for the elements an iterator yields.
+pub fn __wrap_item<I: Iterator>(_: &I) -> Wrap<I::Item> {
     Wrap(PhantomData)
 }
 
@@ -89,6 +94,14 @@ pub trait Capture {
     type Ref<'b>
     where
         Self: 'b;
+    /// What the caller holds: the value an iterator yields for an element.
+    type Item<'b>
+    where
+        Self: 'b;
+    /// Hands the body an element as the caller holds it, without bytes.
+    fn pass<'b>(item: Self::Item<'b>) -> Self::Ref<'b>
+    where
+        Self: 'b;
     /// Turns the decoded form into storage.
     fn store(owned: Self::Owned) -> Self::Store;
     /// Hands the body its view of the storage.
@@ -102,6 +115,16 @@ impl<T: DeserializeOwned> Capture for OwnedTag<T> {
         = T
     where
         T: 'b;
+    type Item<'b>
+        = T
+    where
+        T: 'b;
+    fn pass<'b>(item: T) -> T
+    where
+        T: 'b,
+    {
+        item
+    }
     fn store(owned: T) -> Option<T> {
         Some(owned)
     }
@@ -119,6 +142,16 @@ impl<U: DeserializeOwned> Capture for RefTag<U> {
         = &'b U
     where
         U: 'b;
+    type Item<'b>
+        = &'b U
+    where
+        U: 'b;
+    fn pass<'b>(item: &'b U) -> &'b U
+    where
+        U: 'b,
+    {
+        item
+    }
     fn store(owned: U) -> U {
         owned
     }
@@ -137,6 +170,16 @@ macro_rules! unsized_ref_capture {
                 = &'b $target
             where
                 Self: 'b;
+            type Item<'b>
+                = &'b $target
+            where
+                Self: 'b;
+            fn pass<'b>(item: &'b $target) -> &'b $target
+            where
+                Self: 'b,
+            {
+                item
+            }
             fn store(owned: $owned) -> $owned {
                 owned
             }
@@ -160,6 +203,18 @@ macro_rules! tuple_capture {
                 = ($($tag::Ref<'b>,)*)
             where
                 Self: 'b;
+            type Item<'b>
+                = ($($tag::Item<'b>,)*)
+            where
+                Self: 'b;
+            #[allow(clippy::unused_unit)]
+            fn pass<'b>(item: Self::Item<'b>) -> Self::Ref<'b>
+            where
+                Self: 'b,
+            {
+                let ($($var,)*) = item;
+                ($($tag::pass($var),)*)
+            }
             #[allow(clippy::unused_unit)]
             fn store(owned: Self::Owned) -> Self::Store {
                 let ($($var,)*) = owned;

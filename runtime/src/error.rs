@@ -88,6 +88,16 @@ pub enum Error {
         /// The underlying reason.
         reason: String,
     },
+    /// A `foreach!` with `combine` had no value to combine: no elements, or
+    /// every element failed under `errors = "remove"`.
+    #[error(
+        "{} has no value to combine: it had no elements, or all of them failed",
+        describe(label, None).replace("a future", "a foreach!")
+    )]
+    NothingToCombine {
+        /// The label of the call, if any.
+        label: Option<String>,
+    },
     /// Captures or a value are larger than the frame size limit.
     #[error(
         "{what} is {size} bytes, more than the frame limit of {limit} bytes; \
@@ -147,9 +157,21 @@ impl Error {
             Error::Panicked { label, .. }
             | Error::WorkerDied { label, .. }
             | Error::Timeout { label, .. }
-            | Error::Cancelled { label } => label.as_deref(),
+            | Error::Cancelled { label }
+            | Error::NothingToCombine { label } => label.as_deref(),
             _ => None,
         }
+    }
+
+    /// The same error, now about element `i` of a map labelled `label`.
+    pub(crate) fn with_element(mut self, new_label: Option<&str>, i: usize) -> Self {
+        match &mut self {
+            Error::Panicked { index, .. }
+            | Error::WorkerDied { index, .. }
+            | Error::Timeout { index, .. } => *index = Some(i),
+            _ => {}
+        }
+        self.with_label(new_label)
     }
 
     pub(crate) fn with_label(mut self, new: Option<&str>) -> Self {

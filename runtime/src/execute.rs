@@ -61,23 +61,24 @@ pub(crate) fn run(
     captures: &[u8],
     nested: &Arc<ActivePlan>,
 ) -> Result<Vec<u8>, Error> {
+    active::within(nested, || catch(|| entry(captures)).and_then(|r| r))
+}
+
+/// Runs `f`, turning a panic into [`Error::Panicked`] with its message and
+/// location (and a backtrace when `RUST_BACKTRACE` asks for one).
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
     install_hook();
     let was_in_body = IN_BODY.with(|b| b.replace(true));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        active::within(nested, || entry(captures))
-    }));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
     IN_BODY.with(|b| b.set(was_in_body));
-    match outcome {
-        Ok(result) => result,
-        Err(payload) => {
-            let facts = LAST_PANIC.with(|p| p.borrow_mut().take());
-            Err(Error::Panicked {
-                message: panic_message(&*payload),
-                location: facts.as_ref().and_then(|f| f.location.clone()),
-                label: None,
-                index: None,
-                backtrace: facts.and_then(|f| f.backtrace),
-            })
+    outcome.map_err(|payload| {
+        let facts = LAST_PANIC.with(|p| p.borrow_mut().take());
+        Error::Panicked {
+            message: panic_message(&*payload),
+            location: facts.as_ref().and_then(|f| f.location.clone()),
+            label: None,
+            index: None,
+            backtrace: facts.and_then(|f| f.backtrace),
         }
-    }
+    })
 }

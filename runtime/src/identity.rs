@@ -7,6 +7,7 @@
 //! so an offset is only ever applied to a byte-identical image.
 
 use crate::capture::EntryFn;
+use crate::each::ChunkFn;
 use std::sync::OnceLock;
 
 /// The fixed point that entry offsets are measured from.
@@ -18,6 +19,21 @@ fn anchor(_: &[u8]) -> Result<Vec<u8>, crate::Error> {
 /// The distance of `entry` from the anchor, valid in every process of this binary.
 pub(crate) fn offset_of(entry: EntryFn) -> i64 {
     entry as usize as i64 - (anchor as EntryFn) as usize as i64
+}
+
+/// The distance of a chunk entry from the anchor.
+pub(crate) fn chunk_offset_of(entry: ChunkFn) -> i64 {
+    entry as usize as i64 - (anchor as EntryFn) as usize as i64
+}
+
+/// The chunk entry function at `offset` from the anchor.
+///
+/// # Safety
+/// As [`entry_at`], for an offset from [`chunk_offset_of`].
+pub(crate) unsafe fn chunk_entry_at(offset: i64) -> ChunkFn {
+    let address = ((anchor as EntryFn) as usize as i64 + offset) as usize;
+    // SAFETY: as in `entry_at`: the address held a `ChunkFn` in an identical image.
+    unsafe { std::mem::transmute::<usize, ChunkFn>(address) }
 }
 
 /// The entry function at `offset` from the anchor.

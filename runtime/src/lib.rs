@@ -19,10 +19,12 @@ mod backend;
 pub mod capture;
 pub mod codec;
 pub mod cores;
+pub mod each;
 mod error;
 mod execute;
 mod future;
 mod identity;
+pub mod map;
 pub mod plan;
 pub mod wire;
 mod worker;
@@ -37,15 +39,34 @@ pub use plan::{Level, Multiprocess, Multithread, Plan, Sequential};
 /// change without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::capture::__wrap_item;
     pub use crate::capture::{
         __check_capture, __check_serialize, __entry_of, __no_capture, __typed, __wrap, EntryOf,
         ViaOwned, ViaRef,
     };
+    pub use crate::each::{
+        __check_each_capture, __chunk_entry_of, __combine_with, __no_capture_each, __no_combine,
+        __typed_each, EachViaBorrow, EachViaCopy, EachViaRef,
+    };
     pub use crate::future::FutureOptions;
+    pub use crate::map::{
+        __foreach_collect, __foreach_combine, __foreach_pass, ErrorPolicy, MapOptions, Ordering,
+        Sizing,
+    };
+
+    /// Bytes of captures and elements sent to worker processes so far.
+    pub fn __bytes_sent_to_workers() -> u64 {
+        crate::backend::bytes_sent()
+    }
 
     /// Stands in for a `future!` whose input has a compile error, so the
     /// user sees that one error and not a cascade.
     pub fn __unreachable_future<T>() -> crate::Future<T> {
+        unreachable!("emitted only next to a compile error")
+    }
+
+    /// Stands in for a `foreach!` whose input has a compile error.
+    pub fn __unreachable_result<T>() -> Result<T, crate::Error> {
         unreachable!("emitted only next to a compile error")
     }
 

@@ -13,7 +13,8 @@
 //! a watchdog thread ends it if its leader dies while a body runs, so no
 //! worker outlives its leader.
 
-use crate::active::ActivePlan;
+use crate::active::{self, ActivePlan};
+use crate::each::CaptureCache;
 use crate::wire::{self, FromWorker, Outcome, ToWorker};
 use crate::{Error, Plan, codec, execute, identity};
 use std::fs::File;
@@ -133,46 +134,73 @@ fn serve() -> Result<(), Error> {
     };
     reply(&mut output, &ready, &[])?;
     let nested = ActivePlan::new(nested);
-    while let Some((message, captures)) = wire::read_message::<_, ToWorker>(&mut input, limit)? {
-        match message {
+    let mut cache: Option<CaptureCache> = None;
+    while let Some((message, payload)) = wire::read_message::<_, ToWorker>(&mut input, limit)? {
+        let (id, result) = match message {
             ToWorker::Run {
-                id,
-                entry_offset,
-                label: _,
+                id, entry_offset, ..
             } => {
                 // SAFETY: the handshake established that the leader runs this
                 // very executable (same build id), and offsets come from
                 // `identity::offset_of` in the leader.
                 let entry = unsafe { identity::entry_at(entry_offset) };
-                let (outcome, value) = match execute::run(entry, &captures, &nested) {
-                    Ok(value) => (Outcome::Value, value),
-                    Err(Error::Panicked {
-                        message,
-                        location,
-                        backtrace,
-                        ..
-                    }) => (
-                        Outcome::Panicked {
-                            message,
-                            location,
-                            backtrace,
-                        },
-                        Vec::new(),
-                    ),
-                    Err(e) => (
-                        Outcome::Failed {
-                            message: e.to_string(),
-                        },
-                        Vec::new(),
-                    ),
+                (id, execute::run(entry, &payload, &nested))
+            }
+            ToWorker::Stash { call } => {
+                cache = Some(CaptureCache {
+                    call,
+                    bytes: payload,
+                    decoded: None,
+                });
+                continue;
+            }
+            ToWorker::RunChunk {
+                id,
+                call,
+                entry_offset,
+                stop_at_failure,
+                ..
+            } => {
+                // SAFETY: as for `Run`, with an offset from `chunk_offset_of`.
+                let entry = unsafe { identity::chunk_entry_at(entry_offset) };
+                let result = match cache.as_mut().filter(|c| c.call == call) {
+                    None => Err(Error::Protocol(format!(
+                        "the captures of call {call} never reached this worker"
+                    ))),
+                    Some(c) => active::within(&nested, || {
+                        execute::catch(|| entry(c, &payload, stop_at_failure)).and_then(|r| r)
+                    }),
                 };
-                reply(&mut output, &FromWorker::Done { id, outcome }, &value)?;
+                (id, result)
             }
             ToWorker::Shutdown => break,
             ToWorker::Hello { .. } => {
                 return Err(Error::Protocol("a second handshake".into()));
             }
-        }
+        };
+        let (outcome, value) = match result {
+            Ok(value) => (Outcome::Value, value),
+            Err(Error::Panicked {
+                message,
+                location,
+                backtrace,
+                ..
+            }) => (
+                Outcome::Panicked {
+                    message,
+                    location,
+                    backtrace,
+                },
+                Vec::new(),
+            ),
+            Err(e) => (
+                Outcome::Failed {
+                    message: e.to_string(),
+                },
+                Vec::new(),
+            ),
+        };
+        reply(&mut output, &FromWorker::Done { id, outcome }, &value)?;
     }
     Ok(())
 }

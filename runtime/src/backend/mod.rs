@@ -8,6 +8,7 @@ mod threads;
 
 use crate::active::ActivePlan;
 use crate::capture::EntryFn;
+use crate::each::ChunkFn;
 use crate::{Error, Level};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -28,12 +29,40 @@ pub(crate) enum Submitted {
     Running(Arc<ResultSlot>),
 }
 
+/// The captures of one `foreach!` call, encoded once and sent to each
+/// worker process at most once.
+pub(crate) struct CallCaptures {
+    pub(crate) id: u64,
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// One chunk of a `foreach!` call for a worker process.
+pub(crate) struct ChunkTask {
+    pub(crate) entry: ChunkFn,
+    pub(crate) call: Arc<CallCaptures>,
+    pub(crate) elements: Vec<u8>,
+    pub(crate) stop_at_failure: bool,
+    pub(crate) label: Option<String>,
+}
+
 /// A backend: something that runs tasks.
 pub(crate) trait Backend: Send + Sync {
     /// Starts `task`, blocking while every worker is busy (R semantics).
     fn submit(&self, task: Task) -> Submitted;
+    /// Starts a chunk of a map on a worker process; only process backends
+    /// take chunks (the map engine runs in-process plans itself).
+    fn submit_chunk(&self, _chunk: ChunkTask) -> Submitted {
+        Submitted::Ready(Err(Error::Protocol(
+            "this backend runs map chunks in process, not as tasks".into(),
+        )))
+    }
     /// Workers that are idle now.
     fn free_workers(&self) -> usize;
+}
+
+/// Bytes of captures and elements sent to worker processes so far.
+pub(crate) fn bytes_sent() -> u64 {
+    processes::BYTES_SENT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Starts the backend of one plan level; `nested` is what its futures see as

@@ -11,7 +11,7 @@
 //! Admission follows R: creating a future while every worker is busy blocks
 //! until one is free. Workers start on first need, up to `n`.
 
-use super::{Backend, ResultSlot, Submitted, Task};
+use super::{Backend, ChunkTask, ResultSlot, Submitted, Task};
 use crate::wire::{self, FromWorker, Outcome, ToWorker};
 use crate::worker::{WORKER_ENV, hex};
 use crate::{Error, Plan, codec, identity};
@@ -30,6 +30,8 @@ struct Running {
 
 struct WorkerProcess {
     pid: u32,
+    /// The `foreach!` call whose captures this worker holds.
+    cached_call: Mutex<Option<u64>>,
     /// `None` once the pool has closed this worker's channel.
     input: Mutex<Option<ChildStdin>>,
     child: Mutex<Child>,
@@ -192,6 +194,7 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<WorkerProcess>, Error> {
     };
     let worker = Arc::new(WorkerProcess {
         pid,
+        cached_call: Mutex::new(None),
         input: Mutex::new(Some(input)),
         child: Mutex::new(child),
         running: Mutex::new(None),
@@ -288,9 +291,18 @@ fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
-impl Backend for ProcessPool {
-    fn submit(&self, task: Task) -> Submitted {
-        let label = task.label.as_deref();
+/// Bytes of captures and elements sent to worker processes, for tests and
+/// benchmarks.
+pub(crate) static BYTES_SENT: AtomicU64 = AtomicU64::new(0);
+
+impl ProcessPool {
+    /// Sends `messages` (each with its payload) to an idle worker, which then
+    /// runs future `id`.
+    fn dispatch(
+        &self,
+        label: Option<String>,
+        messages: impl FnOnce(&WorkerProcess, u64) -> Vec<(ToWorker, Vec<u8>)>,
+    ) -> Submitted {
         let worker = match self.shared.acquire() {
             Ok(w) => w,
             Err(e) => return Submitted::Ready(Err(e)),
@@ -300,7 +312,7 @@ impl Backend for ProcessPool {
         *lock(&worker.running) = Some(Running {
             id,
             slot: slot.clone(),
-            label: label.map(str::to_string),
+            label,
         });
         let killer = Arc::downgrade(&worker);
         slot.on_cancel(Box::new(move || {
@@ -311,17 +323,18 @@ impl Backend for ProcessPool {
                 }
             }
         }));
-        let message = ToWorker::Run {
-            id,
-            entry_offset: identity::offset_of(task.entry),
-            label: label.map(str::to_string),
-        };
-        let sent = match lock(&worker.input).as_mut() {
-            Some(input) => {
-                wire::write_message(input, &message, &task.captures, codec::max_frame_bytes())
+        let limit = codec::max_frame_bytes();
+        let mut sent = Ok(());
+        for (message, payload) in messages(&worker, id) {
+            sent = match lock(&worker.input).as_mut() {
+                Some(input) => wire::write_message(input, &message, &payload, limit),
+                None => Err(Error::Protocol("the worker's channel is closed".into())),
+            };
+            if sent.is_err() {
+                break;
             }
-            None => Err(Error::Protocol("the worker's channel is closed".into())),
-        };
+            BYTES_SENT.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        }
         match sent {
             Ok(()) => {}
             // Refused before a byte was written: the worker is fine.
@@ -335,6 +348,46 @@ impl Backend for ProcessPool {
             Err(_) => {}
         }
         Submitted::Running(slot)
+    }
+}
+
+impl Backend for ProcessPool {
+    fn submit(&self, task: Task) -> Submitted {
+        let label = task.label.clone();
+        self.dispatch(task.label, |_, id| {
+            let message = ToWorker::Run {
+                id,
+                entry_offset: identity::offset_of(task.entry),
+                label,
+            };
+            vec![(message, task.captures)]
+        })
+    }
+
+    fn submit_chunk(&self, chunk: ChunkTask) -> Submitted {
+        let label = chunk.label.clone();
+        self.dispatch(chunk.label, |worker, id| {
+            let mut messages = Vec::with_capacity(2);
+            let mut cached = lock(&worker.cached_call);
+            if *cached != Some(chunk.call.id) {
+                messages.push((
+                    ToWorker::Stash {
+                        call: chunk.call.id,
+                    },
+                    chunk.call.bytes.clone(),
+                ));
+                *cached = Some(chunk.call.id);
+            }
+            let message = ToWorker::RunChunk {
+                id,
+                call: chunk.call.id,
+                entry_offset: identity::chunk_offset_of(chunk.entry),
+                stop_at_failure: chunk.stop_at_failure,
+                label,
+            };
+            messages.push((message, chunk.elements));
+            messages
+        })
     }
 
     fn free_workers(&self) -> usize {

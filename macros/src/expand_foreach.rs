@@ -1,0 +1,294 @@
+//! `foreach!(x in xs, y in ys => body %dofuture% options)`: parse, walk,
+//! check, generate.
+//!
+//! The body becomes a typed, non-capturing closure of (captures, element):
+//! captures as a rayon closure sees them (`&T`, or a copy of a `Copy` value),
+//! elements as the iterators yield them. The runtime's map engine runs it in
+//! place, on threads (borrowing, no bytes) or on worker processes (through
+//! the chunk entry function).
+
+use crate::captures;
+use crate::expand_future::{check_body, tuple};
+use crate::options::{self, ErrorsOption, ForeachOptions, RawOption};
+use crate::self_rename::rename_self;
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::{Expr, Ident, Pat, Token};
+
+/// Most captures of one `foreach!`.
+const MAX_CAPTURES: usize = 8;
+
+struct Binding {
+    pat: Pat,
+    iterable: Expr,
+}
+
+struct ForeachInput {
+    bindings: Vec<Binding>,
+    body: Expr,
+    in_place: bool,
+    options: Vec<RawOption>,
+}
+
+const GRAMMAR: &str = "write `foreach!(x in xs => body %dofuture%)`, with options after the \
+     operator (`%dofuture% chunk_size = 10`) and several `pat in expr` bindings zipped \
+     (`a in xs, b in ys => ...`)";
+
+fn parse_bindings(input: ParseStream) -> syn::Result<Vec<Binding>> {
+    let mut bindings = Vec::new();
+    loop {
+        let pat = Pat::parse_single(input).map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!("expected a binding such as `x in xs`: {GRAMMAR}"),
+            )
+        })?;
+        input.parse::<Token![in]>().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!("expected `in` after the binding: {GRAMMAR}"),
+            )
+        })?;
+        let iterable: Expr = input.parse()?;
+        bindings.push(Binding { pat, iterable });
+        if input.parse::<Option<Token![,]>>()?.is_none() {
+            break;
+        }
+    }
+    input.parse::<Token![=>]>().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!("expected `=>` before the body: {GRAMMAR}"),
+        )
+    })?;
+    Ok(bindings)
+}
+
+/// Finds `% op %` at the top level of the tokens after `=>`.
+fn split_operator(tokens: Vec<TokenTree>) -> syn::Result<(TokenStream, Ident, TokenStream)> {
+    let is_percent = |t: &TokenTree| matches!(t, TokenTree::Punct(p) if p.as_char() == '%');
+    for i in 0..tokens.len().saturating_sub(2) {
+        if let (true, TokenTree::Ident(op), true) = (
+            is_percent(&tokens[i]),
+            &tokens[i + 1],
+            is_percent(&tokens[i + 2]),
+        ) {
+            let body: TokenStream = tokens[..i].iter().cloned().collect();
+            let rest: TokenStream = tokens[i + 3..].iter().cloned().collect();
+            return Ok((body, op.clone(), rest));
+        }
+    }
+    let span = tokens.last().map_or(Span::call_site(), TokenTree::span);
+    Err(syn::Error::new(
+        span,
+        "`foreach!` needs an operator after the body: `%dofuture%` (run under the plan) \
+         or `%do%` (run here, one element after the other)",
+    ))
+}
+
+impl Parse for ForeachInput {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        if input.is_empty() {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                format!("`foreach!` is empty: {GRAMMAR}"),
+            ));
+        }
+        let bindings = parse_bindings(input)?;
+        let rest: TokenStream = input.parse()?;
+        let (body_tokens, op, option_tokens) = split_operator(rest.into_iter().collect())?;
+        let in_place = match op.to_string().as_str() {
+            "dofuture" => false,
+            "do" => true,
+            other => {
+                let hint = if other == "dopar" {
+                    "`%dopar%` belongs to R's doParallel; here use `%dofuture%`".to_string()
+                } else {
+                    format!("`%{other}%` is not a foreach! operator")
+                };
+                return Err(syn::Error::new(
+                    op.span(),
+                    format!(
+                        "{hint}: `%dofuture%` runs the elements under the plan, `%do%` runs them here"
+                    ),
+                ));
+            }
+        };
+        if body_tokens.is_empty() {
+            return Err(syn::Error::new(
+                op.span(),
+                "the body of `foreach!` is empty",
+            ));
+        }
+        let body: Expr = syn::parse2(body_tokens)?;
+        let options = (|input: ParseStream| {
+            input.parse::<Option<Token![,]>>()?;
+            options::parse_list(input)
+        })
+        .parse2(option_tokens)?;
+        Ok(ForeachInput {
+            bindings,
+            body,
+            in_place,
+            options,
+        })
+    }
+}
+
+pub fn expand(input: TokenStream) -> TokenStream {
+    let parsed: ForeachInput = match syn::parse2(input) {
+        Ok(p) => p,
+        Err(e) => return e.to_compile_error(),
+    };
+    let mut errors = Vec::new();
+    let opts = options::foreach_options(parsed.options, &mut errors);
+    let mut body = parsed.body;
+    let patterns: Vec<Pat> = parsed.bindings.iter().map(|b| b.pat.clone()).collect();
+    let found = captures::walk_with_bound(&body, &patterns);
+    check_body(&found, &mut errors, |ident| {
+        format!(
+            "a `foreach!` body runs once per element, possibly in another process, and \
+             cannot assign to `{ident}`, a variable from outside. Return a value per element \
+             and collect them, or accumulate with `combine = |a, b| ...`"
+        )
+    });
+    let mut captured: Vec<Ident> = opts.globals.clone().unwrap_or(found.captures);
+    let mut self_binding = TokenStream::new();
+    if let Some(self_span) = found.self_span {
+        let binder = Ident::new("__futurize_self", Span::mixed_site().located_at(self_span));
+        rename_self(&mut body, &binder);
+        let self_token = syn::token::SelfValue(self_span);
+        self_binding = quote!(let #binder = #self_token;);
+        captured.push(binder);
+    }
+    if captured.len() > MAX_CAPTURES {
+        errors.push(syn::Error::new(
+            captured[MAX_CAPTURES].span(),
+            format!(
+                "a `foreach!` body may capture at most {MAX_CAPTURES} variables; group them \
+                 in a struct (or a tuple) and capture that"
+            ),
+        ));
+    }
+    if let Some(e) = options::combine(errors) {
+        let e = e.to_compile_error();
+        return quote!({ #e ::futurize::__private::__unreachable_result() });
+    }
+    generate(
+        &parsed.bindings,
+        &body,
+        &captured,
+        self_binding,
+        &opts,
+        parsed.in_place,
+    )
+}
+
+fn generate(
+    bindings: &[Binding],
+    body: &Expr,
+    captured: &[Ident],
+    self_binding: TokenStream,
+    opts: &ForeachOptions,
+    in_place: bool,
+) -> TokenStream {
+    let p = quote!(::futurize::__private);
+    let iters: Vec<Ident> = (0..bindings.len())
+        .map(|i| format_ident!("__futurize_iter_{}", i))
+        .collect();
+    let iterables = bindings.iter().map(|b| &b.iterable);
+    let etags = tuple(
+        iters
+            .iter()
+            .map(|it| quote!((&#p::__wrap_item(&#it)).__futurize_tag()))
+            .collect(),
+    );
+    let pats = bindings.iter().map(|b| &b.pat);
+    let ctags = tuple(
+        captured
+            .iter()
+            .map(|c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_each_tag()))
+            .collect(),
+    );
+    let checks = captured.iter().map(|c| {
+        quote_spanned!(c.span()=>
+            #p::__check_serialize(&#c);
+            #p::__check_each_capture(&(&&&#p::__wrap(&#c)).__futurize_each_tag());
+        )
+    });
+    let cpats = tuple(captured.iter().map(|c| quote!(#c)).collect());
+    let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
+    // Zip the iterators and flatten the nested pairs into one tuple.
+    let names: Vec<Ident> = (0..bindings.len())
+        .map(|i| format_ident!("__futurize_e{}", i))
+        .collect();
+    let (first_iter, other_iters) = (&iters[0], &iters[1..]);
+    let first_name = &names[0];
+    let nested = names[1..]
+        .iter()
+        .fold(quote!(#first_name), |acc, n| quote!((#acc, #n)));
+    let items = quote!(#first_iter #(.zip(#other_iters))* .map(|#nested| (#(#names,)*)));
+    let (combine, combine_check) = match &opts.combine {
+        Some(f) => (
+            quote!(#p::__combine_with(&__futurize_ctags, &__futurize_etags, &__futurize_body, #f)),
+            quote!(#p::__no_capture_each(__futurize_combine.__function());),
+        ),
+        None => (quote!(#p::__no_combine()), TokenStream::new()),
+    };
+    let engine = match (opts.combine.is_some(), opts.errors) {
+        (true, _) => quote!(__foreach_combine),
+        (false, ErrorsOption::Pass) => quote!(__foreach_pass),
+        (false, _) => quote!(__foreach_collect),
+    };
+    let errors = match opts.errors {
+        ErrorsOption::Stop => quote!(Stop),
+        ErrorsOption::Remove => quote!(Remove),
+        ErrorsOption::Pass => quote!(Pass),
+    };
+    let label = match &opts.label {
+        Some(l) => quote!(::core::option::Option::Some(::std::string::String::from(#l))),
+        None => quote!(::core::option::Option::None),
+    };
+    let (sizing, ordering) = (&opts.sizing, &opts.ordering);
+    quote!({
+        #[allow(unused_imports)]
+        use #p::{EachViaBorrow as _, EachViaCopy as _, EachViaRef as _, ViaOwned as _, ViaRef as _};
+        #(let #iters = ::core::iter::IntoIterator::into_iter(#iterables);)*
+        let __futurize_etags = #etags;
+        #self_binding
+        #(#checks)*
+        let __futurize_ctags = #ctags;
+        #[allow(unused_mut, unused_variables, clippy::all)]
+        let __futurize_body = #p::__typed_each(
+            &__futurize_ctags,
+            &__futurize_etags,
+            |#cpats, (#(#pats,)*)| #body,
+        );
+        #p::__no_capture_each(__futurize_body);
+        let __futurize_combine = #combine;
+        #combine_check
+        // SAFETY: the no-capture checks above proved that body and combine capture nothing.
+        #[allow(unsafe_code)]
+        let __futurize_entry = unsafe {
+            #p::__chunk_entry_of(&__futurize_ctags, &__futurize_etags, &__futurize_body, &__futurize_combine)
+        };
+        let __futurize_options = #p::MapOptions {
+            label: #label,
+            sizing: #p::Sizing::#sizing,
+            ordering: #p::Ordering::#ordering,
+            errors: #p::ErrorPolicy::#errors,
+            in_place: #in_place,
+        };
+        #p::#engine(
+            &__futurize_ctags,
+            &__futurize_etags,
+            &__futurize_body,
+            __futurize_combine,
+            __futurize_entry,
+            &#refs,
+            #items,
+            __futurize_options,
+        )
+    })
+}

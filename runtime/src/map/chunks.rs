@@ -1,0 +1,208 @@
+//! Cutting elements into chunks, and choosing chunk sizes.
+//!
+//! Chunks are contiguous ranges of element indices, so `combine` sees values
+//! in element order. A fixed size comes from `chunk_size` or from
+//! `scheduling` (chunks per worker); those chunks are dispatched in the
+//! `ordering` asked for. Otherwise sizes adapt, in the spirit of joblib's
+//! automatic batching: each finished chunk's duration per element updates an
+//! estimate, and the next chunk is sized to take about `target` (a multiple
+//! of the backend's per-chunk overhead), while leaving at least four chunks
+//! per worker in what remains so that load stays balanced.
+
+use std::ops::Range;
+use std::time::Duration;
+
+/// In which order chunks are handed out (results come back in element order
+/// whatever it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ordering {
+    /// First elements first.
+    #[default]
+    Forward,
+    /// Last elements first.
+    Reverse,
+    /// A shuffled order (the same for the same number of chunks).
+    Random,
+}
+
+/// How chunk sizes are chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sizing {
+    /// `chunk_size = n`.
+    Fixed(usize),
+    /// `scheduling = s`: about `s` chunks per worker (`f64::INFINITY`: one element each).
+    PerWorker(f64),
+    /// Sizes from measured element durations.
+    Adaptive,
+}
+
+pub(crate) struct ChunkPlanner {
+    total: usize,
+    workers: usize,
+    /// Precomputed chunks in dispatch order (fixed sizes), consumed from the end.
+    planned: Option<Vec<Range<usize>>>,
+    /// Next undispatched element (adaptive).
+    next: usize,
+    target: Duration,
+    per_element: Option<f64>,
+}
+
+impl ChunkPlanner {
+    pub(crate) fn new(
+        total: usize,
+        workers: usize,
+        sizing: Sizing,
+        ordering: Ordering,
+        target: Duration,
+    ) -> Self {
+        let workers = workers.max(1);
+        let fixed = match sizing {
+            Sizing::Fixed(n) => Some(n.max(1)),
+            Sizing::PerWorker(s) if s.is_infinite() => Some(1),
+            Sizing::PerWorker(s) => {
+                let chunks = (s * workers as f64).ceil().max(1.0) as usize;
+                Some(total.div_ceil(chunks).max(1))
+            }
+            // Only forward dispatch can adapt: other orders need every chunk up front.
+            Sizing::Adaptive if ordering != Ordering::Forward => {
+                Some(total.div_ceil(4 * workers).max(1))
+            }
+            Sizing::Adaptive => None,
+        };
+        let planned = fixed.map(|size| {
+            let mut chunks: Vec<Range<usize>> = (0..total)
+                .step_by(size)
+                .map(|start| start..(start + size).min(total))
+                .collect();
+            match ordering {
+                Ordering::Forward => chunks.reverse(),
+                Ordering::Reverse => {}
+                Ordering::Random => shuffle(&mut chunks),
+            }
+            chunks
+        });
+        ChunkPlanner {
+            total,
+            workers,
+            planned,
+            next: 0,
+            target,
+            per_element: None,
+        }
+    }
+
+    /// The next chunk to hand out.
+    pub(crate) fn next_chunk(&mut self) -> Option<Range<usize>> {
+        if let Some(planned) = &mut self.planned {
+            return planned.pop();
+        }
+        if self.next >= self.total {
+            return None;
+        }
+        let remaining = self.total - self.next;
+        let balanced = (remaining / (4 * self.workers)).max(1);
+        let size = match self.per_element {
+            None => 1,
+            Some(t) if t <= 0.0 => balanced,
+            Some(t) => ((self.target.as_secs_f64() / t) as usize).clamp(1, balanced),
+        };
+        let start = self.next;
+        self.next += size;
+        Some(start..self.next)
+    }
+
+    /// A chunk of `elements` took `elapsed`.
+    pub(crate) fn record(&mut self, elements: usize, elapsed: Duration) {
+        if elements == 0 {
+            return;
+        }
+        let t = elapsed.as_secs_f64() / elements as f64;
+        self.per_element = Some(match self.per_element {
+            None => t,
+            Some(old) => 0.5 * old + 0.5 * t,
+        });
+    }
+}
+
+/// A deterministic shuffle (splitmix64 driven Fisher–Yates).
+fn shuffle<T>(items: &mut [T]) {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ items.len() as u64;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for i in (1..items.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(mut p: ChunkPlanner) -> Vec<Range<usize>> {
+        std::iter::from_fn(|| p.next_chunk()).collect()
+    }
+
+    const T: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn fixed_and_per_worker_sizes() {
+        let chunks = all(ChunkPlanner::new(
+            10,
+            2,
+            Sizing::Fixed(4),
+            Ordering::Forward,
+            T,
+        ));
+        assert_eq!(chunks, vec![0..4, 4..8, 8..10]);
+        let chunks = all(ChunkPlanner::new(
+            10,
+            2,
+            Sizing::PerWorker(1.0),
+            Ordering::Forward,
+            T,
+        ));
+        assert_eq!(chunks, vec![0..5, 5..10]);
+        let chunks = all(ChunkPlanner::new(
+            3,
+            2,
+            Sizing::PerWorker(f64::INFINITY),
+            Ordering::Reverse,
+            T,
+        ));
+        assert_eq!(chunks, vec![2..3, 1..2, 0..1]);
+    }
+
+    #[test]
+    fn random_order_covers_every_element_once() {
+        let mut chunks = all(ChunkPlanner::new(
+            100,
+            2,
+            Sizing::Fixed(7),
+            Ordering::Random,
+            T,
+        ));
+        assert_ne!(chunks.first(), Some(&(0..7)));
+        chunks.sort_by_key(|r| r.start);
+        let covered: Vec<usize> = chunks.into_iter().flatten().collect();
+        assert_eq!(covered, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn adaptive_sizes_grow_toward_the_target_and_keep_balance() {
+        let mut p = ChunkPlanner::new(1_000_000, 2, Sizing::Adaptive, Ordering::Forward, T);
+        assert_eq!(p.next_chunk(), Some(0..1));
+        // 1 µs per element: a 1 ms target asks for 1000 elements.
+        p.record(1, Duration::from_micros(1));
+        assert_eq!(p.next_chunk().map(|r| r.len()), Some(1000));
+        // Near the end, chunks shrink so that every worker gets work.
+        let mut p = ChunkPlanner::new(100, 2, Sizing::Adaptive, Ordering::Forward, T);
+        p.record(1, Duration::from_nanos(1));
+        assert_eq!(p.next_chunk().map(|r| r.len()), Some(12));
+    }
+}
