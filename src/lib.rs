@@ -60,7 +60,7 @@
 
 extern crate self as futurize;
 
-pub use futurize_macros::{foreach, future};
+pub use futurize_macros::{foreach, future, futurize};
 pub use futurize_runtime::{
     Error, Future, Level, Multiprocess, Multithread, Plan, PlanGuard, Resolvable, Sequential,
     Values, available_cores, available_workers, current_plan, nbr_of_free_workers, nbr_of_workers,
@@ -74,7 +74,7 @@ pub use futurize_runtime::__private;
 pub mod prelude {
     pub use crate::{
         Future, Multiprocess, Multithread, Sequential, available_cores, available_workers,
-        current_plan, foreach, future, nbr_of_free_workers, nbr_of_workers, plan, resolve,
-        resolved, value, with_plan,
+        current_plan, foreach, future, futurize, nbr_of_free_workers, nbr_of_workers, plan,
+        resolve, resolved, value, with_plan,
     };
 }

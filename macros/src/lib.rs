@@ -11,6 +11,7 @@
 mod captures;
 mod expand_foreach;
 mod expand_future;
+mod expand_futurize;
 mod format_names;
 mod options;
 mod self_rename;
@@ -29,4 +30,11 @@ pub fn future(input: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn foreach(input: TokenStream) -> TokenStream {
     expand_foreach::expand(input.into()).into()
+}
+
+/// Runs a function's iterator pipelines (`iter().map(..).collect()` and
+/// kin) as parallel maps under the plan. See the `futurize` crate.
+#[proc_macro_attribute]
+pub fn futurize(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand_futurize::expand(attr.into(), item.into()).into()
 }
