@@ -251,3 +251,28 @@ fn multithread_borrows_captures_and_elements_without_copying() {
         foreach!(i in 0..2usize => &watched.0[i] as *const u64 as usize %dofuture%).unwrap();
     assert_eq!(seen[0], address);
 }
+
+fn fails_slowly_at_3_quickly_at_13(i: usize) -> usize {
+    match i {
+        3 => {
+            std::thread::sleep(Duration::from_millis(400));
+            panic!("slow failure");
+        }
+        13 => panic!("quick failure"),
+        _ => i,
+    }
+}
+
+#[test]
+fn stop_reports_the_lowest_failed_index_even_when_a_later_one_fails_first() {
+    for p in plans() {
+        let _g = with_plan(p.clone());
+        let r: Result<Vec<usize>, Error> = foreach!(i in 0..40usize => fails_slowly_at_3_quickly_at_13(i) %dofuture% chunk_size = 4);
+        match r {
+            Err(Error::Panicked { index, message, .. }) => {
+                assert_eq!((index, message.as_str()), (Some(3), "slow failure"), "{p}");
+            }
+            other => panic!("under {p}: expected Panicked, got {other:?}"),
+        }
+    }
+}

@@ -335,57 +335,78 @@ impl Failure {
     }
 }
 
-/// What one chunk produced, in its elements' order.
+/// What one chunk produced.
 #[derive(Serialize, Deserialize, Debug)]
-pub enum ChunkOutput<R> {
-    /// One result per element that ran (under `errors = "stop"` the chunk
-    /// ends at its first failure).
-    Each(Vec<Result<R, Failure>>),
-    /// Values combined within the chunk, and the failures (position in chunk).
-    Folded(Option<R>, Vec<(u32, Failure)>),
+pub struct ChunkOutput<R> {
+    /// The values of the elements that succeeded, in element order (empty
+    /// when combining).
+    pub values: Vec<R>,
+    /// The combined value of the elements that succeeded (when combining).
+    pub folded: Option<R>,
+    /// The elements that failed: position in the chunk, and why.
+    pub failures: Vec<(u32, Failure)>,
 }
 
-/// Runs a chunk's elements through `run`, catching each element's panic.
+impl<R> ChunkOutput<R> {
+    /// The element index of this chunk's first failure, for a chunk that
+    /// starts at element `start`.
+    pub(crate) fn first_failure(&self, start: usize) -> Option<usize> {
+        self.failures.first().map(|(p, _)| start + *p as usize)
+    }
+
+    /// How many elements ran (under `errors = "stop"` a chunk ends at its
+    /// first failure; a stopped call ends chunks early).
+    pub(crate) fn ran(&self) -> usize {
+        self.values.len() + self.failures.len()
+    }
+}
+
+/// Runs a chunk's elements through `run`. One panic catcher covers a run of
+/// elements: after a panic the failure is recorded and the rest of the chunk
+/// goes on under a new catcher (unless `stop_at_failure`).
 pub(crate) fn run_chunk<T, R, G: Combine<R>>(
     elements: impl Iterator<Item = T>,
     mut run: impl FnMut(T) -> R,
     combine: G,
     stop_at_failure: bool,
-    stopped: &dyn Fn() -> bool,
+    stopped: &dyn Fn(usize) -> bool,
 ) -> ChunkOutput<R> {
-    let mut each = Vec::new();
-    let mut folded: Option<R> = None;
-    let mut failures = Vec::new();
-    for (position, element) in elements.enumerate() {
-        if stopped() {
-            break;
-        }
-        match execute::catch(|| run(element)) {
-            Ok(v) if G::ACTIVE => {
-                folded = Some(match folded.take() {
-                    None => v,
-                    Some(acc) => combine.combine(acc, v),
-                });
-            }
-            Ok(v) => each.push(Ok(v)),
-            Err(e) => {
-                let failure = Failure::from_error(e);
-                if G::ACTIVE {
-                    failures.push((position as u32, failure));
-                } else {
-                    each.push(Err(failure));
+    let mut elements = elements.enumerate();
+    let mut out = ChunkOutput {
+        values: Vec::with_capacity(if G::ACTIVE { 0 } else { elements.size_hint().0 }),
+        folded: None,
+        failures: Vec::new(),
+    };
+    loop {
+        let mut position = 0;
+        let outcome = execute::catch(|| {
+            for (p, element) in elements.by_ref() {
+                if stopped(p) {
+                    return;
                 }
+                position = p;
+                let v = run(element);
+                if G::ACTIVE {
+                    out.folded = Some(match out.folded.take() {
+                        None => v,
+                        Some(acc) => combine.combine(acc, v),
+                    });
+                } else {
+                    out.values.push(v);
+                }
+            }
+        });
+        match outcome {
+            Ok(()) => break,
+            Err(e) => {
+                out.failures.push((position as u32, Failure::from_error(e)));
                 if stop_at_failure {
                     break;
                 }
             }
         }
     }
-    if G::ACTIVE {
-        ChunkOutput::Folded(folded, failures)
-    } else {
-        ChunkOutput::Each(each)
-    }
+    out
 }
 
 /// A worker's copy of one call's captures: bytes until first use, then the
@@ -461,7 +482,7 @@ where
         let mut store = E::store(e);
         body(C::view_owned(captures), E::rebuild(&mut store))
     };
-    let output = run_chunk(elements.into_iter(), run, combine, stop_at_failure, &|| {
+    let output = run_chunk(elements.into_iter(), run, combine, stop_at_failure, &|_| {
         false
     });
     codec::encode(&output, "the values of a chunk")

@@ -12,7 +12,6 @@ use crate::{Error, codec};
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 /// Options of one future, as written after its body in `future!`.
 #[doc(hidden)]
@@ -131,7 +130,7 @@ impl<T: DeserializeOwned> Future<T> {
                 _ => return,
             }
         };
-        while !slot.wait_for(Duration::from_secs(3600)) {}
+        slot.resolve_wait();
     }
 
     /// Waits for the value.

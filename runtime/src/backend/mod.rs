@@ -137,6 +137,11 @@ impl ResultSlot {
     }
 
     /// Marks the future cancelled and runs the backend's hook, if any.
+    /// Blocks until filled, leaving the result in place.
+    pub(crate) fn resolve_wait(&self) {
+        while !self.wait_for(Duration::from_secs(3600)) {}
+    }
+
     pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
         let hook = self

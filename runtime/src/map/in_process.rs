@@ -1,21 +1,44 @@
 //! Chunks run in this process: in the calling thread (one worker) or on
 //! scoped threads that borrow the caller's captures and elements.
 
-use super::chunks::ChunkPlanner;
+use super::chunks::{ChunkPlanner, Ordering};
 use super::{ErrorPolicy, Finished, MapOptions};
 use crate::active::{self, ActivePlan};
 use crate::capture::Capture;
-use crate::each::{ChunkOutput, Combine, ViewOf, run_chunk};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::each::{Combine, ViewOf, run_chunk};
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What a chunk costs to hand out here: a lock and a small allocation.
 const TARGET_CHUNK_TIME: Duration = Duration::from_micros(100);
 
+/// Where chunks take their elements from.
+enum Source<T> {
+    /// Chunks come in element order: move them out of the vector's iterator.
+    InOrder(std::vec::IntoIter<T>),
+    /// Chunks come in another order: take them by index.
+    ByIndex(Vec<Option<T>>),
+}
+
 struct Queue<T> {
     planner: ChunkPlanner,
-    items: Vec<Option<T>>,
+    source: Source<T>,
+}
+
+impl<T> Queue<T> {
+    fn next_chunk(&mut self) -> Option<(Range<usize>, Vec<T>)> {
+        let range = self.planner.next_chunk()?;
+        let elements = match &mut self.source {
+            Source::InOrder(rest) => rest.by_ref().take(range.len()).collect(),
+            Source::ByIndex(items) => items[range.clone()]
+                .iter_mut()
+                .map(|e| e.take().expect("each element is handed out once"))
+                .collect(),
+        };
+        Some((range, elements))
+    }
 }
 
 /// Runs all elements on `workers` threads (the calling thread when 1), with
@@ -40,6 +63,11 @@ where
 {
     let total = items.len();
     let workers = workers.min(total).max(1);
+    let source = if options.ordering == Ordering::Forward {
+        Source::InOrder(items.into_iter())
+    } else {
+        Source::ByIndex(items.into_iter().map(Some).collect())
+    };
     let queue = Mutex::new(Queue {
         planner: ChunkPlanner::new(
             total,
@@ -48,39 +76,32 @@ where
             options.ordering,
             TARGET_CHUNK_TIME,
         ),
-        items: items.into_iter().map(Some).collect(),
+        source,
     });
     let finished = Mutex::new(Vec::new());
-    let failed = AtomicBool::new(false);
+    // The lowest failed element index so far: elements after it are not run
+    // (under `stop`), elements before it still are, as they may fail earlier.
+    let failed_at = AtomicUsize::new(usize::MAX);
     let stop = options.errors == ErrorPolicy::Stop;
     let work = || {
         let mut done = Vec::new();
         loop {
-            if stop && failed.load(Ordering::Relaxed) {
-                break;
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next_chunk();
+            let Some((range, elements)) = next else { break };
+            if stop && range.start > failed_at.load(AtomicOrdering::Relaxed) {
+                continue;
             }
-            let (range, elements) = {
-                let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(range) = q.planner.next_chunk() else {
-                    break;
-                };
-                let elements: Vec<E::Item<'v>> = q.items[range.clone()]
-                    .iter_mut()
-                    .map(|e| e.take().expect("each element is handed out once"))
-                    .collect();
-                (range, elements)
-            };
             let started = Instant::now();
             let output = run_chunk(
                 elements.into_iter(),
                 |e| body(C::view(vars), E::pass(e)),
                 combine,
                 stop,
-                &|| stop && failed.load(Ordering::Relaxed),
+                &|p| stop && range.start + p > failed_at.load(AtomicOrdering::Relaxed),
             );
             let elapsed = started.elapsed();
-            if has_failure(&output) {
-                failed.store(true, Ordering::Relaxed);
+            if let Some(index) = output.first_failure(range.start) {
+                failed_at.fetch_min(index, AtomicOrdering::Relaxed);
             }
             queue
                 .lock()
@@ -109,11 +130,4 @@ where
         });
     }
     finished.into_inner().unwrap_or_else(|p| p.into_inner())
-}
-
-pub(super) fn has_failure<R>(output: &ChunkOutput<R>) -> bool {
-    match output {
-        ChunkOutput::Each(values) => values.iter().any(Result::is_err),
-        ChunkOutput::Folded(_, failures) => !failures.is_empty(),
-    }
 }

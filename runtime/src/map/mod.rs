@@ -135,44 +135,55 @@ where
     Ok((total, finished))
 }
 
-/// One element's result, with its index.
-fn element_results<R>(
-    finished: Finished<R>,
-    label: Option<&str>,
-) -> (Vec<(usize, Result<R, Error>)>, Vec<(usize, Option<R>)>) {
-    let mut each = Vec::new();
-    let mut folded = Vec::new();
-    for (range, result) in finished {
-        match result {
-            Ok(ChunkOutput::Each(values)) => {
-                for (i, v) in values.into_iter().enumerate() {
-                    let index = range.start + i;
-                    each.push((index, v.map_err(|f| f.into_error(label, index))));
-                }
-            }
-            Ok(ChunkOutput::Folded(value, failures)) => {
-                for (position, f) in failures {
-                    let index = range.start + position as usize;
-                    each.push((index, Err(f.into_error(label, index))));
-                }
-                folded.push((range.start, value));
-            }
-            Err(e) => {
-                // The whole chunk was lost (its worker died): every element of it failed.
-                for index in range {
-                    each.push((index, Err(e.clone().with_element(label, index))));
-                }
-            }
-        }
-    }
-    each.sort_by_key(|(i, _)| *i);
-    folded.sort_by_key(|(i, _)| *i);
-    (each, folded)
+/// Finished chunks in element order.
+fn in_order<R>(mut finished: Finished<R>) -> Finished<R> {
+    finished.sort_by_key(|(range, _)| range.start);
+    finished
 }
 
-fn first_failure<R>(each: &mut Vec<(usize, Result<R, Error>)>) -> Option<Error> {
-    let position = each.iter().position(|(_, r)| r.is_err())?;
-    each.swap_remove(position).1.err()
+/// The failure with the lowest element index, if any.
+fn first_failure<R>(finished: &Finished<R>, label: Option<&str>) -> Option<Error> {
+    finished
+        .iter()
+        .filter_map(|(range, result)| match result {
+            Ok(out) => out
+                .failures
+                .first()
+                .map(|(p, f)| (range.start + *p as usize, Some(f), None)),
+            Err(e) => Some((range.start, None, Some(e))),
+        })
+        .min_by_key(|(index, _, _)| *index)
+        .map(|(index, failure, lost)| match (failure, lost) {
+            (Some(f), _) => f.clone().into_error(label, index),
+            (None, Some(e)) => e.clone().with_element(label, index),
+            (None, None) => unreachable!("a failure or a lost chunk"),
+        })
+}
+
+/// One `Result` per element of one chunk, in order.
+fn chunk_results<R>(
+    range: Range<usize>,
+    result: Result<ChunkOutput<R>, Error>,
+    label: Option<&str>,
+) -> Vec<Result<R, Error>> {
+    match result {
+        Err(e) => range
+            .map(|i| Err(e.clone().with_element(label, i)))
+            .collect(),
+        Ok(out) => {
+            let ran = out.ran();
+            let mut values = out.values.into_iter();
+            let mut failures = out.failures.into_iter().peekable();
+            (0..ran)
+                .map(|p| match failures.next_if(|(fp, _)| *fp as usize == p) {
+                    Some((_, f)) => Err(f.into_error(label, range.start + p)),
+                    None => Ok(values
+                        .next()
+                        .expect("a value for every element that did not fail")),
+                })
+                .collect()
+        }
+    }
 }
 
 /// `foreach!` without `combine`, `errors = "stop"` or `"remove"`: the values
@@ -202,13 +213,18 @@ where
     Out: FromIterator<R>,
 {
     let (_, finished) = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
-    let (mut each, _) = element_results(finished, options.label.as_deref());
+    let finished = in_order(finished);
     if options.errors == ErrorPolicy::Stop {
-        if let Some(e) = first_failure(&mut each) {
+        if let Some(e) = first_failure(&finished, options.label.as_deref()) {
             return Err(e);
         }
     }
-    Ok(each.into_iter().filter_map(|(_, r)| r.ok()).collect())
+    // Failed elements have no value, so what remains is the `remove` result.
+    Ok(finished
+        .into_iter()
+        .filter_map(|(_, r)| r.ok())
+        .flat_map(|out| out.values)
+        .collect())
 }
 
 /// `foreach!` with `errors = "pass"`: one `Result` per element, in order.
@@ -237,8 +253,11 @@ where
     Out: FromIterator<Result<R, Error>>,
 {
     let (_, finished) = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
-    let (each, _) = element_results(finished, options.label.as_deref());
-    Ok(each.into_iter().map(|(_, r)| r).collect())
+    let label = options.label.as_deref();
+    Ok(in_order(finished)
+        .into_iter()
+        .flat_map(|(range, result)| chunk_results(range, result, label))
+        .collect())
 }
 
 /// `foreach!` with `combine`: values combined within chunks on the workers,
@@ -267,15 +286,15 @@ where
     G: Combine<R>,
 {
     let (_, finished) = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
-    let (mut each, folded) = element_results(finished, options.label.as_deref());
+    let finished = in_order(finished);
     if options.errors == ErrorPolicy::Stop {
-        if let Some(e) = first_failure(&mut each) {
+        if let Some(e) = first_failure(&finished, options.label.as_deref()) {
             return Err(e);
         }
     }
-    folded
+    finished
         .into_iter()
-        .filter_map(|(_, v)| v)
+        .filter_map(|(_, r)| r.ok().and_then(|out| out.folded))
         .reduce(|a, b| combine.combine(a, b))
         .ok_or_else(|| Error::NothingToCombine {
             label: options.label.clone(),

@@ -8,7 +8,6 @@
 //! after a failure, or waits for it.
 
 use super::chunks::ChunkPlanner;
-use super::in_process::has_failure;
 use super::{Finished, MapOptions};
 use crate::backend::{Backend, CallCaptures, ChunkTask, ResultSlot, Submitted};
 use crate::each::{ChunkFn, ChunkOutput};
@@ -56,15 +55,18 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     );
     let mut in_flight: Vec<InFlight> = Vec::new();
     let mut finished: Finished<R> = Vec::new();
-    let mut failed = false;
-    loop {
-        failed |= harvest(&mut in_flight, &mut finished, &mut planner, false);
-        if stop && failed {
-            break;
+    // The lowest failed element index so far. Under `stop`, chunks after it
+    // are not started (or are stopped); chunks before it still run, as they
+    // may hold an earlier failure.
+    let mut failed_at: Option<usize> = None;
+    while let Some(range) = planner.next_chunk() {
+        failed_at = min_failure(
+            failed_at,
+            harvest(&mut in_flight, &mut finished, &mut planner),
+        );
+        if stop && failed_at.is_some_and(|f| range.start > f) {
+            continue;
         }
-        let Some(range) = planner.next_chunk() else {
-            break;
-        };
         let elements = codec::encode(&items[range.clone()], "the elements of a chunk")?;
         let task = ChunkTask {
             entry,
@@ -76,9 +78,8 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         let started = Instant::now();
         match backend.submit_chunk(task) {
             Submitted::Ready(result) => {
-                let output = result
-                    .and_then(|b| codec::decode::<ChunkOutput<R>>(&b, "the values of a chunk"));
-                failed |= output.as_ref().map_or(true, has_failure);
+                let output = decode_output(result);
+                failed_at = min_failure(failed_at, failure_index(&range, &output));
                 finished.push((range, output));
             }
             Submitted::Running(slot) => in_flight.push(InFlight {
@@ -88,45 +89,80 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
             }),
         }
     }
-    if stop && failed {
-        for f in &in_flight {
-            f.slot.cancel();
+    loop {
+        if stop {
+            if let Some(f) = failed_at {
+                for chunk in in_flight.iter().filter(|c| c.range.start > f) {
+                    chunk.slot.cancel();
+                }
+            }
         }
+        if in_flight.is_empty() {
+            break;
+        }
+        // Wait for the earliest chunk; it may lower `failed_at`.
+        let earliest = (0..in_flight.len())
+            .min_by_key(|&i| in_flight[i].range.start)
+            .expect("not empty");
+        in_flight[earliest].slot.resolve_wait();
+        failed_at = min_failure(
+            failed_at,
+            harvest(&mut in_flight, &mut finished, &mut planner),
+        );
     }
-    harvest(&mut in_flight, &mut finished, &mut planner, true);
     // Chunks stopped on purpose are not failures of their own.
     finished.retain(|(_, r)| !matches!(r, Err(Error::Cancelled { .. })));
     Ok(finished)
 }
 
-/// Moves finished chunks from `in_flight` to `finished` (all of them, waiting,
-/// when `wait`); returns whether any failed.
+fn min_failure(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn decode_output<R: DeserializeOwned>(
+    result: Result<Vec<u8>, Error>,
+) -> Result<ChunkOutput<R>, Error> {
+    result.and_then(|b| codec::decode::<ChunkOutput<R>>(&b, "the values of a chunk"))
+}
+
+/// Where a finished chunk failed first: its first failed element, or its
+/// first element when the whole chunk was lost.
+fn failure_index<R>(range: &Range<usize>, output: &Result<ChunkOutput<R>, Error>) -> Option<usize> {
+    match output {
+        Ok(out) => out.first_failure(range.start),
+        Err(Error::Cancelled { .. }) => None,
+        Err(_) => Some(range.start),
+    }
+}
+
+/// Moves finished chunks from `in_flight` to `finished`; returns the lowest
+/// failed element index among them.
 fn harvest<R: DeserializeOwned>(
     in_flight: &mut Vec<InFlight>,
     finished: &mut Finished<R>,
     planner: &mut ChunkPlanner,
-    wait: bool,
-) -> bool {
-    let mut failed = false;
+) -> Option<usize> {
+    let mut failed_at = None;
     let mut i = 0;
     while i < in_flight.len() {
-        if wait || in_flight[i].slot.is_filled() {
+        if in_flight[i].slot.is_filled() {
             let f = in_flight.swap_remove(i);
             let cancelled = f.slot.is_cancelled();
             let result = f.slot.take();
-            if !cancelled {
-                planner.record(f.range.len(), f.started.elapsed());
-            }
             let output = if cancelled {
                 Err(Error::Cancelled { label: None })
             } else {
-                result.and_then(|b| codec::decode::<ChunkOutput<R>>(&b, "the values of a chunk"))
+                planner.record(f.range.len(), f.started.elapsed());
+                decode_output(result)
             };
-            failed |= output.as_ref().map_or(true, has_failure);
+            failed_at = min_failure(failed_at, failure_index(&f.range, &output));
             finished.push((f.range, output));
         } else {
             i += 1;
         }
     }
-    failed
+    failed_at
 }
