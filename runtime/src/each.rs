@@ -369,7 +369,7 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>>(
     mut run: impl FnMut(T) -> R,
     combine: G,
     stop_at_failure: bool,
-    stopped: &dyn Fn(usize) -> bool,
+    stopped: impl Fn(usize) -> bool,
 ) -> ChunkOutput<R> {
     let mut elements = elements.enumerate();
     let mut out = ChunkOutput {

@@ -15,22 +15,26 @@ use std::time::{Duration, Instant};
 const TARGET_CHUNK_TIME: Duration = Duration::from_micros(100);
 
 /// Where chunks take their elements from.
-enum Source<T> {
-    /// Chunks come in element order: move them out of the vector's iterator.
-    InOrder(std::vec::IntoIter<T>),
+enum Source<I: Iterator> {
+    /// Chunks come in element order from an iterator of known length: pull
+    /// them from it directly.
+    Pulled(I),
+    /// Chunks come in element order: move them out of the collected elements.
+    InOrder(std::vec::IntoIter<I::Item>),
     /// Chunks come in another order: take them by index.
-    ByIndex(Vec<Option<T>>),
+    ByIndex(Vec<Option<I::Item>>),
 }
 
-struct Queue<T> {
+struct Queue<I: Iterator> {
     planner: ChunkPlanner,
-    source: Source<T>,
+    source: Source<I>,
 }
 
-impl<T> Queue<T> {
-    fn next_chunk(&mut self) -> Option<(Range<usize>, Vec<T>)> {
+impl<I: Iterator> Queue<I> {
+    fn next_chunk(&mut self) -> Option<(Range<usize>, Vec<I::Item>)> {
         let range = self.planner.next_chunk()?;
         let elements = match &mut self.source {
+            Source::Pulled(rest) => rest.by_ref().take(range.len()).collect(),
             Source::InOrder(rest) => rest.by_ref().take(range.len()).collect(),
             Source::ByIndex(items) => items[range.clone()]
                 .iter_mut()
@@ -43,11 +47,11 @@ impl<T> Queue<T> {
 
 /// Runs all elements on `workers` threads (the calling thread when 1), with
 /// `nested` as the plan the bodies see.
-pub(super) fn run<'v, C, E, R, F, G, V>(
+pub(super) fn run<'v, C, E, R, F, G, V, I>(
     body: &F,
     combine: G,
     vars: &'v V,
-    items: Vec<E::Item<'v>>,
+    items: I,
     workers: usize,
     nested: Option<Arc<ActivePlan>>,
     options: &MapOptions,
@@ -56,18 +60,25 @@ where
     C: ViewOf<V> + 'v,
     E: Capture + 'v,
     E::Item<'v>: Send,
+    I: Iterator<Item = E::Item<'v>> + Send,
     V: Sync + ?Sized,
     R: Send,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
 {
-    let total = items.len();
-    let workers = workers.min(total).max(1);
-    let source = if options.ordering == Ordering::Forward {
-        Source::InOrder(items.into_iter())
-    } else {
-        Source::ByIndex(items.into_iter().map(Some).collect())
+    let (lower, upper) = items.size_hint();
+    let (total, source) = match options.ordering {
+        Ordering::Forward if upper == Some(lower) => (lower, Source::Pulled(items)),
+        Ordering::Forward => {
+            let all: Vec<E::Item<'v>> = items.collect();
+            (all.len(), Source::InOrder(all.into_iter()))
+        }
+        _ => {
+            let all: Vec<Option<E::Item<'v>>> = items.map(Some).collect();
+            (all.len(), Source::ByIndex(all))
+        }
     };
+    let workers = workers.min(total).max(1);
     let queue = Mutex::new(Queue {
         planner: ChunkPlanner::new(
             total,
@@ -97,7 +108,7 @@ where
                 |e| body(C::view(vars), E::pass(e)),
                 combine,
                 stop,
-                &|p| stop && range.start + p > failed_at.load(AtomicOrdering::Relaxed),
+                |p| stop && range.start + p > failed_at.load(AtomicOrdering::Relaxed),
             );
             let elapsed = started.elapsed();
             if let Some(index) = output.first_failure(range.start) {

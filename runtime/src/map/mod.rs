@@ -82,57 +82,76 @@ fn run<'v, C, E, R, F, G, V, I>(
     vars: &'v V,
     items: I,
     options: &MapOptions,
-) -> Result<(usize, Finished<R>), Error>
+) -> Result<Finished<R>, Error>
 where
     C: ViewOf<V> + 'v,
     C::Owned: 'static,
     E: Capture + 'v,
-    I: Iterator<Item = E::Item<'v>>,
+    I: Iterator<Item = E::Item<'v>> + Send,
     E::Item<'v>: Serialize + Send,
     V: Serialize + Sync + ?Sized,
     R: Serialize + DeserializeOwned + Send,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
 {
-    let items: Vec<E::Item<'v>> = items.collect();
-    let total = items.len();
-    let stop = options.errors == ErrorPolicy::Stop;
+    let in_process = |items: I, workers: usize, nested| {
+        in_process::run::<C, E, R, F, G, V, I>(body, combine, vars, items, workers, nested, options)
+    };
     if options.in_place {
-        let done =
-            in_process::run::<C, E, R, F, G, V>(body, combine, vars, items, 1, None, options);
-        return Ok((total, done));
+        return Ok(in_process(items, 1, None));
     }
     let plan = active::active()?;
-    let finished = match plan.plan().first() {
-        Level::Sequential => in_process::run::<C, E, R, F, G, V>(
-            body,
-            combine,
-            vars,
-            items,
-            1,
-            Some(plan.nested()),
-            options,
-        ),
-        Level::Multithread { workers } => in_process::run::<C, E, R, F, G, V>(
-            body,
-            combine,
-            vars,
-            items,
-            *workers,
-            Some(plan.nested()),
-            options,
-        ),
-        Level::Multiprocess { workers, .. } => on_processes::run(
-            &plan.backend()?,
-            *workers,
-            entry.entry,
-            vars,
-            &items,
-            stop,
-            options,
-        )?,
-    };
-    Ok((total, finished))
+    Ok(match plan.plan().first() {
+        Level::Sequential => in_process(items, 1, Some(plan.nested())),
+        Level::Multithread { workers } => in_process(items, *workers, Some(plan.nested())),
+        Level::Multiprocess { workers, .. } => {
+            let items: Vec<E::Item<'v>> = items.collect();
+            let stop = options.errors == ErrorPolicy::Stop;
+            on_processes::run(
+                &plan.backend()?,
+                *workers,
+                entry.entry,
+                vars,
+                &items,
+                stop,
+                options,
+            )?
+        }
+    })
+}
+
+/// The values of chunks in order, with an exact length so that collecting
+/// into a `Vec` allocates once.
+struct ExactValues<R> {
+    chunks: std::vec::IntoIter<Vec<R>>,
+    current: std::vec::IntoIter<R>,
+    remaining: usize,
+}
+
+impl<R> ExactValues<R> {
+    fn new(chunks: Vec<Vec<R>>) -> Self {
+        ExactValues {
+            remaining: chunks.iter().map(Vec::len).sum(),
+            chunks: chunks.into_iter(),
+            current: Vec::new().into_iter(),
+        }
+    }
+}
+
+impl<R> Iterator for ExactValues<R> {
+    type Item = R;
+    fn next(&mut self) -> Option<R> {
+        loop {
+            if let Some(v) = self.current.next() {
+                self.remaining -= 1;
+                return Some(v);
+            }
+            self.current = self.chunks.next()?.into_iter();
+        }
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
 }
 
 /// Finished chunks in element order.
@@ -204,7 +223,7 @@ where
     C: ViewOf<V> + 'v,
     C::Owned: 'static,
     E: Capture + 'v,
-    I: Iterator<Item = E::Item<'v>>,
+    I: Iterator<Item = E::Item<'v>> + Send,
     E::Item<'v>: Serialize + Send,
     V: Serialize + Sync + ?Sized,
     R: Serialize + DeserializeOwned + Send,
@@ -212,7 +231,7 @@ where
     G: Combine<R>,
     Out: FromIterator<R>,
 {
-    let (_, finished) = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
+    let finished = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
     let finished = in_order(finished);
     if options.errors == ErrorPolicy::Stop {
         if let Some(e) = first_failure(&finished, options.label.as_deref()) {
@@ -220,11 +239,11 @@ where
         }
     }
     // Failed elements have no value, so what remains is the `remove` result.
-    Ok(finished
+    let chunks: Vec<Vec<R>> = finished
         .into_iter()
-        .filter_map(|(_, r)| r.ok())
-        .flat_map(|out| out.values)
-        .collect())
+        .filter_map(|(_, r)| r.ok().map(|out| out.values))
+        .collect();
+    Ok(ExactValues::new(chunks).collect())
 }
 
 /// `foreach!` with `errors = "pass"`: one `Result` per element, in order.
@@ -244,7 +263,7 @@ where
     C: ViewOf<V> + 'v,
     C::Owned: 'static,
     E: Capture + 'v,
-    I: Iterator<Item = E::Item<'v>>,
+    I: Iterator<Item = E::Item<'v>> + Send,
     E::Item<'v>: Serialize + Send,
     V: Serialize + Sync + ?Sized,
     R: Serialize + DeserializeOwned + Send,
@@ -252,7 +271,7 @@ where
     G: Combine<R>,
     Out: FromIterator<Result<R, Error>>,
 {
-    let (_, finished) = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
+    let finished = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
     let label = options.label.as_deref();
     Ok(in_order(finished)
         .into_iter()
@@ -278,14 +297,14 @@ where
     C: ViewOf<V> + 'v,
     C::Owned: 'static,
     E: Capture + 'v,
-    I: Iterator<Item = E::Item<'v>>,
+    I: Iterator<Item = E::Item<'v>> + Send,
     E::Item<'v>: Serialize + Send,
     V: Serialize + Sync + ?Sized,
     R: Serialize + DeserializeOwned + Send,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
 {
-    let (_, finished) = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
+    let finished = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
     let finished = in_order(finished);
     if options.errors == ErrorPolicy::Stop {
         if let Some(e) = first_failure(&finished, options.label.as_deref()) {
