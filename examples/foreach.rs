@@ -24,6 +24,9 @@ fn main() -> Result<(), futurize::Error> {
     println!("plan: {}", current_plan()?);
     println!("means[0..5]: {:?}", &means[..5]);
     println!("sum of means: {total}");
-    println!("wall time of the first loop: {:.2} s", elapsed.as_secs_f64());
+    println!(
+        "wall time of the first loop: {:.2} s",
+        elapsed.as_secs_f64()
+    );
     Ok(())
 }

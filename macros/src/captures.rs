@@ -119,12 +119,12 @@ impl Walker {
 
     /// A free variable on the left of `=` or `op=`.
     fn note_write(&mut self, target: &Expr, span: Span) {
-        if let Expr::Path(p) = target {
-            if let Some(ident) = p.path.get_ident() {
-                let name = ident.to_string();
-                if is_variable_name(&name) && !self.is_bound(&name) {
-                    self.found.writes.push((ident.clone(), span));
-                }
+        if let Expr::Path(p) = target
+            && let Some(ident) = p.path.get_ident()
+        {
+            let name = ident.to_string();
+            if is_variable_name(&name) && !self.is_bound(&name) {
+                self.found.writes.push((ident.clone(), span));
             }
         }
     }
@@ -463,10 +463,10 @@ impl<'ast> Visit<'ast> for Walker {
     }
 
     fn visit_expr_path(&mut self, p: &'ast syn::ExprPath) {
-        if p.qself.is_none() {
-            if let Some(ident) = p.path.get_ident() {
-                self.use_name(ident);
-            }
+        if p.qself.is_none()
+            && let Some(ident) = p.path.get_ident()
+        {
+            self.use_name(ident);
         }
     }
 

@@ -184,11 +184,11 @@ impl Rewriter {
 
 impl VisitMut for Rewriter {
     fn visit_expr_mut(&mut self, e: &mut Expr) {
-        if let Expr::MethodCall(call) = e {
-            if let Some(parallel) = self.rewrite(call) {
-                *e = parallel;
-                return;
-            }
+        if let Expr::MethodCall(call) = e
+            && let Some(parallel) = self.rewrite(call)
+        {
+            *e = parallel;
+            return;
         }
         visit_mut::visit_expr_mut(self, e);
     }

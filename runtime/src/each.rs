@@ -482,7 +482,7 @@ where
         let mut store = E::store(e);
         body(C::view_owned(captures), E::rebuild(&mut store))
     };
-    let output = run_chunk(elements.into_iter(), run, combine, stop_at_failure, &|_| {
+    let output = run_chunk(elements.into_iter(), run, combine, stop_at_failure, |_| {
         false
     });
     codec::encode(&output, "the values of a chunk")

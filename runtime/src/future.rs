@@ -209,10 +209,10 @@ fn start(task: Task, plan: &Arc<ActivePlan>) -> State {
 impl<T> Drop for Future<T> {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let State::Running(slot) = state {
-            if !slot.is_filled() {
-                slot.cancel();
-            }
+        if let State::Running(slot) = state
+            && !slot.is_filled()
+        {
+            slot.cancel();
         }
     }
 }

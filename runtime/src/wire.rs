@@ -1,1 +1,359 @@
-//! Placeholder: being written.
+//! Frames and messages between a leader and its worker processes.
+//!
+//! A frame is `u32 LE length | u32 LE header length | header | payload`,
+//! where the length counts everything after its own four bytes, the header
+//! is a [`ToWorker`] or [`FromWorker`] message encoded by the codec, and the
+//! payload is raw bytes (encoded captures, elements or a value), never
+//! encoded a second time, so large captures are not copied into the header.
+//!
+//! Invariant: [`read_message`] never panics and never allocates more than
+//! its limit, whatever bytes it is given; a frame larger than the limit is
+//! refused before its body is read, and truncated or corrupt frames are
+//! [`Error::Protocol`].
+
+use crate::{Error, codec};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use std::io::{ErrorKind, Read, Write};
+
+/// The protocol version; leader and worker refuse each other when it differs.
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// Frames up to this size are written with a single `write` (one wake-up of
+/// the reader); larger ones as header and payload.
+const ONE_WRITE: usize = 64 << 10;
+
+/// What a leader says to a worker.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum ToWorker {
+    /// The handshake: the worker checks version and build, and takes
+    /// `nested_plan` as the plan its futures see.
+    Hello {
+        /// The leader's [`PROTOCOL_VERSION`].
+        version: u32,
+        /// The leader's build id.
+        build_id: Vec<u8>,
+        /// The text form of the next plan level.
+        nested_plan: String,
+    },
+    /// Run a future; the payload is its encoded captures.
+    Run {
+        /// The leader's id of this task.
+        id: u64,
+        /// The entry function's offset from the anchor.
+        entry_offset: i64,
+        /// The future's label.
+        label: Option<String>,
+    },
+    /// Keep the payload as the captures of `foreach!` call `call`.
+    Stash {
+        /// The call the captures belong to.
+        call: u64,
+    },
+    /// Run a chunk of call `call`; the payload is its encoded elements.
+    RunChunk {
+        /// The leader's id of this task.
+        id: u64,
+        /// The call whose stashed captures the chunk uses.
+        call: u64,
+        /// The chunk entry function's offset from the anchor.
+        entry_offset: i64,
+        /// End the chunk at its first failure.
+        stop_at_failure: bool,
+        /// The call's label.
+        label: Option<String>,
+    },
+    /// End the worker.
+    Shutdown,
+}
+
+/// What a worker says to its leader.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum FromWorker {
+    /// The handshake succeeded.
+    Ready {
+        /// The worker's [`PROTOCOL_VERSION`].
+        version: u32,
+        /// The worker's build id.
+        build_id: Vec<u8>,
+        /// The worker's process id.
+        pid: u32,
+    },
+    /// The handshake failed; the worker exits.
+    Refused {
+        /// Why, naming both sides.
+        reason: String,
+    },
+    /// A task ended; with [`Outcome::Value`] the payload is the encoded value.
+    Done {
+        /// The task's id.
+        id: u64,
+        /// How it ended.
+        outcome: Outcome,
+    },
+}
+
+/// How a task ended.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// It produced a value (the payload).
+    Value,
+    /// Its body panicked.
+    Panicked {
+        /// The panic message.
+        message: String,
+        /// Where.
+        location: Option<String>,
+        /// A backtrace, when asked for.
+        backtrace: Option<String>,
+    },
+    /// It could not run (bytes that do not decode, …).
+    Failed {
+        /// Why.
+        message: String,
+    },
+}
+
+fn closed(e: std::io::Error) -> Error {
+    Error::Protocol(format!("the channel between leader and worker closed: {e}"))
+}
+
+/// Writes one frame. A frame over `limit` (or over 4 GiB) is
+/// [`Error::TooLarge`], refused before anything is written.
+///
+/// ```
+/// use futurize_runtime::wire::{read_message, write_message, ToWorker};
+/// let mut bytes = Vec::new();
+/// write_message(&mut bytes, &ToWorker::Shutdown, b"payload", 1 << 20).unwrap();
+/// let (message, payload) = read_message::<_, ToWorker>(&mut &bytes[..], 1 << 20).unwrap().unwrap();
+/// assert_eq!((message, payload), (ToWorker::Shutdown, b"payload".to_vec()));
+/// ```
+pub fn write_message<W: Write, H: Serialize>(
+    w: &mut W,
+    header: &H,
+    payload: &[u8],
+    limit: u64,
+) -> Result<(), Error> {
+    let header = codec::encode(header, "a message")?;
+    let total = 4 + header.len() as u64 + payload.len() as u64;
+    let limit = limit.min(u64::from(u32::MAX));
+    if total > limit {
+        return Err(Error::TooLarge {
+            what: "a frame".into(),
+            size: total,
+            limit,
+        });
+    }
+    let mut frame = Vec::with_capacity(8 + header.len() + payload.len().min(ONE_WRITE));
+    frame.extend_from_slice(&(total as u32).to_le_bytes());
+    frame.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&header);
+    if payload.len() <= ONE_WRITE {
+        frame.extend_from_slice(payload);
+        w.write_all(&frame).map_err(closed)?;
+    } else {
+        w.write_all(&frame).map_err(closed)?;
+        w.write_all(payload).map_err(closed)?;
+    }
+    w.flush().map_err(closed)
+}
+
+/// Reads one frame: `Ok(None)` at a clean end of the channel (before the
+/// first byte of a frame).
+pub fn read_message<R: Read, H: DeserializeOwned>(
+    r: &mut R,
+    limit: u64,
+) -> Result<Option<(H, Vec<u8>)>, Error> {
+    let mut length = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match r.read(&mut length[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => {
+                return Err(Error::Protocol(
+                    "a frame was truncated in its length".into(),
+                ));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(closed(e)),
+        }
+    }
+    let total = u64::from(u32::from_le_bytes(length));
+    if total > limit {
+        return Err(Error::TooLarge {
+            what: "an incoming frame".into(),
+            size: total,
+            limit,
+        });
+    }
+    if total < 4 {
+        return Err(Error::Protocol(format!(
+            "a frame of {total} bytes has no header length"
+        )));
+    }
+    let mut body = vec![0u8; total as usize];
+    r.read_exact(&mut body).map_err(|e| match e.kind() {
+        ErrorKind::UnexpectedEof => {
+            Error::Protocol(format!("a frame of {total} bytes was truncated"))
+        }
+        _ => closed(e),
+    })?;
+    let header_len = u32::from_le_bytes([body[0], body[1], body[2], body[3]]) as usize;
+    if header_len > body.len() - 4 {
+        return Err(Error::Protocol(format!(
+            "a frame of {total} bytes claims a header of {header_len} bytes"
+        )));
+    }
+    let header: H = codec::decode(&body[4..4 + header_len], "a message")?;
+    body.drain(..4 + header_len);
+    Ok(Some((header, body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(message: &ToWorker, payload: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        write_message(&mut bytes, message, payload, 1 << 30).unwrap();
+        bytes
+    }
+
+    fn messages() -> Vec<ToWorker> {
+        vec![
+            ToWorker::Hello {
+                version: PROTOCOL_VERSION,
+                build_id: vec![1, 2, 3],
+                nested_plan: "multithread:2".into(),
+            },
+            ToWorker::Run {
+                id: 7,
+                entry_offset: -4096,
+                label: Some("a".into()),
+            },
+            ToWorker::Stash { call: 3 },
+            ToWorker::RunChunk {
+                id: 8,
+                call: 3,
+                entry_offset: 12,
+                stop_at_failure: true,
+                label: None,
+            },
+            ToWorker::Shutdown,
+        ]
+    }
+
+    #[test]
+    fn messages_round_trip_with_payloads_of_every_size() {
+        for m in messages() {
+            for size in [0usize, 1, 100 << 10] {
+                let payload: Vec<u8> = (0..size).map(|i| i as u8).collect();
+                let bytes = frame(&m, &payload);
+                let mut reader = &bytes[..];
+                let (back, got) = read_message::<_, ToWorker>(&mut reader, 1 << 30)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!((back, got), (m.clone(), payload));
+                assert!(
+                    read_message::<_, ToWorker>(&mut reader, 1 << 30)
+                        .unwrap()
+                        .is_none()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn through_a_real_pipe() {
+        let (mut reader, mut writer) = std::io::pipe().unwrap();
+        let sender = std::thread::spawn(move || {
+            for m in messages() {
+                write_message(&mut writer, &m, &[9; 200_000], 1 << 30).unwrap();
+            }
+        });
+        for m in messages() {
+            let (back, payload) = read_message::<_, ToWorker>(&mut reader, 1 << 30)
+                .unwrap()
+                .unwrap();
+            assert_eq!(back, m);
+            assert_eq!(payload.len(), 200_000);
+        }
+        sender.join().unwrap();
+        assert!(
+            read_message::<_, ToWorker>(&mut reader, 1 << 30)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_a_protocol_error() {
+        let bytes = frame(&messages()[3], b"elements");
+        for cut in 1..bytes.len() {
+            let r = read_message::<_, ToWorker>(&mut &bytes[..cut], 1 << 30);
+            assert!(matches!(r, Err(Error::Protocol(_))), "cut at {cut}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_reading_or_writing() {
+        let mut bytes = (4u32 << 30).wrapping_sub(1).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&[0; 16]);
+        let r = read_message::<_, ToWorker>(&mut &bytes[..], 1 << 20);
+        assert!(matches!(r, Err(Error::TooLarge { limit, .. }) if limit == 1 << 20));
+        let mut out = Vec::new();
+        let r = write_message(&mut out, &ToWorker::Shutdown, &[0; 2000], 1000);
+        assert!(matches!(r, Err(Error::TooLarge { size, limit: 1000, .. }) if size > 2000));
+        assert!(out.is_empty(), "nothing written");
+    }
+
+    #[test]
+    fn a_header_longer_than_its_frame_is_refused() {
+        let mut bytes = 8u32.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&100u32.to_le_bytes());
+        bytes.extend_from_slice(&[0; 4]);
+        let r = read_message::<_, ToWorker>(&mut &bytes[..], 1 << 20);
+        assert!(matches!(r, Err(Error::Protocol(m)) if m.contains("claims a header")));
+    }
+
+    /// splitmix64: a small, fixed-seed generator for the property tests.
+    fn random(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    #[test]
+    fn random_and_mutated_bytes_never_panic() {
+        let mut state = 42;
+        let valid: Vec<Vec<u8>> = messages()
+            .iter()
+            .map(|m| frame(m, b"some payload"))
+            .collect();
+        for round in 0..20_000 {
+            let bytes: Vec<u8> = if round % 2 == 0 {
+                let len = (random(&mut state) % 64) as usize;
+                (0..len).map(|_| random(&mut state) as u8).collect()
+            } else {
+                let mut b = valid[round % valid.len()].clone();
+                match random(&mut state) % 3 {
+                    0 => {
+                        let i = (random(&mut state) as usize) % b.len();
+                        b[i] ^= 1 << (random(&mut state) % 8);
+                    }
+                    1 => b.truncate((random(&mut state) as usize) % b.len()),
+                    _ => {
+                        let i = (random(&mut state) as usize) % b.len();
+                        b.insert(i, random(&mut state) as u8);
+                    }
+                }
+                b
+            };
+            // Either outcome is fine; a panic or a huge allocation is not.
+            let _ = read_message::<_, ToWorker>(&mut &bytes[..], 1 << 16);
+            let _ = read_message::<_, FromWorker>(&mut &bytes[..], 1 << 16);
+        }
+    }
+}

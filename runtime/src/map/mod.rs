@@ -233,10 +233,10 @@ where
 {
     let finished = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
     let finished = in_order(finished);
-    if options.errors == ErrorPolicy::Stop {
-        if let Some(e) = first_failure(&finished, options.label.as_deref()) {
-            return Err(e);
-        }
+    if options.errors == ErrorPolicy::Stop
+        && let Some(e) = first_failure(&finished, options.label.as_deref())
+    {
+        return Err(e);
     }
     // Failed elements have no value, so what remains is the `remove` result.
     let chunks: Vec<Vec<R>> = finished
@@ -306,10 +306,10 @@ where
 {
     let finished = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
     let finished = in_order(finished);
-    if options.errors == ErrorPolicy::Stop {
-        if let Some(e) = first_failure(&finished, options.label.as_deref()) {
-            return Err(e);
-        }
+    if options.errors == ErrorPolicy::Stop
+        && let Some(e) = first_failure(&finished, options.label.as_deref())
+    {
+        return Err(e);
     }
     finished
         .into_iter()

@@ -90,11 +90,9 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         }
     }
     loop {
-        if stop {
-            if let Some(f) = failed_at {
-                for chunk in in_flight.iter().filter(|c| c.range.start > f) {
-                    chunk.slot.cancel();
-                }
+        if stop && let Some(f) = failed_at {
+            for chunk in in_flight.iter().filter(|c| c.range.start > f) {
+                chunk.slot.cancel();
             }
         }
         if in_flight.is_empty() {
