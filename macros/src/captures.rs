@@ -29,8 +29,8 @@ pub struct Findings {
     pub captures: Vec<Ident>,
     /// The first `self` in value position, if any.
     pub self_span: Option<Span>,
-    /// Assignments to free variables: (the variable, the assignment's span).
-    pub writes: Vec<(Ident, Span)>,
+    /// Free variables assigned to (`x = ..`, `x += ..`), where they are assigned.
+    pub writes: Vec<Ident>,
     /// Ways out of the body: (span, what it is).
     pub escapes: Vec<(Span, &'static str)>,
 }
@@ -118,13 +118,13 @@ impl Walker {
     }
 
     /// A free variable on the left of `=` or `op=`.
-    fn note_write(&mut self, target: &Expr, span: Span) {
+    fn note_write(&mut self, target: &Expr) {
         if let Expr::Path(p) = target
             && let Some(ident) = p.path.get_ident()
         {
             let name = ident.to_string();
             if is_variable_name(&name) && !self.is_bound(&name) {
-                self.found.writes.push((ident.clone(), span));
+                self.found.writes.push(ident.clone());
             }
         }
     }
@@ -483,7 +483,7 @@ impl<'ast> Visit<'ast> for Walker {
     }
 
     fn visit_expr_assign(&mut self, a: &'ast syn::ExprAssign) {
-        self.note_write(&a.left, a.eq_token.span);
+        self.note_write(&a.left);
         visit::visit_expr_assign(self, a);
     }
 
@@ -502,7 +502,7 @@ impl<'ast> Visit<'ast> for Walker {
                 | ShlAssign(_)
                 | ShrAssign(_)
         ) {
-            self.note_write(&b.left, syn::spanned::Spanned::span(&b.op));
+            self.note_write(&b.left);
         }
         visit::visit_expr_binary(self, b);
     }
@@ -645,7 +645,7 @@ mod tests {
         }))
         .remove(0);
         let f = walk(&e);
-        let writes: Vec<String> = f.writes.iter().map(|(i, _)| i.to_string()).collect();
+        let writes: Vec<String> = f.writes.iter().map(|i| i.to_string()).collect();
         assert_eq!(writes, ["x", "y"]);
         assert!(f.escapes.is_empty());
         let e = exprs(quote!({

@@ -93,8 +93,8 @@ pub(crate) fn check_body(
             ),
         ));
     }
-    for (ident, span) in &found.writes {
-        errors.push(syn::Error::new(*span, write_hint(ident)));
+    for ident in &found.writes {
+        errors.push(syn::Error::new(ident.span(), write_hint(ident)));
     }
 }
 

@@ -1,0 +1,9 @@
+// `#[futurize]` goes on functions and methods.
+use futurize::futurize;
+
+#[futurize]
+struct Settings {
+    n: usize,
+}
+
+fn main() {}

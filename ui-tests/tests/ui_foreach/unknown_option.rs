@@ -1,0 +1,7 @@
+// Options are checked by name: `chunksize` is a typo of `chunk_size`.
+use futurize::prelude::*;
+
+fn main() {
+    let xs = vec![1.0, 2.0];
+    let _ys: Result<Vec<f64>, futurize::Error> = foreach!(x in &xs => x * 2.0 %dofuture% chunksize = 10);
+}
