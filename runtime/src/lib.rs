@@ -26,6 +26,7 @@ mod future;
 mod identity;
 pub mod map;
 pub mod plan;
+pub mod rng;
 pub mod wire;
 mod worker;
 
@@ -34,6 +35,7 @@ pub use cores::{available_cores, available_workers};
 pub use error::Error;
 pub use future::{Future, Resolvable, Values, resolve, resolved, value};
 pub use plan::{Level, Multiprocess, Multithread, Plan, Sequential};
+pub use rng::{ElementRng, rng, set_seed};
 
 /// What the macros expand to. Not a public API: names and signatures here
 /// change without notice.
