@@ -61,11 +61,14 @@
 extern crate self as futurize;
 
 pub use futurize_macros::{foreach, future, futurize};
+/// The random-number traits `rng()` implements (`Rng`, `TryRng`), from `rand_core`.
+pub use futurize_runtime::rng::ElementRng;
 pub use futurize_runtime::{
     Error, Future, Level, Multiprocess, Multithread, Plan, PlanGuard, Resolvable, Sequential,
     Values, available_cores, available_workers, current_plan, nbr_of_free_workers, nbr_of_workers,
-    plan, resolve, resolved, value, with_plan,
+    plan, resolve, resolved, rng, set_seed, value, with_plan,
 };
+pub use rand_core;
 
 #[doc(hidden)]
 pub use futurize_runtime::__private;
@@ -75,6 +78,8 @@ pub mod prelude {
     pub use crate::{
         Future, Multiprocess, Multithread, Sequential, available_cores, available_workers,
         current_plan, foreach, future, futurize, nbr_of_free_workers, nbr_of_workers, plan,
-        resolve, resolved, value, with_plan,
+        resolve, resolved, rng, set_seed, value, with_plan,
     };
+    /// Brings `next_u64()` and friends into scope for `rng()`.
+    pub use rand_core::Rng as _;
 }

@@ -33,7 +33,19 @@ pub struct Findings {
     pub writes: Vec<Ident>,
     /// Ways out of the body: (span, what it is).
     pub escapes: Vec<(Span, &'static str)>,
+    /// Calls of random generators: (span, the path as written).
+    pub random_calls: Vec<(Span, String)>,
 }
+
+/// The generators a body may call: futurize's own stream, and rand's
+/// per-thread generators (whose numbers would depend on where a body runs).
+pub const OWN_RNG: &[&str] = &["rng", "futurize::rng"];
+const THREAD_RNGS: &[&str] = &[
+    "rand::rng",
+    "rand::thread_rng",
+    "thread_rng",
+    "rand::random",
+];
 
 /// Walks `body` and reports what it found.
 pub fn walk(body: &Expr) -> Findings {
@@ -473,6 +485,19 @@ impl<'ast> Visit<'ast> for Walker {
     fn visit_expr_call(&mut self, c: &'ast syn::ExprCall) {
         // A one-segment callee is a fn item (or a local closure, which could
         // not be shipped anyway): not a capture.
+        if let Expr::Path(p) = &*c.func {
+            let path: Vec<String> = p
+                .path
+                .segments
+                .iter()
+                .map(|s| s.ident.to_string())
+                .collect();
+            let path = path.join("::");
+            if OWN_RNG.contains(&path.as_str()) || THREAD_RNGS.contains(&path.as_str()) {
+                let span = syn::spanned::Spanned::span(&p.path);
+                self.found.random_calls.push((span, path));
+            }
+        }
         let is_named_callee = matches!(&*c.func, Expr::Path(p) if p.path.get_ident().is_some());
         if !is_named_callee {
             self.visit_expr(&c.func);

@@ -8,7 +8,7 @@
 //! the chunk entry function).
 
 use crate::captures;
-use crate::expand_future::{check_body, tuple};
+use crate::expand_future::{check_body, check_random, seed_tokens, tuple};
 use crate::options::{self, ErrorsOption, ForeachOptions, RawOption};
 use crate::self_rename::rename_self;
 use proc_macro2::{Span, TokenStream, TokenTree};
@@ -153,6 +153,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
              and collect them, or accumulate with `combine = |a, b| ...`"
         )
     });
+    check_random(&found, opts.seed.is_some(), &mut errors);
     let mut captured: Vec<Ident> = opts.globals.clone().unwrap_or(found.captures);
     let mut self_binding = TokenStream::new();
     if let Some(self_span) = found.self_span {
@@ -251,6 +252,7 @@ fn generate(
         None => quote!(::core::option::Option::None),
     };
     let (sizing, ordering) = (&opts.sizing, &opts.ordering);
+    let seed = seed_tokens(&opts.seed);
     quote!({
         #[allow(unused_imports)]
         use #p::{EachViaBorrow as _, EachViaCopy as _, EachViaRef as _, ViaOwned as _, ViaRef as _};
@@ -279,6 +281,7 @@ fn generate(
             ordering: #p::Ordering::#ordering,
             errors: #p::ErrorPolicy::#errors,
             in_place: #in_place,
+            seed: #seed,
         };
         #p::#engine(
             &__futurize_ctags,

@@ -59,6 +59,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
              instead: `let {ident} = future!({{ ... }}).value()?;`"
         )
     });
+    check_random(&found, opts.seed.is_some(), &mut errors);
     if let Some(e) = options::combine(errors) {
         let e = e.to_compile_error();
         // One precise error, not a cascade: the call still has a `Future` type.
@@ -98,6 +99,47 @@ pub(crate) fn check_body(
     }
 }
 
+/// Reports random generators a body may not use: futurize's `rng()` without
+/// a seed, and rand's per-thread generators at all.
+pub(crate) fn check_random(found: &Findings, seeded: bool, errors: &mut Vec<syn::Error>) {
+    for (span, path) in &found.random_calls {
+        let message = if crate::captures::OWN_RNG.contains(&path.as_str()) {
+            if seeded {
+                continue;
+            }
+            format!(
+                "`{path}()` draws from the element's own random stream, which needs a seed: \
+                 add `seed = true` to the options (or `seed = 42` for a fixed seed)"
+            )
+        } else {
+            let fix = if seeded {
+                ""
+            } else {
+                " and add `seed = true` to the options"
+            };
+            format!(
+                "`{path}` draws from a per-thread generator, so the numbers would change with \
+                 the plan and the worker that runs the body; use futurize's `rng()`{fix}"
+            )
+        };
+        errors.push(syn::Error::new(*span, message));
+    }
+}
+
+/// The runtime's `Option<SeedSpec>` for a checked `seed = ...` option.
+pub(crate) fn seed_tokens(seed: &Option<crate::options::Seed>) -> TokenStream {
+    let p = quote!(::futurize::__private);
+    match seed {
+        None => quote!(::core::option::Option::None),
+        Some(crate::options::Seed::Session) => {
+            quote!(::core::option::Option::Some(#p::SeedSpec::Session))
+        }
+        Some(crate::options::Seed::Fixed(e)) => {
+            quote!(::core::option::Option::Some(#p::SeedSpec::Fixed(#e)))
+        }
+    }
+}
+
 /// Groups items into a tuple, nesting beyond `FLAT`.
 pub(crate) fn tuple(items: Vec<TokenStream>) -> TokenStream {
     if items.len() <= FLAT {
@@ -133,6 +175,7 @@ fn generate(
         None => quote!(::core::option::Option::None),
     };
     let lazy = opts.lazy;
+    let seed = seed_tokens(&opts.seed);
     quote!({
         #[allow(unused_imports)]
         use #p::{ViaOwned as _, ViaRef as _};
@@ -145,6 +188,7 @@ fn generate(
         let __futurize_options = #p::FutureOptions {
             label: #label,
             lazy: #lazy,
+            seed: #seed,
         };
         let __futurize_captures =
             #p::__encode_captures(&#refs, __futurize_options.label.as_deref());

@@ -43,9 +43,34 @@ pub struct FutureOptions {
     pub label: Option<Expr>,
     pub lazy: bool,
     pub globals: Option<Vec<Ident>>,
+    pub seed: Option<Seed>,
 }
 
-pub const FUTURE_OPTIONS: &str = "`label = \"name\"`, `lazy = true`, `globals = [a, b]`";
+/// `seed = true` or `seed = <u64 expression>`.
+pub enum Seed {
+    Session,
+    Fixed(Expr),
+}
+
+pub const FUTURE_OPTIONS: &str =
+    "`label = \"name\"`, `lazy = true`, `globals = [a, b]`, `seed = true | <u64>`";
+
+/// Checks `seed = ...`: `true`, `false` (no seed) or a `u64` expression.
+pub fn seed_value(value: Expr) -> syn::Result<Option<Seed>> {
+    match &value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(b.value.then_some(Seed::Session)),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(_), ..
+        }) => Ok(Some(Seed::Fixed(value))),
+        Expr::Lit(other) => Err(syn::Error::new_spanned(
+            other,
+            "`seed` takes `true` (the session's streams) or a `u64` seed such as `seed = 42`",
+        )),
+        _ => Ok(Some(Seed::Fixed(value))),
+    }
+}
 
 /// Checks the options of `future!`, collecting every error.
 pub fn future_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> FutureOptions {
@@ -72,6 +97,10 @@ pub fn future_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> Futu
             },
             "globals" => match globals_value(&value) {
                 Ok(v) => opts.globals = Some(v),
+                Err(e) => errors.push(e),
+            },
+            "seed" => match seed_value(value) {
+                Ok(v) => opts.seed = v,
                 Err(e) => errors.push(e),
             },
             _ => errors.push(syn::Error::new(
@@ -143,6 +172,7 @@ pub struct ForeachOptions {
     pub sizing: proc_macro2::TokenStream,
     pub ordering: proc_macro2::TokenStream,
     pub errors: ErrorsOption,
+    pub seed: Option<Seed>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -154,11 +184,11 @@ pub enum ErrorsOption {
 
 pub const FOREACH_OPTIONS: &str = "`chunk_size = n`, `scheduling = s`, \
     `ordering = \"forward\" | \"reverse\" | \"random\"`, `globals = [a, b]`, \
-    `combine = |a, b| ...`, `errors = \"stop\" | \"remove\" | \"pass\"`, `label = \"name\"`";
+    `combine = |a, b| ...`, `errors = \"stop\" | \"remove\" | \"pass\"`, `label = \"name\"`, \
+    `seed = true | <u64>`";
 
 /// Options of the design that later versions add; named so the error can say so.
 const NOT_YET: &[&str] = &[
-    "seed",
     "progress",
     "timeout",
     "retries",
@@ -190,6 +220,7 @@ pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> For
         sizing: quote!(Adaptive),
         ordering: quote!(Forward),
         errors: ErrorsOption::Stop,
+        seed: None,
     };
     let mut seen: Vec<String> = Vec::new();
     let mut sizing_from: Option<Ident> = None;
@@ -208,6 +239,7 @@ pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> For
                 "label" => opts.label = Some(label_value(value)?),
                 "globals" => opts.globals = Some(globals_value(&value)?),
                 "combine" => opts.combine = Some(value),
+                "seed" => opts.seed = seed_value(value)?,
                 "chunk_size" | "scheduling" => {
                     if let Some(other) = &sizing_from {
                         return Err(syn::Error::new(

@@ -15,6 +15,7 @@
 //! Elements use the [`Capture`] tags of `future!` with [`Capture::pass`].
 
 use crate::capture::{Capture, RefTag, Wrap};
+use crate::rng::{self, Streams};
 use crate::{Error, codec, execute};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::any::Any;
@@ -419,7 +420,7 @@ pub struct CaptureCache {
 
 /// The uniform entry of a chunk on a worker process: decode the elements,
 /// view the cached captures, run, encode the [`ChunkOutput`].
-pub type ChunkFn = fn(&mut CaptureCache, &[u8], bool) -> Result<Vec<u8>, Error>;
+pub type ChunkFn = fn(&mut CaptureCache, &[u8], bool, Option<Streams>) -> Result<Vec<u8>, Error>;
 
 /// The chunk entry function of one `foreach!` call site.
 pub struct ChunkEntryOf<R> {
@@ -452,6 +453,7 @@ fn chunk_entry<C, E, R, F, G>(
     cache: &mut CaptureCache,
     elements: &[u8],
     stop_at_failure: bool,
+    streams: Option<Streams>,
 ) -> Result<Vec<u8>, Error>
 where
     C: EachCapture,
@@ -478,9 +480,13 @@ where
     // no-capture checks coerced to fn pointers, so they have no fields and the
     // empty bit pattern is a valid value of each.
     let (body, combine): (F, G) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    let mut index = 0u64;
     let run = |e: E::Owned| {
+        index += 1;
         let mut store = E::store(e);
-        body(C::view_owned(captures), E::rebuild(&mut store))
+        rng::with_stream(streams, index - 1, || {
+            body(C::view_owned(captures), E::rebuild(&mut store))
+        })
     };
     let output = run_chunk(elements.into_iter(), run, combine, stop_at_failure, |_| {
         false

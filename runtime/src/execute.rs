@@ -9,6 +9,7 @@
 use crate::Error;
 use crate::active::{self, ActivePlan};
 use crate::capture::EntryFn;
+use crate::rng::{self, Streams};
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Once};
@@ -60,8 +61,11 @@ pub(crate) fn run(
     entry: EntryFn,
     captures: &[u8],
     nested: &Arc<ActivePlan>,
+    stream: Option<Streams>,
 ) -> Result<Vec<u8>, Error> {
-    active::within(nested, || catch(|| entry(captures)).and_then(|r| r))
+    active::within(nested, || {
+        catch(|| rng::with_stream(stream, 0, || entry(captures))).and_then(|r| r)
+    })
 }
 
 /// Runs `f`, turning a panic into [`Error::Panicked`] with its message and

@@ -8,6 +8,7 @@
 use crate::active::{self, ActivePlan};
 use crate::backend::{ResultSlot, Submitted, Task};
 use crate::capture::EntryOf;
+use crate::rng::SeedSpec;
 use crate::{Error, codec};
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
@@ -21,6 +22,8 @@ pub struct FutureOptions {
     pub label: Option<String>,
     /// `lazy = true`: start at the first `resolved()` or `value()`.
     pub lazy: bool,
+    /// `seed = ...`: the future gets its own random stream.
+    pub seed: Option<SeedSpec>,
 }
 
 enum State {
@@ -67,6 +70,7 @@ impl<T: DeserializeOwned> Future<T> {
                     entry: entry.entry,
                     captures,
                     label: label.clone(),
+                    stream: options.seed.map(|s| s.streams(1)),
                 };
                 if options.lazy {
                     State::Lazy(task, plan)

@@ -55,6 +55,7 @@ pub mod __private {
         __foreach_collect, __foreach_combine, __foreach_pass, ErrorPolicy, MapOptions, Ordering,
         Sizing,
     };
+    pub use crate::rng::SeedSpec;
 
     /// Bytes of captures and elements sent to worker processes so far.
     pub fn __bytes_sent_to_workers() -> u64 {

@@ -372,8 +372,14 @@ mod tests {
         // Stream 0 is the generator seeded with 42 itself.
         let mut plain = Xoshiro256PlusPlus::seed_from_u64(42);
         assert_eq!(first, vec![plain.next_u64(), plain.next_u64()]);
-        assert_eq!(first, [15_021_278_609_987_233_951_u64, 5_881_210_131_331_364_753]);
-        assert_eq!(second, [13_886_555_598_616_206_053_u64, 6_751_983_904_886_340_403]);
+        assert_eq!(
+            first,
+            [15_021_278_609_987_233_951_u64, 5_881_210_131_331_364_753]
+        );
+        assert_eq!(
+            second,
+            [13_886_555_598_616_206_053_u64, 6_751_983_904_886_340_403]
+        );
     }
 
     #[test]

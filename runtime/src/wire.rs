@@ -11,12 +11,13 @@
 //! refused before its body is read, and truncated or corrupt frames are
 //! [`Error::Protocol`].
 
+use crate::rng::Streams;
 use crate::{Error, codec};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::io::{ErrorKind, Read, Write};
 
 /// The protocol version; leader and worker refuse each other when it differs.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Frames up to this size are written with a single `write` (one wake-up of
 /// the reader); larger ones as header and payload.
@@ -43,6 +44,8 @@ pub enum ToWorker {
         entry_offset: i64,
         /// The future's label.
         label: Option<String>,
+        /// The future's random stream, with `seed`.
+        stream: Option<Streams>,
     },
     /// Keep the payload as the captures of `foreach!` call `call`.
     Stash {
@@ -61,6 +64,8 @@ pub enum ToWorker {
         stop_at_failure: bool,
         /// The call's label.
         label: Option<String>,
+        /// The random streams of the chunk's elements, from its first one.
+        streams: Option<Streams>,
     },
     /// End the worker.
     Shutdown,
@@ -230,6 +235,7 @@ mod tests {
                 id: 7,
                 entry_offset: -4096,
                 label: Some("a".into()),
+                stream: Some(Streams::from_seed(1)),
             },
             ToWorker::Stash { call: 3 },
             ToWorker::RunChunk {
@@ -238,6 +244,7 @@ mod tests {
                 entry_offset: 12,
                 stop_at_failure: true,
                 label: None,
+                streams: None,
             },
             ToWorker::Shutdown,
         ]

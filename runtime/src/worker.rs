@@ -138,13 +138,16 @@ fn serve() -> Result<(), Error> {
     while let Some((message, payload)) = wire::read_message::<_, ToWorker>(&mut input, limit)? {
         let (id, result) = match message {
             ToWorker::Run {
-                id, entry_offset, ..
+                id,
+                entry_offset,
+                stream,
+                ..
             } => {
                 // SAFETY: the handshake established that the leader runs this
                 // very executable (same build id), and offsets come from
                 // `identity::offset_of` in the leader.
                 let entry = unsafe { identity::entry_at(entry_offset) };
-                (id, execute::run(entry, &payload, &nested))
+                (id, execute::run(entry, &payload, &nested, stream))
             }
             ToWorker::Stash { call } => {
                 cache = Some(CaptureCache {
@@ -159,6 +162,7 @@ fn serve() -> Result<(), Error> {
                 call,
                 entry_offset,
                 stop_at_failure,
+                streams,
                 ..
             } => {
                 // SAFETY: as for `Run`, with an offset from `chunk_offset_of`.
@@ -168,7 +172,8 @@ fn serve() -> Result<(), Error> {
                         "the captures of call {call} never reached this worker"
                     ))),
                     Some(c) => active::within(&nested, || {
-                        execute::catch(|| entry(c, &payload, stop_at_failure)).and_then(|r| r)
+                        execute::catch(|| entry(c, &payload, stop_at_failure, streams))
+                            .and_then(|r| r)
                     }),
                 };
                 (id, result)

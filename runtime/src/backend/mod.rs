@@ -9,6 +9,7 @@ mod threads;
 use crate::active::ActivePlan;
 use crate::capture::EntryFn;
 use crate::each::ChunkFn;
+use crate::rng::Streams;
 use crate::{Error, Level};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -19,6 +20,8 @@ pub(crate) struct Task {
     pub(crate) entry: EntryFn,
     pub(crate) captures: Vec<u8>,
     pub(crate) label: Option<String>,
+    /// The future's random stream, with `seed`.
+    pub(crate) stream: Option<Streams>,
 }
 
 /// Where a submitted future's value will appear.
@@ -43,6 +46,8 @@ pub(crate) struct ChunkTask {
     pub(crate) elements: Vec<u8>,
     pub(crate) stop_at_failure: bool,
     pub(crate) label: Option<String>,
+    /// The random streams of the chunk's elements, from its first element.
+    pub(crate) streams: Option<Streams>,
 }
 
 /// A backend: something that runs tasks.

@@ -359,6 +359,7 @@ impl Backend for ProcessPool {
                 id,
                 entry_offset: identity::offset_of(task.entry),
                 label,
+                stream: task.stream,
             };
             vec![(message, task.captures)]
         })
@@ -384,6 +385,7 @@ impl Backend for ProcessPool {
                 entry_offset: identity::chunk_offset_of(chunk.entry),
                 stop_at_failure: chunk.stop_at_failure,
                 label,
+                streams: chunk.streams,
             };
             messages.push((message, chunk.elements));
             messages

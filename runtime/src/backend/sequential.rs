@@ -19,7 +19,12 @@ impl SequentialBackend {
 
 impl Backend for SequentialBackend {
     fn submit(&self, task: Task) -> Submitted {
-        Submitted::Ready(execute::run(task.entry, &task.captures, &self.nested))
+        Submitted::Ready(execute::run(
+            task.entry,
+            &task.captures,
+            &self.nested,
+            task.stream,
+        ))
     }
 
     fn free_workers(&self) -> usize {

@@ -78,7 +78,7 @@ fn work(jobs: Receiver<Job>, admission: Arc<Admission>, nested: Arc<ActivePlan>)
         let result = if slot.is_cancelled() {
             Err(Error::Cancelled { label: None })
         } else {
-            execute::run(task.entry, &task.captures, &nested)
+            execute::run(task.entry, &task.captures, &nested, task.stream)
         };
         drop(task);
         slot.fill(result);

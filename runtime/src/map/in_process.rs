@@ -6,6 +6,7 @@ use super::{ErrorPolicy, Finished, MapOptions};
 use crate::active::{self, ActivePlan};
 use crate::capture::Capture;
 use crate::each::{Combine, ViewOf, run_chunk};
+use crate::rng;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
@@ -79,6 +80,7 @@ where
         }
     };
     let workers = workers.min(total).max(1);
+    let streams = options.seed.map(|s| s.streams(total as u64));
     let queue = Mutex::new(Queue {
         planner: ChunkPlanner::new(
             total,
@@ -105,7 +107,13 @@ where
             let started = Instant::now();
             let output = run_chunk(
                 elements.into_iter(),
-                |e| body(C::view(vars), E::pass(e)),
+                {
+                    let mut index = range.start as u64;
+                    move |e| {
+                        index += 1;
+                        rng::with_stream(streams, index - 1, || body(C::view(vars), E::pass(e)))
+                    }
+                },
                 combine,
                 stop,
                 |p| stop && range.start + p > failed_at.load(AtomicOrdering::Relaxed),

@@ -25,6 +25,7 @@ pub use chunks::{Ordering, Sizing};
 use crate::active;
 use crate::capture::Capture;
 use crate::each::{ChunkEntryOf, ChunkOutput, Combine, ViewOf};
+use crate::rng::SeedSpec;
 use crate::{Error, Level};
 use serde::{Serialize, de::DeserializeOwned};
 use std::ops::Range;
@@ -55,6 +56,8 @@ pub struct MapOptions {
     pub errors: ErrorPolicy,
     /// `%do%`: run in the calling thread whatever the plan.
     pub in_place: bool,
+    /// `seed = ...`: every element gets its own random stream.
+    pub seed: Option<SeedSpec>,
 }
 
 impl Default for MapOptions {
@@ -65,6 +68,7 @@ impl Default for MapOptions {
             ordering: Ordering::Forward,
             errors: ErrorPolicy::Stop,
             in_place: false,
+            seed: None,
         }
     }
 }

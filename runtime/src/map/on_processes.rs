@@ -46,6 +46,7 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         id: NEXT_CALL.fetch_add(1, Ordering::Relaxed),
         bytes: codec::encode(vars, &what)?,
     });
+    let streams = options.seed.map(|s| s.streams(items.len() as u64));
     let mut planner = ChunkPlanner::new(
         items.len(),
         workers,
@@ -74,6 +75,7 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
             elements,
             stop_at_failure: stop,
             label: options.label.clone(),
+            streams: streams.map(|s| s.skip(range.start as u64)),
         };
         let started = Instant::now();
         match backend.submit_chunk(task) {

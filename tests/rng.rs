@@ -1,0 +1,172 @@
+//! Parallel random numbers: identical on every plan, worker count and chunk
+//! size; reproducible by seed; usable with rand and rand_distr.
+
+use futurize::prelude::*;
+use rand::RngExt;
+use rand_distr::{Distribution, StandardNormal};
+
+fn configurations() -> Vec<futurize::Plan> {
+    vec![
+        Sequential.into(),
+        Multithread::workers(2).into(),
+        Multithread::workers(3).into(),
+        Multiprocess::workers(2).into(),
+        Multiprocess::workers(3).into(),
+    ]
+}
+
+fn normals(chunking: usize) -> Vec<f64> {
+    // chunking: 0 adaptive, 1 one element per chunk, else a fixed size.
+    match chunking {
+        0 => foreach!(i in 0..1000usize => {
+            let mut r = rng();
+            let z: f64 = StandardNormal.sample(&mut r);
+            z + i as f64 * 0.0
+        } %dofuture% seed = 2024)
+        .unwrap(),
+        1 => foreach!(i in 0..1000usize => {
+            let _ = i;
+            StandardNormal.sample(&mut rng())
+        } %dofuture% seed = 2024, scheduling = f64::INFINITY)
+        .unwrap(),
+        n => foreach!(i in 0..1000usize => {
+            let _ = i;
+            StandardNormal.sample(&mut rng())
+        } %dofuture% seed = 2024, chunk_size = n)
+        .unwrap(),
+    }
+}
+
+#[test]
+fn draws_are_identical_on_every_plan_worker_count_and_chunk_size() {
+    let reference = {
+        let _g = with_plan(Sequential);
+        normals(0)
+    };
+    assert_eq!(reference.len(), 1000);
+    let mean = reference.iter().sum::<f64>() / 1000.0;
+    assert!(
+        mean.abs() < 0.15,
+        "standard normals have mean about 0: {mean}"
+    );
+    for p in configurations() {
+        let _g = with_plan(p.clone());
+        for chunking in [0, 1, 7, 128] {
+            assert_eq!(
+                normals(chunking),
+                reference,
+                "plan {p}, chunking {chunking}"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_element_has_its_own_stream() {
+    let _g = with_plan(Multithread::workers(2));
+    let firsts: Vec<u64> =
+        foreach!(i in 0..200u64 => { let _ = i; rng().next_u64() } %dofuture% seed = 5).unwrap();
+    let mut distinct = firsts.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 200);
+    // Element i's stream does not depend on the elements around it.
+    let alone: Vec<u64> =
+        foreach!(i in 150..151u64 => { let _ = i; rng().next_u64() } %dofuture% seed = 5).unwrap();
+    assert_ne!(
+        alone[0], firsts[150],
+        "a call's elements are numbered from 0"
+    );
+    let shifted: Vec<u64> =
+        foreach!(i in 0..151u64 => { let _ = i; rng().next_u64() } %dofuture% seed = 5).unwrap();
+    assert_eq!(shifted[150], firsts[150]);
+}
+
+#[test]
+fn rand_works_on_the_element_stream() {
+    for p in configurations() {
+        let _g = with_plan(p.clone());
+        let dice: Vec<u8> = foreach!(i in 0..50u32 => { let _ = i; rng().random_range(1..=6u8) } %dofuture% seed = 11).unwrap();
+        assert!(dice.iter().all(|d| (1..=6).contains(d)));
+        let again: Vec<u8> = foreach!(i in 0..50u32 => { let _ = i; rng().random_range(1..=6u8) } %dofuture% seed = 11).unwrap();
+        assert_eq!(dice, again, "{p}");
+    }
+}
+
+#[test]
+fn session_seeds_make_a_program_reproducible_and_calls_disjoint() {
+    let run = || {
+        futurize::set_seed(99);
+        let a: Vec<u64> =
+            foreach!(i in 0..5u32 => { let _ = i; rng().next_u64() } %dofuture% seed = true)
+                .unwrap();
+        let b: Vec<u64> =
+            foreach!(i in 0..5u32 => { let _ = i; rng().next_u64() } %dofuture% seed = true)
+                .unwrap();
+        let f = future!(rng().next_u64(), seed = true).value().unwrap();
+        let g = future!(rng().next_u64(), seed = true).value().unwrap();
+        (a, b, f, g)
+    };
+    let first = {
+        let _g = with_plan(Multiprocess::workers(2));
+        run()
+    };
+    let second = {
+        let _g = with_plan(Multithread::workers(2));
+        run()
+    };
+    assert_eq!(first, second, "same seed, same numbers, whatever the plan");
+    let (a, b, f, g) = first;
+    assert_ne!(a, b, "consecutive calls take different streams");
+    assert_ne!(f, g, "consecutive futures take consecutive streams");
+    assert!(!a.contains(&f) && !b.contains(&f));
+}
+
+#[test]
+fn futures_with_a_fixed_seed_are_reproducible_on_every_plan() {
+    let mut seen = Vec::new();
+    for p in configurations() {
+        let _g = with_plan(p);
+        let f = future!(
+            {
+                let mut r = rng();
+                (r.next_u64(), r.random::<f64>())
+            },
+            seed = 7
+        );
+        seen.push(f.value().unwrap());
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+}
+
+#[futurize(seed = 3)]
+fn simulate(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| {
+            let _ = i;
+            rng().random::<f64>()
+        })
+        .collect()
+}
+
+#[test]
+fn futurize_passes_the_seed_on() {
+    let a = {
+        let _g = with_plan(Multiprocess::workers(2));
+        simulate(20)
+    };
+    let b = simulate(20);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn rng_outside_a_seeded_body_panics_with_the_fix() {
+    let r = std::panic::catch_unwind(|| rng().next_u64());
+    let payload = r.unwrap_err();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap();
+    assert!(message.contains("add `seed = true`"), "{message}");
+}
