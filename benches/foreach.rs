@@ -93,5 +93,32 @@ fn cpu_bound(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, trivial_elements, fine_grained, cpu_bound);
+fn seeded(c: &mut Criterion) {
+    let mut group = c.benchmark_group("seeded_1e5");
+    group.sample_size(20);
+    let _g = with_plan(Multiprocess::workers(2));
+    let _: Vec<u64> = foreach!(i in 0..10u64 => i %dofuture%).unwrap();
+    group.bench_function("unseeded", |b| {
+        b.iter(|| {
+            let v: Vec<u64> = foreach!(i in 0..100_000u64 => i * 2 %dofuture%).unwrap();
+            v
+        })
+    });
+    group.bench_function("seeded_no_draw", |b| {
+        b.iter(|| {
+            let v: Vec<u64> = foreach!(i in 0..100_000u64 => i * 2 %dofuture% seed = 1).unwrap();
+            v
+        })
+    });
+    group.bench_function("seeded_one_draw", |b| {
+        b.iter(|| {
+            let v: Vec<u64> =
+                foreach!(i in 0..100_000u64 => rng().next_u64() ^ i %dofuture% seed = 1).unwrap();
+            v
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, trivial_elements, fine_grained, cpu_bound, seeded);
 criterion_main!(benches);
