@@ -49,9 +49,14 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Vec<u8>, E
     Ok(bytes)
 }
 
-/// The most memory a decoder may claim for one value: it bounds what a
-/// hostile length prefix can make it allocate.
-const DECODE_ALLOCATION_LIMIT: usize = 1 << 34;
+/// The most memory one decode may claim for strings and byte buffers, whose
+/// length prefixes bincode trusts before reading them: it bounds what a
+/// corrupt or hostile length can make a decoder allocate (the fuzzer found
+/// 8 bytes that asked for 4 GB under a larger limit). Sequences of other
+/// values are not claimed: serde caps what they reserve up front. A single
+/// `String` or byte buffer over 1 GiB inside a value therefore does not
+/// decode.
+const DECODE_ALLOCATION_LIMIT: usize = 1 << 30;
 
 /// Decodes a value that [`encode`] produced. Trailing bytes are an error, so a
 /// mismatch between the leader's and the worker's idea of a type is caught.
@@ -94,6 +99,14 @@ mod tests {
         assert!(
             matches!(decode::<(u64, String)>(&longer, "x"), Err(Error::Protocol(m)) if m.contains("trailing"))
         );
+    }
+
+    #[test]
+    fn a_huge_string_claim_in_a_short_input_is_refused() {
+        // Found by the fuzzer: a String claiming 0xfff7fcf7 bytes, with 3 present.
+        let bytes = [0u8, 252, 247, 252, 247, 255, 240, 252];
+        let r = decode::<(Vec<f64>, String, Option<u64>)>(&bytes, "x");
+        assert!(matches!(r, Err(Error::Protocol(_))), "{r:?}");
     }
 
     #[test]
