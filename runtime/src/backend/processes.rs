@@ -220,8 +220,10 @@ fn read_replies(
                 let running = lock(&worker.running).take();
                 match running {
                     Some(r) if r.id == id => {
-                        r.slot.fill(outcome_to_result(outcome, value));
+                        // Free the worker first: whoever collects the value
+                        // then already sees it free.
                         shared.release(&worker);
+                        r.slot.fill(outcome_to_result(outcome, value));
                     }
                     _ => {
                         break Some(format!(
@@ -237,7 +239,11 @@ fn read_replies(
     };
     lock(&worker.input).take();
     let status = lock(&worker.child).wait();
-    if let Some(r) = lock(&worker.running).take() {
+    let running = lock(&worker.running).take();
+    // Forget the worker first: whoever collects the error then sees the pool
+    // without it.
+    shared.forget(&worker);
+    if let Some(r) = running {
         let mut cause = status.map(describe_exit).unwrap_or_else(|e| e.to_string());
         if let Some(problem) = ended {
             cause = format!("{cause}; the channel carried {problem}");
@@ -249,7 +255,6 @@ fn read_replies(
             index: None,
         }));
     }
-    shared.forget(&worker);
 }
 
 fn outcome_to_result(outcome: Outcome, value: Vec<u8>) -> Result<Vec<u8>, Error> {
@@ -340,8 +345,8 @@ impl ProcessPool {
             // Refused before a byte was written: the worker is fine.
             Err(e @ Error::TooLarge { .. }) => {
                 if let Some(r) = lock(&worker.running).take() {
-                    r.slot.fill(Err(e));
                     self.shared.release(&worker);
+                    r.slot.fill(Err(e));
                 }
             }
             // The channel broke: the reader thread reports the dead worker.

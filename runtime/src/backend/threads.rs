@@ -81,8 +81,10 @@ fn work(jobs: Receiver<Job>, admission: Arc<Admission>, nested: Arc<ActivePlan>)
             execute::run(task.entry, &task.captures, &nested, task.stream)
         };
         drop(task);
-        slot.fill(result);
+        // Free the worker before handing over the value, so that whoever
+        // collects it already sees the worker free.
         admission.release();
+        slot.fill(result);
     }
 }
 
