@@ -87,6 +87,8 @@ pub(crate) fn start(level: &Level, nested: Arc<ActivePlan>) -> Result<Arc<dyn Ba
 /// The one-shot meeting point of a running future and its owner.
 pub(crate) struct ResultSlot {
     value: Mutex<Option<Result<Vec<u8>, Error>>>,
+    /// Set once `value` holds the result, for waiters that spin.
+    ready: AtomicBool,
     filled: Condvar,
     cancelled: AtomicBool,
     on_cancel: Mutex<Option<CancelHook>>,
@@ -99,6 +101,7 @@ impl ResultSlot {
     pub(crate) fn new() -> Arc<ResultSlot> {
         Arc::new(ResultSlot {
             value: Mutex::new(None),
+            ready: AtomicBool::new(false),
             filled: Condvar::new(),
             cancelled: AtomicBool::new(false),
             on_cancel: Mutex::new(None),
@@ -110,18 +113,33 @@ impl ResultSlot {
         if v.is_none() {
             *v = Some(result);
         }
+        self.ready.store(true, Ordering::Release);
         self.filled.notify_all();
     }
 
+    /// Spins briefly for the result before a waiter goes to sleep: a round
+    /// trip to a worker often ends within microseconds, and waking a sleeping
+    /// thread costs more than that on small machines.
+    fn spin_until_ready(&self) {
+        const SPIN: Duration = Duration::from_micros(50);
+        let start = std::time::Instant::now();
+        while !self.ready.load(Ordering::Acquire) {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+            if start.elapsed() > SPIN {
+                return;
+            }
+        }
+    }
+
     pub(crate) fn is_filled(&self) -> bool {
-        self.value
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
+        self.ready.load(Ordering::Acquire)
     }
 
     /// Blocks until filled, then takes the result.
     pub(crate) fn take(&self) -> Result<Vec<u8>, Error> {
+        self.spin_until_ready();
         let mut v = self.value.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(result) = v.take() {
@@ -141,12 +159,13 @@ impl ResultSlot {
         v.is_some()
     }
 
-    /// Marks the future cancelled and runs the backend's hook, if any.
     /// Blocks until filled, leaving the result in place.
     pub(crate) fn resolve_wait(&self) {
+        self.spin_until_ready();
         while !self.wait_for(Duration::from_secs(3600)) {}
     }
 
+    /// Marks the future cancelled and runs the backend's hook, if any.
     pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
         let hook = self
