@@ -18,7 +18,7 @@ use crate::{Error, Plan, codec, identity};
 use std::io::BufReader;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// The future a worker is running.
@@ -32,6 +32,9 @@ struct WorkerProcess {
     pid: u32,
     /// The `foreach!` call whose captures this worker holds.
     cached_call: Mutex<Option<u64>>,
+    /// Set when the pool killed this worker: it must never be reused, even
+    /// if it answered before the signal landed.
+    killed: AtomicBool,
     /// `None` once the pool has closed this worker's channel.
     input: Mutex<Option<ChildStdin>>,
     child: Mutex<Child>,
@@ -114,7 +117,7 @@ impl Shared {
     /// A worker finished its future: back to idle, or closed.
     fn release(&self, worker: &Arc<WorkerProcess>) {
         let mut state = lock(&self.state);
-        if self.fresh || state.closed {
+        if self.fresh || state.closed || worker.killed.load(Ordering::Acquire) {
             lock(&worker.input).take();
         } else {
             state.idle.push(worker.clone());
@@ -195,6 +198,7 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<WorkerProcess>, Error> {
     let worker = Arc::new(WorkerProcess {
         pid,
         cached_call: Mutex::new(None),
+        killed: AtomicBool::new(false),
         input: Mutex::new(Some(input)),
         child: Mutex::new(child),
         running: Mutex::new(None),
@@ -322,8 +326,11 @@ impl ProcessPool {
         let killer = Arc::downgrade(&worker);
         slot.on_cancel(Box::new(move || {
             if let Some(w) = killer.upgrade() {
-                let is_ours = lock(&w.running).as_ref().is_some_and(|r| r.id == id);
-                if is_ours {
+                // Decide and kill under the `running` lock, so the reader
+                // cannot finish this task and free the worker in between.
+                let running = lock(&w.running);
+                if running.as_ref().is_some_and(|r| r.id == id) {
+                    w.killed.store(true, Ordering::Release);
                     let _ = lock(&w.child).kill();
                 }
             }
