@@ -10,7 +10,7 @@
 use crate::captures;
 use crate::expand_future::{check_body, check_random, seed_tokens, tuple};
 use crate::options::{self, ErrorsOption, ForeachOptions, RawOption};
-use crate::self_rename::rename_self;
+use crate::self_rename::captured_variables;
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::parse::{Parse, ParseStream, Parser};
@@ -154,15 +154,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
         )
     });
     check_random(&found, opts.seed.is_some(), &mut errors);
-    let mut captured: Vec<Ident> = opts.globals.clone().unwrap_or(found.captures);
-    let mut self_binding = TokenStream::new();
-    if let Some(self_span) = found.self_span {
-        let binder = Ident::new("__futurize_self", Span::mixed_site().located_at(self_span));
-        rename_self(&mut body, &binder);
-        let self_token = syn::token::SelfValue(self_span);
-        self_binding = quote!(let #binder = #self_token;);
-        captured.push(binder);
-    }
+    let (captured, self_binding) = captured_variables(&mut body, found, opts.globals.clone());
     if captured.len() > MAX_CAPTURES {
         errors.push(syn::Error::new(
             captured[MAX_CAPTURES].span(),

@@ -8,7 +8,7 @@
 
 use crate::captures::{self, Findings};
 use crate::options::{self, FutureOptions, RawOption};
-use crate::self_rename::rename_self;
+use crate::self_rename::captured_variables;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
@@ -65,15 +65,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
         // One precise error, not a cascade: the call still has a `Future` type.
         return quote!({ #e ::futurize::__private::__unreachable_future() });
     }
-    let mut captured: Vec<Ident> = opts.globals.clone().unwrap_or(found.captures);
-    let mut self_binding = TokenStream::new();
-    if let Some(self_span) = found.self_span {
-        let binder = Ident::new("__futurize_self", Span::mixed_site().located_at(self_span));
-        rename_self(&mut body, &binder);
-        let self_token = syn::token::SelfValue(self_span);
-        self_binding = quote!(let #binder = #self_token;);
-        captured.push(binder);
-    }
+    let (captured, self_binding) = captured_variables(&mut body, found, opts.globals.clone());
     generate(&body, &captured, self_binding, &opts)
 }
 

@@ -3,8 +3,30 @@
 //! inside macro arguments and nested closures, is renamed. `self::` paths and
 //! nested items are left alone.
 
-use proc_macro2::{Ident, TokenStream, TokenTree};
+use crate::captures::Findings;
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+use quote::quote;
 use syn::visit_mut::{self, VisitMut};
+
+/// The variables a body ships: `globals` when given, else what the walk
+/// found; plus `self` when the body uses it, renamed in `body` and bound by
+/// the returned statement (empty when `self` is not used).
+pub fn captured_variables(
+    body: &mut syn::Expr,
+    found: Findings,
+    globals: Option<Vec<Ident>>,
+) -> (Vec<Ident>, TokenStream) {
+    let mut captured = globals.unwrap_or(found.captures);
+    let Some(self_span) = found.self_span else {
+        return (captured, TokenStream::new());
+    };
+    let binder = Ident::new("__futurize_self", Span::mixed_site().located_at(self_span));
+    rename_self(body, &binder);
+    let self_token = syn::token::SelfValue(self_span);
+    let binding = quote!(let #binder = #self_token;);
+    captured.push(binder);
+    (captured, binding)
+}
 
 /// Renames `self` to `binder` throughout `body`.
 pub fn rename_self(body: &mut syn::Expr, binder: &Ident) {
