@@ -206,6 +206,7 @@ fn generate(
     );
     let checks = captured.iter().map(|c| {
         quote_spanned!(c.span()=>
+            #p::__check_not_mut(&(&&&#p::__wrap(&#c)).__futurize_each_tag());
             #p::__check_serialize(&#c);
             #p::__check_each_capture(&(&&&#p::__wrap(&#c)).__futurize_each_tag());
         )
@@ -247,7 +248,10 @@ fn generate(
     let seed = seed_tokens(&opts.seed);
     quote!({
         #[allow(unused_imports)]
-        use #p::{EachViaBorrow as _, EachViaCopy as _, EachViaRef as _, ViaOwned as _, ViaRef as _};
+        use #p::{
+            EachViaBorrow as _, EachViaCopy as _, EachViaMutRef as _, EachViaRef as _,
+            ViaMutRef as _, ViaOwned as _, ViaRef as _,
+        };
         #(let #iters = ::core::iter::IntoIterator::into_iter(#iterables);)*
         let __futurize_etags = #etags;
         #self_binding

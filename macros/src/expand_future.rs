@@ -156,6 +156,7 @@ fn generate(
     );
     let checks = captured.iter().map(|c| {
         quote_spanned!(c.span()=>
+            #p::__check_not_mut(&(&#p::__wrap(&#c)).__futurize_tag());
             #p::__check_serialize(&#c);
             #p::__check_capture(&(&#p::__wrap(&#c)).__futurize_tag());
         )
@@ -170,7 +171,7 @@ fn generate(
     let seed = seed_tokens(&opts.seed);
     quote!({
         #[allow(unused_imports)]
-        use #p::{ViaOwned as _, ViaRef as _};
+        use #p::{ViaMutRef as _, ViaOwned as _, ViaRef as _};
         #self_binding
         #(#checks)*
         let __futurize_tags = #tags;

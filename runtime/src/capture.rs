@@ -63,6 +63,40 @@ impl<U: ?Sized> ViaRef for &Wrap<&U> {
     }
 }
 
+/// Tag of a `&mut` capture, which cannot be shipped: it exists to fail
+/// [`__check_not_mut`] with a message that says what to do instead.
+pub struct MutRefTag<U: ?Sized>(pub(crate) PhantomData<fn() -> *const U>);
+
+/// Chosen first too (by-value receiver): the captured variable is `&mut`.
+pub trait ViaMutRef {
+    /// The tag this probe yields.
+    type Tag;
+    /// Yields the tag.
+    fn __futurize_tag(self) -> Self::Tag;
+}
+
+impl<U: ?Sized> ViaMutRef for &Wrap<&mut U> {
+    type Tag = MutRefTag<U>;
+    fn __futurize_tag(self) -> MutRefTag<U> {
+        MutRefTag(PhantomData)
+    }
+}
+
+/// Every tag but the one of a `&mut` capture.
+#[diagnostic::on_unimplemented(
+    message = "a future cannot capture `&mut` data: it runs on its own copy, possibly in \
+               another process, and changes are never written back",
+    label = "this variable is a `&mut` reference",
+    note = "capture the value itself and return the new one, e.g. \
+            `let v = future!({{ let mut v = v; v.push(1); v }}).value()?;`"
+)]
+pub trait NotMutRef {}
+impl<T> NotMutRef for OwnedTag<T> {}
+impl<U: ?Sized> NotMutRef for RefTag<U> {}
+
+/// Checks, at the captured name's span, that a capture is not `&mut`.
+pub fn __check_not_mut<C: NotMutRef>(_: &C) {}
+
 /// Chosen otherwise (autoref'd receiver): the captured variable is a value.
 pub trait ViaOwned {
     /// The tag this probe yields.

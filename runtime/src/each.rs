@@ -14,7 +14,7 @@
 //! (decoded once per worker per call, then viewed for every element).
 //! Elements use the [`Capture`] tags of `future!` with [`Capture::pass`].
 
-use crate::capture::{Capture, RefTag, Wrap};
+use crate::capture::{Capture, MutRefTag, NotMutRef, RefTag, Wrap};
 use crate::rng::{self, Streams};
 use crate::{Error, codec, execute};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -42,6 +42,24 @@ impl<U: ?Sized> EachViaRef for &&Wrap<&U> {
         RefTag(PhantomData)
     }
 }
+
+/// Probe, first choice too: the variable is `&mut`.
+pub trait EachViaMutRef {
+    /// The tag.
+    type Tag;
+    /// Yields the tag.
+    fn __futurize_each_tag(&self) -> Self::Tag;
+}
+
+impl<U: ?Sized> EachViaMutRef for &&Wrap<&mut U> {
+    type Tag = MutRefTag<U>;
+    fn __futurize_each_tag(&self) -> MutRefTag<U> {
+        MutRefTag(PhantomData)
+    }
+}
+
+impl<T> NotMutRef for CopyTag<T> {}
+impl<T> NotMutRef for BorrowTag<T> {}
 
 /// Probe, second choice: the variable is `Copy`.
 pub trait EachViaCopy {

@@ -43,12 +43,12 @@ pub use rng::{ElementRng, rng, set_seed};
 pub mod __private {
     pub use crate::capture::__wrap_item;
     pub use crate::capture::{
-        __check_capture, __check_serialize, __entry_of, __no_capture, __typed, __wrap, EntryOf,
-        ViaOwned, ViaRef,
+        __check_capture, __check_not_mut, __check_serialize, __entry_of, __no_capture, __typed,
+        __wrap, EntryOf, ViaMutRef, ViaOwned, ViaRef,
     };
     pub use crate::each::{
         __check_each_capture, __chunk_entry_of, __combine_with, __no_capture_each, __no_combine,
-        __typed_each, EachViaBorrow, EachViaCopy, EachViaRef,
+        __typed_each, EachViaBorrow, EachViaCopy, EachViaMutRef, EachViaRef,
     };
     pub use crate::future::FutureOptions;
     pub use crate::map::{
