@@ -1,0 +1,143 @@
+//! The capture walk, case by case.
+
+use super::*;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+fn captures(tokens: TokenStream) -> Vec<String> {
+    let e = exprs(tokens).remove(0);
+    walk(&e).captures.iter().map(|i| i.to_string()).collect()
+}
+
+#[test]
+fn free_variables_in_order_and_once() {
+    assert_eq!(
+        captures(quote!(xs.iter().sum::<f64>() + y * xs.len() as f64)),
+        ["xs", "y"]
+    );
+}
+
+#[test]
+fn block_scoping_and_shadowing() {
+    assert_eq!(
+        captures(quote!(
+            {
+                let y = 1;
+                y
+            } + y
+        )),
+        ["y"]
+    );
+    assert_eq!(
+        captures(quote!({
+            let x = x + 1;
+            x
+        })),
+        ["x"]
+    );
+}
+
+#[test]
+fn patterns_bind() {
+    assert_eq!(
+        captures(quote!({
+            for (i, v) in vs.iter().enumerate() {
+                t += i;
+            }
+        })),
+        ["vs", "t"]
+    );
+    assert_eq!(
+        captures(quote!(match o {
+            Some(v) if v > k => v,
+            None => d,
+            _ => 0,
+        })),
+        ["o", "k", "d"]
+    );
+    assert_eq!(
+        captures(quote!(if let Some(v) = o { v } else { v })),
+        ["o", "v"]
+    );
+    assert_eq!(captures(quote!(|a, (b, _c)| a + b + k)), ["k"]);
+}
+
+#[test]
+fn items_and_callees_are_not_captures() {
+    assert_eq!(
+        captures(quote!(
+            helper(x) + MAX + Config::default().n + std::f64::consts::PI + N
+        )),
+        ["x"]
+    );
+}
+
+#[test]
+fn macros_and_format_strings() {
+    assert_eq!(
+        captures(quote!(format!("{a} {b:?} {:w$}", c))),
+        ["a", "b", "w", "c"]
+    );
+    assert_eq!(captures(quote!(vec![v; n])), ["v", "n"]);
+    assert_eq!(
+        captures(quote!(matches!(o, Some(q) if q > lim))),
+        ["o", "lim"]
+    );
+    assert_eq!(
+        captures(quote!(my_macro!(alpha, beta.gamma, delta(1)))),
+        ["alpha", "beta"]
+    );
+}
+
+#[test]
+fn writes_and_escapes_are_found() {
+    let e = exprs(quote!({
+        x = 1;
+        y += 2;
+        let mut z = 0;
+        z += 1;
+        w.push(1);
+        loop {
+            break;
+        }
+    }))
+    .remove(0);
+    let f = walk(&e);
+    let writes: Vec<String> = f.writes.iter().map(|i| i.to_string()).collect();
+    assert_eq!(writes, ["x", "y"]);
+    assert!(f.escapes.is_empty());
+    let e = exprs(quote!({
+        let v = a?;
+        if v {
+            return 1;
+        }
+        break;
+    }))
+    .remove(0);
+    let escapes: Vec<&str> = walk(&e).escapes.iter().map(|(_, w)| *w).collect();
+    assert_eq!(escapes, ["?", "return", "break"]);
+    let e = exprs(quote!(
+        xs.iter()
+            .map(|x| {
+                if *x > 0 {
+                    return 1;
+                }
+                2
+            })
+            .sum::<i32>()
+    ))
+    .remove(0);
+    assert!(walk(&e).escapes.is_empty());
+}
+
+#[test]
+fn self_is_noted_not_captured() {
+    let e = exprs(quote!(self.total + k)).remove(0);
+    let f = walk(&e);
+    assert!(f.self_span.is_some());
+    assert_eq!(f.captures.len(), 1);
+}
+
+pub(super) fn exprs(tokens: TokenStream) -> Vec<Expr> {
+    syn::parse::Parser::parse2(comma_separated, tokens).expect("expressions")
+}
