@@ -119,6 +119,11 @@ impl ChunkPlanner {
         let t = elapsed.as_secs_f64() / elements as f64;
         self.per_element = Some(match self.per_element {
             None => t,
+            // A measured time includes the chunk's fixed cost (a round trip on
+            // processes), which small first chunks spread over few elements:
+            // take a lower estimate at once, so sizes grow quickly, and
+            // smooth increases.
+            Some(old) if t < old => t,
             Some(old) => 0.5 * old + 0.5 * t,
         });
     }
@@ -200,6 +205,9 @@ mod tests {
         // 1 µs per element: a 1 ms target asks for 1000 elements.
         p.record(1, Duration::from_micros(1));
         assert_eq!(p.next_chunk().map(|r| r.len()), Some(1000));
+        // A lower estimate is taken at once; a higher one is smoothed.
+        p.record(1000, Duration::from_millis(2));
+        assert_eq!(p.next_chunk().map(|r| r.len()), Some(666));
         // Near the end, chunks shrink so that every worker gets work.
         let mut p = ChunkPlanner::new(100, 2, Sizing::Adaptive, Ordering::Forward, T);
         p.record(1, Duration::from_nanos(1));
