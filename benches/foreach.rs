@@ -120,5 +120,50 @@ fn seeded(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, trivial_elements, fine_grained, cpu_bound, seeded);
+fn throughput(c: &mut Criterion) {
+    let mut group = c.benchmark_group("throughput");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    let plans: Vec<(&str, futurize::Plan)> = vec![
+        ("multithread_2", Multithread::workers(2).into()),
+        ("multiprocess_2", Multiprocess::workers(2).into()),
+    ];
+    for (name, p) in plans {
+        let _g = with_plan(p);
+        let _: Vec<u64> = foreach!(i in 0..10u64 => i %dofuture%).unwrap();
+        for n in [1_000u64, 10_000, 100_000, 1_000_000] {
+            group.bench_function(format!("{name}/{n}/adaptive"), |b| {
+                b.iter(|| {
+                    let v: Vec<u64> = foreach!(i in 0..n => i * 2 %dofuture%).unwrap();
+                    v
+                })
+            });
+            group.bench_function(format!("{name}/{n}/scheduling_1"), |b| {
+                b.iter(|| {
+                    let v: Vec<u64> =
+                        foreach!(i in 0..n => i * 2 %dofuture% scheduling = 1.0).unwrap();
+                    v
+                })
+            });
+            group.bench_function(format!("{name}/{n}/chunk_size_100"), |b| {
+                b.iter(|| {
+                    let v: Vec<u64> =
+                        foreach!(i in 0..n => i * 2 %dofuture% chunk_size = 100).unwrap();
+                    v
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    trivial_elements,
+    fine_grained,
+    cpu_bound,
+    seeded,
+    throughput
+);
 criterion_main!(benches);

@@ -65,36 +65,38 @@ fn worker_start(c: &mut Criterion) {
 }
 
 fn large_capture(c: &mut Criterion) {
-    const SIZE: usize = 100 << 20;
-    let mut group = c.benchmark_group("capture_100mb");
+    let mut group = c.benchmark_group("capture");
     group.sample_size(10);
-    group.measurement_time(Duration::from_secs(10));
-    let data = vec![7u8; SIZE];
-    {
-        let _g = with_plan(Multiprocess::workers(1));
-        future!(0u8).value().unwrap();
-        group.bench_function("multiprocess_1", |b| {
-            b.iter(|| future!(data.len()).value().unwrap())
+    group.measurement_time(Duration::from_secs(5));
+    for mb in [1usize, 10, 100] {
+        let size = mb << 20;
+        let data = vec![7u8; size];
+        {
+            let _g = with_plan(Multiprocess::workers(1));
+            future!(0u8).value().unwrap();
+            group.bench_function(format!("{mb}mb/multiprocess_1"), |b| {
+                b.iter(|| future!(data.len()).value().unwrap())
+            });
+        }
+        group.bench_function(format!("{mb}mb/floor_pipe_copy"), |b| {
+            b.iter(|| {
+                let (mut reader, mut writer) = std::io::pipe().unwrap();
+                let sink = std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 1 << 16];
+                    let mut total = 0;
+                    loop {
+                        match reader.read(&mut buf).unwrap() {
+                            0 => break total,
+                            n => total += n,
+                        }
+                    }
+                });
+                writer.write_all(&data).unwrap();
+                drop(writer);
+                assert_eq!(sink.join().unwrap(), size);
+            })
         });
     }
-    group.bench_function("floor_pipe_copy", |b| {
-        b.iter(|| {
-            let (mut reader, mut writer) = std::io::pipe().unwrap();
-            let sink = std::thread::spawn(move || {
-                let mut buf = vec![0u8; 1 << 16];
-                let mut total = 0;
-                loop {
-                    match reader.read(&mut buf).unwrap() {
-                        0 => break total,
-                        n => total += n,
-                    }
-                }
-            });
-            writer.write_all(&data).unwrap();
-            drop(writer);
-            assert_eq!(sink.join().unwrap(), SIZE);
-        })
-    });
     group.finish();
 }
 

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Runs the same workloads in R's future framework and in futurize on this
 # machine, in one go, and prints a table: workload, R, futurize, ratio.
-# Installs R and its future packages from Debian if they are missing.
+# Installs R, future, future.apply, foreach and doParallel from Debian if
+# they are missing.
 # Not part of CI (it takes minutes); run it by hand: bash benches/compare/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-if ! command -v Rscript >/dev/null || ! Rscript -e 'library(future.apply)' >/dev/null 2>&1; then
+if ! command -v Rscript >/dev/null \
+    || ! Rscript -e 'library(future.apply); library(doParallel)' >/dev/null 2>&1; then
     echo "installing R, future and future.apply from Debian ..." >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        r-base-core r-cran-future r-cran-future.apply >/dev/null
+        r-base-core r-cran-future r-cran-future.apply r-cran-foreach r-cran-doparallel >/dev/null
 fi
 
 cargo build -q --release --example compare_workloads
