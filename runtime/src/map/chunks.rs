@@ -7,7 +7,9 @@
 //! automatic batching: each finished chunk's duration per element updates an
 //! estimate, and the next chunk is sized to take about `target` (a multiple
 //! of the backend's per-chunk overhead), while leaving at least four chunks
-//! per worker in what remains so that load stays balanced.
+//! per worker in what remains so that load stays balanced. On worker
+//! processes, once the rest takes at most one target duration per worker, it
+//! is split evenly instead, since every extra chunk costs a round trip.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -45,6 +47,13 @@ pub(crate) struct ChunkPlanner {
     next: usize,
     target: Duration,
     per_element: Option<f64>,
+    /// Once the rest fits in one target duration per worker: the size of
+    /// each worker's share of it.
+    final_share: Option<usize>,
+    /// The largest adaptive chunk.
+    max_chunk: usize,
+    /// Split the rest evenly once it fits in one target duration per worker.
+    even_final_round: bool,
 }
 
 impl ChunkPlanner {
@@ -88,7 +97,25 @@ impl ChunkPlanner {
             next: 0,
             target,
             per_element: None,
+            final_share: None,
+            max_chunk: usize::MAX,
+            even_final_round: false,
         }
+    }
+
+    /// Once the rest takes at most one target duration per worker, hand it
+    /// out as one even share per worker instead of ever smaller chunks: worth
+    /// it where each chunk costs a round trip (worker processes).
+    pub(crate) fn with_even_final_round(mut self) -> Self {
+        self.even_final_round = true;
+        self
+    }
+
+    /// Caps adaptive chunk sizes (so that a chunk's elements and values stay
+    /// in cache); sizes the user fixed are left alone.
+    pub(crate) fn with_max_chunk(mut self, max_chunk: usize) -> Self {
+        self.max_chunk = max_chunk.max(1);
+        self
     }
 
     /// The next chunk to hand out.
@@ -101,13 +128,28 @@ impl ChunkPlanner {
         }
         let remaining = self.total - self.next;
         let balanced = (remaining / (4 * self.workers)).max(1);
-        let size = match self.per_element {
-            None => 1,
-            Some(t) if t <= 0.0 => balanced,
-            Some(t) => ((self.target.as_secs_f64() / t) as usize).clamp(1, balanced),
+        let size = match (self.final_share, self.per_element) {
+            (Some(share), _) => share,
+            (None, None) => 1,
+            (None, Some(t)) => {
+                let ideal = if t > 0.0 {
+                    (self.target.as_secs_f64() / t).min(usize::MAX as f64) as usize
+                } else {
+                    usize::MAX
+                };
+                if self.even_final_round && remaining / self.workers <= ideal {
+                    // The rest takes at most one target duration per worker:
+                    // one even share each, without a tail of small chunks.
+                    let share = remaining.div_ceil(self.workers).min(self.max_chunk);
+                    self.final_share = Some(share);
+                    share
+                } else {
+                    ideal.clamp(1, balanced).min(self.max_chunk)
+                }
+            }
         };
         let start = self.next;
-        self.next += size;
+        self.next = (self.next + size).min(self.total);
         Some(start..self.next)
     }
 
@@ -208,9 +250,20 @@ mod tests {
         // A lower estimate is taken at once; a higher one is smoothed.
         p.record(1000, Duration::from_millis(2));
         assert_eq!(p.next_chunk().map(|r| r.len()), Some(666));
-        // Near the end, chunks shrink so that every worker gets work.
+        // Slow elements: chunks keep at least four per worker in what remains.
         let mut p = ChunkPlanner::new(100, 2, Sizing::Adaptive, Ordering::Forward, T);
-        p.record(1, Duration::from_nanos(1));
-        assert_eq!(p.next_chunk().map(|r| r.len()), Some(12));
+        p.record(1, Duration::from_micros(100));
+        assert_eq!(p.next_chunk().map(|r| r.len()), Some(10));
+        p.record(10, Duration::from_millis(1));
+        assert_eq!(p.next_chunk().map(|r| r.len()), Some(10));
+        // Cheap elements: the rest fits in one target duration per worker and
+        // is split evenly, with no tail of small chunks.
+        let mut p = ChunkPlanner::new(101, 2, Sizing::Adaptive, Ordering::Forward, T)
+            .with_even_final_round();
+        assert_eq!(p.next_chunk(), Some(0..1));
+        p.record(1, Duration::from_nanos(10));
+        assert_eq!(p.next_chunk(), Some(1..51));
+        assert_eq!(p.next_chunk(), Some(51..101));
+        assert_eq!(p.next_chunk(), None);
     }
 }

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 /// What a chunk costs to hand out here: a lock and a small allocation.
 const TARGET_CHUNK_TIME: Duration = Duration::from_micros(100);
 
+/// Chunks larger than this gain nothing here and fall out of the cache.
+const MAX_CHUNK: usize = 16 << 10;
+
 /// Where chunks take their elements from.
 enum Source<I: Iterator> {
     /// Chunks come in element order from an iterator of known length: pull
@@ -88,7 +91,8 @@ where
             options.sizing,
             options.ordering,
             TARGET_CHUNK_TIME,
-        ),
+        )
+        .with_max_chunk(MAX_CHUNK),
         source,
     });
     let finished = Mutex::new(Vec::new());

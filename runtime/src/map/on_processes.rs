@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 /// A chunk should take about 50 round trips' worth of time.
 const TARGET_CHUNK_TIME: Duration = Duration::from_millis(2);
 
+/// Larger chunks save little of a round trip and cost cache on both sides.
+const MAX_CHUNK: usize = 64 << 10;
+
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
 struct InFlight {
@@ -53,7 +56,9 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         options.sizing,
         options.ordering,
         TARGET_CHUNK_TIME,
-    );
+    )
+    .with_max_chunk(MAX_CHUNK)
+    .with_even_final_round();
     let mut in_flight: Vec<InFlight> = Vec::new();
     let mut finished: Finished<R> = Vec::new();
     // The lowest failed element index so far. Under `stop`, chunks after it
