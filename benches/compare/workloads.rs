@@ -71,6 +71,13 @@ fn main() {
         }),
     );
     report(
+        "foreach_1e4_dopar_2",
+        time(50, || {
+            let v: Vec<u64> = foreach!(i in 1..=10_000u64 => i * 2 %dofuture%).unwrap();
+            assert_eq!(v.len(), 10_000);
+        }),
+    );
+    report(
         "seeded_1e5_no_draw_multiprocess_2",
         time(50, || {
             let v: Vec<u64> = foreach!(i in 1..=100_000u64 => i * 2 %dofuture% seed = 1).unwrap();
