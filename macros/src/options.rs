@@ -72,20 +72,29 @@ pub fn seed_value(value: Expr) -> syn::Result<Option<Seed>> {
     }
 }
 
+/// Notes an option's name; false (with an error) when it was given before.
+fn first_time(seen: &mut Vec<String>, name: &Ident, errors: &mut Vec<syn::Error>) -> bool {
+    let key = name.to_string();
+    if seen.contains(&key) {
+        errors.push(syn::Error::new(
+            name.span(),
+            format!("option `{key}` is given twice"),
+        ));
+        return false;
+    }
+    seen.push(key);
+    true
+}
+
 /// Checks the options of `future!`, collecting every error.
 pub fn future_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> FutureOptions {
     let mut opts = FutureOptions::default();
     let mut seen: Vec<String> = Vec::new();
     for RawOption { name, value } in raw {
         let key = name.to_string();
-        if seen.contains(&key) {
-            errors.push(syn::Error::new(
-                name.span(),
-                format!("option `{key}` is given twice"),
-            ));
+        if !first_time(&mut seen, &name, errors) {
             continue;
         }
-        seen.push(key.clone());
         match key.as_str() {
             "label" => match label_value(value) {
                 Ok(v) => opts.label = Some(v),
@@ -226,14 +235,9 @@ pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> For
     let mut sizing_from: Option<Ident> = None;
     for RawOption { name, value } in raw {
         let key = name.to_string();
-        if seen.contains(&key) {
-            errors.push(syn::Error::new(
-                name.span(),
-                format!("option `{key}` is given twice"),
-            ));
+        if !first_time(&mut seen, &name, errors) {
             continue;
         }
-        seen.push(key.clone());
         let result: syn::Result<()> = (|| {
             match key.as_str() {
                 "label" => opts.label = Some(label_value(value)?),
