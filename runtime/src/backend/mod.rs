@@ -149,20 +149,14 @@ impl ResultSlot {
         }
     }
 
-    /// Blocks until filled or `timeout` passes; true when filled.
-    pub(crate) fn wait_for(&self, timeout: Duration) -> bool {
-        let v = self.value.lock().unwrap_or_else(|p| p.into_inner());
-        let (v, _) = self
-            .filled
-            .wait_timeout_while(v, timeout, |v| v.is_none())
-            .unwrap_or_else(|p| p.into_inner());
-        v.is_some()
-    }
-
     /// Blocks until filled, leaving the result in place.
     pub(crate) fn resolve_wait(&self) {
         self.spin_until_ready();
-        while !self.wait_for(Duration::from_secs(3600)) {}
+        let v = self.value.lock().unwrap_or_else(|p| p.into_inner());
+        let _filled = self
+            .filled
+            .wait_while(v, |_| !self.ready.load(Ordering::Acquire))
+            .unwrap_or_else(|p| p.into_inner());
     }
 
     /// Marks the future cancelled and runs the backend's hook, if any.
