@@ -73,12 +73,40 @@ pub use rand_core;
 #[doc(hidden)]
 pub use futurize_runtime::__private;
 
+/// One step of progress inside a `foreach!` body with `progress = true`,
+/// like progressr's `p()`: the bar counts the steps and shows the latest
+/// message. Outside such a call it does nothing.
+///
+/// ```
+/// use futurize::prelude::*;
+/// let sizes = vec![3, 5];
+/// let totals: Vec<u32> = foreach!(n in &sizes => {
+///     let mut total = 0;
+///     for k in 0..*n {
+///         total += k;
+///         progress!("item {k} of {n}");
+///     }
+///     progress!();
+///     total
+/// } %dofuture% progress = true).unwrap();
+/// assert_eq!(totals, vec![3, 10]);
+/// ```
+#[macro_export]
+macro_rules! progress {
+    () => {
+        $crate::__private::__progress_step(::core::option::Option::None)
+    };
+    ($($arg:tt)+) => {
+        $crate::__private::__progress_step(::core::option::Option::Some(::std::format!($($arg)+)))
+    };
+}
+
 /// Everything a program using futurize needs: `use futurize::prelude::*;`.
 pub mod prelude {
     pub use crate::{
         Future, Multiprocess, Multithread, Sequential, available_cores, available_workers,
         current_plan, foreach, future, futurize, nbr_of_free_workers, nbr_of_workers, plan,
-        resolve, resolved, rng, set_seed, value, with_plan,
+        progress, resolve, resolved, rng, set_seed, value, with_plan,
     };
     /// Brings `next_u64()` and friends into scope for `rng()`.
     pub use rand_core::Rng as _;

@@ -8,7 +8,7 @@
 //! the chunk entry function).
 
 use crate::captures;
-use crate::expand_future::{check_body, check_random, seed_tokens, tuple};
+use crate::expand_future::{check_body, check_random, option_tokens, seed_tokens, tuple};
 use crate::options::{self, ErrorsOption, ForeachOptions, RawOption};
 use crate::self_rename::captured_variables;
 use proc_macro2::{Span, TokenStream, TokenTree};
@@ -155,6 +155,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
     });
     check_random(&found, opts.seed.is_some(), &mut errors);
     let (captured, self_binding) = captured_variables(&mut body, found, opts.globals.clone());
+    crate::relay_prints::rewrite(&mut body);
     if captured.len() > MAX_CAPTURES {
         errors.push(syn::Error::new(
             captured[MAX_CAPTURES].span(),
@@ -246,6 +247,12 @@ fn generate(
     };
     let (sizing, ordering) = (&opts.sizing, &opts.ordering);
     let seed = seed_tokens(&opts.seed);
+    let (stdout, progress) = (opts.stdout, opts.progress);
+    let timeout = option_tokens(opts.timeout.as_ref());
+    let retries = match &opts.retries {
+        Some(r) => quote!(#r),
+        None => quote!(0),
+    };
     quote!({
         #[allow(unused_imports)]
         use #p::{
@@ -278,6 +285,10 @@ fn generate(
             errors: #p::ErrorPolicy::#errors,
             in_place: #in_place,
             seed: #seed,
+            stdout: #stdout,
+            timeout: #timeout,
+            retries: #retries,
+            progress: #progress,
         };
         #p::#engine(
             &__futurize_ctags,

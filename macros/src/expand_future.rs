@@ -66,6 +66,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
         return quote!({ #e ::futurize::__private::__unreachable_future() });
     }
     let (captured, self_binding) = captured_variables(&mut body, found, opts.globals.clone());
+    crate::relay_prints::rewrite(&mut body);
     generate(&body, &captured, self_binding, &opts)
 }
 
@@ -132,6 +133,14 @@ pub(crate) fn seed_tokens(seed: &Option<crate::options::Seed>) -> TokenStream {
     }
 }
 
+/// `Some(tokens)` or `None`, as tokens.
+pub(crate) fn option_tokens(value: Option<&TokenStream>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
 /// Groups items into a tuple, nesting beyond `FLAT`.
 pub(crate) fn tuple(items: Vec<TokenStream>) -> TokenStream {
     if items.len() <= FLAT {
@@ -169,6 +178,8 @@ fn generate(
     };
     let lazy = opts.lazy;
     let seed = seed_tokens(&opts.seed);
+    let stdout = opts.stdout;
+    let timeout = option_tokens(opts.timeout.as_ref());
     quote!({
         #[allow(unused_imports)]
         use #p::{ViaMutRef as _, ViaOwned as _, ViaRef as _};
@@ -182,6 +193,8 @@ fn generate(
             label: #label,
             lazy: #lazy,
             seed: #seed,
+            stdout: #stdout,
+            timeout: #timeout,
         };
         let __futurize_captures =
             #p::__encode_captures(&#refs, __futurize_options.label.as_deref());

@@ -24,7 +24,17 @@ const LOOKS_FOR: &str = "`#[futurize]` found no pipeline to run in parallel: it 
     `xs.iter()`, `xs.into_iter()` or a range followed by `map`, `filter_map` or `flat_map` \
     and ending in `collect`, `sum`, `product`, `fold`, `reduce` or `count`, such as \
     `params.iter().map(|p| run_one(p)).collect()`";
-const PASSED_ON: &[&str] = &["chunk_size", "scheduling", "ordering", "label", "seed"];
+const PASSED_ON: &[&str] = &[
+    "chunk_size",
+    "scheduling",
+    "ordering",
+    "label",
+    "seed",
+    "timeout",
+    "retries",
+    "progress",
+    "stdout",
+];
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let raw = match Punctuated::<RawOption, Token![,]>::parse_terminated.parse2(attr) {
@@ -39,8 +49,9 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 o.name.span(),
                 format!(
                     "`{name}` is not an option of `#[futurize]`; it takes `chunk_size`, \
-                     `scheduling`, `ordering`, `label` and `seed` (the rest of the pipeline \
-                     decides how values are combined)"
+                     `scheduling`, `ordering`, `label`, `seed`, `timeout`, `retries`, \
+                     `progress` and `stdout` (the rest of the pipeline decides how values \
+                     are combined)"
                 ),
             ));
         }

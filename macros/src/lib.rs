@@ -14,6 +14,7 @@ mod expand_future;
 mod expand_futurize;
 mod format_names;
 mod options;
+mod relay_prints;
 mod self_rename;
 
 use proc_macro::TokenStream;

@@ -38,12 +38,13 @@ pub fn parse_list(input: ParseStream) -> syn::Result<Vec<RawOption>> {
 }
 
 /// Options of `future!`.
-#[derive(Default)]
 pub struct FutureOptions {
     pub label: Option<Expr>,
     pub lazy: bool,
     pub globals: Option<Vec<Ident>>,
     pub seed: Option<Seed>,
+    pub stdout: bool,
+    pub timeout: Option<proc_macro2::TokenStream>,
 }
 
 /// `seed = true` or `seed = <u64 expression>`.
@@ -52,8 +53,71 @@ pub enum Seed {
     Fixed(Expr),
 }
 
-pub const FUTURE_OPTIONS: &str =
-    "`label = \"name\"`, `lazy = true`, `globals = [a, b]`, `seed = true | <u64>`";
+pub const FUTURE_OPTIONS: &str = "`label = \"name\"`, `lazy = true`, `globals = [a, b]`, \
+    `seed = true | <u64>`, `timeout = \"10m\"`, `stdout = false`";
+
+/// Parses a humane duration: `"500ms"`, `"30s"`, `"10m"`, `"1h30m"`,
+/// `"1.5h"`, `"2d"`. Returns milliseconds.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let hint = "write a duration such as \"500ms\", \"30s\", \"10m\", \"1h30m\" or \"2d\"";
+    let mut total = 0f64;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(format!("`timeout` is empty: {hint}"));
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_len);
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration: {hint}"))?;
+        let after = after.trim_start();
+        let unit_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let millis = match unit {
+            "ms" => 1.0,
+            "s" | "sec" | "secs" => 1e3,
+            "m" | "min" | "mins" => 60e3,
+            "h" | "hr" | "hrs" => 3600e3,
+            "d" | "day" | "days" => 86400e3,
+            "" => return Err(format!("`{text}` has a number without a unit: {hint}")),
+            other => return Err(format!("`{other}` is not a unit of time: {hint}")),
+        };
+        total += value * millis;
+        rest = after.trim_start();
+    }
+    if total < 1.0 {
+        return Err(format!("`timeout` must be at least 1ms: {hint}"));
+    }
+    Ok(total.round() as u64)
+}
+
+/// `timeout = "10m"` (checked here) or `timeout = <Duration expression>`.
+pub fn timeout_value(value: &Expr) -> syn::Result<proc_macro2::TokenStream> {
+    use quote::quote;
+    let p = quote!(::futurize::__private);
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => {
+            let millis = parse_duration(&s.value()).map_err(|e| syn::Error::new(s.span(), e))?;
+            let text = s.value().trim().to_string();
+            Ok(quote!(#p::TimeLimit {
+                limit: ::std::time::Duration::from_millis(#millis),
+                text: ::std::string::String::from(#text),
+            }))
+        }
+        Expr::Lit(other) => Err(syn::Error::new_spanned(
+            other,
+            "`timeout` takes a duration such as `timeout = \"10m\"`, or a `std::time::Duration`",
+        )),
+        other => Ok(quote!(#p::TimeLimit::from_duration(#other))),
+    }
+}
 
 /// Checks `seed = ...`: `true`, `false` (no seed) or a `u64` expression.
 pub fn seed_value(value: Expr) -> syn::Result<Option<Seed>> {
@@ -88,7 +152,14 @@ fn first_time(seen: &mut Vec<String>, name: &Ident, errors: &mut Vec<syn::Error>
 
 /// Checks the options of `future!`, collecting every error.
 pub fn future_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> FutureOptions {
-    let mut opts = FutureOptions::default();
+    let mut opts = FutureOptions {
+        label: None,
+        lazy: false,
+        globals: None,
+        seed: None,
+        stdout: true,
+        timeout: None,
+    };
     let mut seen: Vec<String> = Vec::new();
     for RawOption { name, value } in raw {
         let key = name.to_string();
@@ -110,6 +181,14 @@ pub fn future_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> Futu
             },
             "seed" => match seed_value(value) {
                 Ok(v) => opts.seed = v,
+                Err(e) => errors.push(e),
+            },
+            "stdout" => match bool_value(&name, &value) {
+                Ok(v) => opts.stdout = v,
+                Err(e) => errors.push(e),
+            },
+            "timeout" => match timeout_value(&value) {
+                Ok(v) => opts.timeout = Some(v),
                 Err(e) => errors.push(e),
             },
             _ => errors.push(syn::Error::new(
@@ -182,6 +261,10 @@ pub struct ForeachOptions {
     pub ordering: proc_macro2::TokenStream,
     pub errors: ErrorsOption,
     pub seed: Option<Seed>,
+    pub stdout: bool,
+    pub progress: bool,
+    pub timeout: Option<proc_macro2::TokenStream>,
+    pub retries: Option<Expr>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -194,17 +277,11 @@ pub enum ErrorsOption {
 pub const FOREACH_OPTIONS: &str = "`chunk_size = n`, `scheduling = s`, \
     `ordering = \"forward\" | \"reverse\" | \"random\"`, `globals = [a, b]`, \
     `combine = |a, b| ...`, `errors = \"stop\" | \"remove\" | \"pass\"`, `label = \"name\"`, \
-    `seed = true | <u64>`";
+    `seed = true | <u64>`, `timeout = \"10m\"`, `retries = n`, `progress = true`, \
+    `stdout = false`";
 
 /// Options of the design that later versions add; named so the error can say so.
-const NOT_YET: &[&str] = &[
-    "progress",
-    "timeout",
-    "retries",
-    "resources",
-    "stdout",
-    "lazy",
-];
+const NOT_YET: &[&str] = &["resources", "lazy"];
 
 fn string_choice(value: &Expr, name: &str, choices: &[&str]) -> syn::Result<String> {
     let hint = || {
@@ -230,6 +307,10 @@ pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> For
         ordering: quote!(Forward),
         errors: ErrorsOption::Stop,
         seed: None,
+        stdout: true,
+        progress: false,
+        timeout: None,
+        retries: None,
     };
     let mut seen: Vec<String> = Vec::new();
     let mut sizing_from: Option<Ident> = None;
@@ -244,6 +325,20 @@ pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> For
                 "globals" => opts.globals = Some(globals_value(&value)?),
                 "combine" => opts.combine = Some(value),
                 "seed" => opts.seed = seed_value(value)?,
+                "stdout" => opts.stdout = bool_value(&name, &value)?,
+                "progress" => opts.progress = bool_value(&name, &value)?,
+                "timeout" => opts.timeout = Some(timeout_value(&value)?),
+                "retries" => {
+                    if let Expr::Lit(ExprLit { lit, .. }) = &value
+                        && !matches!(lit, Lit::Int(i) if i.base10_parse::<u32>().is_ok())
+                    {
+                        return Err(syn::Error::new_spanned(
+                            lit,
+                            "`retries` takes a whole number, such as `retries = 2`",
+                        ));
+                    }
+                    opts.retries = Some(value);
+                }
                 "chunk_size" | "scheduling" => {
                     if let Some(other) = &sizing_from {
                         return Err(syn::Error::new(

@@ -15,6 +15,7 @@
 //! Elements use the [`Capture`] tags of `future!` with [`Capture::pass`].
 
 use crate::capture::{Capture, MutRefTag, NotMutRef, RefTag, Wrap};
+use crate::relay::Output;
 use crate::rng::{self, Streams};
 use crate::{Error, codec, execute};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -313,13 +314,22 @@ pub fn __no_combine() -> NoCombine {
 
 /// Why one element failed, as it travels back from a worker.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct Failure {
-    /// The panic message.
-    pub message: String,
-    /// Where it panicked.
-    pub location: Option<String>,
-    /// A backtrace when `RUST_BACKTRACE` was set.
-    pub backtrace: Option<String>,
+pub enum Failure {
+    /// Its body panicked.
+    Panicked {
+        /// The panic message.
+        message: String,
+        /// Where it panicked.
+        location: Option<String>,
+        /// A backtrace when `RUST_BACKTRACE` was set.
+        backtrace: Option<String>,
+    },
+    /// It ran longer than `timeout` (found when it returned: a body in this
+    /// process cannot be stopped).
+    TimedOut {
+        /// The time limit as the user wrote it.
+        after: String,
+    },
 }
 
 impl Failure {
@@ -330,12 +340,12 @@ impl Failure {
                 location,
                 backtrace,
                 ..
-            } => Failure {
+            } => Failure::Panicked {
                 message,
                 location,
                 backtrace,
             },
-            other => Failure {
+            other => Failure::Panicked {
                 message: other.to_string(),
                 location: None,
                 backtrace: None,
@@ -344,12 +354,24 @@ impl Failure {
     }
 
     pub(crate) fn into_error(self, label: Option<&str>, index: usize) -> Error {
-        Error::Panicked {
-            message: self.message,
-            location: self.location,
-            label: label.map(str::to_string),
-            index: Some(index),
-            backtrace: self.backtrace,
+        let label = label.map(str::to_string);
+        match self {
+            Failure::Panicked {
+                message,
+                location,
+                backtrace,
+            } => Error::Panicked {
+                message,
+                location,
+                label,
+                index: Some(index),
+                backtrace,
+            },
+            Failure::TimedOut { after } => Error::Timeout {
+                after,
+                label,
+                index: Some(index),
+            },
         }
     }
 }
@@ -364,6 +386,10 @@ pub struct ChunkOutput<R> {
     pub folded: Option<R>,
     /// The elements that failed: position in the chunk, and why.
     pub failures: Vec<(u32, Failure)>,
+    /// What the chunk's elements printed, in element order (filled in where
+    /// the chunk ran, or from the worker's reply).
+    #[serde(skip)]
+    pub output: Output,
 }
 
 impl<R> ChunkOutput<R> {
@@ -380,6 +406,14 @@ impl<R> ChunkOutput<R> {
     }
 }
 
+/// What happens around each element of a chunk: progress, time limits.
+pub(crate) trait Watch {
+    /// Element `position` of the chunk starts.
+    fn started(&mut self, position: usize);
+    /// Element `position` ended; a failure here replaces its value.
+    fn finished(&mut self, position: usize) -> Option<Failure>;
+}
+
 /// Runs a chunk's elements through `run`. One panic catcher covers a run of
 /// elements: after a panic the failure is recorded and the rest of the chunk
 /// goes on under a new catcher (unless `stop_at_failure`).
@@ -389,12 +423,14 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>>(
     combine: G,
     stop_at_failure: bool,
     stopped: impl Fn(usize) -> bool,
+    watch: &mut impl Watch,
 ) -> ChunkOutput<R> {
     let mut elements = elements.enumerate();
     let mut out = ChunkOutput {
         values: Vec::with_capacity(if G::ACTIVE { 0 } else { elements.size_hint().0 }),
         folded: None,
         failures: Vec::new(),
+        output: Output::default(),
     };
     loop {
         let mut position = 0;
@@ -404,7 +440,15 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>>(
                     return;
                 }
                 position = p;
+                watch.started(p);
                 let v = run(element);
+                if let Some(failure) = watch.finished(p) {
+                    out.failures.push((p as u32, failure));
+                    if stop_at_failure {
+                        return;
+                    }
+                    continue;
+                }
                 if G::ACTIVE {
                     out.folded = Some(match out.folded.take() {
                         None => v,
@@ -418,6 +462,7 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>>(
         match outcome {
             Ok(()) => break,
             Err(e) => {
+                let _ = watch.finished(position);
                 out.failures.push((position as u32, Failure::from_error(e)));
                 if stop_at_failure {
                     break;
@@ -506,8 +551,13 @@ where
             body(C::view_owned(captures), E::rebuild(&mut store))
         })
     };
-    let output = run_chunk(elements.into_iter(), run, combine, stop_at_failure, |_| {
-        false
-    });
+    let output = run_chunk(
+        elements.into_iter(),
+        run,
+        combine,
+        stop_at_failure,
+        |_| false,
+        &mut crate::worker::WorkerWatch,
+    );
     codec::encode(&output, "the values of a chunk")
 }

@@ -36,7 +36,7 @@ pub enum Error {
         backtrace: Option<String>,
     },
     /// The worker running the future exited or was killed before it answered.
-    #[error("the worker {worker} running {} died ({cause}); the pool replaces it", describe(label, *index))]
+    #[error("the worker {worker} running {} died ({cause}); the pool replaces it", describe_lost(label, *index, elements))]
     WorkerDied {
         /// Which worker: its process id or thread name.
         worker: String,
@@ -44,8 +44,12 @@ pub enum Error {
         cause: String,
         /// The label of the future, if any.
         label: Option<String>,
-        /// The element index inside a `foreach!`, if any.
+        /// The element index inside a `foreach!`, if any: the first element
+        /// of the lost chunk.
         index: Option<usize>,
+        /// Inside a `foreach!`: the elements of the chunk the worker was
+        /// running, whose values are lost with it.
+        elements: Option<std::ops::Range<usize>>,
     },
     /// The future did not finish within its `timeout`.
     #[error("{} did not finish within {after}", describe(label, *index))]
@@ -127,6 +131,23 @@ fn describe(label: &Option<String>, index: Option<usize>) -> String {
         (None, Some(i)) => format!("element {i}"),
         (Some(l), None) => format!("future \"{l}\""),
         (None, None) => "a future".to_string(),
+    }
+}
+
+fn describe_lost(
+    label: &Option<String>,
+    index: Option<usize>,
+    elements: &Option<std::ops::Range<usize>>,
+) -> String {
+    match elements {
+        Some(r) if r.len() > 1 => {
+            let of = label
+                .as_ref()
+                .map(|l| format!(" of \"{l}\""))
+                .unwrap_or_default();
+            format!("elements {}..={}{of}", r.start, r.end - 1)
+        }
+        _ => describe(label, index),
     }
 }
 

@@ -9,7 +9,9 @@
 use crate::Error;
 use crate::active::{self, ActivePlan};
 use crate::capture::EntryFn;
+use crate::relay::{self, Output};
 use crate::rng::{self, Streams};
+use std::time::{Duration, Instant};
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Once};
@@ -56,16 +58,63 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Runs `entry` on `captures` with `nested` as the plan in force.
+/// A `timeout = "..."` option: the limit, and the text the user wrote (for
+/// the error).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeLimit {
+    /// The limit.
+    pub limit: Duration,
+    /// As written: `"10m"`.
+    pub text: String,
+}
+
+impl TimeLimit {
+    /// A limit given as a `Duration` expression.
+    pub fn from_duration(limit: Duration) -> TimeLimit {
+        TimeLimit {
+            limit,
+            text: format!("{limit:?}"),
+        }
+    }
+
+    /// The limit in whole milliseconds (at least 1), as it travels to workers.
+    pub(crate) fn millis(&self) -> u64 {
+        (self.limit.as_millis() as u64).max(1)
+    }
+
+    /// The error of a body that ran past this limit.
+    pub(crate) fn error(&self) -> Error {
+        Error::Timeout {
+            after: self.text.clone(),
+            label: None,
+            index: None,
+        }
+    }
+}
+
+/// Runs `entry` on `captures` with `nested` as the plan in force, capturing
+/// what the body prints when `capture_output` is set. A body in this process
+/// cannot be stopped, so its time limit is checked when it returns.
 pub(crate) fn run(
     entry: EntryFn,
     captures: &[u8],
     nested: &Arc<ActivePlan>,
     stream: Option<Streams>,
-) -> Result<Vec<u8>, Error> {
-    active::within(nested, || {
-        catch(|| rng::with_stream(stream, 0, || entry(captures))).and_then(|r| r)
-    })
+    capture_output: bool,
+    limit: Option<&TimeLimit>,
+) -> (Result<Vec<u8>, Error>, Output) {
+    let started = Instant::now();
+    let (result, output) = relay::capture(capture_output, || {
+        active::within(nested, || {
+            catch(|| rng::with_stream(stream, 0, || entry(captures))).and_then(|r| r)
+        })
+    });
+    let result = match (result, limit) {
+        (Ok(_), Some(l)) if started.elapsed() > l.limit => Err(l.error()),
+        (result, _) => result,
+    };
+    (result, output)
 }
 
 /// Runs `f`, turning a panic into [`Error::Panicked`] with its message and

@@ -8,6 +8,8 @@
 use crate::active::{self, ActivePlan};
 use crate::backend::{ResultSlot, Submitted, Task};
 use crate::capture::EntryOf;
+use crate::execute::TimeLimit;
+use crate::relay::{self, Output};
 use crate::rng::SeedSpec;
 use crate::{Error, codec};
 use serde::de::DeserializeOwned;
@@ -16,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Options of one future, as written after its body in `future!`.
 #[doc(hidden)]
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct FutureOptions {
     /// `label = "..."`: names the future in errors.
     pub label: Option<String>,
@@ -24,12 +26,29 @@ pub struct FutureOptions {
     pub lazy: bool,
     /// `seed = ...`: the future gets its own random stream.
     pub seed: Option<SeedSpec>,
+    /// `stdout = false`: do not capture what the body prints (default: capture
+    /// and relay at `value()`).
+    pub stdout: bool,
+    /// `timeout = "10m"`.
+    pub timeout: Option<TimeLimit>,
+}
+
+impl Default for FutureOptions {
+    fn default() -> Self {
+        FutureOptions {
+            label: None,
+            lazy: false,
+            seed: None,
+            stdout: true,
+            timeout: None,
+        }
+    }
 }
 
 enum State {
     Lazy(Task, Arc<ActivePlan>),
     Running(Arc<ResultSlot>),
-    Done(Result<Vec<u8>, Error>),
+    Done(Result<Vec<u8>, Error>, Output),
     Cancelled,
     Collected,
 }
@@ -64,13 +83,15 @@ impl<T: DeserializeOwned> Future<T> {
     ) -> Self {
         let label = options.label;
         let state = match (captures, active::active()) {
-            (Err(e), _) | (_, Err(e)) => State::Done(Err(e)),
+            (Err(e), _) | (_, Err(e)) => State::Done(Err(e), Output::default()),
             (Ok(captures), Ok(plan)) => {
                 let task = Task {
                     entry: entry.entry,
                     captures,
                     label: label.clone(),
                     stream: options.seed.map(|s| s.streams(1)),
+                    capture_output: options.stdout,
+                    timeout: options.timeout,
                 };
                 if options.lazy {
                     State::Lazy(task, plan)
@@ -120,7 +141,7 @@ impl<T: DeserializeOwned> Future<T> {
         match &*state {
             State::Running(slot) => slot.is_filled(),
             State::Lazy(..) => false,
-            State::Done(_) | State::Cancelled | State::Collected => true,
+            State::Done(..) | State::Cancelled | State::Collected => true,
         }
     }
 
@@ -149,19 +170,20 @@ impl<T: DeserializeOwned> Future<T> {
             self.launch(&mut state);
             std::mem::replace(&mut *state, State::Collected)
         };
-        let bytes = match state {
+        let (bytes, output) = match state {
             State::Running(slot) => {
                 let result = slot.take();
                 if slot.is_cancelled() {
-                    Err(Error::Cancelled { label: None })
+                    (Err(Error::Cancelled { label: None }), Output::default())
                 } else {
-                    result
+                    (result, slot.take_output())
                 }
             }
-            State::Done(result) => result,
-            State::Cancelled => Err(Error::Cancelled { label: None }),
+            State::Done(result, output) => (result, output),
+            State::Cancelled => (Err(Error::Cancelled { label: None }), Output::default()),
             State::Lazy(..) | State::Collected => unreachable!("a future is collected once"),
         };
+        relay::relay(&output);
         bytes
             .and_then(|b| codec::decode(&b, "the value"))
             .map_err(|e| e.with_label(label.as_deref()))
@@ -200,9 +222,9 @@ impl<T: DeserializeOwned> Future<T> {
 
 fn start(task: Task, plan: &Arc<ActivePlan>) -> State {
     match plan.backend() {
-        Err(e) => State::Done(Err(e)),
+        Err(e) => State::Done(Err(e), Output::default()),
         Ok(backend) => match backend.submit(task) {
-            Submitted::Ready(result) => State::Done(result),
+            Submitted::Ready(result, output) => State::Done(result, output),
             Submitted::Running(slot) => State::Running(slot),
         },
     }
@@ -227,7 +249,7 @@ impl<T> std::fmt::Debug for Future<T> {
             State::Lazy(..) => "lazy",
             State::Running(slot) if slot.is_filled() => "resolved",
             State::Running(_) => "running",
-            State::Done(_) => "resolved",
+            State::Done(..) => "resolved",
             State::Cancelled => "cancelled",
             State::Collected => "collected",
         };

@@ -26,6 +26,8 @@ mod future;
 mod identity;
 pub mod map;
 pub mod plan;
+pub mod progress;
+pub mod relay;
 pub mod rng;
 pub mod wire;
 mod worker;
@@ -50,7 +52,10 @@ pub mod __private {
         __check_each_capture, __chunk_entry_of, __combine_with, __no_capture_each, __no_combine,
         __typed_each, EachViaBorrow, EachViaCopy, EachViaMutRef, EachViaRef,
     };
+    pub use crate::execute::TimeLimit;
     pub use crate::future::FutureOptions;
+    pub use crate::progress::__progress_step;
+    pub use crate::{__relay_eprint, __relay_eprintln, __relay_print, __relay_println};
     pub use crate::map::{
         __foreach_collect, __foreach_combine, __foreach_pass, ErrorPolicy, MapOptions, Ordering,
         Sizing,

@@ -11,13 +11,14 @@
 //! refused before its body is read, and truncated or corrupt frames are
 //! [`Error::Protocol`].
 
+use crate::relay::Output;
 use crate::rng::Streams;
 use crate::{Error, codec};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::io::{ErrorKind, Read, Write};
 
 /// The protocol version; leader and worker refuse each other when it differs.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Frames up to this size are written with a single `write` (one wake-up of
 /// the reader); larger ones as header and payload.
@@ -46,6 +47,8 @@ pub enum ToWorker {
         label: Option<String>,
         /// The future's random stream, with `seed`.
         stream: Option<Streams>,
+        /// Output capture, log level, time limit, progress.
+        settings: TaskSettings,
     },
     /// Keep the payload as the captures of `foreach!` call `call`.
     Stash {
@@ -66,6 +69,10 @@ pub enum ToWorker {
         label: Option<String>,
         /// The random streams of the chunk's elements, from its first one.
         streams: Option<Streams>,
+        /// The element index of the chunk's first element.
+        first: u64,
+        /// Output capture, log level, time limit, progress.
+        settings: TaskSettings,
     },
     /// End the worker.
     Shutdown,
@@ -94,7 +101,67 @@ pub enum FromWorker {
         id: u64,
         /// How it ended.
         outcome: Outcome,
+        /// What the task printed.
+        output: Output,
     },
+    /// A `log` record emitted by a task's body.
+    Log {
+        /// The task's id.
+        id: u64,
+        /// The record.
+        record: LogRecord,
+    },
+    /// Elements of the running chunk finished, or its body called
+    /// `progress!()`, since the last report.
+    Progress {
+        /// The task's id.
+        id: u64,
+        /// Elements finished since the last report.
+        elements: u64,
+        /// `progress!()` steps since the last report.
+        steps: u64,
+        /// The latest `progress!("...")` message, if any since the last report.
+        message: Option<String>,
+    },
+    /// A task ran past its time limit; the worker ends right after this.
+    TimedOut {
+        /// The task's id.
+        id: u64,
+        /// The element that ran too long, for a chunk.
+        index: Option<u64>,
+    },
+}
+
+/// How a task runs on its worker, besides what it runs.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TaskSettings {
+    /// Capture fds 1 and 2 while the task runs (`stdout = true`).
+    pub capture_output: bool,
+    /// The leader's `log::max_level()`, as a number (0 = off … 5 = trace).
+    pub log_level: u8,
+    /// The time limit of each element (or of the future), in milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Report finished elements and `progress!()` steps.
+    pub progress: bool,
+}
+
+/// A `log` record as it travels to the leader.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// 1 = error … 5 = trace.
+    pub level: u8,
+    /// The record's target.
+    pub target: String,
+    /// The formatted message.
+    pub message: String,
+    /// The module that logged.
+    pub module_path: Option<String>,
+    /// The source file that logged.
+    pub file: Option<String>,
+    /// The line that logged.
+    pub line: Option<u32>,
+    /// The element index, inside a `foreach!`.
+    pub index: Option<u64>,
 }
 
 /// How a task ended.
@@ -236,6 +303,12 @@ mod tests {
                 entry_offset: -4096,
                 label: Some("a".into()),
                 stream: Some(Streams::from_seed(1)),
+                settings: TaskSettings {
+                    capture_output: true,
+                    log_level: 3,
+                    timeout_ms: Some(600_000),
+                    progress: true,
+                },
             },
             ToWorker::Stash { call: 3 },
             ToWorker::RunChunk {
@@ -245,6 +318,8 @@ mod tests {
                 stop_at_failure: true,
                 label: None,
                 streams: None,
+                first: 1 << 40,
+                settings: TaskSettings::default(),
             },
             ToWorker::Shutdown,
         ]

@@ -14,13 +14,18 @@
 //! worker outlives its leader.
 
 use crate::active::{self, ActivePlan};
-use crate::each::CaptureCache;
-use crate::wire::{self, FromWorker, Outcome, ToWorker};
+use crate::each::{CaptureCache, Failure, Watch};
+use crate::progress::REPORT_EVERY;
+use crate::relay::Output;
+use crate::relay::fds::FdCapture;
+use crate::wire::{self, FromWorker, LogRecord, Outcome, TaskSettings, ToWorker};
 use crate::{Error, Plan, codec, execute, identity};
 use std::fs::File;
 use std::io::{BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The environment marker that turns a process into a worker.
 pub(crate) const WORKER_ENV: &str = "FUTURIZE_WORKER";
@@ -80,8 +85,9 @@ fn watch_parent() {
 }
 
 fn serve() -> Result<(), Error> {
-    let (input, mut output) =
+    let (input, output) =
         take_protocol_fds().map_err(|e| Error::Protocol(format!("worker fds: {e}")))?;
+    *lock(&CHANNEL) = Some(output);
     watch_parent();
     let limit = codec::max_frame_bytes();
     let mut input = BufReader::new(input);
@@ -109,8 +115,7 @@ fn serve() -> Result<(), Error> {
                 None
             };
             if let Some(reason) = refusal {
-                reply(
-                    &mut output,
+                send(
                     &FromWorker::Refused {
                         reason: reason.clone(),
                     },
@@ -132,22 +137,32 @@ fn serve() -> Result<(), Error> {
         build_id: identity::build_id().to_vec(),
         pid: std::process::id(),
     };
-    reply(&mut output, &ready, &[])?;
+    send(&ready, &[])?;
+    install_logger();
     let nested = ActivePlan::new(nested);
     let mut cache: Option<CaptureCache> = None;
+    let mut fds: Option<FdCapture> = None;
     while let Some((message, payload)) = wire::read_message::<_, ToWorker>(&mut input, limit)? {
-        let (id, result) = match message {
+        let (id, (result, output)) = match message {
             ToWorker::Run {
                 id,
                 entry_offset,
                 stream,
+                settings,
                 ..
             } => {
                 // SAFETY: the handshake established that the leader runs this
                 // very executable (same build id), and offsets come from
                 // `identity::offset_of` in the leader.
                 let entry = unsafe { identity::entry_at(entry_offset) };
-                (id, execute::run(entry, &payload, &nested, stream))
+                begin_task(id, 0, settings);
+                let run = || {
+                    element_started(None);
+                    let (result, _) = execute::run(entry, &payload, &nested, stream, false, None);
+                    element_finished();
+                    result
+                };
+                (id, captured(&mut fds, settings.capture_output, run))
             }
             ToWorker::Stash { call } => {
                 cache = Some(CaptureCache {
@@ -163,17 +178,25 @@ fn serve() -> Result<(), Error> {
                 entry_offset,
                 stop_at_failure,
                 streams,
+                first,
+                settings,
                 ..
             } => {
                 // SAFETY: as for `Run`, with an offset from `chunk_offset_of`.
                 let entry = unsafe { identity::chunk_entry_at(entry_offset) };
+                begin_task(id, first, settings);
                 let result = match cache.as_mut().filter(|c| c.call == call) {
-                    None => Err(Error::Protocol(format!(
-                        "the captures of call {call} never reached this worker"
-                    ))),
-                    Some(c) => active::within(&nested, || {
-                        execute::catch(|| entry(c, &payload, stop_at_failure, streams))
-                            .and_then(|r| r)
+                    None => (
+                        Err(Error::Protocol(format!(
+                            "the captures of call {call} never reached this worker"
+                        ))),
+                        Output::default(),
+                    ),
+                    Some(c) => captured(&mut fds, settings.capture_output, || {
+                        active::within(&nested, || {
+                            execute::catch(|| entry(c, &payload, stop_at_failure, streams))
+                                .and_then(|r| r)
+                        })
                     }),
                 };
                 (id, result)
@@ -205,19 +228,279 @@ fn serve() -> Result<(), Error> {
                 Vec::new(),
             ),
         };
-        reply(&mut output, &FromWorker::Done { id, outcome }, &value)?;
+        end_task();
+        send(
+            &FromWorker::Done {
+                id,
+                outcome,
+                output,
+            },
+            &value,
+        )?;
     }
     Ok(())
 }
 
-fn reply(output: &mut File, message: &FromWorker, payload: &[u8]) -> Result<(), Error> {
+/// Hex text of a build id, for messages.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------
+// The running task, as the logger, the progress reports and the timer see it.
+// A worker runs one task at a time, so these are process-wide.
+
+/// The protocol's writing end, shared by the serve loop, the logger, the
+/// progress reports and the timer.
+static CHANNEL: Mutex<Option<File>> = Mutex::new(None);
+
+/// No element: the task is a future.
+const NO_ELEMENT: u64 = u64::MAX;
+
+static TASK_ID: AtomicU64 = AtomicU64::new(0);
+static FIRST_ELEMENT: AtomicU64 = AtomicU64::new(0);
+static ELEMENT: AtomicU64 = AtomicU64::new(NO_ELEMENT);
+static PROGRESS_ON: AtomicBool = AtomicBool::new(false);
+static PENDING_ELEMENTS: AtomicU64 = AtomicU64::new(0);
+static PENDING_STEPS: AtomicU64 = AtomicU64::new(0);
+static PENDING_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
+static LAST_REPORT: Mutex<Option<Instant>> = Mutex::new(None);
+/// The time limit of one element in milliseconds; 0 when there is none.
+static TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
+/// When the running element started, in milliseconds since [`epoch`] plus
+/// one; 0 while no element runs.
+static STARTED_MS: AtomicU64 = AtomicU64::new(0);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64 + 1
+}
+
+/// Writes one message to the leader.
+fn send(message: &FromWorker, payload: &[u8]) -> Result<(), Error> {
+    let mut channel = lock(&CHANNEL);
+    let output = channel
+        .as_mut()
+        .ok_or_else(|| Error::Protocol("the channel to the leader is not open".into()))?;
     wire::write_message(output, message, payload, codec::max_frame_bytes())?;
     output
         .flush()
         .map_err(|e| Error::Protocol(format!("the channel to the leader closed: {e}")))
 }
 
-/// Hex text of a build id, for messages.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+fn begin_task(id: u64, first: u64, settings: TaskSettings) {
+    TASK_ID.store(id, Ordering::Relaxed);
+    FIRST_ELEMENT.store(first, Ordering::Relaxed);
+    PROGRESS_ON.store(settings.progress, Ordering::Relaxed);
+    *lock(&LAST_REPORT) = Some(Instant::now());
+    log::set_max_level(level_filter(settings.log_level));
+    let timeout = settings.timeout_ms.map_or(0, |t| t.max(1));
+    TIMEOUT_MS.store(timeout, Ordering::Relaxed);
+    if timeout > 0 {
+        start_timer();
+    }
+}
+
+fn end_task() {
+    report_progress(true);
+    ELEMENT.store(NO_ELEMENT, Ordering::Relaxed);
+    STARTED_MS.store(0, Ordering::Relaxed);
+    TIMEOUT_MS.store(0, Ordering::Relaxed);
+    PROGRESS_ON.store(false, Ordering::Relaxed);
+}
+
+fn element_started(position: Option<usize>) {
+    let index = position.map_or(NO_ELEMENT, |p| {
+        FIRST_ELEMENT.load(Ordering::Relaxed) + p as u64
+    });
+    ELEMENT.store(index, Ordering::Relaxed);
+    if TIMEOUT_MS.load(Ordering::Relaxed) > 0 {
+        STARTED_MS.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+fn element_finished() {
+    STARTED_MS.store(0, Ordering::Relaxed);
+    if PROGRESS_ON.load(Ordering::Relaxed) {
+        PENDING_ELEMENTS.fetch_add(1, Ordering::Relaxed);
+        report_progress(false);
+    }
+}
+
+/// Sends what progress is pending: at once with `now`, else when the last
+/// report is [`REPORT_EVERY`] old.
+fn report_progress(now: bool) {
+    {
+        let mut last = lock(&LAST_REPORT);
+        if !now && last.is_some_and(|t| t.elapsed() < REPORT_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+    }
+    let elements = PENDING_ELEMENTS.swap(0, Ordering::Relaxed);
+    let steps = PENDING_STEPS.swap(0, Ordering::Relaxed);
+    let message = lock(&PENDING_MESSAGE).take();
+    if elements == 0 && steps == 0 && message.is_none() {
+        return;
+    }
+    let _ = send(
+        &FromWorker::Progress {
+            id: TASK_ID.load(Ordering::Relaxed),
+            elements,
+            steps,
+            message,
+        },
+        &[],
+    );
+}
+
+/// `progress!()` in a body running on this worker.
+pub(crate) fn progress_step(message: Option<String>) {
+    if !PROGRESS_ON.load(Ordering::Relaxed) {
+        return;
+    }
+    PENDING_STEPS.fetch_add(1, Ordering::Relaxed);
+    if message.is_some() {
+        *lock(&PENDING_MESSAGE) = message;
+    }
+    report_progress(false);
+}
+
+/// The elements of a chunk on a worker: their index for logs and the timer,
+/// and progress reports.
+pub(crate) struct WorkerWatch;
+
+impl Watch for WorkerWatch {
+    fn started(&mut self, position: usize) {
+        element_started(Some(position));
+    }
+    fn finished(&mut self, _: usize) -> Option<Failure> {
+        element_finished();
+        None
+    }
+}
+
+/// Runs a task with its output captured at the fds (when asked).
+fn captured<R>(fds: &mut Option<FdCapture>, enabled: bool, f: impl FnOnce() -> R) -> (R, Output) {
+    if !enabled {
+        return (f(), Output::default());
+    }
+    if fds.is_none() {
+        match FdCapture::new() {
+            Ok(c) => *fds = Some(c),
+            Err(e) => {
+                eprintln!("futurize worker {}: cannot capture output: {e}", std::process::id());
+                return (f(), Output::default());
+            }
+        }
+    }
+    fds.as_mut().expect("set above").run(f)
+}
+
+/// Starts, once, the thread that ends this worker when an element runs past
+/// its time limit: the body cannot be interrupted, so the process goes, after
+/// telling the leader which element it was.
+fn start_timer() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let _ = std::thread::Builder::new()
+            .name("futurize-timer".into())
+            .spawn(|| {
+                loop {
+                    let limit = TIMEOUT_MS.load(Ordering::Relaxed);
+                    let tick = if limit == 0 { 200 } else { (limit / 20).clamp(2, 200) };
+                    std::thread::sleep(Duration::from_millis(tick));
+                    let started = STARTED_MS.load(Ordering::Relaxed);
+                    if limit == 0 || started == 0 || now_ms().saturating_sub(started) <= limit {
+                        continue;
+                    }
+                    let index = ELEMENT.load(Ordering::Relaxed);
+                    let _ = send(
+                        &FromWorker::TimedOut {
+                            id: TASK_ID.load(Ordering::Relaxed),
+                            index: (index != NO_ELEMENT).then_some(index),
+                        },
+                        &[],
+                    );
+                    // SAFETY: ends the process at once, without running
+                    // destructors or exit handlers that could wait on locks
+                    // the stuck body holds.
+                    unsafe { _exit(72) };
+                }
+            });
+    });
+}
+
+unsafe extern "C" {
+    fn _exit(code: i32) -> !;
+}
+
+fn level_filter(level: u8) -> log::LevelFilter {
+    match level {
+        0 => log::LevelFilter::Off,
+        1 => log::LevelFilter::Error,
+        2 => log::LevelFilter::Warn,
+        3 => log::LevelFilter::Info,
+        4 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    }
+}
+
+/// The number a log level travels as.
+pub(crate) fn level_number(level: log::LevelFilter) -> u8 {
+    match level {
+        log::LevelFilter::Off => 0,
+        log::LevelFilter::Error => 1,
+        log::LevelFilter::Warn => 2,
+        log::LevelFilter::Info => 3,
+        log::LevelFilter::Debug => 4,
+        log::LevelFilter::Trace => 5,
+    }
+}
+
+/// Sends the `log` records of bodies to the leader, tagged with the element.
+struct ForwardLogger;
+
+impl log::Log for ForwardLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let index = ELEMENT.load(Ordering::Relaxed);
+        let record = LogRecord {
+            level: level_number(record.level().to_level_filter()),
+            target: record.target().to_string(),
+            message: record.args().to_string(),
+            module_path: record.module_path().map(str::to_string),
+            file: record.file().map(str::to_string),
+            line: record.line(),
+            index: (index != NO_ELEMENT).then_some(index),
+        };
+        let _ = send(
+            &FromWorker::Log {
+                id: TASK_ID.load(Ordering::Relaxed),
+                record,
+            },
+            &[],
+        );
+    }
+
+    fn flush(&self) {}
+}
+
+fn install_logger() {
+    let _ = log::set_boxed_logger(Box::new(ForwardLogger));
+    log::set_max_level(log::LevelFilter::Off);
 }

@@ -9,6 +9,9 @@ mod threads;
 use crate::active::ActivePlan;
 use crate::capture::EntryFn;
 use crate::each::ChunkFn;
+use crate::execute::TimeLimit;
+use crate::progress::Progress;
+use crate::relay::Output;
 use crate::rng::Streams;
 use crate::{Error, Level};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,12 +25,17 @@ pub(crate) struct Task {
     pub(crate) label: Option<String>,
     /// The future's random stream, with `seed`.
     pub(crate) stream: Option<Streams>,
+    /// `stdout = true`: capture what the body prints.
+    pub(crate) capture_output: bool,
+    /// `timeout = "..."`.
+    pub(crate) timeout: Option<TimeLimit>,
 }
 
 /// Where a submitted future's value will appear.
 pub(crate) enum Submitted {
-    /// Evaluated already (Sequential) or refused at once.
-    Ready(Result<Vec<u8>, Error>),
+    /// Evaluated already (Sequential) or refused at once, with what the
+    /// body printed.
+    Ready(Result<Vec<u8>, Error>, Output),
     /// Running elsewhere; the slot is filled when it ends.
     Running(Arc<ResultSlot>),
 }
@@ -48,6 +56,21 @@ pub(crate) struct ChunkTask {
     pub(crate) label: Option<String>,
     /// The random streams of the chunk's elements, from its first element.
     pub(crate) streams: Option<Streams>,
+    /// The element index of the chunk's first element.
+    pub(crate) first: usize,
+    /// `stdout = true`: capture what the elements print.
+    pub(crate) capture_output: bool,
+    /// `timeout = "..."`, per element.
+    pub(crate) timeout: Option<TimeLimit>,
+    /// The call's bar and what this chunk has reported to it.
+    pub(crate) progress: Option<Arc<ChunkProgress>>,
+}
+
+/// A chunk's share of its call's progress bar: the elements it reported
+/// while running, so that its end adds only the rest.
+pub(crate) struct ChunkProgress {
+    pub(crate) bar: Arc<Progress>,
+    pub(crate) reported: std::sync::atomic::AtomicU64,
 }
 
 /// A backend: something that runs tasks.
@@ -57,9 +80,12 @@ pub(crate) trait Backend: Send + Sync {
     /// Starts a chunk of a map on a worker process; only process backends
     /// take chunks (the map engine runs in-process plans itself).
     fn submit_chunk(&self, _chunk: ChunkTask) -> Submitted {
-        Submitted::Ready(Err(Error::Protocol(
-            "this backend runs map chunks in process, not as tasks".into(),
-        )))
+        Submitted::Ready(
+            Err(Error::Protocol(
+                "this backend runs map chunks in process, not as tasks".into(),
+            )),
+            Output::default(),
+        )
     }
     /// Workers that are idle now.
     fn free_workers(&self) -> usize;
@@ -87,6 +113,8 @@ pub(crate) fn start(level: &Level, nested: Arc<ActivePlan>) -> Result<Arc<dyn Ba
 /// The one-shot meeting point of a running future and its owner.
 pub(crate) struct ResultSlot {
     value: Mutex<Option<Result<Vec<u8>, Error>>>,
+    /// What the body printed, set before `value`.
+    output: Mutex<Output>,
     /// Set once `value` holds the result, for waiters that spin.
     ready: AtomicBool,
     filled: Condvar,
@@ -101,6 +129,7 @@ impl ResultSlot {
     pub(crate) fn new() -> Arc<ResultSlot> {
         Arc::new(ResultSlot {
             value: Mutex::new(None),
+            output: Mutex::new(Output::default()),
             ready: AtomicBool::new(false),
             filled: Condvar::new(),
             cancelled: AtomicBool::new(false),
@@ -131,6 +160,16 @@ impl ResultSlot {
                 return;
             }
         }
+    }
+
+    /// Keeps what the body printed; call before [`ResultSlot::fill`].
+    pub(crate) fn set_output(&self, output: Output) {
+        *self.output.lock().unwrap_or_else(|p| p.into_inner()) = output;
+    }
+
+    /// Takes what the body printed (after the value).
+    pub(crate) fn take_output(&self) -> Output {
+        std::mem::take(&mut *self.output.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub(crate) fn is_filled(&self) -> bool {

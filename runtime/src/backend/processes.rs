@@ -11,9 +11,11 @@
 //! Admission follows R: creating a future while every worker is busy blocks
 //! until one is free. Workers start on first need, up to `n`.
 
-use super::{Backend, ChunkTask, ResultSlot, Submitted, Task};
-use crate::wire::{self, FromWorker, Outcome, ToWorker};
-use crate::worker::{WORKER_ENV, hex};
+use super::{Backend, ChunkProgress, ChunkTask, ResultSlot, Submitted, Task};
+use crate::execute::TimeLimit;
+use crate::relay::Output;
+use crate::wire::{self, FromWorker, LogRecord, Outcome, TaskSettings, ToWorker};
+use crate::worker::{WORKER_ENV, hex, level_number};
 use crate::{Error, Plan, codec, identity};
 use std::io::BufReader;
 use std::os::unix::process::ExitStatusExt;
@@ -26,6 +28,27 @@ struct Running {
     id: u64,
     slot: Arc<ResultSlot>,
     label: Option<String>,
+    /// Its `timeout`, as the user wrote it.
+    timeout: Option<String>,
+    /// The bar of the call a chunk belongs to.
+    progress: Option<Arc<ChunkProgress>>,
+}
+
+/// What a task brings besides its messages.
+struct Dispatch {
+    label: Option<String>,
+    timeout: Option<String>,
+    progress: Option<Arc<ChunkProgress>>,
+}
+
+/// What a task runs with on its worker.
+fn settings(capture_output: bool, timeout: Option<&TimeLimit>, progress: bool) -> TaskSettings {
+    TaskSettings {
+        capture_output,
+        log_level: level_number(log::max_level()),
+        timeout_ms: timeout.map(TimeLimit::millis),
+        progress,
+    }
 }
 
 struct WorkerProcess {
@@ -35,6 +58,9 @@ struct WorkerProcess {
     /// Set when the pool killed this worker: it must never be reused, even
     /// if it answered before the signal landed.
     killed: AtomicBool,
+    /// The task (and element) that ran past its time limit: the worker said
+    /// so and ends.
+    timed_out: Mutex<Option<(u64, Option<u64>)>>,
     /// `None` once the pool has closed this worker's channel.
     input: Mutex<Option<ChildStdin>>,
     child: Mutex<Child>,
@@ -199,6 +225,7 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<WorkerProcess>, Error> {
         pid,
         cached_call: Mutex::new(None),
         killed: AtomicBool::new(false),
+        timed_out: Mutex::new(None),
         input: Mutex::new(Some(input)),
         child: Mutex::new(child),
         running: Mutex::new(None),
@@ -220,13 +247,21 @@ fn read_replies(
     let limit = codec::max_frame_bytes();
     let ended = loop {
         match wire::read_message::<_, FromWorker>(&mut output, limit) {
-            Ok(Some((FromWorker::Done { id, outcome }, value))) => {
+            Ok(Some((
+                FromWorker::Done {
+                    id,
+                    outcome,
+                    output,
+                },
+                value,
+            ))) => {
                 let running = lock(&worker.running).take();
                 match running {
                     Some(r) if r.id == id => {
                         // Free the worker first: whoever collects the value
                         // then already sees it free.
                         shared.release(&worker);
+                        r.slot.set_output(output);
                         r.slot.fill(outcome_to_result(outcome, value));
                     }
                     _ => {
@@ -235,6 +270,37 @@ fn read_replies(
                         ));
                     }
                 }
+            }
+            Ok(Some((FromWorker::Log { id, record }, _))) => {
+                let label = lock(&worker.running)
+                    .as_ref()
+                    .filter(|r| r.id == id)
+                    .and_then(|r| r.label.clone());
+                emit_log(record, label.as_deref());
+            }
+            Ok(Some((
+                FromWorker::Progress {
+                    id,
+                    elements,
+                    steps,
+                    message,
+                },
+                _,
+            ))) => {
+                let progress = lock(&worker.running)
+                    .as_ref()
+                    .filter(|r| r.id == id)
+                    .and_then(|r| r.progress.clone());
+                if let Some(p) = progress {
+                    p.reported.fetch_add(elements, Ordering::Relaxed);
+                    p.bar.elements(elements);
+                    if steps > 0 || message.is_some() {
+                        p.bar.steps(steps, message);
+                    }
+                }
+            }
+            Ok(Some((FromWorker::TimedOut { id, index }, _))) => {
+                *lock(&worker.timed_out) = Some((id, index));
             }
             Ok(Some((other, _))) => break Some(format!("an unexpected message {other:?}")),
             Ok(None) => break None,
@@ -248,6 +314,15 @@ fn read_replies(
     // without it.
     shared.forget(&worker);
     if let Some(r) = running {
+        let timed_out = lock(&worker.timed_out).take().filter(|(id, _)| *id == r.id);
+        if let (Some((_, index)), Some(after)) = (timed_out, r.timeout) {
+            r.slot.fill(Err(Error::Timeout {
+                after,
+                label: r.label,
+                index: index.map(|i| i as usize),
+            }));
+            return;
+        }
         let mut cause = status.map(describe_exit).unwrap_or_else(|e| e.to_string());
         if let Some(problem) = ended {
             cause = format!("{cause}; the channel carried {problem}");
@@ -257,6 +332,7 @@ fn read_replies(
             cause,
             label: r.label,
             index: None,
+            elements: None,
         }));
     }
 }
@@ -277,6 +353,41 @@ fn outcome_to_result(outcome: Outcome, value: Vec<u8>) -> Result<Vec<u8>, Error>
         }),
         Outcome::Failed { message } => Err(Error::Protocol(message)),
     }
+}
+
+/// Hands a body's `log` record to this process's logger, with level,
+/// target and message as they were, and the future's label and the element
+/// index as the key-values `label` and `index`.
+fn emit_log(record: LogRecord, label: Option<&str>) {
+    let level = match record.level {
+        1 => log::Level::Error,
+        2 => log::Level::Warn,
+        3 => log::Level::Info,
+        4 => log::Level::Debug,
+        _ => log::Level::Trace,
+    };
+    if level > log::max_level() {
+        return;
+    }
+    let mut tags: Vec<(&str, log::kv::Value<'_>)> = Vec::with_capacity(2);
+    if let Some(label) = label {
+        tags.push(("label", log::kv::Value::from(label)));
+    }
+    if let Some(index) = record.index {
+        tags.push(("index", log::kv::Value::from(index)));
+    }
+    let tags: &[(&str, log::kv::Value<'_>)] = &tags;
+    log::logger().log(
+        &log::Record::builder()
+            .args(format_args!("{}", record.message))
+            .level(level)
+            .target(&record.target)
+            .module_path(record.module_path.as_deref())
+            .file(record.file.as_deref())
+            .line(record.line)
+            .key_values(&tags)
+            .build(),
+    );
 }
 
 /// `killed by signal 9 (SIGKILL)`, `exit status 3`, …
@@ -309,19 +420,21 @@ impl ProcessPool {
     /// runs future `id`.
     fn dispatch(
         &self,
-        label: Option<String>,
+        task: Dispatch,
         messages: impl FnOnce(&WorkerProcess, u64) -> Vec<(ToWorker, Vec<u8>)>,
     ) -> Submitted {
         let worker = match self.shared.acquire() {
             Ok(w) => w,
-            Err(e) => return Submitted::Ready(Err(e)),
+            Err(e) => return Submitted::Ready(Err(e), Output::default()),
         };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = ResultSlot::new();
         *lock(&worker.running) = Some(Running {
             id,
             slot: slot.clone(),
-            label,
+            label: task.label,
+            timeout: task.timeout,
+            progress: task.progress,
         });
         let killer = Arc::downgrade(&worker);
         slot.on_cancel(Box::new(move || {
@@ -366,12 +479,18 @@ impl ProcessPool {
 impl Backend for ProcessPool {
     fn submit(&self, task: Task) -> Submitted {
         let label = task.label.clone();
-        self.dispatch(task.label, |_, id| {
+        let dispatch = Dispatch {
+            label: task.label.clone(),
+            timeout: task.timeout.as_ref().map(|t| t.text.clone()),
+            progress: None,
+        };
+        self.dispatch(dispatch, |_, id| {
             let message = ToWorker::Run {
                 id,
                 entry_offset: identity::offset_of(task.entry),
                 label,
                 stream: task.stream,
+                settings: settings(task.capture_output, task.timeout.as_ref(), false),
             };
             vec![(message, task.captures)]
         })
@@ -379,7 +498,12 @@ impl Backend for ProcessPool {
 
     fn submit_chunk(&self, chunk: ChunkTask) -> Submitted {
         let label = chunk.label.clone();
-        self.dispatch(chunk.label, |worker, id| {
+        let dispatch = Dispatch {
+            label: chunk.label.clone(),
+            timeout: chunk.timeout.as_ref().map(|t| t.text.clone()),
+            progress: chunk.progress.clone(),
+        };
+        self.dispatch(dispatch, |worker, id| {
             let mut messages = Vec::with_capacity(2);
             let mut cached = lock(&worker.cached_call);
             if *cached != Some(chunk.call.id) {
@@ -398,6 +522,12 @@ impl Backend for ProcessPool {
                 stop_at_failure: chunk.stop_at_failure,
                 label,
                 streams: chunk.streams,
+                first: chunk.first as u64,
+                settings: settings(
+                    chunk.capture_output,
+                    chunk.timeout.as_ref(),
+                    chunk.progress.is_some(),
+                ),
             };
             messages.push((message, chunk.elements));
             messages

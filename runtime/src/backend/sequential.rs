@@ -19,12 +19,15 @@ impl SequentialBackend {
 
 impl Backend for SequentialBackend {
     fn submit(&self, task: Task) -> Submitted {
-        Submitted::Ready(execute::run(
+        let (result, output) = execute::run(
             task.entry,
             &task.captures,
             &self.nested,
             task.stream,
-        ))
+            task.capture_output,
+            task.timeout.as_ref(),
+        );
+        Submitted::Ready(result, output)
     }
 
     fn free_workers(&self) -> usize {

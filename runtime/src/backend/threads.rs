@@ -8,6 +8,7 @@
 
 use super::{Backend, ResultSlot, Submitted, Task};
 use crate::active::ActivePlan;
+use crate::relay::Output;
 use crate::{Error, execute};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -75,12 +76,20 @@ impl ThreadPool {
 
 fn work(jobs: Receiver<Job>, admission: Arc<Admission>, nested: Arc<ActivePlan>) {
     for Job { task, slot } in jobs {
-        let result = if slot.is_cancelled() {
-            Err(Error::Cancelled { label: None })
+        let (result, output) = if slot.is_cancelled() {
+            (Err(Error::Cancelled { label: None }), Output::default())
         } else {
-            execute::run(task.entry, &task.captures, &nested, task.stream)
+            execute::run(
+                task.entry,
+                &task.captures,
+                &nested,
+                task.stream,
+                task.capture_output,
+                task.timeout.as_ref(),
+            )
         };
         drop(task);
+        slot.set_output(output);
         // Free the worker before handing over the value, so that whoever
         // collects it already sees the worker free.
         admission.release();
@@ -98,10 +107,13 @@ impl Backend for ThreadPool {
         };
         if self.jobs.send(job).is_err() {
             self.admission.release();
-            return Submitted::Ready(Err(Error::Launch {
-                what: "a future on the thread pool".into(),
-                reason: "the pool's threads have ended".into(),
-            }));
+            return Submitted::Ready(
+                Err(Error::Launch {
+                    what: "a future on the thread pool".into(),
+                    reason: "the pool's threads have ended".into(),
+                }),
+                Output::default(),
+            );
         }
         Submitted::Running(slot)
     }

@@ -5,8 +5,10 @@ use super::chunks::{ChunkPlanner, Ordering};
 use super::{ErrorPolicy, Finished, MapOptions};
 use crate::active::{self, ActivePlan};
 use crate::capture::Capture;
-use crate::each::{Combine, ViewOf, run_chunk};
-use crate::rng;
+use crate::each::{Combine, Failure, ViewOf, Watch, run_chunk};
+use crate::execute::TimeLimit;
+use crate::progress::{self, Progress};
+use crate::{relay, rng};
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
@@ -95,6 +97,7 @@ where
         .with_max_chunk(MAX_CHUNK),
         source,
     });
+    let bar = super::start_bar(options, total);
     let finished = Mutex::new(Vec::new());
     // The lowest failed element index so far: elements after it are not run
     // (under `stop`), elements before it still are, as they may fail earlier.
@@ -109,19 +112,32 @@ where
                 continue;
             }
             let started = Instant::now();
-            let output = run_chunk(
-                elements.into_iter(),
-                {
-                    let mut index = range.start as u64;
-                    move |e| {
-                        index += 1;
-                        rng::with_stream(streams, index - 1, || body(C::view(vars), E::pass(e)))
-                    }
-                },
-                combine,
-                stop,
-                |p| stop && range.start + p > failed_at.load(AtomicOrdering::Relaxed),
-            );
+            let mut watch = ElementWatch {
+                bar: bar.as_deref(),
+                limit: options.timeout.as_ref(),
+                started: None,
+            };
+            let (mut output, printed) = relay::capture(options.stdout, || {
+                progress::with_bar(bar.as_ref(), || {
+                    run_chunk(
+                        elements.into_iter(),
+                        {
+                            let mut index = range.start as u64;
+                            move |e| {
+                                index += 1;
+                                rng::with_stream(streams, index - 1, || {
+                                    body(C::view(vars), E::pass(e))
+                                })
+                            }
+                        },
+                        combine,
+                        stop,
+                        |p| stop && range.start + p > failed_at.load(AtomicOrdering::Relaxed),
+                        &mut watch,
+                    )
+                })
+            });
+            output.output = printed;
             let elapsed = started.elapsed();
             if let Some(index) = output.first_failure(range.start) {
                 failed_at.fetch_min(index, AtomicOrdering::Relaxed);
@@ -152,5 +168,37 @@ where
             work_within();
         });
     }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
     finished.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Around each element here: the bar moves as it returns, and an element
+/// that ran past its time limit fails (it could not be stopped earlier: a
+/// thread cannot be interrupted).
+struct ElementWatch<'a> {
+    bar: Option<&'a Progress>,
+    limit: Option<&'a TimeLimit>,
+    started: Option<Instant>,
+}
+
+impl Watch for ElementWatch<'_> {
+    fn started(&mut self, _: usize) {
+        if self.limit.is_some() {
+            self.started = Some(Instant::now());
+        }
+    }
+
+    fn finished(&mut self, _: usize) -> Option<Failure> {
+        if let Some(bar) = self.bar {
+            bar.elements(1);
+        }
+        match (self.limit, self.started.take()) {
+            (Some(limit), Some(t)) if t.elapsed() > limit.limit => Some(Failure::TimedOut {
+                after: limit.text.clone(),
+            }),
+            _ => None,
+        }
+    }
 }

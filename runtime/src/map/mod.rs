@@ -25,6 +25,9 @@ pub use chunks::{Ordering, Sizing};
 use crate::active;
 use crate::capture::Capture;
 use crate::each::{ChunkEntryOf, ChunkOutput, Combine, ViewOf};
+use crate::execute::TimeLimit;
+use crate::progress::Progress;
+use crate::relay;
 use crate::rng::SeedSpec;
 use crate::{Error, Level};
 use serde::{Serialize, de::DeserializeOwned};
@@ -58,6 +61,15 @@ pub struct MapOptions {
     pub in_place: bool,
     /// `seed = ...`: every element gets its own random stream.
     pub seed: Option<SeedSpec>,
+    /// `stdout = false`: do not capture what elements print (default:
+    /// capture, and relay in element order when the call returns).
+    pub stdout: bool,
+    /// `timeout = "10m"`: the time limit of each element.
+    pub timeout: Option<TimeLimit>,
+    /// `retries = n`: run a chunk lost with its worker again, up to `n` times.
+    pub retries: u32,
+    /// `progress = true`: show a progress bar.
+    pub progress: bool,
 }
 
 impl Default for MapOptions {
@@ -69,6 +81,10 @@ impl Default for MapOptions {
             errors: ErrorPolicy::Stop,
             in_place: false,
             seed: None,
+            stdout: true,
+            timeout: None,
+            retries: 0,
+            progress: false,
         }
     }
 }
@@ -111,7 +127,8 @@ where
         Level::Multiprocess { workers, .. } => {
             let items: Vec<E::Item<'v>> = items.collect();
             let stop = options.errors == ErrorPolicy::Stop;
-            on_processes::run(
+            let bar = start_bar(options, items.len());
+            let finished = on_processes::run(
                 &plan.backend()?,
                 *workers,
                 entry.entry,
@@ -119,9 +136,37 @@ where
                 &items,
                 stop,
                 options,
-            )?
+                bar.as_ref(),
+            );
+            if let Some(bar) = bar {
+                bar.finish();
+            }
+            finished?
         }
     })
+}
+
+/// The call's progress bar, when it asked for one and one can be shown.
+fn start_bar(options: &MapOptions, total: usize) -> Option<std::sync::Arc<Progress>> {
+    if options.progress {
+        Progress::start(total, options.label.as_deref())
+    } else {
+        None
+    }
+}
+
+/// Shows what the chunks printed, in element order; under `errors = "stop"`
+/// only up to the failure the call returns, as if the elements had run one
+/// after the other.
+fn relay_output<R>(finished: &Finished<R>, until: Option<usize>) {
+    for (range, result) in finished {
+        if until.is_some_and(|f| range.start > f) {
+            break;
+        }
+        if let Ok(out) = result {
+            relay::relay(&out.output);
+        }
+    }
 }
 
 /// The values of chunks in order, with an exact length so that collecting
@@ -164,8 +209,8 @@ fn in_order<R>(mut finished: Finished<R>) -> Finished<R> {
     finished
 }
 
-/// The failure with the lowest element index, if any.
-fn first_failure<R>(finished: &Finished<R>, label: Option<&str>) -> Option<Error> {
+/// The failure with the lowest element index, if any, and that index.
+fn first_failure<R>(finished: &Finished<R>, label: Option<&str>) -> Option<(usize, Error)> {
     finished
         .iter()
         .filter_map(|(range, result)| match result {
@@ -176,10 +221,13 @@ fn first_failure<R>(finished: &Finished<R>, label: Option<&str>) -> Option<Error
             Err(e) => Some((range.start, None, Some(e))),
         })
         .min_by_key(|(index, _, _)| *index)
-        .map(|(index, failure, lost)| match (failure, lost) {
-            (Some(f), _) => f.clone().into_error(label, index),
-            (None, Some(e)) => e.clone().with_element(label, index),
-            (None, None) => unreachable!("a failure or a lost chunk"),
+        .map(|(index, failure, lost)| {
+            let error = match (failure, lost) {
+                (Some(f), _) => f.clone().into_error(label, index),
+                (None, Some(e)) => e.clone().with_element(label, index),
+                (None, None) => unreachable!("a failure or a lost chunk"),
+            };
+            (index, error)
         })
 }
 
@@ -237,9 +285,12 @@ where
 {
     let finished = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
     let finished = in_order(finished);
-    if options.errors == ErrorPolicy::Stop
-        && let Some(e) = first_failure(&finished, options.label.as_deref())
-    {
+    let failure = match options.errors {
+        ErrorPolicy::Stop => first_failure(&finished, options.label.as_deref()),
+        _ => None,
+    };
+    relay_output(&finished, failure.as_ref().map(|(i, _)| *i));
+    if let Some((_, e)) = failure {
         return Err(e);
     }
     // Failed elements have no value, so what remains is the `remove` result.
@@ -275,9 +326,12 @@ where
     G: Combine<R>,
     Out: FromIterator<Result<R, Error>>,
 {
-    let finished = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
+    let finished = in_order(run::<C, E, R, F, G, V, I>(
+        body, combine, entry, vars, items, &options,
+    )?);
+    relay_output(&finished, None);
     let label = options.label.as_deref();
-    Ok(in_order(finished)
+    Ok(finished
         .into_iter()
         .flat_map(|(range, result)| chunk_results(range, result, label))
         .collect())
@@ -310,9 +364,12 @@ where
 {
     let finished = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
     let finished = in_order(finished);
-    if options.errors == ErrorPolicy::Stop
-        && let Some(e) = first_failure(&finished, options.label.as_deref())
-    {
+    let failure = match options.errors {
+        ErrorPolicy::Stop => first_failure(&finished, options.label.as_deref()),
+        _ => None,
+    };
+    relay_output(&finished, failure.as_ref().map(|(i, _)| *i));
+    if let Some((_, e)) = failure {
         return Err(e);
     }
     finished

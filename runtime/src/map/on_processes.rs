@@ -9,9 +9,11 @@
 
 use super::chunks::ChunkPlanner;
 use super::{Finished, MapOptions};
-use crate::backend::{Backend, CallCaptures, ChunkTask, ResultSlot, Submitted};
+use crate::backend::{Backend, CallCaptures, ChunkProgress, ChunkTask, ResultSlot, Submitted};
 use crate::each::{ChunkFn, ChunkOutput};
+use crate::progress::Progress;
 use crate::{Error, codec};
+use std::collections::VecDeque;
 use serde::{Serialize, de::DeserializeOwned};
 use std::ops::Range;
 use std::sync::Arc;
@@ -30,8 +32,16 @@ struct InFlight {
     range: Range<usize>,
     slot: Arc<ResultSlot>,
     started: Instant,
+    /// How many times this chunk was tried before (`retries`).
+    attempt: u32,
+    progress: Option<Arc<ChunkProgress>>,
 }
 
+/// Chunks to run again before new ones: lost with a worker (`retries`), or
+/// the rest of a chunk whose element ran out of time.
+type Again = VecDeque<(Range<usize>, u32)>;
+
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     backend: &Arc<dyn Backend>,
     workers: usize,
@@ -40,6 +50,7 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     items: &[T],
     stop: bool,
     options: &MapOptions,
+    bar: Option<&Arc<Progress>>,
 ) -> Result<Finished<R>, Error> {
     let what = match &options.label {
         Some(l) => format!("the captures of foreach! \"{l}\""),
@@ -61,19 +72,45 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     .with_even_final_round();
     let mut in_flight: Vec<InFlight> = Vec::new();
     let mut finished: Finished<R> = Vec::new();
+    let mut again: Again = VecDeque::new();
     // The lowest failed element index so far. Under `stop`, chunks after it
     // are not started (or are stopped); chunks before it still run, as they
     // may hold an earlier failure.
     let mut failed_at: Option<usize> = None;
-    while let Some(range) = planner.next_chunk() {
+    loop {
         failed_at = min_failure(
             failed_at,
-            harvest(&mut in_flight, &mut finished, &mut planner),
+            harvest(&mut in_flight, &mut finished, &mut planner, &mut again, options),
         );
+        let next = again
+            .pop_front()
+            .or_else(|| planner.next_chunk().map(|r| (r, 0)));
+        let Some((range, attempt)) = next else {
+            if stop && let Some(f) = failed_at {
+                for chunk in in_flight.iter().filter(|c| c.range.start > f) {
+                    chunk.slot.cancel();
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            // Wait for the earliest chunk; it may lower `failed_at`.
+            let earliest = (0..in_flight.len())
+                .min_by_key(|&i| in_flight[i].range.start)
+                .expect("not empty");
+            in_flight[earliest].slot.resolve_wait();
+            continue;
+        };
         if stop && failed_at.is_some_and(|f| range.start > f) {
             continue;
         }
         let elements = codec::encode(&items[range.clone()], "the elements of a chunk")?;
+        let progress = bar.map(|bar| {
+            Arc::new(ChunkProgress {
+                bar: bar.clone(),
+                reported: AtomicU64::new(0),
+            })
+        });
         let task = ChunkTask {
             entry,
             call: call.clone(),
@@ -81,39 +118,28 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
             stop_at_failure: stop,
             label: options.label.clone(),
             streams: streams.map(|s| s.skip(range.start as u64)),
+            first: range.start,
+            capture_output: options.stdout,
+            timeout: options.timeout.clone(),
+            progress: progress.clone(),
         };
         let started = Instant::now();
-        match backend.submit_chunk(task) {
-            Submitted::Ready(result) => {
-                let output = decode_output(result);
-                failed_at = min_failure(failed_at, failure_index(&range, &output));
-                finished.push((range, output));
+        let slot = match backend.submit_chunk(task) {
+            Submitted::Ready(result, output) => {
+                let slot = ResultSlot::new();
+                slot.set_output(output);
+                slot.fill(result);
+                slot
             }
-            Submitted::Running(slot) => in_flight.push(InFlight {
-                range,
-                slot,
-                started,
-            }),
-        }
-    }
-    loop {
-        if stop && let Some(f) = failed_at {
-            for chunk in in_flight.iter().filter(|c| c.range.start > f) {
-                chunk.slot.cancel();
-            }
-        }
-        if in_flight.is_empty() {
-            break;
-        }
-        // Wait for the earliest chunk; it may lower `failed_at`.
-        let earliest = (0..in_flight.len())
-            .min_by_key(|&i| in_flight[i].range.start)
-            .expect("not empty");
-        in_flight[earliest].slot.resolve_wait();
-        failed_at = min_failure(
-            failed_at,
-            harvest(&mut in_flight, &mut finished, &mut planner),
-        );
+            Submitted::Running(slot) => slot,
+        };
+        in_flight.push(InFlight {
+            range,
+            slot,
+            started,
+            attempt,
+            progress,
+        });
     }
     // Chunks stopped on purpose are not failures of their own.
     finished.retain(|(_, r)| !matches!(r, Err(Error::Cancelled { .. })));
@@ -127,12 +153,6 @@ fn min_failure(a: Option<usize>, b: Option<usize>) -> Option<usize> {
     }
 }
 
-fn decode_output<R: DeserializeOwned>(
-    result: Result<Vec<u8>, Error>,
-) -> Result<ChunkOutput<R>, Error> {
-    result.and_then(|b| codec::decode::<ChunkOutput<R>>(&b, "the values of a chunk"))
-}
-
 /// Where a finished chunk failed first: its first failed element, or its
 /// first element when the whole chunk was lost.
 fn failure_index<R>(range: &Range<usize>, output: &Result<ChunkOutput<R>, Error>) -> Option<usize> {
@@ -143,31 +163,86 @@ fn failure_index<R>(range: &Range<usize>, output: &Result<ChunkOutput<R>, Error>
     }
 }
 
-/// Moves finished chunks from `in_flight` to `finished`; returns the lowest
-/// failed element index among them.
+/// Moves finished chunks from `in_flight` to `finished` (or back to `again`,
+/// to run again); returns the lowest failed element index among them.
 fn harvest<R: DeserializeOwned>(
     in_flight: &mut Vec<InFlight>,
     finished: &mut Finished<R>,
     planner: &mut ChunkPlanner,
+    again: &mut Again,
+    options: &MapOptions,
 ) -> Option<usize> {
     let mut failed_at = None;
     let mut i = 0;
     while i < in_flight.len() {
-        if in_flight[i].slot.is_filled() {
-            let f = in_flight.swap_remove(i);
-            let cancelled = f.slot.is_cancelled();
-            let result = f.slot.take();
-            let output = if cancelled {
-                Err(Error::Cancelled { label: None })
-            } else {
-                planner.record(f.range.len(), f.started.elapsed());
-                decode_output(result)
-            };
-            failed_at = min_failure(failed_at, failure_index(&f.range, &output));
-            finished.push((f.range, output));
-        } else {
+        if !in_flight[i].slot.is_filled() {
             i += 1;
+            continue;
         }
+        let f = in_flight.swap_remove(i);
+        let reported = f
+            .progress
+            .as_ref()
+            .map_or(0, |p| p.reported.load(Ordering::Relaxed));
+        let cancelled = f.slot.is_cancelled();
+        let result = f.slot.take();
+        let range = f.range;
+        let output: Result<ChunkOutput<R>, Error> = match result {
+            _ if cancelled => Err(Error::Cancelled { label: None }),
+            Err(Error::WorkerDied { .. }) if f.attempt < options.retries => {
+                // Run it again, on whichever worker is free next (a new
+                // process: this one is gone), with the same streams.
+                if let Some(p) = &f.progress {
+                    p.bar.lost(reported);
+                }
+                again.push_back((range, f.attempt + 1));
+                continue;
+            }
+            Err(Error::WorkerDied {
+                worker,
+                cause,
+                label,
+                ..
+            }) => Err(Error::WorkerDied {
+                worker,
+                cause,
+                label,
+                index: Some(range.start),
+                elements: Some(range.clone()),
+            }),
+            Err(e @ Error::Timeout { index: Some(t), .. }) if range.contains(&t) => {
+                // The worker is gone with the values of the elements before
+                // `t`: run the rest of the chunk again, without `t`.
+                if let Some(p) = &f.progress {
+                    p.bar.lost(reported);
+                    p.bar.elements(1);
+                }
+                for rest in [range.start..t, t + 1..range.end] {
+                    if !rest.is_empty() {
+                        again.push_back((rest, f.attempt));
+                    }
+                }
+                failed_at = min_failure(failed_at, Some(t));
+                finished.push((t..t + 1, Err(e)));
+                continue;
+            }
+            Err(e) => Err(e),
+            Ok(bytes) => {
+                planner.record(range.len(), f.started.elapsed());
+                codec::decode::<ChunkOutput<R>>(&bytes, "the values of a chunk").map(|mut out| {
+                    out.output = f.slot.take_output();
+                    out
+                })
+            }
+        };
+        if let Some(p) = &f.progress
+            && output.is_ok()
+        {
+            p.bar
+                .elements((range.len() as u64).saturating_sub(reported));
+        }
+        failed_at = min_failure(failed_at, failure_index(&range, &output));
+        finished.push((range, output));
     }
     failed_at
 }

@@ -1,0 +1,165 @@
+//! Progress of a `foreach!` with `progress = true`: an `indicatif` bar in
+//! the leader, moved as elements finish wherever they run.
+//!
+//! In this process the bar moves when each element returns; a worker process
+//! reports finished elements and `progress!()` steps at most every
+//! [`REPORT_EVERY`] (and when its chunk ends), so the bar moves while chunks
+//! run, not only when they end.
+//!
+//! The bar is drawn on stderr when stderr is a terminal. `FUTURIZE_PROGRESS=1`
+//! forces it elsewhere (a batch job's log, a pipe), as plain lines at most
+//! twice a second; `FUTURIZE_PROGRESS=0` turns it off.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+use std::cell::RefCell;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often a worker process reports progress while a chunk runs.
+pub(crate) const REPORT_EVERY: Duration = Duration::from_millis(100);
+
+/// The environment variable that forces the bar on (`1`) or off (`0`).
+pub const PROGRESS_ENV: &str = "FUTURIZE_PROGRESS";
+
+/// One call's bar.
+pub(crate) struct Progress {
+    bar: ProgressBar,
+    steps: AtomicU64,
+    message: Mutex<Option<String>>,
+}
+
+/// Lines for a log or a pipe: every draw is one line, no cursor movement.
+#[derive(Debug)]
+struct Lines;
+
+impl TermLike for Lines {
+    fn width(&self) -> u16 {
+        100
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        writeln!(std::io::stderr().lock(), "{s}")
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        if s.trim().is_empty() {
+            return Ok(());
+        }
+        writeln!(std::io::stderr().lock(), "{s}")
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Where the bar goes: a terminal, forced lines, or nowhere.
+fn draw_target() -> Option<ProgressDrawTarget> {
+    match std::env::var(PROGRESS_ENV).as_deref().map(str::trim) {
+        Ok("0" | "false" | "FALSE" | "no") => None,
+        Ok("1" | "true" | "TRUE" | "yes") if !std::io::stderr().is_terminal() => {
+            Some(ProgressDrawTarget::term_like_with_hz(Box::new(Lines), 2))
+        }
+        _ if std::io::stderr().is_terminal() => Some(ProgressDrawTarget::stderr_with_hz(10)),
+        _ => None,
+    }
+}
+
+impl Progress {
+    /// A bar for `total` elements, or `None` when no bar is shown here.
+    pub(crate) fn start(total: usize, label: Option<&str>) -> Option<Arc<Progress>> {
+        let target = draw_target()?;
+        let style = ProgressStyle::with_template(
+            "{prefix}[{elapsed_precise}] {bar:30} {pos}/{len} elements, {per_sec}, ETA {eta} {msg}",
+        )
+        .expect("a valid template");
+        let bar = ProgressBar::with_draw_target(Some(total as u64), target)
+            .with_style(style)
+            .with_prefix(label.map(|l| format!("{l} ")).unwrap_or_default());
+        bar.tick();
+        Some(Arc::new(Progress {
+            bar,
+            steps: AtomicU64::new(0),
+            message: Mutex::new(None),
+        }))
+    }
+
+    /// `n` more elements finished.
+    pub(crate) fn elements(&self, n: u64) {
+        if n > 0 {
+            self.bar.inc(n);
+        }
+    }
+
+    /// Elements counted before whose work was lost (a worker died): they will
+    /// be counted again when they run again.
+    pub(crate) fn lost(&self, n: u64) {
+        if n > 0 {
+            self.bar.dec(n);
+        }
+    }
+
+    /// `n` more `progress!()` steps, with the latest message if any.
+    pub(crate) fn steps(&self, n: u64, message: Option<String>) {
+        let steps = self.steps.fetch_add(n, Ordering::Relaxed) + n;
+        let mut latest = self.message.lock().unwrap_or_else(|p| p.into_inner());
+        if message.is_some() {
+            *latest = message;
+        }
+        let text = match latest.as_deref() {
+            Some(m) => format!("· {steps} steps · {m}"),
+            None => format!("· {steps} steps"),
+        };
+        self.bar.set_message(text);
+    }
+
+    /// The call ended.
+    pub(crate) fn finish(&self) {
+        self.bar.finish();
+    }
+}
+
+thread_local! {
+    /// The bar of the chunk running on this thread, in this process.
+    static CURRENT: RefCell<Option<Arc<Progress>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `progress!()` on this thread going to `bar`.
+pub(crate) fn with_bar<R>(bar: Option<&Arc<Progress>>, f: impl FnOnce() -> R) -> R {
+    let Some(bar) = bar else { return f() };
+    let outer = CURRENT.with(|c| c.borrow_mut().replace(bar.clone()));
+    struct Restore(Option<Arc<Progress>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            CURRENT.with(|c| *c.borrow_mut() = outer);
+        }
+    }
+    let _restore = Restore(outer);
+    f()
+}
+
+/// What `progress!()` expands to: one step of the running element, with an
+/// optional message. Does nothing outside a `foreach!` with `progress = true`.
+#[doc(hidden)]
+pub fn __progress_step(message: Option<String>) {
+    let here = CURRENT.with(|c| c.borrow().clone());
+    match here {
+        Some(bar) => bar.steps(1, message),
+        None => crate::worker::progress_step(message),
+    }
+}

@@ -1,0 +1,304 @@
+//! Relay of what bodies print: captured where the body runs, shown by the
+//! leader when the values are collected, in element order.
+//!
+//! Two ways of capturing, one result:
+//!
+//! * In this process (Sequential, Multithread, `%do%`): the macros rewrite
+//!   `print!`, `println!`, `eprint!` and `eprintln!` in a body into
+//!   [`__print`], which appends to the running chunk's or future's buffer
+//!   (a thread-local sink). Output of functions the body calls goes straight
+//!   to the terminal: a thread cannot take over the process's stdout.
+//! * In a worker process: file descriptors 1 and 2 point at two in-memory
+//!   files while a task runs, so everything the task writes (its body, the
+//!   functions it calls, C code) is captured. The rewritten macros write to
+//!   the real stdout there, so their text keeps its place among the rest.
+//!
+//! Either way a task's capture is an [`Output`]: its stdout and stderr
+//! bytes. A `foreach!` keeps one per chunk and relays them in element order
+//! when it returns; a future relays its own when its value is collected. A
+//! relay inside a body that is itself captured goes into that capture, so
+//! nested futures' output reaches the top leader in order.
+
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::fmt;
+use std::io::Write;
+
+/// What a task printed.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Bytes written to standard output.
+    pub stdout: Vec<u8>,
+    /// Bytes written to standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// True when nothing was printed.
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_empty() && self.stderr.is_empty()
+    }
+}
+
+thread_local! {
+    static SINK: RefCell<Option<Output>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with what the body's print macros write going to a buffer of
+/// this thread; returns the buffer with `f`'s value. With `enabled` false,
+/// runs `f` as is.
+pub(crate) fn capture<R>(enabled: bool, f: impl FnOnce() -> R) -> (R, Output) {
+    if !enabled {
+        return (f(), Output::default());
+    }
+    let outer = SINK.with(|s| s.borrow_mut().replace(Output::default()));
+    struct Restore(Option<Option<Output>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(outer) = self.0.take() {
+                SINK.with(|s| *s.borrow_mut() = outer);
+            }
+        }
+    }
+    let mut restore = Restore(Some(outer));
+    let value = f();
+    let outer = restore.0.take().expect("restored once");
+    let captured = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
+    (value, captured.unwrap_or_default())
+}
+
+/// Shows a capture where this thread's output goes now: into the capture of
+/// an enclosing body, else to this process's stdout and stderr.
+pub(crate) fn relay(output: &Output) {
+    if output.is_empty() {
+        return;
+    }
+    let forwarded = SINK.with(|s| match s.borrow_mut().as_mut() {
+        Some(sink) => {
+            sink.stdout.extend_from_slice(&output.stdout);
+            sink.stderr.extend_from_slice(&output.stderr);
+            true
+        }
+        None => false,
+    });
+    if forwarded {
+        return;
+    }
+    // Through `print!` when the text is UTF-8, so that a test harness that
+    // captures a test's output captures this too.
+    match std::str::from_utf8(&output.stdout) {
+        Ok(text) => print!("{text}"),
+        Err(_) => {
+            let _ = std::io::stdout().lock().write_all(&output.stdout);
+        }
+    }
+    let _ = std::io::stdout().flush();
+    match std::str::from_utf8(&output.stderr) {
+        Ok(text) => eprint!("{text}"),
+        Err(_) => {
+            let _ = std::io::stderr().lock().write_all(&output.stderr);
+        }
+    }
+}
+
+/// Which stream a rewritten print macro writes to.
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub enum Stream {
+    /// `print!`, `println!`.
+    Stdout,
+    /// `eprint!`, `eprintln!`.
+    Stderr,
+}
+
+/// What `print!` and friends become inside a body: text to the running
+/// capture, or to the real stream when nothing captures on this thread.
+#[doc(hidden)]
+pub fn __print(stream: Stream, args: fmt::Arguments<'_>, newline: bool) {
+    let captured = SINK.with(|s| match s.borrow_mut().as_mut() {
+        Some(sink) => {
+            let buffer = match stream {
+                Stream::Stdout => &mut sink.stdout,
+                Stream::Stderr => &mut sink.stderr,
+            };
+            let _ = buffer.write_fmt(args);
+            if newline {
+                buffer.push(b'\n');
+            }
+            true
+        }
+        None => false,
+    });
+    if captured {
+        return;
+    }
+    // As std's macros do: a failed write to stdout is a panic there too.
+    let result = match stream {
+        Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_fmt(args)
+                .and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) })
+        }
+        Stream::Stderr => {
+            let mut err = std::io::stderr().lock();
+            err.write_fmt(args)
+                .and_then(|()| if newline { err.write_all(b"\n") } else { Ok(()) })
+        }
+    };
+    if let Err(e) = result {
+        panic!("failed printing to {}: {e}", match stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        });
+    }
+}
+
+/// `print!` inside a body.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __relay_print {
+    ($($arg:tt)*) => {
+        $crate::relay::__print($crate::relay::Stream::Stdout, ::core::format_args!($($arg)*), false)
+    };
+}
+
+/// `println!` inside a body.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __relay_println {
+    () => {
+        $crate::relay::__print($crate::relay::Stream::Stdout, ::core::format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::relay::__print($crate::relay::Stream::Stdout, ::core::format_args!($($arg)*), true)
+    };
+}
+
+/// `eprint!` inside a body.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __relay_eprint {
+    ($($arg:tt)*) => {
+        $crate::relay::__print($crate::relay::Stream::Stderr, ::core::format_args!($($arg)*), false)
+    };
+}
+
+/// `eprintln!` inside a body.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __relay_eprintln {
+    () => {
+        $crate::relay::__print($crate::relay::Stream::Stderr, ::core::format_args!(""), true)
+    };
+    ($($arg:tt)*) => {
+        $crate::relay::__print($crate::relay::Stream::Stderr, ::core::format_args!($($arg)*), true)
+    };
+}
+
+/// Capture of file descriptors 1 and 2 in a worker process.
+#[cfg(unix)]
+pub(crate) mod fds {
+    use super::Output;
+    use std::fs::File;
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    unsafe extern "C" {
+        fn dup(fd: i32) -> i32;
+        fn dup2(old: i32, new: i32) -> i32;
+        fn memfd_create(name: *const std::ffi::c_char, flags: u32) -> i32;
+        fn fflush(stream: *mut std::ffi::c_void) -> i32;
+    }
+
+    /// Two in-memory files that fds 1 and 2 point at while a task runs, and
+    /// copies of what fds 1 and 2 were.
+    pub(crate) struct FdCapture {
+        out: File,
+        err: File,
+        saved_out: OwnedFd,
+        saved_err: OwnedFd,
+    }
+
+    fn memory_file(name: &std::ffi::CStr) -> std::io::Result<File> {
+        // SAFETY: a valid C string; the returned descriptor is owned here.
+        let fd = unsafe { memfd_create(name.as_ptr(), 1 /* MFD_CLOEXEC */) };
+        if fd < 0 {
+            // Kernels without memfd: an unlinked temporary file does as well.
+            let path = std::env::temp_dir().join(format!(
+                "futurize-{}-{}",
+                std::process::id(),
+                name.to_string_lossy()
+            ));
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            let _ = std::fs::remove_file(&path);
+            return Ok(file);
+        }
+        // SAFETY: `fd` was just created and is owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    fn duplicate(fd: i32) -> std::io::Result<OwnedFd> {
+        // SAFETY: dup of a descriptor of this process; the copy is owned here.
+        let copy = unsafe { dup(fd) };
+        if copy < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `copy` is a fresh descriptor.
+        Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+    }
+
+    fn point(fd: i32, at: i32) {
+        // SAFETY: both descriptors are open in this process.
+        unsafe { dup2(at, fd) };
+    }
+
+    fn flush_all() {
+        let _ = std::io::stdout().flush();
+        // SAFETY: fflush(NULL) flushes every C stdio stream.
+        unsafe { fflush(std::ptr::null_mut()) };
+    }
+
+    impl FdCapture {
+        pub(crate) fn new() -> std::io::Result<FdCapture> {
+            Ok(FdCapture {
+                out: memory_file(c"stdout")?,
+                err: memory_file(c"stderr")?,
+                saved_out: duplicate(1)?,
+                saved_err: duplicate(2)?,
+            })
+        }
+
+        /// Runs `f` with fds 1 and 2 captured; returns what was written.
+        pub(crate) fn run<R>(&mut self, f: impl FnOnce() -> R) -> (R, Output) {
+            flush_all();
+            point(1, self.out.as_raw_fd());
+            point(2, self.err.as_raw_fd());
+            let value = f();
+            flush_all();
+            point(1, self.saved_out.as_raw_fd());
+            point(2, self.saved_err.as_raw_fd());
+            let output = Output {
+                stdout: drain(&mut self.out),
+                stderr: drain(&mut self.err),
+            };
+            (value, output)
+        }
+    }
+
+    fn drain(file: &mut File) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let end = file.stream_position().unwrap_or(0);
+        if end == 0 {
+            return bytes;
+        }
+        let _ = file.seek(SeekFrom::Start(0));
+        let _ = file.read_to_end(&mut bytes);
+        let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
+        bytes
+    }
+}

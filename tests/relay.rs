@@ -1,0 +1,220 @@
+//! What bodies print reaches the leader in element order, the same text on
+//! every local backend; panics carry their facts. Each scenario runs in a
+//! child process (this test binary again) so its real stdout and stderr can
+//! be read and compared.
+
+use futurize::Error;
+use futurize::prelude::*;
+use std::process::Command;
+
+const PLANS: &[&str] = &["sequential", "multithread:2", "multiprocess:2"];
+
+/// Runs `scenario` in a child under `plan`; returns its stdout and stderr
+/// between the BEGIN and END markers.
+fn child(scenario: &str, plan: &str, env: &[(&str, &str)]) -> (String, String) {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["child_scenario", "--exact", "--nocapture", "--test-threads=1"])
+        .env("FUTURIZE_TEST_SCENARIO", scenario)
+        .env("FUTURIZE_PLAN", plan)
+        .env("RUST_BACKTRACE", "0");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "child {scenario} under {plan} failed:\n{stdout}\n{stderr}"
+    );
+    (between_markers(&stdout), between_markers(&stderr))
+}
+
+fn between_markers(text: &str) -> String {
+    let start = text.find("BEGIN\n").expect("a BEGIN marker") + "BEGIN\n".len();
+    let end = text.find("END\n").expect("an END marker");
+    text[start..end].to_string()
+}
+
+fn helper_that_prints(i: u32) -> u32 {
+    println!("helper sees {i}");
+    i
+}
+
+#[test]
+fn child_scenario() {
+    let Ok(scenario) = std::env::var("FUTURIZE_TEST_SCENARIO") else {
+        return;
+    };
+    println!("BEGIN");
+    eprintln!("BEGIN");
+    match scenario.as_str() {
+        "foreach" => {
+            let xs: Vec<u32> = (0..20).collect();
+            let scale = 3u32;
+            let ys: Vec<u32> = foreach!(x in &xs => {
+                print!("element {x}: ");
+                println!("{} times {scale}", x);
+                if x % 4 == 0 {
+                    eprintln!("warning from {x}");
+                }
+                x * scale
+            } %dofuture% chunk_size = 3)
+            .unwrap();
+            println!("values {ys:?}");
+            // Futures relay when collected, in the order they are collected.
+            let a = future!({
+                println!("future a");
+                1
+            });
+            let b = future!({
+                println!("future b");
+                eprint!("b to stderr\n");
+                2
+            });
+            let (vb, va) = (b.value().unwrap(), a.value().unwrap());
+            println!("collected {vb} {va}");
+            let quiet = future!(
+                {
+                    println!("not captured");
+                    3
+                },
+                stdout = false
+            );
+            let _ = quiet.value().unwrap();
+        }
+        "stop" => {
+            let r: Result<Vec<u32>, Error> = foreach!(x in 0..12u32 => {
+                println!("ran {x}");
+                if x == 5 {
+                    panic!("five");
+                }
+                x
+            } %dofuture% chunk_size = 2);
+            println!("error at {:?}", r.unwrap_err().to_string());
+        }
+        "helpers" => {
+            let ys: Vec<u32> = foreach!(x in 0..6u32 => {
+                println!("body {x}");
+                helper_that_prints(x)
+            } %dofuture% chunk_size = 2)
+            .unwrap();
+            println!("values {ys:?}");
+        }
+        "panic" => {
+            let e = foreach!(x in 0..6u32 => {
+                if x == 4 {
+                    panic!("element four broke");
+                }
+                x
+            } %dofuture% label = "sim")
+            .map(|v: Vec<u32>| v)
+            .unwrap_err();
+            match e {
+                Error::Panicked {
+                    message,
+                    location,
+                    label,
+                    index,
+                    backtrace,
+                } => {
+                    println!("message={message}");
+                    println!("location={}", location.unwrap_or_default());
+                    println!("label={label:?} index={index:?}");
+                    println!(
+                        "backtrace={}",
+                        match backtrace {
+                            Some(bt) if !bt.trim().is_empty() => "some",
+                            Some(_) => "empty",
+                            None => "none",
+                        }
+                    );
+                }
+                other => println!("unexpected {other}"),
+            }
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+    println!("END");
+    eprintln!("END");
+}
+
+#[test]
+fn printed_output_is_the_same_on_every_backend_and_in_element_order() {
+    let mut expected = String::new();
+    for x in 0..20u32 {
+        expected += &format!("element {x}: {x} times 3\n");
+    }
+    let values: Vec<u32> = (0..20).map(|x| x * 3).collect();
+    expected += &format!("values {values:?}\nfuture b\nfuture a\ncollected 2 1\n");
+    let mut expected_err = String::new();
+    for x in (0..20u32).filter(|x| x % 4 == 0) {
+        expected_err += &format!("warning from {x}\n");
+    }
+    expected_err += "b to stderr\n";
+    for plan in PLANS {
+        let (out, err) = child("foreach", plan, &[]);
+        // `stdout = false` prints straight through, so only its presence is
+        // checked: a worker process's own stdout is the leader's stderr.
+        assert_eq!(
+            out.matches("not captured\n").count() + err.matches("not captured\n").count(),
+            1,
+            "under {plan}: {out}{err}"
+        );
+        assert_eq!(
+            out.replace("not captured\n", ""),
+            expected,
+            "stdout under {plan}"
+        );
+        assert_eq!(
+            err.replace("not captured\n", ""),
+            expected_err,
+            "stderr under {plan}"
+        );
+    }
+}
+
+#[test]
+fn under_stop_output_ends_at_the_failed_element() {
+    let mut expected = String::new();
+    for x in 0..=5 {
+        expected += &format!("ran {x}\n");
+    }
+    let mut outputs = Vec::new();
+    for plan in PLANS {
+        let (out, _) = child("stop", plan, &[]);
+        assert!(out.starts_with(&expected), "under {plan}: {out}");
+        assert!(!out.contains("ran 6"), "under {plan}: {out}");
+        assert!(out.contains("element 5 panicked"), "under {plan}: {out}");
+        outputs.push(out);
+    }
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]), "{outputs:#?}");
+}
+
+#[test]
+fn on_processes_output_of_called_functions_is_captured_in_order() {
+    let (out, _) = child("helpers", "multiprocess:2", &[]);
+    let mut expected = String::new();
+    for x in 0..6 {
+        expected += &format!("body {x}\nhelper sees {x}\n");
+    }
+    expected += "values [0, 1, 2, 3, 4, 5]\n";
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn a_panic_carries_message_location_label_index_and_a_backtrace_when_asked() {
+    for plan in PLANS {
+        let (out, _) = child("panic", plan, &[("RUST_BACKTRACE", "1")]);
+        assert!(out.contains("message=element four broke\n"), "{plan}: {out}");
+        assert!(out.contains("location=tests/relay.rs:"), "{plan}: {out}");
+        assert!(
+            out.contains("label=Some(\"sim\") index=Some(4)"),
+            "{plan}: {out}"
+        );
+        assert!(out.contains("backtrace=some"), "{plan}: {out}");
+        let (out, _) = child("panic", plan, &[("RUST_BACKTRACE", "0")]);
+        assert!(out.contains("backtrace=none"), "{plan}: {out}");
+    }
+}
