@@ -1,0 +1,321 @@
+//! Workers that die or hang inside `foreach!` and `future!`: the error
+//! names what was lost, `retries` runs a lost chunk again with the same
+//! random streams, `timeout` stops a stuck worker, and the pool recovers.
+
+use futurize::{Error, Plan};
+use futurize::prelude::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "futurize-failures-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Kills the calling process the first time it is called with `marker`
+/// (the marker file remembers), so a retried element then succeeds.
+fn die_once(marker: &Path) {
+    if std::fs::create_dir(marker).is_ok() {
+        std::process::abort();
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn a_lost_chunk_names_its_elements_and_the_pool_recovers() {
+    let _g = with_plan(Multiprocess::workers(2));
+    let r: Result<Vec<u32>, Error> = foreach!(i in 0..8u32 => {
+        if i == 5 {
+            std::process::abort();
+        }
+        i
+    } %dofuture% chunk_size = 4, label = "lost");
+    let e = r.unwrap_err();
+    match &e {
+        Error::WorkerDied {
+            elements,
+            index,
+            label,
+            cause,
+            ..
+        } => {
+            assert_eq!(elements.clone(), Some(4..8));
+            assert_eq!(*index, Some(4));
+            assert_eq!(label.as_deref(), Some("lost"));
+            assert!(cause.contains("SIGABRT"), "{cause}");
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    assert!(e.to_string().contains("elements 4..=7 of \"lost\""), "{e}");
+    // Under `pass`, every element of the lost chunk says so; the others are values.
+    let r: Vec<Result<u32, Error>> = foreach!(i in 0..8u32 => {
+        if i == 5 {
+            std::process::abort();
+        }
+        i
+    } %dofuture% chunk_size = 4, errors = "pass")
+    .unwrap();
+    for (i, r) in r.iter().enumerate() {
+        match (i < 4, r) {
+            (true, Ok(v)) => assert_eq!(*v as usize, i),
+            (false, Err(Error::WorkerDied { index, .. })) => assert_eq!(*index, Some(i)),
+            (_, other) => panic!("element {i}: {other:?}"),
+        }
+    }
+    let again: Vec<u32> = foreach!(i in 0..6u32 => i * 2 %dofuture%).unwrap();
+    assert_eq!(again, vec![0, 2, 4, 6, 8, 10]);
+}
+
+#[test]
+fn retries_run_a_lost_chunk_again_with_the_same_random_streams() {
+    let _g = with_plan(Multiprocess::workers(2));
+    let undisturbed: Vec<u64> =
+        foreach!(i in 0..12u32 => { let _ = i; rng().next_u64() } %dofuture% seed = 9, chunk_size = 3)
+            .unwrap();
+    let dir = scratch("retry");
+    let marker = dir.join("died");
+    let retried: Vec<u64> = foreach!(i in 0..12u32 => {
+        let first = rng().next_u64();
+        if i == 7 {
+            die_once(&marker);
+        }
+        first
+    } %dofuture% seed = 9, chunk_size = 3, retries = 1)
+    .unwrap();
+    assert!(marker.exists(), "the element did die once");
+    assert_eq!(retried, undisturbed);
+    // Without enough retries the loss is reported.
+    let marker2 = dir.join("always");
+    let r: Result<Vec<u32>, Error> = foreach!(i in 0..4u32 => {
+        if i == 1 {
+            let _ = std::fs::create_dir(&marker2);
+            std::process::abort();
+        }
+        i
+    } %dofuture% chunk_size = 2, retries = 2);
+    assert!(matches!(r, Err(Error::WorkerDied { .. })), "{r:?}");
+}
+
+#[test]
+fn a_hundred_consecutive_kill_trials_never_hang() {
+    let _g = with_plan(Multiprocess::workers(2));
+    let dir = scratch("soak");
+    let started = Instant::now();
+    let expected: Vec<u32> = (0..16).map(|i| i * i).collect();
+    for trial in 0..100u32 {
+        let marker = dir.join(format!("trial-{trial}"));
+        let victim = trial % 16;
+        let chunk = 1 + (trial % 5) as usize;
+        let squares: Vec<u32> = foreach!(i in 0..16u32 => {
+            if i == victim {
+                die_once(&marker);
+            }
+            i * i
+        } %dofuture% chunk_size = chunk, retries = 1)
+        .unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+        assert_eq!(squares, expected, "trial {trial}");
+        assert!(marker.exists(), "trial {trial} killed a worker");
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "trial {trial}: too slow"
+        );
+    }
+}
+
+#[test]
+fn a_stuck_element_times_out_its_worker_is_killed_and_the_rest_still_run() {
+    let _g = with_plan(Multiprocess::workers(2));
+    let dir = scratch("timeout");
+    let pid_file = dir.join("pid");
+    let started = Instant::now();
+    let r: Vec<Result<u32, Error>> = foreach!(i in 0..6u32 => {
+        if i == 4 {
+            std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+        i + 100
+    } %dofuture% chunk_size = 3, timeout = "400ms", errors = "pass", label = "stuck")
+    .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    for (i, r) in r.iter().enumerate() {
+        match (i, r) {
+            (4, Err(Error::Timeout { after, label, index })) => {
+                assert_eq!(after, "400ms");
+                assert_eq!(label.as_deref(), Some("stuck"));
+                assert_eq!(*index, Some(4));
+            }
+            (i, Ok(v)) if i != 4 => assert_eq!(*v, i as u32 + 100),
+            (_, other) => panic!("element {i}: {other:?}"),
+        }
+    }
+    let stuck: u32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(stuck) {
+        assert!(Instant::now() < deadline, "the stuck worker {stuck} still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The next call succeeds, on a replacement.
+    let next: Vec<u32> = foreach!(i in 0..4u32 => std::process::id() + i * 0 %dofuture%).unwrap();
+    assert!(next.iter().all(|p| *p != stuck));
+    // Under `stop` the call returns the timeout.
+    let e = foreach!(i in 0..4u32 => {
+        if i == 2 {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+        i
+    } %dofuture% timeout = "300ms")
+    .map(|v: Vec<u32>| v)
+    .unwrap_err();
+    assert_eq!(e.to_string(), "element 2 did not finish within 300ms");
+}
+
+#[test]
+fn a_future_times_out_on_a_worker_and_the_next_one_succeeds() {
+    let _g = with_plan(Multiprocess::workers(1));
+    let started = Instant::now();
+    let f = future!(
+        {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            1
+        },
+        timeout = "300ms",
+        label = "sleepy"
+    );
+    let e = f.value().unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(e.to_string(), "future \"sleepy\" did not finish within 300ms");
+    assert_eq!(future!(2 + 2).value().unwrap(), 4);
+    // A future that finishes in time is not affected.
+    let quick = future!(5, timeout = std::time::Duration::from_secs(30));
+    assert_eq!(quick.value().unwrap(), 5);
+}
+
+#[test]
+fn in_process_an_element_over_its_limit_fails_when_it_returns() {
+    for plan in [Plan::from(Sequential), Multithread::workers(2).into()] {
+        let _g = with_plan(plan.clone());
+        let r: Vec<Result<u32, Error>> = foreach!(i in 0..4u32 => {
+            if i == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(150));
+            }
+            i
+        } %dofuture% timeout = "50ms", errors = "pass")
+        .unwrap();
+        assert!(
+            matches!(&r[1], Err(Error::Timeout { index: Some(1), .. })),
+            "{plan}: {r:?}"
+        );
+        assert!(r.iter().enumerate().all(|(i, r)| i == 1 || r.is_ok()));
+        let f = future!(
+            {
+                std::thread::sleep(std::time::Duration::from_millis(150));
+                1
+            },
+            timeout = "50ms"
+        );
+        assert!(
+            matches!(f.value(), Err(Error::Timeout { .. })),
+            "{plan}"
+        );
+    }
+}
+
+/// This process's children: its worker processes.
+fn children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        if fields.len() > 1 && fields[1] == me && fields[0] != "Z" {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+fn child_external_kill_soak() {
+    if std::env::var_os("FUTURIZE_TEST_KILL_SOAK").is_none() {
+        return;
+    }
+    // The calls run on another thread, so the plan is the process's.
+    plan(Multiprocess::workers(2));
+    let expected: Vec<u64> = (0..40u64).map(|i| i * 3).collect();
+    let mut killed = 0;
+    for trial in 0..100u64 {
+        let call = std::thread::spawn(|| {
+            foreach!(i in 0..40u64 => {
+                std::thread::sleep(std::time::Duration::from_micros(500));
+                i * 3
+            } %dofuture% chunk_size = 4, retries = 3)
+        });
+        // Kill at a different moment each trial: before, during or after chunks.
+        std::thread::sleep(Duration::from_micros(trial * 137 % 12_000));
+        if let Some(victim) = children().first() {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &victim.to_string()])
+                .status();
+            killed += 1;
+        }
+        let values: Vec<u64> = call
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+        assert_eq!(values, expected, "trial {trial}");
+    }
+    println!("KILLED {killed}");
+}
+
+#[test]
+fn a_hundred_workers_killed_from_outside_at_random_moments_never_hang_a_call() {
+    let started = Instant::now();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_external_kill_soak",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FUTURIZE_TEST_KILL_SOAK", "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let killed: u32 = stdout
+        .split("KILLED ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no report in {stdout}"))
+        .parse()
+        .unwrap();
+    assert!(killed >= 90, "only {killed} of 100 trials found a worker to kill");
+    assert!(started.elapsed() < Duration::from_secs(240));
+}
