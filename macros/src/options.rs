@@ -421,3 +421,22 @@ pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> For
     }
     opts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn humane_durations() {
+        assert_eq!(parse_duration("500ms"), Ok(500));
+        assert_eq!(parse_duration("30s"), Ok(30_000));
+        assert_eq!(parse_duration("10m"), Ok(600_000));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration(" 1.5 h "), Ok(5_400_000));
+        assert_eq!(parse_duration("2d"), Ok(172_800_000));
+        assert_eq!(parse_duration("2 min 5 s"), Ok(125_000));
+        for bad in ["", "10", "m", "5 parsecs", "1..2s", "0s", "-3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}

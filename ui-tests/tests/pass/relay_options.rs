@@ -1,0 +1,16 @@
+// Every relay option together, with a `Duration` expression for `timeout`.
+use futurize::prelude::*;
+
+fn main() {
+    let limit = std::time::Duration::from_secs(60);
+    let xs = vec![1u32, 2, 3];
+    let ys: Vec<u32> = foreach!(x in &xs => {
+        println!("x = {x}");
+        progress!("at {x}");
+        x + 1
+    } %dofuture% timeout = limit, retries = 2, progress = false, stdout = true)
+    .unwrap();
+    assert_eq!(ys, vec![2, 3, 4]);
+    let f = future!({ eprintln!("hello"); 1 }, timeout = "1h30m", stdout = false);
+    assert_eq!(f.value().unwrap(), 1);
+}
