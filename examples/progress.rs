@@ -28,7 +28,8 @@ fn main() -> Result<(), futurize::Error> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(40);
-    let results: Vec<f64> = foreach!(i in 0..n => replicate(i) %dofuture% progress = true, label = "replicates")?;
+    let results: Vec<f64> =
+        foreach!(i in 0..n => replicate(i) %dofuture% progress = true, label = "replicates")?;
     eprintln!("the call has ended");
     let mean = results.iter().sum::<f64>() / f64::from(n);
     println!("{n} replicates on {}, mean {mean:.3}", current_plan()?);

@@ -2,16 +2,13 @@
 //! names what was lost, `retries` runs a lost chunk again with the same
 //! random streams, `timeout` stops a stuck worker, and the pool recovers.
 
-use futurize::{Error, Plan};
 use futurize::prelude::*;
+use futurize::{Error, Plan};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "futurize-failures-{}-{name}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("futurize-failures-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -155,7 +152,14 @@ fn a_stuck_element_times_out_its_worker_is_killed_and_the_rest_still_run() {
     assert!(started.elapsed() < Duration::from_secs(20));
     for (i, r) in r.iter().enumerate() {
         match (i, r) {
-            (4, Err(Error::Timeout { after, label, index })) => {
+            (
+                4,
+                Err(Error::Timeout {
+                    after,
+                    label,
+                    index,
+                }),
+            ) => {
                 assert_eq!(after, "400ms");
                 assert_eq!(label.as_deref(), Some("stuck"));
                 assert_eq!(*index, Some(4));
@@ -167,7 +171,10 @@ fn a_stuck_element_times_out_its_worker_is_killed_and_the_rest_still_run() {
     let stuck: u32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(stuck) {
-        assert!(Instant::now() < deadline, "the stuck worker {stuck} still runs");
+        assert!(
+            Instant::now() < deadline,
+            "the stuck worker {stuck} still runs"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // The next call succeeds, on a replacement.
@@ -199,7 +206,10 @@ fn a_future_times_out_on_a_worker_and_the_next_one_succeeds() {
     );
     let e = f.value().unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert_eq!(e.to_string(), "future \"sleepy\" did not finish within 300ms");
+    assert_eq!(
+        e.to_string(),
+        "future \"sleepy\" did not finish within 300ms"
+    );
     assert_eq!(future!(2 + 2).value().unwrap(), 4);
     // A future that finishes in time is not affected.
     let quick = future!(5, timeout = std::time::Duration::from_secs(30));
@@ -229,10 +239,7 @@ fn in_process_an_element_over_its_limit_fails_when_it_returns() {
             },
             timeout = "50ms"
         );
-        assert!(
-            matches!(f.value(), Err(Error::Timeout { .. })),
-            "{plan}"
-        );
+        assert!(matches!(f.value(), Err(Error::Timeout { .. })), "{plan}");
     }
 }
 
@@ -316,6 +323,42 @@ fn a_hundred_workers_killed_from_outside_at_random_moments_never_hang_a_call() {
         .unwrap_or_else(|| panic!("no report in {stdout}"))
         .parse()
         .unwrap();
-    assert!(killed >= 90, "only {killed} of 100 trials found a worker to kill");
+    assert!(
+        killed >= 90,
+        "only {killed} of 100 trials found a worker to kill"
+    );
     assert!(started.elapsed() < Duration::from_secs(240));
+}
+
+#[test]
+fn on_threads_a_timed_out_future_returns_at_its_deadline_and_its_thread_is_replaced() {
+    let _g = with_plan(Multithread::workers(1));
+    let started = Instant::now();
+    let f = future!(
+        {
+            std::thread::sleep(std::time::Duration::from_secs(4));
+            1
+        },
+        timeout = "200ms",
+        label = "stuck thread"
+    );
+    let e = f.value().unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        e.to_string(),
+        "future \"stuck thread\" did not finish within 200ms"
+    );
+    // The one worker is free again at once: a new thread took the stuck one's place.
+    assert_eq!(nbr_of_free_workers().unwrap(), 1);
+    let quick = Instant::now();
+    assert_eq!(future!(6 * 7).value().unwrap(), 42);
+    assert!(
+        quick.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        quick.elapsed()
+    );
 }

@@ -59,7 +59,10 @@ fn records_from_workers_reach_the_leaders_logger_tagged_with_label_and_index() {
         std::process::id()
     } %dofuture% chunk_size = 2, label = "sim")
     .unwrap();
-    assert!(pids.iter().all(|p| *p != std::process::id()), "ran on workers");
+    assert!(
+        pids.iter().all(|p| *p != std::process::id()),
+        "ran on workers"
+    );
     let f = future!(
         {
             log::error!(target: "single", "from a future");

@@ -27,7 +27,12 @@ fn child_long_call() {
 fn stderr_of_child(plan: &str, progress: Option<&str>) -> String {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["child_long_call", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_long_call",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("FUTURIZE_TEST_PROGRESS", "1")
         .env("FUTURIZE_PLAN", plan)
         .env_remove("FUTURIZE_PROGRESS");
@@ -63,7 +68,10 @@ fn forced_progress_moves_within_a_chunk_before_the_call_ends() {
         );
         assert_eq!(seen.last(), Some(&20), "{plan}: {stderr}");
         assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{plan}: {seen:?}");
-        assert!(stderr.contains("long "), "{plan}: the label prefixes the bar");
+        assert!(
+            stderr.contains("long "),
+            "{plan}: the label prefixes the bar"
+        );
         assert!(
             stderr.contains("steps · halfway through"),
             "{plan}: progress!() steps and their message show: {stderr}"

@@ -14,7 +14,12 @@ const PLANS: &[&str] = &["sequential", "multithread:2", "multiprocess:2"];
 fn child(scenario: &str, plan: &str, env: &[(&str, &str)]) -> (String, String) {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
-        .args(["child_scenario", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_scenario",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("FUTURIZE_TEST_SCENARIO", scenario)
         .env("FUTURIZE_PLAN", plan)
         .env("RUST_BACKTRACE", "0");
@@ -207,7 +212,10 @@ fn on_processes_output_of_called_functions_is_captured_in_order() {
 fn a_panic_carries_message_location_label_index_and_a_backtrace_when_asked() {
     for plan in PLANS {
         let (out, _) = child("panic", plan, &[("RUST_BACKTRACE", "1")]);
-        assert!(out.contains("message=element four broke\n"), "{plan}: {out}");
+        assert!(
+            out.contains("message=element four broke\n"),
+            "{plan}: {out}"
+        );
         assert!(out.contains("location=tests/relay.rs:"), "{plan}: {out}");
         assert!(
             out.contains("label=Some(\"sim\") index=Some(4)"),

@@ -11,10 +11,10 @@ use crate::active::{self, ActivePlan};
 use crate::capture::EntryFn;
 use crate::relay::{self, Output};
 use crate::rng::{self, Streams};
-use std::time::{Duration, Instant};
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
 
 struct PanicFacts {
     location: Option<String>,

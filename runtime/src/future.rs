@@ -15,6 +15,7 @@ use crate::{Error, codec};
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Options of one future, as written after its body in `future!`.
 #[doc(hidden)]
@@ -71,6 +72,9 @@ enum State {
 pub struct Future<T> {
     state: Mutex<State>,
     label: Option<String>,
+    /// `timeout`, and when a running future's time is up (set when it starts).
+    timeout: Option<TimeLimit>,
+    deadline: Mutex<Option<Instant>>,
     _value: PhantomData<fn() -> T>,
 }
 
@@ -82,6 +86,7 @@ impl<T: DeserializeOwned> Future<T> {
         options: FutureOptions,
     ) -> Self {
         let label = options.label;
+        let timeout = options.timeout.clone();
         let state = match (captures, active::active()) {
             (Err(e), _) | (_, Err(e)) => State::Done(Err(e), Output::default()),
             (Ok(captures), Ok(plan)) => {
@@ -100,11 +105,15 @@ impl<T: DeserializeOwned> Future<T> {
                 }
             }
         };
-        Future {
+        let future = Future {
             state: Mutex::new(state),
             label,
+            timeout,
+            deadline: Mutex::new(None),
             _value: PhantomData,
-        }
+        };
+        future.set_deadline(&future.state());
+        future
     }
 
     /// The label given with `label = "..."`.
@@ -123,6 +132,38 @@ impl<T: DeserializeOwned> Future<T> {
                 unreachable!()
             };
             *state = start(task, &plan);
+            self.set_deadline(state);
+        }
+    }
+
+    /// Starts the clock of a running future with a `timeout`. The leader
+    /// waits a little past the limit, so that a worker process's own report
+    /// (which names the element) arrives first.
+    fn set_deadline(&self, state: &State) {
+        if let (State::Running(_), Some(t)) = (state, &self.timeout) {
+            let grace = Duration::from_millis(100) + t.limit / 20;
+            *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(Instant::now() + t.limit + grace);
+        }
+    }
+
+    /// Waits for a running future's slot, up to its deadline; past it, stops
+    /// the body (a worker process is killed, a thread is replaced) and
+    /// answers [`Error::Timeout`].
+    fn wait(&self, slot: &ResultSlot) -> Option<Error> {
+        let deadline = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        match (deadline, &self.timeout) {
+            (Some(at), Some(t)) => {
+                let filled = slot.wait_until(at);
+                // Also when an earlier wait already gave up and stopped it.
+                if !filled || (slot.is_cancelled() && Instant::now() >= at) {
+                    slot.cancel();
+                    Some(t.error())
+                } else {
+                    None
+                }
+            }
+            _ => None,
         }
     }
 
@@ -155,7 +196,9 @@ impl<T: DeserializeOwned> Future<T> {
                 _ => return,
             }
         };
-        slot.resolve_wait();
+        if self.wait(&slot).is_none() {
+            slot.resolve_wait();
+        }
     }
 
     /// Waits for the value.
@@ -172,6 +215,9 @@ impl<T: DeserializeOwned> Future<T> {
         };
         let (bytes, output) = match state {
             State::Running(slot) => {
+                if let Some(timed_out) = self.wait(&slot) {
+                    return Err(timed_out.with_label(label.as_deref()));
+                }
                 let result = slot.take();
                 if slot.is_cancelled() {
                     (Err(Error::Cancelled { label: None }), Output::default())

@@ -136,20 +136,33 @@ pub fn __print(stream: Stream, args: fmt::Arguments<'_>, newline: bool) {
     let result = match stream {
         Stream::Stdout => {
             let mut out = std::io::stdout().lock();
-            out.write_fmt(args)
-                .and_then(|()| if newline { out.write_all(b"\n") } else { Ok(()) })
+            out.write_fmt(args).and_then(|()| {
+                if newline {
+                    out.write_all(b"\n")
+                } else {
+                    Ok(())
+                }
+            })
         }
         Stream::Stderr => {
             let mut err = std::io::stderr().lock();
-            err.write_fmt(args)
-                .and_then(|()| if newline { err.write_all(b"\n") } else { Ok(()) })
+            err.write_fmt(args).and_then(|()| {
+                if newline {
+                    err.write_all(b"\n")
+                } else {
+                    Ok(())
+                }
+            })
         }
     };
     if let Err(e) = result {
-        panic!("failed printing to {}: {e}", match stream {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        });
+        panic!(
+            "failed printing to {}: {e}",
+            match stream {
+                Stream::Stdout => "stdout",
+                Stream::Stderr => "stderr",
+            }
+        );
     }
 }
 
@@ -221,7 +234,9 @@ pub(crate) mod fds {
 
     fn memory_file(name: &std::ffi::CStr) -> std::io::Result<File> {
         // SAFETY: a valid C string; the returned descriptor is owned here.
-        let fd = unsafe { memfd_create(name.as_ptr(), 1 /* MFD_CLOEXEC */) };
+        let fd = unsafe {
+            memfd_create(name.as_ptr(), 1 /* MFD_CLOEXEC */)
+        };
         if fd < 0 {
             // Kernels without memfd: an unlinked temporary file does as well.
             let path = std::env::temp_dir().join(format!(

@@ -397,7 +397,10 @@ fn captured<R>(fds: &mut Option<FdCapture>, enabled: bool, f: impl FnOnce() -> R
         match FdCapture::new() {
             Ok(c) => *fds = Some(c),
             Err(e) => {
-                eprintln!("futurize worker {}: cannot capture output: {e}", std::process::id());
+                eprintln!(
+                    "futurize worker {}: cannot capture output: {e}",
+                    std::process::id()
+                );
                 return (f(), Output::default());
             }
         }
@@ -416,7 +419,11 @@ fn start_timer() {
             .spawn(|| {
                 loop {
                     let limit = TIMEOUT_MS.load(Ordering::Relaxed);
-                    let tick = if limit == 0 { 200 } else { (limit / 20).clamp(2, 200) };
+                    let tick = if limit == 0 {
+                        200
+                    } else {
+                        (limit / 20).clamp(2, 200)
+                    };
                     std::thread::sleep(Duration::from_millis(tick));
                     let started = STARTED_MS.load(Ordering::Relaxed);
                     if limit == 0 || started == 0 || now_ms().saturating_sub(started) <= limit {

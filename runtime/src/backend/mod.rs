@@ -198,6 +198,24 @@ impl ResultSlot {
             .unwrap_or_else(|p| p.into_inner());
     }
 
+    /// Blocks until filled or until `deadline`; true when filled.
+    pub(crate) fn wait_until(&self, deadline: std::time::Instant) -> bool {
+        self.spin_until_ready();
+        let mut v = self.value.lock().unwrap_or_else(|p| p.into_inner());
+        while !self.ready.load(Ordering::Acquire) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            v = self
+                .filled
+                .wait_timeout(v, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
     /// Marks the future cancelled and runs the backend's hook, if any.
     pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);

@@ -5,17 +5,35 @@
 //! until its body returns (not until the value is collected), so finished
 //! futures never hold a worker. When the pool is dropped (the plan changed
 //! and its last future is gone), the job channel closes and the threads end.
+//!
+//! A thread cannot be interrupted. When a running future is given up
+//! (cancelled, dropped, or past its `timeout`), its thread is retired: a new
+//! thread takes its place at once, and the old one ends when its body
+//! returns, its value discarded.
 
 use super::{Backend, ResultSlot, Submitted, Task};
 use crate::active::ActivePlan;
 use crate::relay::Output;
 use crate::{Error, execute};
 use crossbeam_channel::{Receiver, Sender};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+
+/// Where a job is in its life; decides who frees its worker.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Queued,
+    Running,
+    /// Given up while running: a replacement thread was started and the
+    /// admission slot freed; the thread ends after the body.
+    Retired,
+    Done,
+}
 
 struct Job {
     task: Task,
     slot: Arc<ResultSlot>,
+    phase: Arc<Mutex<Phase>>,
 }
 
 /// Counts busy workers; `admit` blocks while all are busy.
@@ -45,68 +63,120 @@ impl Admission {
     }
 }
 
+/// What every worker thread shares, and what starting one more needs.
+struct Shared {
+    jobs: Receiver<Job>,
+    admission: Admission,
+    nested: Arc<ActivePlan>,
+    started: AtomicUsize,
+}
+
 pub(crate) struct ThreadPool {
     jobs: Sender<Job>,
-    admission: Arc<Admission>,
+    shared: Arc<Shared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn spawn_thread(shared: &Arc<Shared>) -> Result<(), Error> {
+    let i = shared.started.fetch_add(1, Ordering::Relaxed);
+    let for_thread = shared.clone();
+    std::thread::Builder::new()
+        .name(format!("futurize-worker-{i}"))
+        .spawn(move || work(for_thread))
+        .map(|_| ())
+        .map_err(|e| Error::Launch {
+            what: format!("worker thread {i}"),
+            reason: e.to_string(),
+        })
 }
 
 impl ThreadPool {
     pub(crate) fn start(workers: usize, nested: Arc<ActivePlan>) -> Result<ThreadPool, Error> {
         let (jobs, receiver) = crossbeam_channel::unbounded::<Job>();
-        let admission = Arc::new(Admission {
-            busy: Mutex::new(0),
-            freed: Condvar::new(),
-            limit: workers,
+        let shared = Arc::new(Shared {
+            jobs: receiver,
+            admission: Admission {
+                busy: Mutex::new(0),
+                freed: Condvar::new(),
+                limit: workers,
+            },
+            nested,
+            started: AtomicUsize::new(0),
         });
-        for i in 0..workers {
-            let receiver = receiver.clone();
-            let admission = admission.clone();
-            let nested = nested.clone();
-            std::thread::Builder::new()
-                .name(format!("futurize-worker-{i}"))
-                .spawn(move || work(receiver, admission, nested))
-                .map_err(|e| Error::Launch {
-                    what: format!("worker thread {i} of {workers}"),
-                    reason: e.to_string(),
-                })?;
+        for _ in 0..workers {
+            spawn_thread(&shared)?;
         }
-        Ok(ThreadPool { jobs, admission })
+        Ok(ThreadPool { jobs, shared })
     }
 }
 
-fn work(jobs: Receiver<Job>, admission: Arc<Admission>, nested: Arc<ActivePlan>) {
-    for Job { task, slot } in jobs {
-        let (result, output) = if slot.is_cancelled() {
-            (Err(Error::Cancelled { label: None }), Output::default())
-        } else {
-            execute::run(
-                task.entry,
-                &task.captures,
-                &nested,
-                task.stream,
-                task.capture_output,
-                task.timeout.as_ref(),
-            )
+fn work(shared: Arc<Shared>) {
+    for Job { task, slot, phase } in shared.jobs.iter() {
+        let (result, output) = {
+            let mut p = lock(&phase);
+            if *p == Phase::Queued && !slot.is_cancelled() {
+                *p = Phase::Running;
+                drop(p);
+                execute::run(
+                    task.entry,
+                    &task.captures,
+                    &shared.nested,
+                    task.stream,
+                    task.capture_output,
+                    task.timeout.as_ref(),
+                )
+            } else {
+                (Err(Error::Cancelled { label: None }), Output::default())
+            }
         };
         drop(task);
+        let retired = {
+            let mut p = lock(&phase);
+            let retired = *p == Phase::Retired;
+            *p = Phase::Done;
+            retired
+        };
         slot.set_output(output);
+        if retired {
+            // Our place was given to a new thread already.
+            slot.fill(result);
+            return;
+        }
         // Free the worker before handing over the value, so that whoever
         // collects it already sees the worker free.
-        admission.release();
+        shared.admission.release();
         slot.fill(result);
     }
 }
 
 impl Backend for ThreadPool {
     fn submit(&self, task: Task) -> Submitted {
-        self.admission.admit();
+        self.shared.admission.admit();
         let slot = ResultSlot::new();
+        let phase = Arc::new(Mutex::new(Phase::Queued));
+        let (shared, job_phase) = (Arc::downgrade(&self.shared), phase.clone());
+        slot.on_cancel(Box::new(move || {
+            let mut p = lock(&job_phase);
+            if *p != Phase::Running {
+                return;
+            }
+            *p = Phase::Retired;
+            drop(p);
+            if let Some(shared) = shared.upgrade() {
+                shared.admission.release();
+                let _ = spawn_thread(&shared);
+            }
+        }));
         let job = Job {
             task,
             slot: slot.clone(),
+            phase,
         };
         if self.jobs.send(job).is_err() {
-            self.admission.release();
+            self.shared.admission.release();
             return Submitted::Ready(
                 Err(Error::Launch {
                     what: "a future on the thread pool".into(),
@@ -119,6 +189,6 @@ impl Backend for ThreadPool {
     }
 
     fn free_workers(&self) -> usize {
-        self.admission.free()
+        self.shared.admission.free()
     }
 }

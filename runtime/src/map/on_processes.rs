@@ -13,8 +13,8 @@ use crate::backend::{Backend, CallCaptures, ChunkProgress, ChunkTask, ResultSlot
 use crate::each::{ChunkFn, ChunkOutput};
 use crate::progress::Progress;
 use crate::{Error, codec};
-use std::collections::VecDeque;
 use serde::{Serialize, de::DeserializeOwned};
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,7 +80,13 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     loop {
         failed_at = min_failure(
             failed_at,
-            harvest(&mut in_flight, &mut finished, &mut planner, &mut again, options),
+            harvest(
+                &mut in_flight,
+                &mut finished,
+                &mut planner,
+                &mut again,
+                options,
+            ),
         );
         let next = again
             .pop_front()
