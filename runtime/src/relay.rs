@@ -223,20 +223,21 @@ pub(crate) mod fds {
         fn fflush(stream: *mut std::ffi::c_void) -> i32;
     }
 
-    /// Two in-memory files that fds 1 and 2 point at while a task runs, and
-    /// copies of what fds 1 and 2 were.
+    /// Two in-memory files that fds 1 and 2 point at while tasks run, and
+    /// copies of what fds 1 and 2 were. The files stay in place between
+    /// tasks (a task only costs two `lseek`s when it prints nothing) until a
+    /// task runs without capture, or the worker ends.
     pub(crate) struct FdCapture {
         out: File,
         err: File,
         saved_out: OwnedFd,
         saved_err: OwnedFd,
+        in_place: bool,
     }
 
     fn memory_file(name: &std::ffi::CStr) -> std::io::Result<File> {
         // SAFETY: a valid C string; the returned descriptor is owned here.
-        let fd = unsafe {
-            memfd_create(name.as_ptr(), 1 /* MFD_CLOEXEC */)
-        };
+        let fd = unsafe { memfd_create(name.as_ptr(), 1 /* MFD_CLOEXEC */) };
         if fd < 0 {
             // Kernels without memfd: an unlinked temporary file does as well.
             let path = std::env::temp_dir().join(format!(
@@ -284,23 +285,46 @@ pub(crate) mod fds {
                 err: memory_file(c"stderr")?,
                 saved_out: duplicate(1)?,
                 saved_err: duplicate(2)?,
+                in_place: false,
             })
         }
 
-        /// Runs `f` with fds 1 and 2 captured; returns what was written.
-        pub(crate) fn run<R>(&mut self, f: impl FnOnce() -> R) -> (R, Output) {
+        /// Points fds 1 and 2 at the files (`true`) or back (`false`).
+        fn place(&mut self, capture: bool) {
+            if self.in_place == capture {
+                return;
+            }
             flush_all();
-            point(1, self.out.as_raw_fd());
-            point(2, self.err.as_raw_fd());
+            if capture {
+                point(1, self.out.as_raw_fd());
+                point(2, self.err.as_raw_fd());
+            } else {
+                point(1, self.saved_out.as_raw_fd());
+                point(2, self.saved_err.as_raw_fd());
+            }
+            self.in_place = capture;
+        }
+
+        /// Runs `f` with fds 1 and 2 captured (when `capture`); returns what
+        /// was written.
+        pub(crate) fn run<R>(&mut self, capture: bool, f: impl FnOnce() -> R) -> (R, Output) {
+            self.place(capture);
             let value = f();
+            if !capture {
+                return (value, Output::default());
+            }
             flush_all();
-            point(1, self.saved_out.as_raw_fd());
-            point(2, self.saved_err.as_raw_fd());
             let output = Output {
                 stdout: drain(&mut self.out),
                 stderr: drain(&mut self.err),
             };
             (value, output)
+        }
+    }
+
+    impl Drop for FdCapture {
+        fn drop(&mut self) {
+            self.place(false);
         }
     }
 

@@ -390,22 +390,18 @@ impl Watch for WorkerWatch {
 
 /// Runs a task with its output captured at the fds (when asked).
 fn captured<R>(fds: &mut Option<FdCapture>, enabled: bool, f: impl FnOnce() -> R) -> (R, Output) {
-    if !enabled {
-        return (f(), Output::default());
-    }
-    if fds.is_none() {
+    if fds.is_none() && enabled {
         match FdCapture::new() {
             Ok(c) => *fds = Some(c),
             Err(e) => {
-                eprintln!(
-                    "futurize worker {}: cannot capture output: {e}",
-                    std::process::id()
-                );
-                return (f(), Output::default());
+                eprintln!("futurize worker {}: cannot capture output: {e}", std::process::id());
             }
         }
     }
-    fds.as_mut().expect("set above").run(f)
+    match fds.as_mut() {
+        Some(fds) => fds.run(enabled, f),
+        None => (f(), Output::default()),
+    }
 }
 
 /// Starts, once, the thread that ends this worker when an element runs past
