@@ -414,6 +414,18 @@ pub(crate) trait Watch {
     fn finished(&mut self, position: usize) -> Option<Failure>;
 }
 
+/// Nothing around elements.
+pub(crate) struct Unwatched;
+
+impl Watch for Unwatched {
+    #[inline(always)]
+    fn started(&mut self, _: usize) {}
+    #[inline(always)]
+    fn finished(&mut self, _: usize) -> Option<Failure> {
+        None
+    }
+}
+
 /// Runs a chunk's elements through `run`. One panic catcher covers a run of
 /// elements: after a panic the failure is recorded and the rest of the chunk
 /// goes on under a new catcher (unless `stop_at_failure`).

@@ -104,15 +104,15 @@ pub(crate) fn run(
     capture_output: bool,
     limit: Option<&TimeLimit>,
 ) -> (Result<Vec<u8>, Error>, Output) {
-    let started = Instant::now();
+    let started = limit.map(|_| Instant::now());
     let (result, output) = relay::capture(capture_output, || {
         active::within(nested, || {
             catch(|| rng::with_stream(stream, 0, || entry(captures))).and_then(|r| r)
         })
     });
-    let result = match (result, limit) {
-        (Ok(_), Some(l)) if started.elapsed() > l.limit => Err(l.error()),
-        (result, _) => result,
+    let result = match (result, limit, started) {
+        (Ok(_), Some(l), Some(t)) if t.elapsed() > l.limit => Err(l.error()),
+        (result, _, _) => result,
     };
     (result, output)
 }

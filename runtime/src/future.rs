@@ -112,7 +112,9 @@ impl<T: DeserializeOwned> Future<T> {
             deadline: Mutex::new(None),
             _value: PhantomData,
         };
-        future.set_deadline(&future.state());
+        if future.timeout.is_some() {
+            future.set_deadline(&future.state());
+        }
         future
     }
 
@@ -151,6 +153,7 @@ impl<T: DeserializeOwned> Future<T> {
     /// the body (a worker process is killed, a thread is replaced) and
     /// answers [`Error::Timeout`].
     fn wait(&self, slot: &ResultSlot) -> Option<Error> {
+        self.timeout.as_ref()?;
         let deadline = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
         match (deadline, &self.timeout) {
             (Some(at), Some(t)) => {

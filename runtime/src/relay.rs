@@ -237,7 +237,9 @@ pub(crate) mod fds {
 
     fn memory_file(name: &std::ffi::CStr) -> std::io::Result<File> {
         // SAFETY: a valid C string; the returned descriptor is owned here.
-        let fd = unsafe { memfd_create(name.as_ptr(), 1 /* MFD_CLOEXEC */) };
+        let fd = unsafe {
+            memfd_create(name.as_ptr(), 1 /* MFD_CLOEXEC */)
+        };
         if fd < 0 {
             // Kernels without memfd: an unlinked temporary file does as well.
             let path = std::env::temp_dir().join(format!(

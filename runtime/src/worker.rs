@@ -394,7 +394,10 @@ fn captured<R>(fds: &mut Option<FdCapture>, enabled: bool, f: impl FnOnce() -> R
         match FdCapture::new() {
             Ok(c) => *fds = Some(c),
             Err(e) => {
-                eprintln!("futurize worker {}: cannot capture output: {e}", std::process::id());
+                eprintln!(
+                    "futurize worker {}: cannot capture output: {e}",
+                    std::process::id()
+                );
             }
         }
     }

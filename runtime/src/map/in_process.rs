@@ -5,7 +5,7 @@ use super::chunks::{ChunkPlanner, Ordering};
 use super::{ErrorPolicy, Finished, MapOptions};
 use crate::active::{self, ActivePlan};
 use crate::capture::Capture;
-use crate::each::{Combine, Failure, ViewOf, Watch, run_chunk};
+use crate::each::{Combine, Failure, Unwatched, ViewOf, Watch, run_chunk};
 use crate::execute::TimeLimit;
 use crate::progress::{self, Progress};
 use crate::{relay, rng};
@@ -112,13 +112,16 @@ where
                 continue;
             }
             let started = Instant::now();
+            let watched = bar.is_some() || options.timeout.is_some();
             let mut watch = ElementWatch {
                 bar: bar.as_deref(),
                 limit: options.timeout.as_ref(),
                 started: None,
             };
-            let (mut output, printed) = relay::capture(options.stdout, || {
-                progress::with_bar(bar.as_ref(), || {
+            // Without a bar or a time limit nothing happens around elements:
+            // a separate instance keeps the per-element loop as tight as before.
+            macro_rules! run_with {
+                ($watch:expr) => {
                     run_chunk(
                         elements.into_iter(),
                         {
@@ -133,8 +136,17 @@ where
                         combine,
                         stop,
                         |p| stop && range.start + p > failed_at.load(AtomicOrdering::Relaxed),
-                        &mut watch,
+                        $watch,
                     )
+                };
+            }
+            let (mut output, printed) = relay::capture(options.stdout, || {
+                progress::with_bar(bar.as_ref(), || {
+                    if watched {
+                        run_with!(&mut watch)
+                    } else {
+                        run_with!(&mut Unwatched)
+                    }
                 })
             });
             output.output = printed;
