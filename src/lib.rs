@@ -49,6 +49,28 @@
 //! assert_ne!(here, there);
 //! ```
 //!
+//! ## Output, logs, failures and progress
+//! What a body prints is captured where it runs and shown by the caller when
+//! the values are collected, in element order, the same text under every
+//! plan (on worker processes this includes what the functions it calls
+//! print). `log` records from workers reach the caller's logger at once,
+//! tagged `label` and `index`. `timeout = "10m"` limits each element (a
+//! stuck worker process is killed), `retries = n` runs a chunk again when
+//! its worker died, `progress = true` shows a bar moved by finished elements
+//! and by [`progress!`] steps.
+//!
+//! ```
+//! use futurize::prelude::*;
+//! let _g = with_plan(Multiprocess::workers(2));
+//! let squares: Vec<u64> = foreach!(i in 0..6u64 => {
+//!     println!("element {i}");          // shown in element order when the call returns
+//!     progress!();
+//!     i * i
+//! } %dofuture% timeout = "1m", retries = 1, progress = true, label = "squares")?;
+//! assert_eq!(squares, vec![0, 1, 4, 9, 16, 25]);
+//! # Ok::<(), futurize::Error>(())
+//! ```
+//!
 //! ## Plans
 //! | plan | `FUTURIZE_PLAN` | where futures run |
 //! |---|---|---|

@@ -86,3 +86,48 @@ fn without_a_terminal_the_bar_is_off_unless_forced() {
     let stderr = stderr_of_child("multiprocess:2", Some("0"));
     assert!(positions(&stderr).is_empty(), "{stderr}");
 }
+
+/// `examples/progress.rs`, built by `cargo test` with the other examples (or
+/// here, when only this test was built).
+fn progress_example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let example = profile_dir.join("examples").join("progress");
+    if !example.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "progress", "--manifest-path"])
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    example
+}
+
+#[test]
+fn the_progress_example_shows_updates_before_its_call_ends() {
+    let out = Command::new(progress_example())
+        .arg("16")
+        .env("FUTURIZE_PROGRESS", "1")
+        .env("FUTURIZE_PLAN", "multiprocess:2")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let end = stderr.find("the call has ended").expect("the call ended");
+    let seen: Vec<u32> = stderr[..end]
+        .lines()
+        .filter_map(|l| {
+            let (before, _) = l.split_once("/16 elements")?;
+            before.rsplit(' ').next()?.parse().ok()
+        })
+        .collect();
+    assert!(seen.iter().any(|p| *p > 0 && *p < 16), "{stderr}");
+    assert_eq!(seen.last(), Some(&16), "{stderr}");
+    assert!(stderr[..end].contains("steps · replicate"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("16 replicates on multiprocess:2"),
+        "{stdout}"
+    );
+}

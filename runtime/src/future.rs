@@ -61,7 +61,8 @@ enum State {
 /// Dropping a future that is still running cancels it: nothing waits for it
 /// and its value is discarded. A process backend stops the body (the worker
 /// is replaced); on `Multithread` a body that has started cannot be
-/// interrupted, so it runs to its end and only then is its thread free.
+/// interrupted, so it runs to its end on its own thread while a new thread
+/// takes its place. What a body prints is shown when its value is collected.
 ///
 /// ```
 /// use futurize::prelude::*;
@@ -204,11 +205,27 @@ impl<T: DeserializeOwned> Future<T> {
         }
     }
 
-    /// Waits for the value.
+    /// Waits for the value, and shows what the body printed (its stdout on
+    /// stdout, its stderr on stderr), as R's `value()` relays output.
+    ///
+    /// With `timeout = "..."` the wait ends at the limit: the body is stopped
+    /// (a worker process is killed and replaced; a thread is replaced and
+    /// the body's value discarded when it returns) and the answer is
+    /// [`Error::Timeout`].
+    ///
+    /// ```
+    /// use futurize::prelude::*;
+    /// let f = future!({
+    ///     println!("computing on whichever worker the plan chose");
+    ///     6 * 7
+    /// });
+    /// assert_eq!(f.value().unwrap(), 42); // the line is printed here
+    /// ```
     ///
     /// # Errors
     /// [`Error::Panicked`] when the body panicked, [`Error::Cancelled`] after
-    /// [`Future::cancel`], and the errors of the backend that ran it.
+    /// [`Future::cancel`], [`Error::Timeout`] past its `timeout`, and the
+    /// errors of the backend that ran it.
     pub fn value(self) -> Result<T, Error> {
         let label = self.label.clone();
         let state = {
@@ -244,7 +261,8 @@ impl<T: DeserializeOwned> Future<T> {
     ///
     /// A body that has not started never starts. On `Multiprocess` a running
     /// body is stopped (its worker is killed and replaced); on `Multithread`
-    /// it goes on to its end and its value is discarded.
+    /// it goes on to its end and its value is discarded, while a new thread
+    /// takes its place in the pool at once.
     ///
     /// ```
     /// use futurize::prelude::*;
@@ -280,7 +298,8 @@ fn start(task: Task, plan: &Arc<ActivePlan>) -> State {
 }
 
 /// Dropping a future that is still running cancels it: a process backend
-/// stops its body; on `Multithread` the body runs on and its value is discarded.
+/// stops its body; on `Multithread` the body runs on (its thread replaced) and
+/// its value is discarded.
 impl<T> Drop for Future<T> {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
