@@ -270,6 +270,8 @@ static TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
 /// When the running element started, in milliseconds since [`epoch`] plus
 /// one; 0 while no element runs.
 static STARTED_MS: AtomicU64 = AtomicU64::new(0);
+/// Counts started elements, so the timer can tell one element from the next.
+static ELEMENT_SERIAL: AtomicU64 = AtomicU64::new(0);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -323,6 +325,7 @@ fn element_started(position: Option<usize>) {
     });
     ELEMENT.store(index, Ordering::Relaxed);
     if TIMEOUT_MS.load(Ordering::Relaxed) > 0 {
+        ELEMENT_SERIAL.fetch_add(1, Ordering::AcqRel);
         STARTED_MS.store(now_ms(), Ordering::Relaxed);
     }
 }
@@ -424,18 +427,30 @@ fn start_timer() {
                         (limit / 20).clamp(2, 200)
                     };
                     std::thread::sleep(Duration::from_millis(tick));
+                    let serial = ELEMENT_SERIAL.load(Ordering::Acquire);
                     let started = STARTED_MS.load(Ordering::Relaxed);
                     if limit == 0 || started == 0 || now_ms().saturating_sub(started) <= limit {
                         continue;
                     }
+                    // Decide again under the channel's lock: the element may
+                    // have ended meanwhile, and its chunk's answer must not
+                    // be followed by a time-out.
+                    let mut channel = lock(&CHANNEL);
+                    if ELEMENT_SERIAL.load(Ordering::Acquire) != serial
+                        || STARTED_MS.load(Ordering::Relaxed) == 0
+                    {
+                        continue;
+                    }
                     let index = ELEMENT.load(Ordering::Relaxed);
-                    let _ = send(
-                        &FromWorker::TimedOut {
-                            id: TASK_ID.load(Ordering::Relaxed),
-                            index: (index != NO_ELEMENT).then_some(index),
-                        },
-                        &[],
-                    );
+                    let message = FromWorker::TimedOut {
+                        id: TASK_ID.load(Ordering::Relaxed),
+                        index: (index != NO_ELEMENT).then_some(index),
+                    };
+                    if let Some(output) = channel.as_mut() {
+                        let _ =
+                            wire::write_message(output, &message, &[], codec::max_frame_bytes());
+                        let _ = output.flush();
+                    }
                     // SAFETY: ends the process at once, without running
                     // destructors or exit handlers that could wait on locks
                     // the stuck body holds.
