@@ -107,6 +107,10 @@ fn child_scenario() {
             .unwrap();
             println!("values {ys:?}");
         }
+        "dbg" => {
+            let ys: Vec<u32> = foreach!(x in 1..4u32 => dbg!(x * 2) %dofuture%).unwrap();
+            println!("values {ys:?}");
+        }
         "panic" => {
             let e = foreach!(x in 0..6u32 => {
                 if x == 4 {
@@ -225,4 +229,19 @@ fn a_panic_carries_message_location_label_index_and_a_backtrace_when_asked() {
         let (out, _) = child("panic", plan, &[("RUST_BACKTRACE", "0")]);
         assert!(out.contains("backtrace=none"), "{plan}: {out}");
     }
+}
+
+#[test]
+fn dbg_in_a_body_is_relayed_like_eprintln() {
+    let mut errs = Vec::new();
+    for plan in PLANS {
+        let (out, err) = child("dbg", plan, &[]);
+        assert_eq!(out, "values [2, 4, 6]\n", "{plan}");
+        for v in [2, 4, 6] {
+            assert!(err.contains(&format!("] x * 2 = {v}\n")), "{plan}: {err}");
+        }
+        assert!(err.starts_with("[tests/relay.rs:"), "{plan}: {err}");
+        errs.push(err);
+    }
+    assert!(errs.windows(2).all(|w| w[0] == w[1]), "{errs:#?}");
 }

@@ -1,4 +1,4 @@
-//! `print!`, `println!`, `eprint!` and `eprintln!` in a body write to the
+//! `print!`, `println!`, `eprint!`, `eprintln!` and `dbg!` in a body write to the
 //! element's capture when the body runs in the leader's process: they are
 //! renamed to futurize's relaying twins, which take the same arguments.
 //! Everywhere in the body, nested closures and items included; not inside
@@ -26,6 +26,7 @@ fn relaying_twin(path: &syn::Path) -> Option<&'static str> {
         "println" => Some("__relay_println"),
         "eprint" => Some("__relay_eprint"),
         "eprintln" => Some("__relay_eprintln"),
+        "dbg" => Some("__relay_dbg"),
         _ => None,
     }
 }

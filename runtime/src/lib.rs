@@ -60,7 +60,9 @@ pub mod __private {
     };
     pub use crate::progress::__progress_step;
     pub use crate::rng::SeedSpec;
-    pub use crate::{__relay_eprint, __relay_eprintln, __relay_print, __relay_println};
+    pub use crate::{
+        __relay_dbg, __relay_eprint, __relay_eprintln, __relay_print, __relay_println,
+    };
 
     /// Bytes of captures and elements sent to worker processes so far.
     pub fn __bytes_sent_to_workers() -> u64 {

@@ -208,6 +208,41 @@ macro_rules! __relay_eprintln {
     };
 }
 
+/// `dbg!` inside a body: as std's, to stderr through the capture.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __relay_dbg {
+    () => {
+        $crate::relay::__print(
+            $crate::relay::Stream::Stderr,
+            ::core::format_args!("[{}:{}:{}]", ::core::file!(), ::core::line!(), ::core::column!()),
+            true,
+        )
+    };
+    ($value:expr $(,)?) => {
+        match $value {
+            value => {
+                $crate::relay::__print(
+                    $crate::relay::Stream::Stderr,
+                    ::core::format_args!(
+                        "[{}:{}:{}] {} = {:#?}",
+                        ::core::file!(),
+                        ::core::line!(),
+                        ::core::column!(),
+                        ::core::stringify!($value),
+                        &value
+                    ),
+                    true,
+                );
+                value
+            }
+        }
+    };
+    ($($value:expr),+ $(,)?) => {
+        ($($crate::__relay_dbg!($value)),+,)
+    };
+}
+
 /// Capture of file descriptors 1 and 2 in a worker process.
 #[cfg(unix)]
 pub(crate) mod fds {
