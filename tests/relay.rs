@@ -111,6 +111,34 @@ fn child_scenario() {
             let ys: Vec<u32> = foreach!(x in 1..4u32 => dbg!(x * 2) %dofuture%).unwrap();
             println!("values {ys:?}");
         }
+        "reentrant" => {
+            let ys: Vec<u32> = foreach!(x in 0..2u32 => {
+                struct Loud(u32);
+                impl std::fmt::Debug for Loud {
+                    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        eprintln!("formatting {}", self.0);
+                        write!(f, "Loud({})", self.0)
+                    }
+                }
+                println!("{:?}", Loud(x));
+                x
+            } %dofuture%)
+            .unwrap();
+            println!("values {ys:?}");
+        }
+        "too_much_output" => {
+            let r: Result<Vec<u32>, Error> = foreach!(x in 0..2u32 => {
+                if x == 1 {
+                    println!("{}", "y".repeat(10_000));
+                }
+                std::process::id()
+            } %dofuture% chunk_size = 1);
+            println!("too much: {}", r.unwrap_err());
+            // The worker is still there.
+            let again: Vec<u32> =
+                foreach!(x in 0..2u32 => std::process::id() + x * 0 %dofuture%).unwrap();
+            println!("same worker: {}", again[0] == again[1]);
+        }
         "panic" => {
             let e = foreach!(x in 0..6u32 => {
                 if x == 4 {
@@ -244,4 +272,29 @@ fn dbg_in_a_body_is_relayed_like_eprintln() {
         errs.push(err);
     }
     assert!(errs.windows(2).all(|w| w[0] == w[1]), "{errs:#?}");
+}
+
+#[test]
+fn a_display_that_prints_does_not_trip_the_capture() {
+    for plan in PLANS {
+        let (out, err) = child("reentrant", plan, &[]);
+        assert_eq!(out, "Loud(0)\nLoud(1)\nvalues [0, 1]\n", "{plan}");
+        assert_eq!(err, "formatting 0\nformatting 1\n", "{plan}");
+    }
+}
+
+#[test]
+fn output_too_large_for_a_frame_is_an_error_and_the_worker_serves_on() {
+    let (out, _) = child(
+        "too_much_output",
+        "multiprocess:1",
+        &[("FUTURIZE_MAX_FRAME_BYTES", "4096")],
+    );
+    assert!(out.contains("too much: "), "{out}");
+    assert!(
+        out.contains("the values and the printed output of elements 1..=1 is 100"),
+        "{out}"
+    );
+    assert!(out.contains("frame limit of 4096 bytes"), "{out}");
+    assert!(out.contains("same worker: true"), "{out}");
 }

@@ -446,14 +446,19 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>>(
     };
     loop {
         let mut position = 0;
+        // Whether the watch heard of the current element's end (a panic in
+        // `combine` comes after it).
+        let ended = std::cell::Cell::new(false);
         let outcome = execute::catch(|| {
             for (p, element) in elements.by_ref() {
                 if stopped(p) {
                     return;
                 }
                 position = p;
+                ended.set(false);
                 watch.started(p);
                 let v = run(element);
+                ended.set(true);
                 if let Some(failure) = watch.finished(p) {
                     out.failures.push((p as u32, failure));
                     if stop_at_failure {
@@ -474,7 +479,9 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>>(
         match outcome {
             Ok(()) => break,
             Err(e) => {
-                let _ = watch.finished(position);
+                if !ended.get() {
+                    let _ = watch.finished(position);
+                }
                 out.failures.push((position as u32, Failure::from_error(e)));
                 if stop_at_failure {
                     break;

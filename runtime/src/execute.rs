@@ -80,7 +80,9 @@ impl TimeLimit {
 
     /// The limit in whole milliseconds (at least 1), as it travels to workers.
     pub(crate) fn millis(&self) -> u64 {
-        (self.limit.as_millis() as u64).max(1)
+        u64::try_from(self.limit.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     /// The error of a body that ran past this limit.

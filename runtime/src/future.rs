@@ -145,8 +145,10 @@ impl<T: DeserializeOwned> Future<T> {
     fn set_deadline(&self, state: &State) {
         if let (State::Running(_), Some(t)) = (state, &self.timeout) {
             let grace = Duration::from_millis(100) + t.limit / 20;
-            *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(Instant::now() + t.limit + grace);
+            // A limit too far away to count is no limit.
+            *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
+                .checked_add(t.limit)
+                .and_then(|at| at.checked_add(grace));
         }
     }
 
@@ -184,10 +186,24 @@ impl<T: DeserializeOwned> Future<T> {
         let mut state = self.state();
         self.launch(&mut state);
         match &*state {
-            State::Running(slot) => slot.is_filled(),
+            State::Running(slot) => slot.is_filled() || self.past_deadline(slot),
             State::Lazy(..) => false,
             State::Done(..) | State::Cancelled | State::Collected => true,
         }
+    }
+
+    /// True once a running future's time is up; stops its body then (its
+    /// value will be [`Error::Timeout`]).
+    fn past_deadline(&self, slot: &ResultSlot) -> bool {
+        if self.timeout.is_none() {
+            return false;
+        }
+        let deadline = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let past = deadline.is_some_and(|at| Instant::now() >= at);
+        if past {
+            slot.cancel();
+        }
+        past
     }
 
     /// Waits until the future is resolved, without taking its value.

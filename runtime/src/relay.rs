@@ -115,21 +115,21 @@ pub enum Stream {
 /// capture, or to the real stream when nothing captures on this thread.
 #[doc(hidden)]
 pub fn __print(stream: Stream, args: fmt::Arguments<'_>, newline: bool) {
-    let captured = SINK.with(|s| match s.borrow_mut().as_mut() {
-        Some(sink) => {
-            let buffer = match stream {
-                Stream::Stdout => &mut sink.stdout,
-                Stream::Stderr => &mut sink.stderr,
-            };
-            let _ = buffer.write_fmt(args);
-            if newline {
-                buffer.push(b'\n');
-            }
-            true
+    if SINK.with(|s| s.borrow().is_some()) {
+        // Format first: a `Display` may print too (or collect a future,
+        // which relays), and the sink is not borrowed meanwhile.
+        let mut text = args.to_string();
+        if newline {
+            text.push('\n');
         }
-        None => false,
-    });
-    if captured {
+        SINK.with(|s| {
+            if let Some(sink) = s.borrow_mut().as_mut() {
+                match stream {
+                    Stream::Stdout => sink.stdout.extend_from_slice(text.as_bytes()),
+                    Stream::Stderr => sink.stderr.extend_from_slice(text.as_bytes()),
+                }
+            }
+        });
         return;
     }
     // As std's macros do: a failed write to stdout is a panic there too.
@@ -270,6 +270,17 @@ pub(crate) mod fds {
         in_place: bool,
     }
 
+    /// A copy of this worker's stderr from before any capture.
+    static ORIGINAL_STDERR: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+    /// Where a process started from here (a nested worker) should write its
+    /// stderr: the worker's own stderr, never a capture file that would mix
+    /// the child's text into later tasks' output. `None` outside workers
+    /// that capture.
+    pub(crate) fn original_stderr() -> Option<std::io::Result<OwnedFd>> {
+        ORIGINAL_STDERR.get().map(|fd| fd.try_clone())
+    }
+
     fn memory_file(name: &std::ffi::CStr) -> std::io::Result<File> {
         // SAFETY: a valid C string; the returned descriptor is owned here.
         let fd = unsafe {
@@ -317,6 +328,9 @@ pub(crate) mod fds {
 
     impl FdCapture {
         pub(crate) fn new() -> std::io::Result<FdCapture> {
+            if ORIGINAL_STDERR.get().is_none() {
+                let _ = ORIGINAL_STDERR.set(duplicate(2)?);
+            }
             Ok(FdCapture {
                 out: memory_file(c"stdout")?,
                 err: memory_file(c"stderr")?,

@@ -178,6 +178,13 @@ pub enum Outcome {
         /// A backtrace, when asked for.
         backtrace: Option<String>,
     },
+    /// Its value and what it printed did not fit in a frame.
+    TooLarge {
+        /// Their size in bytes.
+        size: u64,
+        /// The frame limit.
+        limit: u64,
+    },
     /// It could not run (bytes that do not decode, …).
     Failed {
         /// Why.

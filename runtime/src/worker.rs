@@ -229,14 +229,23 @@ fn serve() -> Result<(), Error> {
             ),
         };
         end_task();
-        send(
-            &FromWorker::Done {
-                id,
-                outcome,
-                output,
-            },
-            &value,
-        )?;
+        let done = FromWorker::Done {
+            id,
+            outcome,
+            output,
+        };
+        match send(&done, &value) {
+            // Value and output together exceed a frame: say so, and serve on.
+            Err(Error::TooLarge { size, limit, .. }) => send(
+                &FromWorker::Done {
+                    id,
+                    outcome: Outcome::TooLarge { size, limit },
+                    output: Output::default(),
+                },
+                &[],
+            )?,
+            other => other?,
+        }
     }
     Ok(())
 }
@@ -323,15 +332,20 @@ fn element_started(position: Option<usize>) {
     let index = position.map_or(NO_ELEMENT, |p| {
         FIRST_ELEMENT.load(Ordering::Relaxed) + p as u64
     });
-    ELEMENT.store(index, Ordering::Relaxed);
-    if TIMEOUT_MS.load(Ordering::Relaxed) > 0 {
+    let timed = TIMEOUT_MS.load(Ordering::Relaxed) > 0;
+    if timed {
         ELEMENT_SERIAL.fetch_add(1, Ordering::AcqRel);
-        STARTED_MS.store(now_ms(), Ordering::Relaxed);
+    }
+    ELEMENT.store(index, Ordering::Release);
+    if timed {
+        STARTED_MS.store(now_ms(), Ordering::Release);
     }
 }
 
 fn element_finished() {
-    STARTED_MS.store(0, Ordering::Relaxed);
+    if STARTED_MS.swap(0, Ordering::AcqRel) != 0 {
+        ELEMENT_SERIAL.fetch_add(1, Ordering::AcqRel);
+    }
     if PROGRESS_ON.load(Ordering::Relaxed) {
         PENDING_ELEMENTS.fetch_add(1, Ordering::Relaxed);
         report_progress(false);
@@ -436,12 +450,13 @@ fn start_timer() {
                     // have ended meanwhile, and its chunk's answer must not
                     // be followed by a time-out.
                     let mut channel = lock(&CHANNEL);
-                    if ELEMENT_SERIAL.load(Ordering::Acquire) != serial
-                        || STARTED_MS.load(Ordering::Relaxed) == 0
-                    {
+                    // The serial changes when an element ends and when the
+                    // next starts: read it last, so a change in between is seen.
+                    let index = ELEMENT.load(Ordering::Acquire);
+                    let still_running = STARTED_MS.load(Ordering::Acquire) != 0;
+                    if ELEMENT_SERIAL.load(Ordering::Acquire) != serial || !still_running {
                         continue;
                     }
-                    let index = ELEMENT.load(Ordering::Relaxed);
                     let message = FromWorker::TimedOut {
                         id: TASK_ID.load(Ordering::Relaxed),
                         index: (index != NO_ELEMENT).then_some(index),

@@ -65,6 +65,9 @@ struct WorkerProcess {
     input: Mutex<Option<ChildStdin>>,
     child: Mutex<Child>,
     running: Mutex<Option<Running>>,
+    /// Set, under `running`, when the reader has seen the channel end: a task
+    /// given to this worker afterwards would never be answered.
+    ended: AtomicBool,
 }
 
 struct PoolState {
@@ -168,11 +171,15 @@ fn launch_error(reason: impl std::fmt::Display) -> Error {
 }
 
 fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<WorkerProcess>, Error> {
+    let stderr = match crate::relay::fds::original_stderr() {
+        Some(fd) => Stdio::from(fd.map_err(launch_error)?),
+        None => Stdio::inherit(),
+    };
     let mut child = Command::new("/proc/self/exe")
         .env(WORKER_ENV, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .map_err(launch_error)?;
     let mut input = child.stdin.take().expect("piped stdin");
@@ -229,6 +236,7 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<WorkerProcess>, Error> {
         input: Mutex::new(Some(input)),
         child: Mutex::new(child),
         running: Mutex::new(None),
+        ended: AtomicBool::new(false),
     });
     let (shared2, worker2) = (shared.clone(), worker.clone());
     std::thread::Builder::new()
@@ -309,7 +317,11 @@ fn read_replies(
     };
     lock(&worker.input).take();
     let status = lock(&worker.child).wait();
-    let running = lock(&worker.running).take();
+    let running = {
+        let mut running = lock(&worker.running);
+        worker.ended.store(true, Ordering::Release);
+        running.take()
+    };
     // Forget the worker first: whoever collects the error then sees the pool
     // without it.
     shared.forget(&worker);
@@ -350,6 +362,11 @@ fn outcome_to_result(outcome: Outcome, value: Vec<u8>) -> Result<Vec<u8>, Error>
             label: None,
             index: None,
             backtrace,
+        }),
+        Outcome::TooLarge { size, limit } => Err(Error::TooLarge {
+            what: "the value and the printed output of a future".into(),
+            size,
+            limit,
         }),
         Outcome::Failed { message } => Err(Error::Protocol(message)),
     }
@@ -423,19 +440,29 @@ impl ProcessPool {
         task: Dispatch,
         messages: impl FnOnce(&WorkerProcess, u64) -> Vec<(ToWorker, Vec<u8>)>,
     ) -> Submitted {
-        let worker = match self.shared.acquire() {
-            Ok(w) => w,
-            Err(e) => return Submitted::Ready(Err(e), Output::default()),
-        };
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = ResultSlot::new();
-        *lock(&worker.running) = Some(Running {
-            id,
-            slot: slot.clone(),
-            label: task.label,
-            timeout: task.timeout,
-            progress: task.progress,
-        });
+        let worker = loop {
+            let worker = match self.shared.acquire() {
+                Ok(w) => w,
+                Err(e) => return Submitted::Ready(Err(e), Output::default()),
+            };
+            let mut running = lock(&worker.running);
+            // An idle worker that died just now: its reader is gone, so take
+            // another one (the reader has forgotten this one, or is about to).
+            if worker.ended.load(Ordering::Acquire) {
+                continue;
+            }
+            *running = Some(Running {
+                id,
+                slot: slot.clone(),
+                label: task.label.clone(),
+                timeout: task.timeout.clone(),
+                progress: task.progress.clone(),
+            });
+            drop(running);
+            break worker;
+        };
         let killer = Arc::downgrade(&worker);
         slot.on_cancel(Box::new(move || {
             if let Some(w) = killer.upgrade() {

@@ -163,11 +163,15 @@ impl Backend for ThreadPool {
             if *p != Phase::Running {
                 return;
             }
-            *p = Phase::Retired;
-            drop(p);
-            if let Some(shared) = shared.upgrade() {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            // Only a thread that has a successor is retired; if none can be
+            // started, the old one serves on once its body returns.
+            if spawn_thread(&shared).is_ok() {
+                *p = Phase::Retired;
+                drop(p);
                 shared.admission.release();
-                let _ = spawn_thread(&shared);
             }
         }));
         let job = Job {

@@ -232,6 +232,15 @@ fn harvest<R: DeserializeOwned>(
                 finished.push((t..t + 1, Err(e)));
                 continue;
             }
+            Err(Error::TooLarge { size, limit, .. }) => Err(Error::TooLarge {
+                what: format!(
+                    "the values and the printed output of elements {}..={}",
+                    range.start,
+                    range.end - 1
+                ),
+                size,
+                limit,
+            }),
             Err(e) => Err(e),
             Ok(bytes) => {
                 planner.record(range.len(), f.started.elapsed());
