@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 /// How often a worker process reports progress while a chunk runs.
@@ -26,6 +26,8 @@ pub const PROGRESS_ENV: &str = "FUTURIZE_PROGRESS";
 /// One call's bar.
 pub(crate) struct Progress {
     bar: ProgressBar,
+    /// Drawn in place on a terminal (not as forced lines).
+    on_terminal: bool,
     steps: AtomicU64,
     message: Mutex<Option<String>>,
 }
@@ -67,14 +69,17 @@ impl TermLike for Lines {
     }
 }
 
-/// Where the bar goes: a terminal, forced lines, or nowhere.
-fn draw_target() -> Option<ProgressDrawTarget> {
+/// Where the bar goes: a terminal (true), forced lines (false), or nowhere.
+fn draw_target() -> Option<(ProgressDrawTarget, bool)> {
     match std::env::var(PROGRESS_ENV).as_deref().map(str::trim) {
         Ok("0" | "false" | "FALSE" | "no") => None,
-        Ok("1" | "true" | "TRUE" | "yes") if !std::io::stderr().is_terminal() => {
-            Some(ProgressDrawTarget::term_like_with_hz(Box::new(Lines), 2))
+        Ok("1" | "true" | "TRUE" | "yes") if !std::io::stderr().is_terminal() => Some((
+            ProgressDrawTarget::term_like_with_hz(Box::new(Lines), 2),
+            false,
+        )),
+        _ if std::io::stderr().is_terminal() => {
+            Some((ProgressDrawTarget::stderr_with_hz(10), true))
         }
-        _ if std::io::stderr().is_terminal() => Some(ProgressDrawTarget::stderr_with_hz(10)),
         _ => None,
     }
 }
@@ -82,7 +87,7 @@ fn draw_target() -> Option<ProgressDrawTarget> {
 impl Progress {
     /// A bar for `total` elements, or `None` when no bar is shown here.
     pub(crate) fn start(total: usize, label: Option<&str>) -> Option<Arc<Progress>> {
-        let target = draw_target()?;
+        let (target, on_terminal) = draw_target()?;
         let style = ProgressStyle::with_template(
             "{prefix}[{elapsed_precise}] {bar:30} {pos}/{len} elements, {per_sec}, ETA {eta} {msg}",
         )
@@ -91,11 +96,16 @@ impl Progress {
             .with_style(style)
             .with_prefix(label.map(|l| format!("{l} ")).unwrap_or_default());
         bar.tick();
-        Some(Arc::new(Progress {
+        let progress = Arc::new(Progress {
             bar,
+            on_terminal,
             steps: AtomicU64::new(0),
             message: Mutex::new(None),
-        }))
+        });
+        let mut shown = SHOWN.lock().unwrap_or_else(|p| p.into_inner());
+        shown.retain(|b| b.strong_count() > 0);
+        shown.push(Arc::downgrade(&progress));
+        Some(progress)
     }
 
     /// `n` more elements finished.
@@ -130,6 +140,24 @@ impl Progress {
     /// The call ended.
     pub(crate) fn finish(&self) {
         self.bar.finish();
+    }
+}
+
+/// The bars being drawn, so that a relayed log line can clear them first.
+static SHOWN: Mutex<Vec<Weak<Progress>>> = Mutex::new(Vec::new());
+
+/// Runs `f` (which writes to the terminal) with the newest bar cleared
+/// meanwhile and drawn again after, so lines and bar do not mix.
+pub(crate) fn above_bar(f: impl FnOnce()) {
+    let newest = SHOWN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .rev()
+        .find_map(Weak::upgrade);
+    match newest {
+        Some(p) if p.on_terminal && !p.bar.is_finished() => p.bar.suspend(f),
+        _ => f(),
     }
 }
 

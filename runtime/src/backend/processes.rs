@@ -394,17 +394,19 @@ fn emit_log(record: LogRecord, label: Option<&str>) {
         tags.push(("index", log::kv::Value::from(index)));
     }
     let tags: &[(&str, log::kv::Value<'_>)] = &tags;
-    log::logger().log(
-        &log::Record::builder()
-            .args(format_args!("{}", record.message))
-            .level(level)
-            .target(&record.target)
-            .module_path(record.module_path.as_deref())
-            .file(record.file.as_deref())
-            .line(record.line)
-            .key_values(&tags)
-            .build(),
-    );
+    crate::progress::above_bar(|| {
+        log::logger().log(
+            &log::Record::builder()
+                .args(format_args!("{}", record.message))
+                .level(level)
+                .target(&record.target)
+                .module_path(record.module_path.as_deref())
+                .file(record.file.as_deref())
+                .line(record.line)
+                .key_values(&tags)
+                .build(),
+        )
+    });
 }
 
 /// `killed by signal 9 (SIGKILL)`, `exit status 3`, …
