@@ -95,23 +95,29 @@ impl TimeLimit {
     }
 }
 
-/// Runs `entry` on `captures` with `nested` as the plan in force, capturing
-/// what the body prints when `capture_output` is set. A body in this process
+/// Runs `entry` on `captures` with `nested` as the plan in force. With
+/// `sink`, what the body's print macros write is captured on this thread
+/// (and kept when `Some(true)`); a worker process passes `None`, as it
+/// captures its file descriptors instead. A body in this process
 /// cannot be stopped, so its time limit is checked when it returns.
 pub(crate) fn run(
     entry: EntryFn,
     captures: &[u8],
     nested: &Arc<ActivePlan>,
     stream: Option<Streams>,
-    capture_output: bool,
+    sink: Option<bool>,
     limit: Option<&TimeLimit>,
 ) -> (Result<Vec<u8>, Error>, Output) {
     let started = limit.map(|_| Instant::now());
-    let (result, output) = relay::capture(capture_output, || {
+    let run = || {
         active::within(nested, || {
             catch(|| rng::with_stream(stream, 0, || entry(captures))).and_then(|r| r)
         })
-    });
+    };
+    let (result, output) = match sink {
+        Some(keep) => relay::capture(keep, run),
+        None => (run(), Output::default()),
+    };
     let result = match (result, limit, started) {
         (Ok(_), Some(l), Some(t)) if t.elapsed() > l.limit => Err(l.error()),
         (result, _, _) => result,

@@ -27,8 +27,8 @@ pub struct FutureOptions {
     pub lazy: bool,
     /// `seed = ...`: the future gets its own random stream.
     pub seed: Option<SeedSpec>,
-    /// `stdout = false`: do not capture what the body prints (default: capture
-    /// and relay at `value()`).
+    /// `stdout = false`: silence what the body prints (default: capture it
+    /// and relay it at `value()`).
     pub stdout: bool,
     /// `timeout = "10m"`.
     pub timeout: Option<TimeLimit>,

@@ -45,12 +45,10 @@ thread_local! {
 }
 
 /// Runs `f` with what the body's print macros write going to a buffer of
-/// this thread; returns the buffer with `f`'s value. With `enabled` false,
-/// runs `f` as is.
-pub(crate) fn capture<R>(enabled: bool, f: impl FnOnce() -> R) -> (R, Output) {
-    if !enabled {
-        return (f(), Output::default());
-    }
+/// this thread; returns the buffer with `f`'s value, or nothing when `keep`
+/// is false (`stdout = false`: the output is silenced, as R's
+/// `stdout = FALSE` does).
+pub(crate) fn capture<R>(keep: bool, f: impl FnOnce() -> R) -> (R, Output) {
     let outer = SINK.with(|s| s.borrow_mut().replace(Output::default()));
     struct Restore(Option<Option<Output>>);
     impl Drop for Restore {
@@ -64,6 +62,9 @@ pub(crate) fn capture<R>(enabled: bool, f: impl FnOnce() -> R) -> (R, Output) {
     let value = f();
     let outer = restore.0.take().expect("restored once");
     let captured = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
+    if !keep {
+        return (value, Output::default());
+    }
     (value, captured.unwrap_or_default())
 }
 
@@ -260,8 +261,8 @@ pub(crate) mod fds {
 
     /// Two in-memory files that fds 1 and 2 point at while tasks run, and
     /// copies of what fds 1 and 2 were. The files stay in place between
-    /// tasks (a task only costs two `lseek`s when it prints nothing) until a
-    /// task runs without capture, or the worker ends.
+    /// tasks (a task only costs two `lseek`s when it prints nothing) until
+    /// the worker ends.
     pub(crate) struct FdCapture {
         out: File,
         err: File,
@@ -356,19 +357,19 @@ pub(crate) mod fds {
             self.in_place = capture;
         }
 
-        /// Runs `f` with fds 1 and 2 captured (when `capture`); returns what
-        /// was written.
-        pub(crate) fn run<R>(&mut self, capture: bool, f: impl FnOnce() -> R) -> (R, Output) {
-            self.place(capture);
+        /// Runs `f` with fds 1 and 2 captured; returns what was written, or
+        /// nothing when `keep` is false (the output is silenced).
+        pub(crate) fn run<R>(&mut self, keep: bool, f: impl FnOnce() -> R) -> (R, Output) {
+            self.place(true);
             let value = f();
-            if !capture {
-                return (value, Output::default());
-            }
             flush_all();
             let output = Output {
                 stdout: drain(&mut self.out),
                 stderr: drain(&mut self.err),
             };
+            if !keep {
+                return (value, Output::default());
+            }
             (value, output)
         }
     }

@@ -135,7 +135,8 @@ pub enum FromWorker {
 /// How a task runs on its worker, besides what it runs.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TaskSettings {
-    /// Capture fds 1 and 2 while the task runs (`stdout = true`).
+    /// Send back what the task printed (`stdout = true`); with false it is
+    /// silenced.
     pub capture_output: bool,
     /// The leader's `log::max_level()`, as a number (0 = off … 5 = trace).
     pub log_level: u8,

@@ -158,7 +158,7 @@ fn serve() -> Result<(), Error> {
                 begin_task(id, 0, settings);
                 let run = || {
                     element_started(None);
-                    let (result, _) = execute::run(entry, &payload, &nested, stream, false, None);
+                    let (result, _) = execute::run(entry, &payload, &nested, stream, None, None);
                     element_finished();
                     result
                 };
@@ -405,9 +405,10 @@ impl Watch for WorkerWatch {
     }
 }
 
-/// Runs a task with its output captured at the fds (when asked).
-fn captured<R>(fds: &mut Option<FdCapture>, enabled: bool, f: impl FnOnce() -> R) -> (R, Output) {
-    if fds.is_none() && enabled {
+/// Runs a task with its output captured at the fds; `keep` false silences
+/// it (`stdout = false`).
+fn captured<R>(fds: &mut Option<FdCapture>, keep: bool, f: impl FnOnce() -> R) -> (R, Output) {
+    if fds.is_none() {
         match FdCapture::new() {
             Ok(c) => *fds = Some(c),
             Err(e) => {
@@ -419,7 +420,7 @@ fn captured<R>(fds: &mut Option<FdCapture>, enabled: bool, f: impl FnOnce() -> R
         }
     }
     match fds.as_mut() {
-        Some(fds) => fds.run(enabled, f),
+        Some(fds) => fds.run(keep, f),
         None => (f(), Output::default()),
     }
 }

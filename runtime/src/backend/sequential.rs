@@ -24,7 +24,7 @@ impl Backend for SequentialBackend {
             &task.captures,
             &self.nested,
             task.stream,
-            task.capture_output,
+            Some(task.capture_output),
             task.timeout.as_ref(),
         );
         Submitted::Ready(result, output)

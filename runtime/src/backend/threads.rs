@@ -125,7 +125,7 @@ fn work(shared: Arc<Shared>) {
                     &task.captures,
                     &shared.nested,
                     task.stream,
-                    task.capture_output,
+                    Some(task.capture_output),
                     task.timeout.as_ref(),
                 )
             } else {

@@ -61,8 +61,8 @@ pub struct MapOptions {
     pub in_place: bool,
     /// `seed = ...`: every element gets its own random stream.
     pub seed: Option<SeedSpec>,
-    /// `stdout = false`: do not capture what elements print (default:
-    /// capture, and relay in element order when the call returns).
+    /// `stdout = false`: silence what elements print (default: capture it,
+    /// and relay it in element order when the call returns).
     pub stdout: bool,
     /// `timeout = "10m"`: the time limit of each element.
     pub timeout: Option<TimeLimit>,
