@@ -364,3 +364,56 @@ fn on_threads_a_timed_out_future_returns_at_its_deadline_and_its_thread_is_repla
         quick.elapsed()
     );
 }
+
+#[test]
+fn a_dead_workers_last_words_on_stderr_are_in_the_error() {
+    let _g = with_plan(Multiprocess::workers(1));
+    let f: Future<usize> = future!({
+        // The allocator cannot give a petabyte: std prints why and aborts.
+        let v: Vec<u8> = Vec::with_capacity(1 << 50);
+        v.capacity()
+    });
+    let e = f.value().unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::WorkerDied { .. }), "{text}");
+    assert!(text.contains("SIGABRT"), "{text}");
+    assert!(
+        text.contains(
+            "its last words on stderr: memory allocation of 1125899906842624 bytes failed"
+        ),
+        "{text}"
+    );
+    let r: Result<Vec<u32>, Error> = foreach!(i in 0..4u32 => {
+        if i == 2 {
+            eprintln!("element {i} gives up");
+            std::process::exit(9);
+        }
+        i
+    } %dofuture% chunk_size = 2);
+    let text = r.unwrap_err().to_string();
+    assert!(text.contains("exit status 9"), "{text}");
+    assert!(
+        text.contains("its last words on stderr: element 2 gives up"),
+        "{text}"
+    );
+    // The capture files of workers leave no names behind (other tests here
+    // may be starting workers, whose files have names for a moment).
+    let mine = format!("futurize-{}-", std::process::id());
+    let names_left = || -> Vec<String> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(&mine) && (n.ends_with("-stdout") || n.ends_with("-stderr")))
+            .collect()
+    };
+    let mut left = names_left();
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        left = names_left();
+    }
+    assert!(left.is_empty(), "{left:?}");
+}

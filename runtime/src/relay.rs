@@ -328,13 +328,19 @@ pub(crate) mod fds {
     }
 
     impl FdCapture {
-        pub(crate) fn new() -> std::io::Result<FdCapture> {
+        /// Capture into `files` (opened from paths the leader gave, so the
+        /// leader can read a dead worker's last words), else into memfds.
+        pub(crate) fn new(files: Option<(File, File)>) -> std::io::Result<FdCapture> {
             if ORIGINAL_STDERR.get().is_none() {
                 let _ = ORIGINAL_STDERR.set(duplicate(2)?);
             }
+            let (out, err) = match files {
+                Some(files) => files,
+                None => (memory_file(c"stdout")?, memory_file(c"stderr")?),
+            };
             Ok(FdCapture {
-                out: memory_file(c"stdout")?,
-                err: memory_file(c"stderr")?,
+                out,
+                err,
                 saved_out: duplicate(1)?,
                 saved_err: duplicate(2)?,
                 in_place: false,

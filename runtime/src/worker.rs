@@ -30,6 +30,23 @@ use std::time::{Duration, Instant};
 /// The environment marker that turns a process into a worker.
 pub(crate) const WORKER_ENV: &str = "FUTURIZE_WORKER";
 
+/// Where the leader wants a worker's output captured: two file paths,
+/// stdout's and stderr's, separated by a newline.
+pub(crate) const CAPTURE_ENV: &str = "FUTURIZE_WORKER_CAPTURE";
+
+/// The paths the leader gave in [`CAPTURE_ENV`] (read at take-over), opened.
+fn capture_files() -> Option<(File, File)> {
+    let paths = CAPTURE_PATHS.get()?.as_ref()?;
+    let (out, err) = paths.split_once('\n')?;
+    let open = |p: &str| File::options().read(true).write(true).open(p);
+    match (open(out), open(err)) {
+        (Ok(o), Ok(e)) => Some((o, e)),
+        _ => None,
+    }
+}
+
+static CAPTURE_PATHS: OnceLock<Option<String>> = OnceLock::new();
+
 #[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
@@ -39,9 +56,13 @@ extern "C" fn take_over_before_main() {
     if std::env::var_os(WORKER_ENV).is_none() {
         return;
     }
+    let _ = CAPTURE_PATHS.set(std::env::var(CAPTURE_ENV).ok());
     // SAFETY: this runs before `main`, while the process has a single thread,
     // so nothing can read the environment concurrently.
-    unsafe { std::env::remove_var(WORKER_ENV) };
+    unsafe {
+        std::env::remove_var(WORKER_ENV);
+        std::env::remove_var(CAPTURE_ENV);
+    }
     let code = match serve() {
         Ok(()) => 0,
         Err(e) => {
@@ -137,11 +158,23 @@ fn serve() -> Result<(), Error> {
         build_id: identity::build_id().to_vec(),
         pid: std::process::id(),
     };
+    // Open the leader's capture files before answering: the leader removes
+    // their names once it has the answer.
+    let files = capture_files();
     send(&ready, &[])?;
     install_logger();
     let nested = ActivePlan::new(nested);
     let mut cache: Option<CaptureCache> = None;
-    let mut fds: Option<FdCapture> = None;
+    let mut fds: Option<FdCapture> = files.and_then(|files| {
+        FdCapture::new(Some(files))
+            .inspect_err(|e| {
+                eprintln!(
+                    "futurize worker {}: cannot capture output: {e}",
+                    std::process::id()
+                );
+            })
+            .ok()
+    });
     while let Some((message, payload)) = wire::read_message::<_, ToWorker>(&mut input, limit)? {
         let (id, (result, output)) = match message {
             ToWorker::Run {
@@ -409,7 +442,7 @@ impl Watch for WorkerWatch {
 /// it (`stdout = false`).
 fn captured<R>(fds: &mut Option<FdCapture>, keep: bool, f: impl FnOnce() -> R) -> (R, Output) {
     if fds.is_none() {
-        match FdCapture::new() {
+        match FdCapture::new(None) {
             Ok(c) => *fds = Some(c),
             Err(e) => {
                 eprintln!(

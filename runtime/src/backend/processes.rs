@@ -15,10 +15,13 @@ use super::{Backend, ChunkProgress, ChunkTask, ResultSlot, Submitted, Task};
 use crate::execute::TimeLimit;
 use crate::relay::Output;
 use crate::wire::{self, FromWorker, LogRecord, Outcome, TaskSettings, ToWorker};
-use crate::worker::{WORKER_ENV, hex, level_number};
+use crate::worker::{CAPTURE_ENV, WORKER_ENV, hex, level_number};
 use crate::{Error, Plan, codec, identity};
+use std::fs::File;
 use std::io::BufReader;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -68,6 +71,75 @@ struct WorkerProcess {
     /// Set, under `running`, when the reader has seen the channel end: a task
     /// given to this worker afterwards would never be answered.
     ended: AtomicBool,
+    /// The file the worker's stderr is captured in while a task runs: what
+    /// it holds when the worker dies are its last words.
+    stderr_capture: Option<File>,
+}
+
+/// Two files for a worker's captured stdout and stderr, created here so
+/// that the leader can still read them when the worker has died. Their
+/// names are removed once the worker has opened them.
+struct CaptureFiles {
+    paths: [PathBuf; 2],
+    stderr: File,
+}
+
+impl CaptureFiles {
+    fn create() -> Option<CaptureFiles> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = |stream: &str| {
+            std::env::temp_dir().join(format!("futurize-{}-{n}-{stream}", std::process::id()))
+        };
+        let paths = [path("stdout"), path("stderr")];
+        let create = |p: &PathBuf| {
+            File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(p)
+        };
+        let out = create(&paths[0]).ok();
+        let stderr = create(&paths[1]).ok();
+        let files = match (out, stderr) {
+            (Some(_), Some(stderr)) => Some(CaptureFiles {
+                paths: paths.clone(),
+                stderr,
+            }),
+            _ => None,
+        };
+        if files.is_none() {
+            for p in &paths {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        files
+    }
+
+    fn env_value(&self) -> String {
+        format!("{}\n{}", self.paths[0].display(), self.paths[1].display())
+    }
+
+    /// Removes the names; the worker (if it started) holds the files open.
+    fn unlink(&self) {
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The end of what a dead worker wrote to stderr during its last task, for
+/// the error that reports its death.
+fn last_words(capture: Option<&File>) -> Option<String> {
+    const KEEP: u64 = 2000;
+    let mut file = capture?;
+    let size = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(size.saturating_sub(KEEP))).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 struct PoolState {
@@ -175,13 +247,26 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<WorkerProcess>, Error> {
         Some(fd) => Stdio::from(fd.map_err(launch_error)?),
         None => Stdio::inherit(),
     };
-    let mut child = Command::new("/proc/self/exe")
+    let capture = CaptureFiles::create();
+    let mut command = Command::new("/proc/self/exe");
+    command
         .env(WORKER_ENV, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .map_err(launch_error)?;
+        .stderr(stderr);
+    if let Some(c) = &capture {
+        command.env(CAPTURE_ENV, c.env_value());
+    }
+    let spawned = command.spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            if let Some(c) = &capture {
+                c.unlink();
+            }
+            return Err(launch_error(e));
+        }
+    };
     let mut input = child.stdin.take().expect("piped stdin");
     let mut output = BufReader::new(child.stdout.take().expect("piped stdout"));
     let limit = codec::max_frame_bytes();
@@ -192,6 +277,10 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<WorkerProcess>, Error> {
     };
     let handshake = wire::write_message(&mut input, &hello, &[], limit)
         .and_then(|()| wire::read_message::<_, FromWorker>(&mut output, limit));
+    // The worker opened the capture files before it answered (or never will).
+    if let Some(c) = &capture {
+        c.unlink();
+    }
     let pid = match handshake {
         Ok(Some((
             FromWorker::Ready {
@@ -237,6 +326,7 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<WorkerProcess>, Error> {
         child: Mutex::new(child),
         running: Mutex::new(None),
         ended: AtomicBool::new(false),
+        stderr_capture: capture.map(|c| c.stderr),
     });
     let (shared2, worker2) = (shared.clone(), worker.clone());
     std::thread::Builder::new()
@@ -338,6 +428,9 @@ fn read_replies(
         let mut cause = status.map(describe_exit).unwrap_or_else(|e| e.to_string());
         if let Some(problem) = ended {
             cause = format!("{cause}; the channel carried {problem}");
+        }
+        if let Some(words) = last_words(worker.stderr_capture.as_ref()) {
+            cause = format!("{cause}; its last words on stderr: {words}");
         }
         r.slot.fill(Err(Error::WorkerDied {
             worker: format!("process {}", worker.pid),
