@@ -3,7 +3,7 @@
 //! R's future framework for Rust: **the developer decides what to
 //! parallelize, the user decides where and how.**
 //!
-//! Code marks work with [`future!`]; one [`plan`] at the top of `main` (or
+//! Code marks work with [`future!`]; one [`plan`](fn@plan) at the top of `main` (or
 //! the `FUTURIZE_PLAN` environment variable when the code sets none) decides
 //! whether it runs in the calling thread, on worker threads or in worker
 //! processes, without

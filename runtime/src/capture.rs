@@ -16,7 +16,7 @@
 //!
 //! Invariant: the body closure captures nothing. [`__no_capture`] checks it at
 //! compile time (a closure coerces to a `fn` pointer only if it captures
-//! nothing), and [`__entry`] asserts the closure type has size zero, so the
+//! nothing), and `__entry` asserts the closure type has size zero, so the
 //! entry function can conjure the closure from its type alone.
 
 use crate::Error;

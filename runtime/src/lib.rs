@@ -4,7 +4,7 @@
 //! Users depend on the `futurize` facade, which re-exports what is public
 //! here together with the macros. Modules, one job each:
 //!
-//! * [`plan`]: plan values and their text form (`FUTURIZE_PLAN`);
+//! * [`plan`](mod@plan): plan values and their text form (`FUTURIZE_PLAN`);
 //! * `active`: which plan is in force and its backend;
 //! * `future`: the [`Future`] handle and [`value`]/[`resolved`]/[`resolve`];
 //! * [`capture`]: typed captures, the no-capture check, entry functions;

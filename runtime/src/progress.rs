@@ -3,7 +3,7 @@
 //!
 //! In this process the bar moves when each element returns; a worker process
 //! reports finished elements and `progress!()` steps at most every
-//! [`REPORT_EVERY`] (and when its chunk ends), so the bar moves while chunks
+//! `REPORT_EVERY` (100 ms; and when its chunk ends), so the bar moves while chunks
 //! run, not only when they end.
 //!
 //! The bar is drawn on stderr when stderr is a terminal. `FUTURIZE_PROGRESS=1`
