@@ -1,7 +1,13 @@
 // Every relay option together, with a `Duration` expression for `timeout`.
 use futurize::prelude::*;
 
+#[futurize(timeout = "1m", retries = 1, progress = true, stdout = false, label = "doubles")]
+fn doubles(xs: &[u32]) -> Vec<u32> {
+    xs.iter().map(|x| x * 2).collect()
+}
+
 fn main() {
+    assert_eq!(doubles(&[1, 2]), vec![2, 4]);
     let limit = std::time::Duration::from_secs(60);
     let xs = vec![1u32, 2, 3];
     let ys: Vec<u32> = foreach!(x in &xs => {
