@@ -408,6 +408,9 @@ impl<R> ChunkOutput<R> {
 
 /// What happens around each element of a chunk: progress, time limits.
 pub(crate) trait Watch {
+    /// False for a watch that does nothing: the loop then skips its
+    /// bookkeeping.
+    const ACTIVE: bool = true;
     /// Element `position` of the chunk starts.
     fn started(&mut self, position: usize);
     /// Element `position` ended; a failure here replaces its value.
@@ -418,6 +421,7 @@ pub(crate) trait Watch {
 pub(crate) struct Unwatched;
 
 impl Watch for Unwatched {
+    const ACTIVE: bool = false;
     #[inline(always)]
     fn started(&mut self, _: usize) {}
     #[inline(always)]
@@ -429,13 +433,13 @@ impl Watch for Unwatched {
 /// Runs a chunk's elements through `run`. One panic catcher covers a run of
 /// elements: after a panic the failure is recorded and the rest of the chunk
 /// goes on under a new catcher (unless `stop_at_failure`).
-pub(crate) fn run_chunk<T, R, G: Combine<R>>(
+pub(crate) fn run_chunk<T, R, G: Combine<R>, W: Watch>(
     elements: impl Iterator<Item = T>,
     mut run: impl FnMut(T) -> R,
     combine: G,
     stop_at_failure: bool,
     stopped: impl Fn(usize) -> bool,
-    watch: &mut impl Watch,
+    watch: &mut W,
 ) -> ChunkOutput<R> {
     let mut elements = elements.enumerate();
     let mut out = ChunkOutput {
@@ -455,10 +459,14 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>>(
                     return;
                 }
                 position = p;
-                ended.set(false);
-                watch.started(p);
+                if W::ACTIVE {
+                    ended.set(false);
+                    watch.started(p);
+                }
                 let v = run(element);
-                ended.set(true);
+                if W::ACTIVE {
+                    ended.set(true);
+                }
                 if let Some(failure) = watch.finished(p) {
                     out.failures.push((p as u32, failure));
                     if stop_at_failure {
@@ -479,7 +487,7 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>>(
         match outcome {
             Ok(()) => break,
             Err(e) => {
-                if !ended.get() {
+                if W::ACTIVE && !ended.get() {
                     let _ = watch.finished(position);
                 }
                 out.failures.push((position as u32, Failure::from_error(e)));
