@@ -129,17 +129,37 @@ impl CaptureFiles {
 }
 
 /// The end of what a dead worker wrote to stderr during its last task, for
-/// the error that reports its death.
+/// the error that reports its death: its last few lines, leaving out the
+/// frames of a backtrace (the message before them is what explains).
 fn last_words(capture: Option<&File>) -> Option<String> {
-    const KEEP: u64 = 2000;
+    const READ: u64 = 256 << 10;
+    const LINES: usize = 5;
+    const CHARS: usize = 2000;
     let mut file = capture?;
     let size = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(size.saturating_sub(KEEP))).ok()?;
+    file.seek(SeekFrom::Start(size.saturating_sub(READ))).ok()?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).ok()?;
     let text = String::from_utf8_lossy(&bytes);
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_string())
+    let is_frame = |line: &str| {
+        let t = line.trim_start();
+        let numbered = t
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        numbered
+            || t.starts_with("at ")
+            || t == "stack backtrace:"
+            || t.starts_with("note: Some details are omitted")
+            || t.starts_with("note: run with `RUST_BACKTRACE")
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !is_frame(l))
+        .collect();
+    let words = lines[lines.len().saturating_sub(LINES)..].join("\n");
+    let words: String = words.chars().take(CHARS).collect();
+    (!words.is_empty()).then_some(words)
 }
 
 struct PoolState {
