@@ -386,6 +386,7 @@ fn a_dead_workers_last_words_on_stderr_are_in_the_error() {
     let r: Result<Vec<u32>, Error> = foreach!(i in 0..4u32 => {
         if i == 2 {
             eprintln!("element {i} gives up");
+            eprintln!("404: not found");
             std::process::exit(9);
         }
         i

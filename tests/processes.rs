@@ -342,3 +342,22 @@ fn a_worker_refuses_a_leader_of_another_build_or_protocol() {
         "{reason}"
     );
 }
+
+#[test]
+fn a_workers_output_goes_to_private_nameless_files_while_a_task_runs() {
+    let _g = with_plan(Multiprocess::workers(1));
+    let (mode, target) = future!({
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata("/proc/self/fd/2")
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0);
+        let target = std::fs::read_link("/proc/self/fd/2")
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        (mode, target)
+    })
+    .value()
+    .unwrap();
+    assert_eq!(mode, 0o600, "{target}");
+    assert!(target.ends_with("(deleted)"), "{target}");
+}

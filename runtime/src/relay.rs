@@ -20,7 +20,7 @@
 //! nested futures' output reaches the top leader in order.
 
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::Write;
 
@@ -42,6 +42,8 @@ impl Output {
 
 thread_local! {
     static SINK: RefCell<Option<Output>> = const { RefCell::new(None) };
+    /// The running capture drops what it gets (`stdout = false`).
+    static DISCARD: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with what the body's print macros write going to a buffer of
@@ -50,17 +52,20 @@ thread_local! {
 /// `stdout = FALSE` does).
 pub(crate) fn capture<R>(keep: bool, f: impl FnOnce() -> R) -> (R, Output) {
     let outer = SINK.with(|s| s.borrow_mut().replace(Output::default()));
-    struct Restore(Option<Option<Output>>);
+    let outer_discard = DISCARD.with(|d| d.replace(!keep));
+    struct Restore(Option<Option<Output>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
             if let Some(outer) = self.0.take() {
                 SINK.with(|s| *s.borrow_mut() = outer);
+                DISCARD.with(|d| d.set(self.1));
             }
         }
     }
-    let mut restore = Restore(Some(outer));
+    let mut restore = Restore(Some(outer), outer_discard);
     let value = f();
     let outer = restore.0.take().expect("restored once");
+    DISCARD.with(|d| d.set(restore.1));
     let captured = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
     if !keep {
         return (value, Output::default());
@@ -75,6 +80,7 @@ pub(crate) fn relay(output: &Output) {
         return;
     }
     let forwarded = SINK.with(|s| match s.borrow_mut().as_mut() {
+        Some(_) if DISCARD.with(Cell::get) => true,
         Some(sink) => {
             sink.stdout.extend_from_slice(&output.stdout);
             sink.stderr.extend_from_slice(&output.stderr);
@@ -117,6 +123,9 @@ pub enum Stream {
 #[doc(hidden)]
 pub fn __print(stream: Stream, args: fmt::Arguments<'_>, newline: bool) {
     if SINK.with(|s| s.borrow().is_some()) {
+        if DISCARD.with(Cell::get) {
+            return;
+        }
         // Format first: a `Display` may print too (or collect a future,
         // which relays), and the sink is not borrowed meanwhile.
         let mut text = args.to_string();
@@ -253,7 +262,7 @@ pub(crate) mod fds {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
     unsafe extern "C" {
-        fn dup(fd: i32) -> i32;
+        fn fcntl(fd: i32, cmd: i32, arg: i32) -> i32;
         fn dup2(old: i32, new: i32) -> i32;
         fn memfd_create(name: *const std::ffi::c_char, flags: u32) -> i32;
         fn fflush(stream: *mut std::ffi::c_void) -> i32;
@@ -307,8 +316,10 @@ pub(crate) mod fds {
     }
 
     fn duplicate(fd: i32) -> std::io::Result<OwnedFd> {
-        // SAFETY: dup of a descriptor of this process; the copy is owned here.
-        let copy = unsafe { dup(fd) };
+        const F_DUPFD_CLOEXEC: i32 = 1030;
+        // SAFETY: a close-on-exec copy of a descriptor of this process (so
+        // programs a body starts do not inherit it); the copy is owned here.
+        let copy = unsafe { fcntl(fd, F_DUPFD_CLOEXEC, 0) };
         if copy < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -369,13 +380,15 @@ pub(crate) mod fds {
             self.place(true);
             let value = f();
             flush_all();
+            if !keep {
+                empty(&mut self.out);
+                empty(&mut self.err);
+                return (value, Output::default());
+            }
             let output = Output {
                 stdout: drain(&mut self.out),
                 stderr: drain(&mut self.err),
             };
-            if !keep {
-                return (value, Output::default());
-            }
             (value, output)
         }
     }
@@ -384,6 +397,11 @@ pub(crate) mod fds {
         fn drop(&mut self) {
             self.place(false);
         }
+    }
+
+    fn empty(file: &mut File) {
+        let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
     }
 
     fn drain(file: &mut File) -> Vec<u8> {

@@ -39,10 +39,15 @@ fn capture_files() -> Option<(File, File)> {
     let paths = CAPTURE_PATHS.get()?.as_ref()?;
     let (out, err) = paths.split_once('\n')?;
     let open = |p: &str| File::options().read(true).write(true).open(p);
-    match (open(out), open(err)) {
+    let files = match (open(out), open(err)) {
         (Ok(o), Ok(e)) => Some((o, e)),
         _ => None,
-    }
+    };
+    // Open now; the names are not needed any more (the leader removes them
+    // too, should this process die first).
+    let _ = std::fs::remove_file(out);
+    let _ = std::fs::remove_file(err);
+    files
 }
 
 static CAPTURE_PATHS: OnceLock<Option<String>> = OnceLock::new();

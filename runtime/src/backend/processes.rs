@@ -86,34 +86,42 @@ struct CaptureFiles {
 
 impl CaptureFiles {
     fn create() -> Option<CaptureFiles> {
+        use std::os::unix::fs::OpenOptionsExt;
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         let path = |stream: &str| {
-            std::env::temp_dir().join(format!("futurize-{}-{n}-{stream}", std::process::id()))
+            std::env::temp_dir().join(format!(
+                "futurize-{}-{n}-{nanos:08x}-{stream}",
+                std::process::id()
+            ))
         };
         let paths = [path("stdout"), path("stderr")];
+        // Private to this user, and only files this call created.
         let create = |p: &PathBuf| {
             File::options()
                 .read(true)
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(p)
         };
-        let out = create(&paths[0]).ok();
-        let stderr = create(&paths[1]).ok();
-        let files = match (out, stderr) {
-            (Some(_), Some(stderr)) => Some(CaptureFiles {
-                paths: paths.clone(),
-                stderr,
-            }),
-            _ => None,
-        };
-        if files.is_none() {
-            for p in &paths {
-                let _ = std::fs::remove_file(p);
+        let out = create(&paths[0]);
+        let stderr = create(&paths[1]);
+        match (out, stderr) {
+            (Ok(_), Ok(stderr)) => Some(CaptureFiles { paths, stderr }),
+            (out, stderr) => {
+                if out.is_ok() {
+                    let _ = std::fs::remove_file(&paths[0]);
+                }
+                if stderr.is_ok() {
+                    let _ = std::fs::remove_file(&paths[1]);
+                }
+                None
             }
         }
-        files
     }
 
     fn env_value(&self) -> String {
@@ -141,22 +149,30 @@ fn last_words(capture: Option<&File>) -> Option<String> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).ok()?;
     let text = String::from_utf8_lossy(&bytes);
-    let is_frame = |line: &str| {
-        let t = line.trim_start();
-        let numbered = t
-            .split_once(": ")
-            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        numbered
+    // A Rust backtrace: `stack backtrace:`, then numbered frames and their
+    // `at file:line` lines, then perhaps a note.
+    let is_frame = |t: &str| {
+        t.split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             || t.starts_with("at ")
-            || t == "stack backtrace:"
             || t.starts_with("note: Some details are omitted")
-            || t.starts_with("note: run with `RUST_BACKTRACE")
     };
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty() && !is_frame(l))
-        .collect();
+    let mut in_backtrace = false;
+    let mut lines: Vec<&str> = Vec::new();
+    for line in text.lines().map(str::trim_end) {
+        let t = line.trim_start();
+        if t == "stack backtrace:" {
+            in_backtrace = true;
+            continue;
+        }
+        if in_backtrace && is_frame(t) {
+            continue;
+        }
+        in_backtrace = false;
+        if !t.is_empty() {
+            lines.push(line);
+        }
+    }
     let words = lines[lines.len().saturating_sub(LINES)..].join("\n");
     let words: String = words.chars().take(CHARS).collect();
     (!words.is_empty()).then_some(words)
@@ -425,13 +441,14 @@ fn read_replies(
             Err(e) => break Some(e.to_string()),
         }
     };
+    // From now on no task may be given to this worker (see `dispatch`).
+    {
+        let _running = lock(&worker.running);
+        worker.ended.store(true, Ordering::Release);
+    }
     lock(&worker.input).take();
     let status = lock(&worker.child).wait();
-    let running = {
-        let mut running = lock(&worker.running);
-        worker.ended.store(true, Ordering::Release);
-        running.take()
-    };
+    let running = lock(&worker.running).take();
     // Forget the worker first: whoever collects the error then sees the pool
     // without it.
     shared.forget(&worker);
@@ -549,72 +566,82 @@ pub(crate) static BYTES_SENT: AtomicU64 = AtomicU64::new(0);
 
 impl ProcessPool {
     /// Sends `messages` (each with its payload) to an idle worker, which then
-    /// runs future `id`.
-    fn dispatch(
+    /// runs future `id`. When the channel turns out broken before the task
+    /// could start (the worker died while idle), the task goes to another
+    /// worker: it never ran, so it is not lost with that one.
+    fn dispatch<'p>(
         &self,
         task: Dispatch,
-        messages: impl FnOnce(&WorkerProcess, u64) -> Vec<(ToWorker, Vec<u8>)>,
+        messages: impl Fn(&WorkerProcess, u64) -> Vec<(ToWorker, &'p [u8])>,
     ) -> Submitted {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = ResultSlot::new();
-        let worker = loop {
+        loop {
             let worker = match self.shared.acquire() {
                 Ok(w) => w,
                 Err(e) => return Submitted::Ready(Err(e), Output::default()),
             };
-            let mut running = lock(&worker.running);
-            // An idle worker that died just now: its reader is gone, so take
-            // another one (the reader has forgotten this one, or is about to).
-            if worker.ended.load(Ordering::Acquire) {
-                continue;
+            {
+                let mut running = lock(&worker.running);
+                // An idle worker that died just now: its reader is gone (or
+                // going), so take another one.
+                if worker.ended.load(Ordering::Acquire) {
+                    continue;
+                }
+                *running = Some(Running {
+                    id,
+                    slot: slot.clone(),
+                    label: task.label.clone(),
+                    timeout: task.timeout.clone(),
+                    progress: task.progress.clone(),
+                });
             }
-            *running = Some(Running {
-                id,
-                slot: slot.clone(),
-                label: task.label.clone(),
-                timeout: task.timeout.clone(),
-                progress: task.progress.clone(),
-            });
-            drop(running);
-            break worker;
-        };
-        let killer = Arc::downgrade(&worker);
-        slot.on_cancel(Box::new(move || {
-            if let Some(w) = killer.upgrade() {
-                // Decide and kill under the `running` lock, so the reader
-                // cannot finish this task and free the worker in between.
-                let running = lock(&w.running);
-                if running.as_ref().is_some_and(|r| r.id == id) {
-                    w.killed.store(true, Ordering::Release);
-                    let _ = lock(&w.child).kill();
+            let limit = codec::max_frame_bytes();
+            let mut sent = Ok(());
+            for (message, payload) in messages(&worker, id) {
+                sent = match lock(&worker.input).as_mut() {
+                    Some(input) => wire::write_message(input, &message, payload, limit),
+                    None => Err(Error::Protocol("the worker's channel is closed".into())),
+                };
+                if sent.is_err() {
+                    break;
+                }
+                BYTES_SENT.fetch_add(payload.len() as u64, Ordering::Relaxed);
+            }
+            match sent {
+                Ok(()) => {}
+                // Refused before a byte was written: the worker is fine.
+                Err(e @ Error::TooLarge { .. }) => {
+                    if let Some(r) = lock(&worker.running).take() {
+                        self.shared.release(&worker);
+                        r.slot.fill(Err(e));
+                    }
+                }
+                // The channel broke: the worker is dead or dying. Take the
+                // task back unless its reader already answered for it.
+                Err(_) => {
+                    let mut running = lock(&worker.running);
+                    if running.as_ref().is_some_and(|r| r.id == id) {
+                        running.take();
+                        *lock(&worker.cached_call) = None;
+                        continue;
+                    }
                 }
             }
-        }));
-        let limit = codec::max_frame_bytes();
-        let mut sent = Ok(());
-        for (message, payload) in messages(&worker, id) {
-            sent = match lock(&worker.input).as_mut() {
-                Some(input) => wire::write_message(input, &message, &payload, limit),
-                None => Err(Error::Protocol("the worker's channel is closed".into())),
-            };
-            if sent.is_err() {
-                break;
-            }
-            BYTES_SENT.fetch_add(payload.len() as u64, Ordering::Relaxed);
-        }
-        match sent {
-            Ok(()) => {}
-            // Refused before a byte was written: the worker is fine.
-            Err(e @ Error::TooLarge { .. }) => {
-                if let Some(r) = lock(&worker.running).take() {
-                    self.shared.release(&worker);
-                    r.slot.fill(Err(e));
+            let killer = Arc::downgrade(&worker);
+            slot.on_cancel(Box::new(move || {
+                if let Some(w) = killer.upgrade() {
+                    // Decide and kill under the `running` lock, so the reader
+                    // cannot finish this task and free the worker in between.
+                    let running = lock(&w.running);
+                    if running.as_ref().is_some_and(|r| r.id == id) {
+                        w.killed.store(true, Ordering::Release);
+                        let _ = lock(&w.child).kill();
+                    }
                 }
-            }
-            // The channel broke: the reader thread reports the dead worker.
-            Err(_) => {}
+            }));
+            return Submitted::Running(slot);
         }
-        Submitted::Running(slot)
     }
 }
 
@@ -630,11 +657,11 @@ impl Backend for ProcessPool {
             let message = ToWorker::Run {
                 id,
                 entry_offset: identity::offset_of(task.entry),
-                label,
+                label: label.clone(),
                 stream: task.stream,
                 settings: settings(task.capture_output, task.timeout.as_ref(), false),
             };
-            vec![(message, task.captures)]
+            vec![(message, &task.captures[..])]
         })
     }
 
@@ -653,7 +680,7 @@ impl Backend for ProcessPool {
                     ToWorker::Stash {
                         call: chunk.call.id,
                     },
-                    chunk.call.bytes.clone(),
+                    &chunk.call.bytes[..],
                 ));
                 *cached = Some(chunk.call.id);
             }
@@ -662,7 +689,7 @@ impl Backend for ProcessPool {
                 call: chunk.call.id,
                 entry_offset: identity::chunk_offset_of(chunk.entry),
                 stop_at_failure: chunk.stop_at_failure,
-                label,
+                label: label.clone(),
                 streams: chunk.streams,
                 first: chunk.first as u64,
                 settings: settings(
@@ -671,7 +698,7 @@ impl Backend for ProcessPool {
                     chunk.progress.is_some(),
                 ),
             };
-            messages.push((message, chunk.elements));
+            messages.push((message, &chunk.elements[..]));
             messages
         })
     }
