@@ -82,7 +82,66 @@
 
 extern crate self as futurize;
 
-pub use futurize_macros::{foreach, future, futurize};
+/// `future!(expr, options)`: evaluates `expr` under the plan in force and
+/// returns a [`Future`]; collect it with [`Future::value`].
+///
+/// Options: `label = "name"`, `lazy = true`, `globals = [a, b]`,
+/// `seed = true | <u64>`, `timeout = "10m"` (or a `Duration`), `stdout =
+/// false` (silence what the body prints; by default it is shown at
+/// `value()`).
+///
+/// ```
+/// use futurize::prelude::*;
+/// let xs = vec![1u64, 2, 3];
+/// let f = future!(xs.iter().sum::<u64>(), label = "sum", timeout = "1m");
+/// assert_eq!(f.value().unwrap(), 6);
+/// ```
+pub use futurize_macros::future;
+
+/// `foreach!(x in xs, … => body %dofuture% options)`: runs `body` once per
+/// element under the plan (`%do%`: here, one after the other) and returns
+/// the values in element order, `Result<_, Error>`.
+///
+/// Options: `chunk_size = n`, `scheduling = s`, `ordering = "forward" |
+/// "reverse" | "random"`, `globals = [a, b]`, `combine = |a, b| ...`,
+/// `errors = "stop" | "remove" | "pass"`, `label = "name"`,
+/// `seed = true | <u64>`, `timeout = "10m"` (per element), `retries = n`
+/// (run a chunk again when its worker died), `progress = true` (a bar;
+/// [`progress!`] adds steps), `stdout = false` (silence the bodies; by
+/// default what they print is shown in element order when the call
+/// returns).
+///
+/// ```
+/// use futurize::prelude::*;
+/// let xs = vec![1.0, 2.0, 3.0];
+/// let scale = 10.0;
+/// let ys: Vec<f64> = foreach!(x in &xs => x * scale %dofuture% label = "scaled")?;
+/// assert_eq!(ys, vec![10.0, 20.0, 30.0]);
+/// let total: f64 = foreach!(x in &xs => x * 2.0 %dofuture% combine = |a, b| a + b)?;
+/// assert_eq!(total, 12.0);
+/// let each: Vec<Result<u32, futurize::Error>> =
+///     foreach!(i in 0..3u32 => if i == 1 { panic!("one") } else { i } %dofuture% errors = "pass")?;
+/// assert!(each[1].is_err() && each[2].as_ref().is_ok_and(|v| *v == 2));
+/// # Ok::<(), futurize::Error>(())
+/// ```
+pub use futurize_macros::foreach;
+
+/// `#[futurize]` on a function: its iterator pipelines
+/// (`xs.iter().map(..).collect()`, `sum`, `fold`, …) run as parallel maps
+/// under the plan. Options passed on to the maps: `chunk_size`,
+/// `scheduling`, `ordering`, `label`, `seed`, `timeout`, `retries`,
+/// `progress`, `stdout`.
+///
+/// ```
+/// use futurize::prelude::*;
+/// #[futurize(label = "squares")]
+/// fn squares(xs: &[u64]) -> Vec<u64> {
+///     xs.iter().map(|x| x * x).collect()
+/// }
+/// let _g = with_plan(Multithread::workers(2));
+/// assert_eq!(squares(&[1, 2, 3]), vec![1, 4, 9]);
+/// ```
+pub use futurize_macros::futurize;
 /// The random-number traits `rng()` implements (`Rng`, `TryRng`), from `rand_core`.
 pub use futurize_runtime::rng::ElementRng;
 pub use futurize_runtime::{
