@@ -2,7 +2,7 @@
 //! the workers and by `progress!()` steps inside each element.
 //!
 //! In a terminal the bar draws itself; elsewhere (a pipe, a batch job's log)
-//! force it with `FUTURIZE_PROGRESS=1`, and it prints a line twice a second:
+//! force it with `FUTURIZE_PROGRESS=1`, and it prints plain lines, paced for logs:
 //!
 //! ```text
 //! FUTURIZE_PLAN=multiprocess:2 cargo run --example progress

@@ -7,15 +7,16 @@
 //! run, not only when they end.
 //!
 //! The bar is drawn on stderr when stderr is a terminal. `FUTURIZE_PROGRESS=1`
-//! forces it elsewhere (a batch job's log, a pipe), as plain lines at most
-//! twice a second; `FUTURIZE_PROGRESS=0` turns it off.
+//! forces it elsewhere (a batch job's log, a pipe), as plain lines paced for
+//! logs (every 0.5 s at first, at most every minute in long runs, and the
+//! final state); `FUTURIZE_PROGRESS=0` turns it off.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often a worker process reports progress while a chunk runs.
 pub(crate) const REPORT_EVERY: Duration = Duration::from_millis(100);
@@ -28,13 +29,41 @@ pub(crate) struct Progress {
     bar: ProgressBar,
     /// Drawn in place on a terminal (not as forced lines).
     on_terminal: bool,
+    /// The pacing of forced lines.
+    lines: Option<Arc<Pace>>,
     steps: AtomicU64,
     message: Mutex<Option<String>>,
 }
 
-/// Lines for a log or a pipe: every draw is one line, no cursor movement.
+/// Lines for a log or a pipe: a draw is one line, no cursor movement. A
+/// long run should not flood a batch job's log, so lines come at most every
+/// 1/20 of the time elapsed so far (between 0.5 s and 60 s apart: about 20
+/// lines per doubling of the run time), and the final state always.
 #[derive(Debug)]
-struct Lines;
+struct Lines(Arc<Pace>);
+
+#[derive(Debug)]
+struct Pace {
+    started: Instant,
+    last: Mutex<Option<Instant>>,
+    /// The next line is written whatever the pace (the call's end).
+    force: AtomicBool,
+}
+
+impl Pace {
+    fn due(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let gap = (self.started.elapsed() / 20)
+            .clamp(Duration::from_millis(500), Duration::from_secs(60));
+        let due = self.force.swap(false, Ordering::Relaxed)
+            || last.is_none_or(|t| now.duration_since(t) >= gap);
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+}
 
 impl TermLike for Lines {
     fn width(&self) -> u16 {
@@ -53,10 +82,10 @@ impl TermLike for Lines {
         Ok(())
     }
     fn write_line(&self, s: &str) -> std::io::Result<()> {
-        writeln!(std::io::stderr().lock(), "{s}")
+        self.write_str(s)
     }
     fn write_str(&self, s: &str) -> std::io::Result<()> {
-        if s.trim().is_empty() {
+        if s.trim().is_empty() || !self.0.due() {
             return Ok(());
         }
         writeln!(std::io::stderr().lock(), "{s}")
@@ -69,16 +98,24 @@ impl TermLike for Lines {
     }
 }
 
-/// Where the bar goes: a terminal (true), forced lines (false), or nowhere.
-fn draw_target() -> Option<(ProgressDrawTarget, bool)> {
+/// Where the bar goes: a terminal, forced lines (with their pace), or
+/// nowhere.
+fn draw_target() -> Option<(ProgressDrawTarget, Option<Arc<Pace>>)> {
     match std::env::var(PROGRESS_ENV).as_deref().map(str::trim) {
         Ok("0" | "false" | "FALSE" | "no") => None,
-        Ok("1" | "true" | "TRUE" | "yes") if !std::io::stderr().is_terminal() => Some((
-            ProgressDrawTarget::term_like_with_hz(Box::new(Lines), 2),
-            false,
-        )),
+        Ok("1" | "true" | "TRUE" | "yes") if !std::io::stderr().is_terminal() => {
+            let pace = Arc::new(Pace {
+                started: Instant::now(),
+                last: Mutex::new(None),
+                force: AtomicBool::new(false),
+            });
+            Some((
+                ProgressDrawTarget::term_like_with_hz(Box::new(Lines(pace.clone())), 2),
+                Some(pace),
+            ))
+        }
         _ if std::io::stderr().is_terminal() => {
-            Some((ProgressDrawTarget::stderr_with_hz(10), true))
+            Some((ProgressDrawTarget::stderr_with_hz(10), None))
         }
         _ => None,
     }
@@ -87,7 +124,8 @@ fn draw_target() -> Option<(ProgressDrawTarget, bool)> {
 impl Progress {
     /// A bar for `total` elements, or `None` when no bar is shown here.
     pub(crate) fn start(total: usize, label: Option<&str>) -> Option<Arc<Progress>> {
-        let (target, on_terminal) = draw_target()?;
+        let (target, lines) = draw_target()?;
+        let on_terminal = lines.is_none();
         let style = ProgressStyle::with_template(
             "{prefix}[{elapsed_precise}] {bar:30} {pos}/{len} elements, {per_sec}, ETA {eta} {msg}",
         )
@@ -99,6 +137,7 @@ impl Progress {
         let progress = Arc::new(Progress {
             bar,
             on_terminal,
+            lines,
             steps: AtomicU64::new(0),
             message: Mutex::new(None),
         });
@@ -137,8 +176,11 @@ impl Progress {
         self.bar.set_message(text);
     }
 
-    /// The call ended.
+    /// The call ended: the final state is drawn (also as a forced line).
     pub(crate) fn finish(&self) {
+        if let Some(pace) = &self.lines {
+            pace.force.store(true, Ordering::Relaxed);
+        }
         self.bar.finish();
     }
 }
