@@ -4,14 +4,18 @@
 //! Two ways of capturing, one result:
 //!
 //! * In this process (Sequential, Multithread, `%do%`): the macros rewrite
-//!   `print!`, `println!`, `eprint!` and `eprintln!` in a body into
+//!   `print!`, `println!`, `eprint!`, `eprintln!` and `dbg!` in a body into
 //!   [`__print`], which appends to the running chunk's or future's buffer
 //!   (a thread-local sink). Output of functions the body calls goes straight
 //!   to the terminal: a thread cannot take over the process's stdout.
-//! * In a worker process: file descriptors 1 and 2 point at two in-memory
-//!   files while a task runs, so everything the task writes (its body, the
-//!   functions it calls, C code) is captured. The rewritten macros write to
-//!   the real stdout there, so their text keeps its place among the rest.
+//! * In a worker process: file descriptors 1 and 2 point at two capture
+//!   files while tasks run (files the leader created, so it can read a dead
+//!   worker's last words; memfds otherwise), so everything a task writes
+//!   (its body, the functions it calls, C code) is captured. The rewritten
+//!   macros write to the real stdout there, so their text keeps its place
+//!   among the rest.
+//!
+//! `stdout = false` drops the text as it comes instead of keeping it.
 //!
 //! Either way a task's capture is an [`Output`]: its stdout and stderr
 //! bytes. A `foreach!` keeps one per chunk and relays them in element order
