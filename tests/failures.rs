@@ -7,6 +7,9 @@ use futurize::{Error, Plan};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::alive;
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("futurize-failures-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -19,18 +22,6 @@ fn scratch(name: &str) -> PathBuf {
 fn die_once(marker: &Path) {
     if std::fs::create_dir(marker).is_ok() {
         std::process::abort();
-    }
-}
-
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
     }
 }
 

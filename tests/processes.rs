@@ -7,21 +7,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::alive;
+
 fn pid() -> u32 {
     std::process::id()
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry; only count processes that run.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
