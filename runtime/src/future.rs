@@ -156,21 +156,15 @@ impl<T: DeserializeOwned> Future<T> {
     /// the body (a worker process is killed, a thread is replaced) and
     /// answers [`Error::Timeout`].
     fn wait(&self, slot: &ResultSlot) -> Option<Error> {
-        self.timeout.as_ref()?;
-        let deadline = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
-        match (deadline, &self.timeout) {
-            (Some(at), Some(t)) => {
-                let filled = slot.wait_until(at);
-                // Also when an earlier wait already gave up and stopped it.
-                if !filled || (slot.is_cancelled() && Instant::now() >= at) {
-                    slot.cancel();
-                    Some(t.error())
-                } else {
-                    None
-                }
-            }
-            _ => None,
+        let limit = self.timeout.as_ref()?;
+        let at = (*self.deadline.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let filled = slot.wait_until(at);
+        // Also when an earlier wait already gave up and stopped it.
+        if !filled || (slot.is_cancelled() && Instant::now() >= at) {
+            slot.cancel();
+            return Some(limit.error());
         }
+        None
     }
 
     /// True once the value (or the error) is there; never blocks on the body.

@@ -97,17 +97,17 @@ pub(crate) fn relay(output: &Output) {
     }
     // Through `print!` when the text is UTF-8, so that a test harness that
     // captures a test's output captures this too.
-    match std::str::from_utf8(&output.stdout) {
-        Ok(text) => print!("{text}"),
-        Err(_) => {
-            let _ = std::io::stdout().lock().write_all(&output.stdout);
-        }
-    }
+    show(&output.stdout, |text| print!("{text}"), std::io::stdout());
     let _ = std::io::stdout().flush();
-    match std::str::from_utf8(&output.stderr) {
-        Ok(text) => eprint!("{text}"),
+    show(&output.stderr, |text| eprint!("{text}"), std::io::stderr());
+}
+
+/// Writes `bytes` with `print` when they are text, else raw to `stream`.
+fn show(bytes: &[u8], print: impl Fn(&str), mut stream: impl Write) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => print(text),
         Err(_) => {
-            let _ = std::io::stderr().lock().write_all(&output.stderr);
+            let _ = stream.write_all(bytes);
         }
     }
 }
@@ -147,36 +147,29 @@ pub fn __print(stream: Stream, args: fmt::Arguments<'_>, newline: bool) {
         return;
     }
     // As std's macros do: a failed write to stdout is a panic there too.
-    let result = match stream {
-        Stream::Stdout => {
-            let mut out = std::io::stdout().lock();
-            out.write_fmt(args).and_then(|()| {
-                if newline {
-                    out.write_all(b"\n")
-                } else {
-                    Ok(())
-                }
-            })
+    fn write_line(
+        mut to: impl Write,
+        args: fmt::Arguments<'_>,
+        newline: bool,
+    ) -> std::io::Result<()> {
+        to.write_fmt(args)?;
+        if newline {
+            to.write_all(b"\n")?;
         }
-        Stream::Stderr => {
-            let mut err = std::io::stderr().lock();
-            err.write_fmt(args).and_then(|()| {
-                if newline {
-                    err.write_all(b"\n")
-                } else {
-                    Ok(())
-                }
-            })
-        }
+        Ok(())
+    }
+    let (result, name) = match stream {
+        Stream::Stdout => (
+            write_line(std::io::stdout().lock(), args, newline),
+            "stdout",
+        ),
+        Stream::Stderr => (
+            write_line(std::io::stderr().lock(), args, newline),
+            "stderr",
+        ),
     };
     if let Err(e) = result {
-        panic!(
-            "failed printing to {}: {e}",
-            match stream {
-                Stream::Stdout => "stdout",
-                Stream::Stderr => "stderr",
-            }
-        );
+        panic!("failed printing to {name}: {e}");
     }
 }
 

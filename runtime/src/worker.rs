@@ -170,16 +170,16 @@ fn serve() -> Result<(), Error> {
     install_logger();
     let nested = ActivePlan::new(nested);
     let mut cache: Option<CaptureCache> = None;
-    let mut fds: Option<FdCapture> = files.and_then(|files| {
-        FdCapture::new(Some(files))
-            .inspect_err(|e| {
-                eprintln!(
-                    "futurize worker {}: cannot capture output: {e}",
-                    std::process::id()
-                );
-            })
-            .ok()
-    });
+    // The leader's files, else memfds; without either, tasks run uncaptured.
+    let mut fds = FdCapture::new(files)
+        .or_else(|_| FdCapture::new(None))
+        .inspect_err(|e| {
+            eprintln!(
+                "futurize worker {}: cannot capture output: {e}",
+                std::process::id()
+            );
+        })
+        .ok();
     while let Some((message, payload)) = wire::read_message::<_, ToWorker>(&mut input, limit)? {
         let (id, (result, output)) = match message {
             ToWorker::Run {
@@ -335,7 +335,11 @@ fn now_ms() -> u64 {
 
 /// Writes one message to the leader.
 fn send(message: &FromWorker, payload: &[u8]) -> Result<(), Error> {
-    let mut channel = lock(&CHANNEL);
+    write_to(&mut lock(&CHANNEL), message, payload)
+}
+
+/// Writes one message on a channel whose lock the caller holds.
+fn write_to(channel: &mut Option<File>, message: &FromWorker, payload: &[u8]) -> Result<(), Error> {
     let output = channel
         .as_mut()
         .ok_or_else(|| Error::Protocol("the channel to the leader is not open".into()))?;
@@ -364,6 +368,12 @@ fn end_task() {
     STARTED_MS.store(0, Ordering::Relaxed);
     TIMEOUT_MS.store(0, Ordering::Relaxed);
     PROGRESS_ON.store(false, Ordering::Relaxed);
+}
+
+/// The element the running task is at, for a chunk.
+fn current_element() -> Option<u64> {
+    let index = ELEMENT.load(Ordering::Acquire);
+    (index != NO_ELEMENT).then_some(index)
 }
 
 fn element_started(position: Option<usize>) {
@@ -446,17 +456,6 @@ impl Watch for WorkerWatch {
 /// Runs a task with its output captured at the fds; `keep` false silences
 /// it (`stdout = false`).
 fn captured<R>(fds: &mut Option<FdCapture>, keep: bool, f: impl FnOnce() -> R) -> (R, Output) {
-    if fds.is_none() {
-        match FdCapture::new(None) {
-            Ok(c) => *fds = Some(c),
-            Err(e) => {
-                eprintln!(
-                    "futurize worker {}: cannot capture output: {e}",
-                    std::process::id()
-                );
-            }
-        }
-    }
     match fds.as_mut() {
         Some(fds) => fds.run(keep, f),
         None => (f(), Output::default()),
@@ -491,20 +490,16 @@ fn start_timer() {
                     let mut channel = lock(&CHANNEL);
                     // The serial changes when an element ends and when the
                     // next starts: read it last, so a change in between is seen.
-                    let index = ELEMENT.load(Ordering::Acquire);
+                    let index = current_element();
                     let still_running = STARTED_MS.load(Ordering::Acquire) != 0;
                     if ELEMENT_SERIAL.load(Ordering::Acquire) != serial || !still_running {
                         continue;
                     }
                     let message = FromWorker::TimedOut {
                         id: TASK_ID.load(Ordering::Relaxed),
-                        index: (index != NO_ELEMENT).then_some(index),
+                        index,
                     };
-                    if let Some(output) = channel.as_mut() {
-                        let _ =
-                            wire::write_message(output, &message, &[], codec::max_frame_bytes());
-                        let _ = output.flush();
-                    }
+                    let _ = write_to(&mut channel, &message, &[]);
                     // SAFETY: ends the process at once, without running
                     // destructors or exit handlers that could wait on locks
                     // the stuck body holds.
@@ -518,27 +513,16 @@ unsafe extern "C" {
     fn _exit(code: i32) -> !;
 }
 
-fn level_filter(level: u8) -> log::LevelFilter {
-    match level {
-        0 => log::LevelFilter::Off,
-        1 => log::LevelFilter::Error,
-        2 => log::LevelFilter::Warn,
-        3 => log::LevelFilter::Info,
-        4 => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
-    }
+/// The log level that travels as `level` (0 = off, 1 = error … 5 = trace).
+pub(crate) fn level_filter(level: u8) -> log::LevelFilter {
+    log::LevelFilter::iter()
+        .nth(usize::from(level))
+        .unwrap_or(log::LevelFilter::Trace)
 }
 
-/// The number a log level travels as.
+/// The number a log level travels as: `LevelFilter`'s own order.
 pub(crate) fn level_number(level: log::LevelFilter) -> u8 {
-    match level {
-        log::LevelFilter::Off => 0,
-        log::LevelFilter::Error => 1,
-        log::LevelFilter::Warn => 2,
-        log::LevelFilter::Info => 3,
-        log::LevelFilter::Debug => 4,
-        log::LevelFilter::Trace => 5,
-    }
+    level as u8
 }
 
 /// Sends the `log` records of bodies to the leader, tagged with the element.
@@ -553,7 +537,6 @@ impl log::Log for ForwardLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let index = ELEMENT.load(Ordering::Relaxed);
         let record = LogRecord {
             level: level_number(record.level().to_level_filter()),
             target: record.target().to_string(),
@@ -561,7 +544,7 @@ impl log::Log for ForwardLogger {
             module_path: record.module_path().map(str::to_string),
             file: record.file().map(str::to_string),
             line: record.line(),
-            index: (index != NO_ELEMENT).then_some(index),
+            index: current_element(),
         };
         let _ = send(
             &FromWorker::Log {

@@ -15,7 +15,7 @@ use super::{Backend, ChunkProgress, ChunkTask, ResultSlot, Submitted, Task};
 use crate::execute::TimeLimit;
 use crate::relay::Output;
 use crate::wire::{self, FromWorker, LogRecord, Outcome, TaskSettings, ToWorker};
-use crate::worker::{CAPTURE_ENV, WORKER_ENV, hex, level_number};
+use crate::worker::{CAPTURE_ENV, WORKER_ENV, hex, level_filter, level_number};
 use crate::{Error, Plan, codec, identity};
 use std::fs::File;
 use std::io::BufReader;
@@ -30,17 +30,16 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 struct Running {
     id: u64,
     slot: Arc<ResultSlot>,
+    task: Dispatch,
+}
+
+/// What the reader needs to know of a task, besides its messages.
+#[derive(Clone)]
+struct Dispatch {
     label: Option<String>,
     /// Its `timeout`, as the user wrote it.
     timeout: Option<String>,
     /// The bar of the call a chunk belongs to.
-    progress: Option<Arc<ChunkProgress>>,
-}
-
-/// What a task brings besides its messages.
-struct Dispatch {
-    label: Option<String>,
-    timeout: Option<String>,
     progress: Option<Arc<ChunkProgress>>,
 }
 
@@ -409,7 +408,7 @@ fn read_replies(
                 let label = lock(&worker.running)
                     .as_ref()
                     .filter(|r| r.id == id)
-                    .and_then(|r| r.label.clone());
+                    .and_then(|r| r.task.label.clone());
                 emit_log(record, label.as_deref());
             }
             Ok(Some((
@@ -424,7 +423,7 @@ fn read_replies(
                 let progress = lock(&worker.running)
                     .as_ref()
                     .filter(|r| r.id == id)
-                    .and_then(|r| r.progress.clone());
+                    .and_then(|r| r.task.progress.clone());
                 if let Some(p) = progress {
                     p.reported.fetch_add(elements, Ordering::Relaxed);
                     p.bar.elements(elements);
@@ -454,10 +453,10 @@ fn read_replies(
     shared.forget(&worker);
     if let Some(r) = running {
         let timed_out = lock(&worker.timed_out).take().filter(|(id, _)| *id == r.id);
-        if let (Some((_, index)), Some(after)) = (timed_out, r.timeout) {
+        if let (Some((_, index)), Some(after)) = (timed_out, r.task.timeout) {
             r.slot.fill(Err(Error::Timeout {
                 after,
-                label: r.label,
+                label: r.task.label,
                 index: index.map(|i| i as usize),
             }));
             return;
@@ -472,7 +471,7 @@ fn read_replies(
         r.slot.fill(Err(Error::WorkerDied {
             worker: format!("process {}", worker.pid),
             cause,
-            label: r.label,
+            label: r.task.label,
             index: None,
             elements: None,
         }));
@@ -506,12 +505,8 @@ fn outcome_to_result(outcome: Outcome, value: Vec<u8>) -> Result<Vec<u8>, Error>
 /// target and message as they were, and the future's label and the element
 /// index as the key-values `label` and `index`.
 fn emit_log(record: LogRecord, label: Option<&str>) {
-    let level = match record.level {
-        1 => log::Level::Error,
-        2 => log::Level::Warn,
-        3 => log::Level::Info,
-        4 => log::Level::Debug,
-        _ => log::Level::Trace,
+    let Some(level) = level_filter(record.level).to_level() else {
+        return;
     };
     if level > log::max_level() {
         return;
@@ -591,9 +586,7 @@ impl ProcessPool {
                 *running = Some(Running {
                     id,
                     slot: slot.clone(),
-                    label: task.label.clone(),
-                    timeout: task.timeout.clone(),
-                    progress: task.progress.clone(),
+                    task: task.clone(),
                 });
             }
             let limit = codec::max_frame_bytes();
