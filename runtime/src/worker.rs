@@ -391,7 +391,9 @@ fn element_started(position: Option<usize>) {
 }
 
 fn element_finished() {
-    if STARTED_MS.swap(0, Ordering::AcqRel) != 0 {
+    // Only a timed task has a start to clear (a swap is a locked instruction;
+    // untimed elements skip it).
+    if TIMEOUT_MS.load(Ordering::Relaxed) > 0 && STARTED_MS.swap(0, Ordering::AcqRel) != 0 {
         ELEMENT_SERIAL.fetch_add(1, Ordering::AcqRel);
     }
     if PROGRESS_ON.load(Ordering::Relaxed) {
