@@ -145,9 +145,9 @@ pub use futurize_macros::futurize;
 /// The random-number traits `rng()` implements (`Rng`, `TryRng`), from `rand_core`.
 pub use futurize_runtime::rng::ElementRng;
 pub use futurize_runtime::{
-    Error, Future, Level, Multiprocess, Multithread, Plan, PlanGuard, Resolvable, Sequential,
-    Values, available_cores, available_workers, current_plan, nbr_of_free_workers, nbr_of_workers,
-    plan, resolve, resolved, rng, set_seed, value, with_plan,
+    Error, Future, Level, Multiprocess, Multithread, Panic, Plan, PlanGuard, Resolvable,
+    Sequential, Values, available_cores, available_workers, current_plan, nbr_of_free_workers,
+    nbr_of_workers, plan, resolve, resolved, rng, set_seed, value, with_plan,
 };
 pub use rand_core;
 

@@ -2,8 +2,8 @@
 //! error policies; stopping; capture bytes shipped once per worker; no
 //! copies on threads.
 
-use futurize::Error;
 use futurize::prelude::*;
+use futurize::{Error, Panic};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -98,11 +98,11 @@ fn error_policies_stop_remove_and_pass() {
             .unwrap_err();
         match e {
             Error::Panicked {
-                message,
+                panic: Panic {
+                    message, location, ..
+                },
                 index,
                 label,
-                location,
-                ..
             } => {
                 assert_eq!(index, Some(3), "{p}");
                 assert_eq!(message, "element 3 is bad", "{p}");
@@ -269,8 +269,12 @@ fn stop_reports_the_lowest_failed_index_even_when_a_later_one_fails_first() {
         let _g = with_plan(p.clone());
         let r: Result<Vec<usize>, Error> = foreach!(i in 0..40usize => fails_slowly_at_3_quickly_at_13(i) %dofuture% chunk_size = 4);
         match r {
-            Err(Error::Panicked { index, message, .. }) => {
-                assert_eq!((index, message.as_str()), (Some(3), "slow failure"), "{p}");
+            Err(Error::Panicked { index, panic, .. }) => {
+                assert_eq!(
+                    (index, panic.message.as_str()),
+                    (Some(3), "slow failure"),
+                    "{p}"
+                );
             }
             other => panic!("under {p}: expected Panicked, got {other:?}"),
         }

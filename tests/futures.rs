@@ -1,8 +1,8 @@
 //! The Future API: value, resolved, resolve, cancel, lazy futures, panics,
 //! and dropping futures that are still running.
 
-use futurize::Error;
 use futurize::prelude::*;
+use futurize::{Error, Panic};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -26,11 +26,11 @@ fn a_panic_is_an_error_with_message_location_and_label_and_the_worker_goes_on() 
         );
         match f.value() {
             Err(Error::Panicked {
-                message,
-                location,
+                panic: Panic {
+                    message, location, ..
+                },
                 label,
                 index,
-                ..
             }) => {
                 assert_eq!(message, "boom 7", "{p}");
                 assert!(location.unwrap().starts_with("tests/futures.rs:"), "{p}");

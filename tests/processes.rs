@@ -1,8 +1,8 @@
 //! Worker processes: real re-executions of this test binary, killed from
 //! outside where the test needs it.
 
-use futurize::Error;
 use futurize::prelude::*;
+use futurize::{Error, Panic};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -78,8 +78,9 @@ fn a_panic_keeps_the_worker_and_reports_message_and_location() {
     let f: Future<u8> = future!(panic!("bad input {k}"), label = "parse");
     match f.value() {
         Err(Error::Panicked {
-            message,
-            location,
+            panic: Panic {
+                message, location, ..
+            },
             label,
             ..
         }) => {

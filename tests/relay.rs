@@ -3,8 +3,8 @@
 //! child process (this test binary again) so its real stdout and stderr can
 //! be read and compared.
 
-use futurize::Error;
 use futurize::prelude::*;
+use futurize::{Error, Panic};
 use std::process::Command;
 
 const PLANS: &[&str] = &["sequential", "multithread:2", "multiprocess:2"];
@@ -150,11 +150,14 @@ fn child_scenario() {
             .unwrap_err();
             match e {
                 Error::Panicked {
-                    message,
-                    location,
+                    panic:
+                        Panic {
+                            message,
+                            location,
+                            backtrace,
+                        },
                     label,
                     index,
-                    backtrace,
                 } => {
                     println!("message={message}");
                     println!("location={}", location.unwrap_or_default());

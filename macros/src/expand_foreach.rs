@@ -8,9 +8,10 @@
 //! the chunk entry function).
 
 use crate::captures;
-use crate::expand_future::{check_body, check_random, option_tokens, seed_tokens, tuple};
+use crate::check::{check_body, check_random};
+use crate::generate::{label_tokens, option_tokens, seed_tokens, tuple};
 use crate::options::{self, ErrorsOption, ForeachOptions, RawOption};
-use crate::self_rename::captured_variables;
+use crate::self_capture::captured_variables;
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::parse::{Parse, ParseStream, Parser};
@@ -241,10 +242,7 @@ fn generate(
         ErrorsOption::Remove => quote!(Remove),
         ErrorsOption::Pass => quote!(Pass),
     };
-    let label = match &opts.label {
-        Some(l) => quote!(::core::option::Option::Some(::std::string::String::from(#l))),
-        None => quote!(::core::option::Option::None),
-    };
+    let label = label_tokens(opts.label.as_ref());
     let (sizing, ordering) = (&opts.sizing, &opts.ordering);
     let seed = seed_tokens(&opts.seed);
     let (stdout, progress) = (opts.stdout, opts.progress);

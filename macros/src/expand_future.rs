@@ -6,16 +6,15 @@
 //! captures nothing else, the entry function, and `Future::__new` with the
 //! encoded captures.
 
-use crate::captures::{self, Findings};
+use crate::captures;
+use crate::check::{check_body, check_random};
+use crate::generate::{label_tokens, option_tokens, seed_tokens, tuple};
 use crate::options::{self, FutureOptions, RawOption};
-use crate::self_rename::captured_variables;
+use crate::self_capture::captured_variables;
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, Token};
-
-/// Most captures in one flat tuple; more are grouped in nested tuples.
-const FLAT: usize = 12;
 
 struct FutureInput {
     body: Expr,
@@ -70,86 +69,6 @@ pub fn expand(input: TokenStream) -> TokenStream {
     generate(&body, &captured, self_binding, &opts)
 }
 
-/// Reports what a body may not do: leave itself, or assign to a capture
-/// (`write_hint` says why not, and what to do instead).
-pub(crate) fn check_body(
-    found: &Findings,
-    errors: &mut Vec<syn::Error>,
-    write_hint: impl Fn(&Ident) -> String,
-) {
-    for (span, what) in &found.escapes {
-        errors.push(syn::Error::new(
-            *span,
-            format!(
-                "`{what}` cannot leave the body of a future: the body runs as a function \
-                 of its own, possibly in another process. Let the body's value say what \
-                 happened (a `Result` or an `Option`) and act on it after `.value()`"
-            ),
-        ));
-    }
-    for ident in &found.writes {
-        errors.push(syn::Error::new(ident.span(), write_hint(ident)));
-    }
-}
-
-/// Reports random generators a body may not use: futurize's `rng()` without
-/// a seed, and rand's per-thread generators at all.
-pub(crate) fn check_random(found: &Findings, seeded: bool, errors: &mut Vec<syn::Error>) {
-    for (span, path) in &found.random_calls {
-        let message = if crate::captures::OWN_RNG.contains(&path.as_str()) {
-            if seeded {
-                continue;
-            }
-            format!(
-                "`{path}()` draws from the element's own random stream, which needs a seed: \
-                 add `seed = true` to the options (or `seed = 42` for a fixed seed)"
-            )
-        } else {
-            let fix = if seeded {
-                ""
-            } else {
-                " and add `seed = true` to the options"
-            };
-            format!(
-                "`{path}` draws from a per-thread generator, so the numbers would change with \
-                 the plan and the worker that runs the body; use futurize's `rng()`{fix}"
-            )
-        };
-        errors.push(syn::Error::new(*span, message));
-    }
-}
-
-/// The runtime's `Option<SeedSpec>` for a checked `seed = ...` option.
-pub(crate) fn seed_tokens(seed: &Option<crate::options::Seed>) -> TokenStream {
-    let p = quote!(::futurize::__private);
-    match seed {
-        None => quote!(::core::option::Option::None),
-        Some(crate::options::Seed::Session) => {
-            quote!(::core::option::Option::Some(#p::SeedSpec::Session))
-        }
-        Some(crate::options::Seed::Fixed(e)) => {
-            quote!(::core::option::Option::Some(#p::SeedSpec::Fixed(#e)))
-        }
-    }
-}
-
-/// `Some(tokens)` or `None`, as tokens.
-pub(crate) fn option_tokens(value: Option<&TokenStream>) -> TokenStream {
-    match value {
-        Some(v) => quote!(::core::option::Option::Some(#v)),
-        None => quote!(::core::option::Option::None),
-    }
-}
-
-/// Groups items into a tuple, nesting beyond `FLAT`.
-pub(crate) fn tuple(items: Vec<TokenStream>) -> TokenStream {
-    if items.len() <= FLAT {
-        return quote!((#(#items,)*));
-    }
-    let groups: Vec<TokenStream> = items.chunks(FLAT).map(|c| tuple(c.to_vec())).collect();
-    tuple(groups)
-}
-
 fn generate(
     body: &Expr,
     captured: &[Ident],
@@ -172,10 +91,7 @@ fn generate(
     });
     let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());
     let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
-    let label = match &opts.label {
-        Some(l) => quote!(::core::option::Option::Some(::std::string::String::from(#l))),
-        None => quote!(::core::option::Option::None),
-    };
+    let label = label_tokens(opts.label.as_ref());
     let lazy = opts.lazy;
     let seed = seed_tokens(&opts.seed);
     let stdout = opts.stdout;

@@ -1,21 +1,26 @@
-//! Procedural macros of [futurize](https://docs.rs/futurize): `future!`.
+//! Procedural macros of [futurize](https://docs.rs/futurize): `future!`,
+//! `foreach!` and `#[futurize]`.
 //!
 //! Each macro goes parse → analyse → generate (the shape of serde_derive):
 //! `options` reads `name = value` lists, `captures` walks a body for its free
-//! variables and misuse, `expand_future` writes the code. Errors carry the
-//! span of the offending token and are reported together.
+//! variables and misuse, `check` turns that misuse into errors,
+//! `self_capture` settles the variables a body ships, and `expand_future`,
+//! `expand_foreach` and `expand_futurize` write the code, with the pieces
+//! they share in `generate`. No `expand_*` module uses another. Errors carry
+//! the span of the offending token and are reported together.
 //!
 //! Use the macros through the `futurize` crate; generated code refers to
 //! `::futurize`.
 
 mod captures;
+mod check;
 mod expand_foreach;
 mod expand_future;
 mod expand_futurize;
-mod format_names;
+mod generate;
 mod options;
 mod relay_prints;
-mod self_rename;
+mod self_capture;
 
 use proc_macro::TokenStream;
 

@@ -12,6 +12,8 @@
 //! a running future; the old backend shuts down once its last future is gone.
 
 use crate::backend::{self, Backend};
+use crate::body::NestedPlan;
+use crate::sync::lock;
 use crate::{Error, Plan, Sequential};
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -40,16 +42,28 @@ impl ActivePlan {
     /// The backend of the first level, started on first use.
     pub(crate) fn backend(self: &Arc<Self>) -> Result<Arc<dyn Backend>, Error> {
         self.backend
-            .get_or_init(|| backend::start(self.plan.first(), self.nested()))
+            .get_or_init(|| backend::start(self.plan.first(), handle(self.nested())))
             .clone()
     }
 
     /// What futures running on this plan's workers see as their plan.
-    pub(crate) fn nested(&self) -> Arc<ActivePlan> {
+    fn nested(&self) -> Arc<ActivePlan> {
         self.nested
             .get_or_init(|| ActivePlan::new(self.plan.nested()))
             .clone()
     }
+}
+
+/// The handle through which bodies see `plan` as the plan in force.
+fn handle(plan: Arc<ActivePlan>) -> NestedPlan {
+    let text = plan.plan().clone();
+    NestedPlan::new(text, move |body| within(&plan, body))
+}
+
+/// The handle through which a worker process's bodies see `plan`, the plan
+/// its leader passed on.
+pub(crate) fn nested_plan(plan: Plan) -> NestedPlan {
+    handle(ActivePlan::new(plan))
 }
 
 static GLOBAL: Mutex<Option<Arc<ActivePlan>>> = Mutex::new(None);
@@ -83,15 +97,15 @@ pub(crate) fn active() -> Result<Arc<ActivePlan>, Error> {
     if let Some(scoped) = SCOPES.with(|s| s.borrow().last().cloned()) {
         return Ok(scoped);
     }
-    if let Some(global) = GLOBAL.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+    if let Some(global) = lock(&GLOBAL).clone() {
         return Ok(global);
     }
     from_env()
 }
 
-/// Runs `f` with `plan` in force on this thread (used by workers to give a
-/// running future the next level of its plan).
-pub(crate) fn within<R>(plan: &Arc<ActivePlan>, f: impl FnOnce() -> R) -> R {
+/// Runs `f` with `plan` in force on this thread (what a [`NestedPlan`]
+/// does around a body).
+fn within<R>(plan: &Arc<ActivePlan>, f: impl FnOnce() -> R) -> R {
     let _scope = push(plan.clone());
     f()
 }
@@ -121,12 +135,12 @@ fn push(plan: Arc<ActivePlan>) -> PlanGuard {
 /// ```
 pub fn plan(new: impl Into<Plan>) -> Plan {
     let previous = current_plan_ignoring_scopes();
-    *GLOBAL.lock().unwrap_or_else(|p| p.into_inner()) = Some(ActivePlan::new(new.into()));
+    *lock(&GLOBAL) = Some(ActivePlan::new(new.into()));
     previous
 }
 
 fn current_plan_ignoring_scopes() -> Plan {
-    let global = GLOBAL.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let global = lock(&GLOBAL).clone();
     match global {
         Some(g) => g.plan().clone(),
         None => from_env()

@@ -5,7 +5,32 @@
 //! that are too large for a frame. Each variant carries the facts needed to act
 //! on it (label, element index, pid, sizes), and its message reads as a sentence.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// The text forms `FUTURIZE_PLAN` accepts, listed by [`Error::Plan`].
+pub const VALID_PLAN_FORMS: &str = "`sequential`, `multithread`, `multithread:N`, \
+     `multiprocess`, `multiprocess:N`, `multiprocess:N:fresh`, levels joined by `/` \
+     such as `multiprocess:2/multithread:2` (N a whole number >= 1)";
+
+/// A body's panic: what it said, where, and how it got there. The one form
+/// of a panic everywhere: in [`Error::Panicked`], in an element's failure and
+/// in a worker's answer.
+///
+/// ```
+/// use futurize_runtime::Panic;
+/// let p = Panic { message: "boom".into(), location: Some("src/lib.rs:3:5".into()), backtrace: None };
+/// assert_eq!(p.message, "boom");
+/// ```
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Panic {
+    /// The panic message (the `panic!` payload as text).
+    pub message: String,
+    /// `file:line:column` of the panic, when known.
+    pub location: Option<String>,
+    /// A backtrace, captured when `RUST_BACKTRACE` is set.
+    pub backtrace: Option<String>,
+}
 
 /// What went wrong while creating, running or collecting a future.
 ///
@@ -22,18 +47,14 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Error {
     /// The body of a future panicked. The worker that ran it stays usable.
-    #[error("{} panicked{}{}: {message}", describe(label, *index), at(location), backtrace_note(backtrace))]
+    #[error("{} panicked{}{}: {}", describe(label, *index), at(&panic.location), backtrace_note(&panic.backtrace), panic.message)]
     Panicked {
-        /// The panic message (the `panic!` payload as text).
-        message: String,
-        /// `file:line:column` of the panic, when known.
-        location: Option<String>,
+        /// What the panic said, where, and its backtrace.
+        panic: Panic,
         /// The label given with `label = "..."`, if any.
         label: Option<String>,
         /// The element index inside a `foreach!`, if the future was one element of a map.
         index: Option<usize>,
-        /// A backtrace, captured when `RUST_BACKTRACE` is set.
-        backtrace: Option<String>,
     },
     /// The worker running the future exited or was killed before it answered.
     #[error("the worker {worker} running {} died ({cause}); the pool replaces it", describe_lost(label, *index, elements))]
@@ -74,7 +95,7 @@ pub enum Error {
     /// A plan (given in code or in an environment variable) cannot be used.
     #[error(
         "invalid plan in {source_name}: `{text}`: {reason}. Valid forms: {}",
-        crate::plan::VALID_PLAN_FORMS
+        VALID_PLAN_FORMS
     )]
     Plan {
         /// Where the plan came from: `FUTURIZE_PLAN`, or `plan()` for code.
@@ -171,6 +192,17 @@ fn backtrace_note(backtrace: &Option<String>) -> impl fmt::Display + '_ {
     Note(backtrace)
 }
 
+impl From<Panic> for Error {
+    /// A body's panic, not yet tied to a label or an element.
+    fn from(panic: Panic) -> Error {
+        Error::Panicked {
+            panic,
+            label: None,
+            index: None,
+        }
+    }
+}
+
 impl Error {
     /// The label of the future this error belongs to, if it had one.
     pub fn label(&self) -> Option<&str> {
@@ -220,11 +252,13 @@ mod tests {
     #[test]
     fn panicked_message_names_label_location_and_message() {
         let e = Error::Panicked {
-            message: "boom".into(),
-            location: Some("src/main.rs:3:5".into()),
+            panic: Panic {
+                message: "boom".into(),
+                location: Some("src/main.rs:3:5".into()),
+                backtrace: None,
+            },
             label: Some("sum".into()),
             index: None,
-            backtrace: None,
         };
         assert_eq!(
             e.to_string(),

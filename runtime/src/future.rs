@@ -5,13 +5,15 @@
 //! plan in force when it is created (or at first use, with `lazy = true`) and
 //! keeps that plan's backend alive until it is collected or dropped.
 
+use crate::Error;
 use crate::active::{self, ActivePlan};
 use crate::backend::{ResultSlot, Submitted, Task};
-use crate::capture::EntryOf;
-use crate::execute::TimeLimit;
+use crate::body::TimeLimit;
+use crate::body::capture::EntryOf;
+use crate::protocol::codec;
 use crate::relay::{self, Output};
 use crate::rng::SeedSpec;
-use crate::{Error, codec};
+use crate::sync::lock;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -125,7 +127,7 @@ impl<T: DeserializeOwned> Future<T> {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Starts a lazy future.
@@ -146,7 +148,7 @@ impl<T: DeserializeOwned> Future<T> {
         if let (State::Running(_), Some(t)) = (state, &self.timeout) {
             let grace = Duration::from_millis(100) + t.limit / 20;
             // A limit too far away to count is no limit.
-            *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now()
+            *lock(&self.deadline) = Instant::now()
                 .checked_add(t.limit)
                 .and_then(|at| at.checked_add(grace));
         }
@@ -157,7 +159,7 @@ impl<T: DeserializeOwned> Future<T> {
     /// answers [`Error::Timeout`].
     fn wait(&self, slot: &ResultSlot) -> Option<Error> {
         let limit = self.timeout.as_ref()?;
-        let at = (*self.deadline.lock().unwrap_or_else(|p| p.into_inner()))?;
+        let at = (*lock(&self.deadline))?;
         let filled = slot.wait_until(at);
         // Also when an earlier wait already gave up and stopped it.
         if !filled || (slot.is_cancelled() && Instant::now() >= at) {
@@ -192,7 +194,7 @@ impl<T: DeserializeOwned> Future<T> {
         if self.timeout.is_none() {
             return false;
         }
-        let deadline = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = *lock(&self.deadline);
         let past = deadline.is_some_and(|at| Instant::now() >= at);
         if past {
             slot.cancel();
@@ -323,7 +325,7 @@ impl<T> Drop for Future<T> {
 
 impl<T> std::fmt::Debug for Future<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = match &*self.state.lock().unwrap_or_else(|p| p.into_inner()) {
+        let state = match &*lock(&self.state) {
             State::Lazy(..) => "lazy",
             State::Running(slot) if slot.is_filled() => "resolved",
             State::Running(_) => "running",

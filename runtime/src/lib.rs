@@ -1,58 +1,78 @@
 //! The runtime of [futurize](https://docs.rs/futurize): plans, backends,
-//! tasks, the codec and the capture machinery the macros expand to.
+//! tasks, the wire protocol and the capture machinery the macros expand to.
 //!
 //! Users depend on the `futurize` facade, which re-exports what is public
-//! here together with the macros. Modules, one job each:
+//! here together with the macros. The modules, one job each, in three sides
+//! (docs/design.md draws how a future and a `foreach!` chunk travel through
+//! them):
 //!
+//! Shared by everything:
+//! * `error`: the one [`Error`] type, and [`Panic`];
 //! * [`plan`](mod@plan): plan values and their text form (`FUTURIZE_PLAN`);
-//! * `active`: which plan is in force and its backend;
+//! * [`cores`]: what `available_cores()` and `available_workers()` answer;
+//! * [`rng`]: random streams per element;
+//! * `sync`: the one poison-tolerant lock helper;
+//! * `protocol`: what both sides of the process boundary agree on: frames
+//!   and messages ([`wire`]), values as bytes ([`codec`]), build identity,
+//!   environment variable names, log levels;
+//! * [`body`]: running user code wherever it stands: captures
+//!   ([`body::capture`], [`body::foreach_capture`]), chunks of elements ([`body::chunk`]),
+//!   panics and time limits;
+//! * [`relay`]: what bodies print, captured and shown in order.
+//!
+//! The leader side:
+//! * `active`: which plan is in force, and its backend;
 //! * `future`: the [`Future`] handle and [`value`]/[`resolved`]/[`resolve`];
-//! * [`capture`]: typed captures, the no-capture check, entry functions;
-//! * [`codec`]: values to bytes and back (bincode 2);
-//! * [`wire`]: frames and messages between leader and worker processes;
-//! * `execute`: running a body and catching its panic;
-//! * `backend`: Sequential and Multithread behind one trait;
-//! * [`cores`]: what `available_cores()` and `available_workers()` answer.
+//! * [`map`]: the `foreach!` engine (chunking, error policies, results in
+//!   order);
+//! * `backend`: Sequential, Multithread and Multiprocess behind one trait;
+//!   worker processes start through launchers and talk over links;
+//! * [`progress`]: the progress bar of a call.
+//!
+//! The worker side:
+//! * `worker`: the serve loop of a worker process;
+//! * `startup`: the take-over before `main` that hands a worker process to
+//!   it.
 
 mod active;
 mod backend;
-pub mod capture;
-pub mod codec;
+pub mod body;
 pub mod cores;
-pub mod each;
 mod error;
-mod execute;
 mod future;
-mod identity;
 pub mod map;
 pub mod plan;
 pub mod progress;
+mod protocol;
 pub mod relay;
 pub mod rng;
-pub mod wire;
+mod startup;
+mod sync;
 mod worker;
 
 pub use active::{PlanGuard, current_plan, nbr_of_free_workers, nbr_of_workers, plan, with_plan};
 pub use cores::{available_cores, available_workers};
-pub use error::Error;
+pub use error::{Error, Panic};
 pub use future::{Future, Resolvable, Values, resolve, resolved, value};
 pub use plan::{Level, Multiprocess, Multithread, Plan, Sequential};
+pub use protocol::{codec, wire};
 pub use rng::{ElementRng, rng, set_seed};
 
 /// What the macros expand to. Not a public API: names and signatures here
 /// change without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::capture::__wrap_item;
-    pub use crate::capture::{
+    pub use crate::body::TimeLimit;
+    pub use crate::body::capture::__wrap_item;
+    pub use crate::body::capture::{
         __check_capture, __check_not_mut, __check_serialize, __entry_of, __no_capture, __typed,
         __wrap, EntryOf, ViaMutRef, ViaOwned, ViaRef,
     };
-    pub use crate::each::{
-        __check_each_capture, __chunk_entry_of, __combine_with, __no_capture_each, __no_combine,
-        __typed_each, EachViaBorrow, EachViaCopy, EachViaMutRef, EachViaRef,
+    pub use crate::body::chunk::{__chunk_entry_of, __combine_with, __no_combine};
+    pub use crate::body::foreach_capture::{
+        __check_each_capture, __no_capture_each, __typed_each, EachViaBorrow, EachViaCopy,
+        EachViaMutRef, EachViaRef,
     };
-    pub use crate::execute::TimeLimit;
     pub use crate::future::FutureOptions;
     pub use crate::map::{
         __foreach_collect, __foreach_combine, __foreach_pass, ErrorPolicy, MapOptions, Ordering,

@@ -11,10 +11,7 @@ use crate::Error;
 use std::fmt;
 use std::str::FromStr;
 
-/// The text forms `FUTURIZE_PLAN` accepts, for error messages and docs.
-pub const VALID_PLAN_FORMS: &str = "`sequential`, `multithread`, `multithread:N`, \
-     `multiprocess`, `multiprocess:N`, `multiprocess:N:fresh`, levels joined by `/` \
-     such as `multiprocess:2/multithread:2` (N a whole number >= 1)";
+pub use crate::error::VALID_PLAN_FORMS;
 
 /// One level of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

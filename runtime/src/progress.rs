@@ -11,15 +11,13 @@
 //! logs (every 0.5 s at first, at most every minute in long runs, and the
 //! final state); `FUTURIZE_PROGRESS=0` turns it off.
 
+use crate::sync::lock;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
-
-/// How often a worker process reports progress while a chunk runs.
-pub(crate) const REPORT_EVERY: Duration = Duration::from_millis(100);
 
 /// The environment variable that forces the bar on (`1`) or off (`0`).
 pub const PROGRESS_ENV: &str = "FUTURIZE_PROGRESS";
@@ -52,7 +50,7 @@ struct Pace {
 
 impl Pace {
     fn due(&self) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.last);
         let now = Instant::now();
         let gap = (self.started.elapsed() / 20)
             .clamp(Duration::from_millis(500), Duration::from_secs(60));
@@ -141,7 +139,7 @@ impl Progress {
             steps: AtomicU64::new(0),
             message: Mutex::new(None),
         });
-        let mut shown = SHOWN.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shown = lock(&SHOWN);
         shown.retain(|b| b.strong_count() > 0);
         shown.push(Arc::downgrade(&progress));
         Some(progress)
@@ -165,7 +163,7 @@ impl Progress {
     /// `n` more `progress!()` steps, with the latest message if any.
     pub(crate) fn steps(&self, n: u64, message: Option<String>) {
         let steps = self.steps.fetch_add(n, Ordering::Relaxed) + n;
-        let mut latest = self.message.lock().unwrap_or_else(|p| p.into_inner());
+        let mut latest = lock(&self.message);
         if message.is_some() {
             *latest = message;
         }
@@ -230,6 +228,6 @@ pub fn __progress_step(message: Option<String>) {
     let here = CURRENT.with(|c| c.borrow().clone());
     match here {
         Some(bar) => bar.steps(1, message),
-        None => crate::worker::progress_step(message),
+        None => crate::body::step_elsewhere(message),
     }
 }

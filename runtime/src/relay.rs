@@ -23,25 +23,28 @@
 //! relay inside a body that is itself captured goes into that capture, so
 //! nested futures' output reaches the top leader in order.
 
-use serde::{Deserialize, Serialize};
+pub use crate::protocol::Output;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::sync::OnceLock;
 
-/// What a task printed.
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
-pub struct Output {
-    /// Bytes written to standard output.
-    pub stdout: Vec<u8>,
-    /// Bytes written to standard error.
-    pub stderr: Vec<u8>,
+/// A copy of this process's stderr from before any capture (set by a worker
+/// process before it points fd 2 at a capture file).
+static ORIGINAL_STDERR: OnceLock<OwnedFd> = OnceLock::new();
+
+/// Keeps `fd` as this process's stderr from before any capture.
+pub(crate) fn keep_original_stderr(fd: OwnedFd) {
+    let _ = ORIGINAL_STDERR.set(fd);
 }
 
-impl Output {
-    /// True when nothing was printed.
-    pub fn is_empty(&self) -> bool {
-        self.stdout.is_empty() && self.stderr.is_empty()
-    }
+/// Where a process started from here (a nested worker) should write its
+/// stderr: the worker's own stderr, never a capture file that would mix the
+/// child's text into later tasks' output. `None` outside workers that
+/// capture.
+pub(crate) fn original_stderr() -> Option<std::io::Result<OwnedFd>> {
+    ORIGINAL_STDERR.get().map(|fd| fd.try_clone())
 }
 
 thread_local! {
@@ -248,169 +251,4 @@ macro_rules! __relay_dbg {
     ($($value:expr),+ $(,)?) => {
         ($($crate::__relay_dbg!($value)),+,)
     };
-}
-
-/// Capture of file descriptors 1 and 2 in a worker process.
-#[cfg(unix)]
-pub(crate) mod fds {
-    use super::Output;
-    use std::fs::File;
-    use std::io::{Read, Seek, SeekFrom, Write};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
-    unsafe extern "C" {
-        fn fcntl(fd: i32, cmd: i32, arg: i32) -> i32;
-        fn dup2(old: i32, new: i32) -> i32;
-        fn memfd_create(name: *const std::ffi::c_char, flags: u32) -> i32;
-        fn fflush(stream: *mut std::ffi::c_void) -> i32;
-    }
-
-    /// Two in-memory files that fds 1 and 2 point at while tasks run, and
-    /// copies of what fds 1 and 2 were. The files stay in place between
-    /// tasks (a task only costs two `lseek`s when it prints nothing) until
-    /// the worker ends.
-    pub(crate) struct FdCapture {
-        out: File,
-        err: File,
-        saved_out: OwnedFd,
-        saved_err: OwnedFd,
-        in_place: bool,
-    }
-
-    /// A copy of this worker's stderr from before any capture.
-    static ORIGINAL_STDERR: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
-
-    /// Where a process started from here (a nested worker) should write its
-    /// stderr: the worker's own stderr, never a capture file that would mix
-    /// the child's text into later tasks' output. `None` outside workers
-    /// that capture.
-    pub(crate) fn original_stderr() -> Option<std::io::Result<OwnedFd>> {
-        ORIGINAL_STDERR.get().map(|fd| fd.try_clone())
-    }
-
-    fn memory_file(name: &std::ffi::CStr) -> std::io::Result<File> {
-        // SAFETY: a valid C string; the returned descriptor is owned here.
-        let fd = unsafe {
-            memfd_create(name.as_ptr(), 1 /* MFD_CLOEXEC */)
-        };
-        if fd < 0 {
-            // Kernels without memfd: an unlinked temporary file does as well.
-            let path = std::env::temp_dir().join(format!(
-                "futurize-{}-{}",
-                std::process::id(),
-                name.to_string_lossy()
-            ));
-            let file = File::options()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
-            let _ = std::fs::remove_file(&path);
-            return Ok(file);
-        }
-        // SAFETY: `fd` was just created and is owned by nobody else.
-        Ok(unsafe { File::from_raw_fd(fd) })
-    }
-
-    fn duplicate(fd: i32) -> std::io::Result<OwnedFd> {
-        const F_DUPFD_CLOEXEC: i32 = 1030;
-        // SAFETY: a close-on-exec copy of a descriptor of this process (so
-        // programs a body starts do not inherit it); the copy is owned here.
-        let copy = unsafe { fcntl(fd, F_DUPFD_CLOEXEC, 0) };
-        if copy < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `copy` is a fresh descriptor.
-        Ok(unsafe { OwnedFd::from_raw_fd(copy) })
-    }
-
-    fn point(fd: i32, at: i32) {
-        // SAFETY: both descriptors are open in this process.
-        unsafe { dup2(at, fd) };
-    }
-
-    fn flush_all() {
-        let _ = std::io::stdout().flush();
-        // SAFETY: fflush(NULL) flushes every C stdio stream.
-        unsafe { fflush(std::ptr::null_mut()) };
-    }
-
-    impl FdCapture {
-        /// Capture into `files` (opened from paths the leader gave, so the
-        /// leader can read a dead worker's last words), else into memfds.
-        pub(crate) fn new(files: Option<(File, File)>) -> std::io::Result<FdCapture> {
-            if ORIGINAL_STDERR.get().is_none() {
-                let _ = ORIGINAL_STDERR.set(duplicate(2)?);
-            }
-            let (out, err) = match files {
-                Some(files) => files,
-                None => (memory_file(c"stdout")?, memory_file(c"stderr")?),
-            };
-            Ok(FdCapture {
-                out,
-                err,
-                saved_out: duplicate(1)?,
-                saved_err: duplicate(2)?,
-                in_place: false,
-            })
-        }
-
-        /// Points fds 1 and 2 at the files (`true`) or back (`false`).
-        fn place(&mut self, capture: bool) {
-            if self.in_place == capture {
-                return;
-            }
-            flush_all();
-            if capture {
-                point(1, self.out.as_raw_fd());
-                point(2, self.err.as_raw_fd());
-            } else {
-                point(1, self.saved_out.as_raw_fd());
-                point(2, self.saved_err.as_raw_fd());
-            }
-            self.in_place = capture;
-        }
-
-        /// Runs `f` with fds 1 and 2 captured; returns what was written, or
-        /// nothing when `keep` is false (the output is silenced).
-        pub(crate) fn run<R>(&mut self, keep: bool, f: impl FnOnce() -> R) -> (R, Output) {
-            self.place(true);
-            let value = f();
-            flush_all();
-            if !keep {
-                empty(&mut self.out);
-                empty(&mut self.err);
-                return (value, Output::default());
-            }
-            let output = Output {
-                stdout: drain(&mut self.out),
-                stderr: drain(&mut self.err),
-            };
-            (value, output)
-        }
-    }
-
-    impl Drop for FdCapture {
-        fn drop(&mut self) {
-            self.place(false);
-        }
-    }
-
-    fn empty(file: &mut File) {
-        let _ = file.set_len(0);
-        let _ = file.seek(SeekFrom::Start(0));
-    }
-
-    fn drain(file: &mut File) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        let end = file.stream_position().unwrap_or(0);
-        if end == 0 {
-            return bytes;
-        }
-        let _ = file.seek(SeekFrom::Start(0));
-        let _ = file.read_to_end(&mut bytes);
-        let _ = file.set_len(0);
-        let _ = file.seek(SeekFrom::Start(0));
-        bytes
-    }
 }

@@ -14,6 +14,7 @@
 //! makes the next stream of a run of elements a single jump. Streams are made
 //! only when a body calls [`rng`].
 
+use crate::sync::lock;
 use rand_core::{Infallible, SeedableRng, TryRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
@@ -201,7 +202,7 @@ static SESSION: Mutex<Option<Streams>> = Mutex::new(None);
 /// assert_eq!(a, b);
 /// ```
 pub fn set_seed(seed: u64) {
-    *SESSION.lock().unwrap_or_else(|p| p.into_inner()) = Some(Streams::from_seed(seed));
+    *lock(&SESSION) = Some(Streams::from_seed(seed));
 }
 
 fn os_seed() -> u64 {
@@ -217,7 +218,7 @@ fn os_seed() -> u64 {
 
 /// The next `count` streams of the session.
 fn take_session_streams(count: u64) -> Streams {
-    let mut session = SESSION.lock().unwrap_or_else(|p| p.into_inner());
+    let mut session = lock(&SESSION);
     let streams = *session.get_or_insert_with(|| Streams::from_seed(os_seed()));
     *session = Some(streams.skip(count));
     streams

@@ -1,5 +1,6 @@
 //! The capture walk, case by case.
 
+use super::macro_args::comma_separated;
 use super::*;
 use proc_macro2::TokenStream;
 use quote::quote;

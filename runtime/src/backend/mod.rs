@@ -1,22 +1,37 @@
-//! Backends: the places futures run. One file per kind behind the one
-//! internal [`Backend`] trait, so the `Future` handle never knows which
-//! backend runs it (the shape of crossbeam-channel's flavors).
+//! Backends: the places futures and `foreach!` chunks run, one file (or
+//! folder) per kind behind the one [`Backend`] trait, so that neither the
+//! `Future` handle nor the map engine ever knows which kind runs its work
+//! (the shape of crossbeam-channel's `flavors/`).
+//!
+//! * [`Backend::submit`] takes a future ([`Task`]): its entry function and
+//!   encoded captures.
+//! * [`Backend::run_map`] takes a whole `foreach!` call ([`MapCall`]) and
+//!   returns when every chunk of it has ended. A backend whose workers live
+//!   in this process lets them join the call ([`MapCall::work_here`]: the
+//!   bodies borrow the caller's captures and elements, nothing is encoded); a
+//!   backend of worker processes lets the call hand it chunks as bytes
+//!   ([`MapCall::send_chunks`] through [`ChunkWorkers`]).
+//!
+//! Either way a backend with `n` workers never runs more than `n` bodies at
+//! once, futures and chunks together. Bodies see the next level of the plan
+//! through a [`NestedPlan`], never through the registry of plans in force.
 
 mod processes;
 mod sequential;
+mod slot;
 mod threads;
 
-use crate::active::ActivePlan;
-use crate::capture::EntryFn;
-use crate::each::ChunkFn;
-use crate::execute::TimeLimit;
+pub(crate) use slot::ResultSlot;
+
+use crate::body::NestedPlan;
+use crate::body::TimeLimit;
+use crate::body::capture::EntryFn;
+use crate::body::chunk::ChunkFn;
 use crate::progress::Progress;
-use crate::relay::Output;
+use crate::protocol::Output;
 use crate::rng::Streams;
 use crate::{Error, Level};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 /// One future's work: its entry function and its encoded captures.
 pub(crate) struct Task {
@@ -31,7 +46,7 @@ pub(crate) struct Task {
     pub(crate) timeout: Option<TimeLimit>,
 }
 
-/// Where a submitted future's value will appear.
+/// Where a submitted task's value will appear.
 pub(crate) enum Submitted {
     /// Evaluated already (Sequential) or refused at once, with what the
     /// body printed.
@@ -47,7 +62,7 @@ pub(crate) struct CallCaptures {
     pub(crate) bytes: Vec<u8>,
 }
 
-/// One chunk of a `foreach!` call for a worker process.
+/// One chunk of a `foreach!` call, as bytes for a worker process.
 pub(crate) struct ChunkTask {
     pub(crate) entry: ChunkFn,
     pub(crate) call: Arc<CallCaptures>,
@@ -73,22 +88,39 @@ pub(crate) struct ChunkProgress {
     pub(crate) reported: std::sync::atomic::AtomicU64,
 }
 
-/// A backend: something that runs tasks.
+/// A backend: something that runs futures and `foreach!` calls.
 pub(crate) trait Backend: Send + Sync {
     /// Starts `task`, blocking while every worker is busy (R semantics).
     fn submit(&self, task: Task) -> Submitted;
-    /// Starts a chunk of a map on a worker process; only process backends
-    /// take chunks (the map engine runs in-process plans itself).
-    fn submit_chunk(&self, _chunk: ChunkTask) -> Submitted {
-        Submitted::Ready(
-            Err(Error::Protocol(
-                "this backend runs map chunks in process, not as tasks".into(),
-            )),
-            Output::default(),
-        )
-    }
+    /// Runs every chunk of `call`, blocking while every worker is busy, and
+    /// returns when all have ended (their outputs are in the call).
+    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error>;
     /// Workers that are idle now.
     fn free_workers(&self) -> usize;
+}
+
+/// A `foreach!` call as a backend sees it: chunks it can run in this
+/// process, or hand out as bytes.
+pub(crate) trait MapCall: Sync {
+    /// Cuts the call into chunks for up to `workers` that run them in this
+    /// process; called once, before any [`MapCall::work_here`]. Returns how
+    /// many workers have something to do (fewer when there are fewer
+    /// elements).
+    fn plan_here(&self, workers: usize) -> usize;
+    /// Runs chunks in the calling thread until none is left (or the call
+    /// stops at a failure). Several threads may do so at once.
+    fn work_here(&self);
+    /// Hands the call's chunks to worker processes, as bytes, and returns
+    /// when every chunk has ended.
+    fn send_chunks(&self, workers: &dyn ChunkWorkers) -> Result<(), Error>;
+}
+
+/// Worker processes, as a map call hands them chunks.
+pub(crate) trait ChunkWorkers {
+    /// How many chunks can run at once.
+    fn workers(&self) -> usize;
+    /// Starts `chunk` on an idle worker, blocking while all are busy.
+    fn submit_chunk(&self, chunk: ChunkTask) -> Submitted;
 }
 
 /// Bytes of captures and elements sent to worker processes so far.
@@ -96,9 +128,9 @@ pub(crate) fn bytes_sent() -> u64 {
     processes::BYTES_SENT.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Starts the backend of one plan level; `nested` is what its futures see as
+/// Starts the backend of one plan level; `nested` is what its bodies see as
 /// their plan.
-pub(crate) fn start(level: &Level, nested: Arc<ActivePlan>) -> Result<Arc<dyn Backend>, Error> {
+pub(crate) fn start(level: &Level, nested: NestedPlan) -> Result<Arc<dyn Backend>, Error> {
     Ok(match level {
         Level::Sequential => Arc::new(sequential::SequentialBackend::new(nested)),
         Level::Multithread { workers } => Arc::new(threads::ThreadPool::start(*workers, nested)?),
@@ -106,135 +138,7 @@ pub(crate) fn start(level: &Level, nested: Arc<ActivePlan>) -> Result<Arc<dyn Ba
             *workers,
             *fresh,
             nested.plan(),
+            Box::new(processes::LocalLauncher),
         )?),
     })
-}
-
-/// The one-shot meeting point of a running future and its owner.
-pub(crate) struct ResultSlot {
-    value: Mutex<Option<Result<Vec<u8>, Error>>>,
-    /// What the body printed, set before `value`.
-    output: Mutex<Output>,
-    /// Set once `value` holds the result, for waiters that spin.
-    ready: AtomicBool,
-    filled: Condvar,
-    cancelled: AtomicBool,
-    on_cancel: Mutex<Option<CancelHook>>,
-}
-
-/// What a backend does to stop a running future when it is cancelled.
-pub(crate) type CancelHook = Box<dyn FnOnce() + Send>;
-
-impl ResultSlot {
-    pub(crate) fn new() -> Arc<ResultSlot> {
-        Arc::new(ResultSlot {
-            value: Mutex::new(None),
-            output: Mutex::new(Output::default()),
-            ready: AtomicBool::new(false),
-            filled: Condvar::new(),
-            cancelled: AtomicBool::new(false),
-            on_cancel: Mutex::new(None),
-        })
-    }
-
-    pub(crate) fn fill(&self, result: Result<Vec<u8>, Error>) {
-        let mut v = self.value.lock().unwrap_or_else(|p| p.into_inner());
-        if v.is_none() {
-            *v = Some(result);
-        }
-        self.ready.store(true, Ordering::Release);
-        self.filled.notify_all();
-    }
-
-    /// Spins briefly for the result before a waiter goes to sleep: a round
-    /// trip to a worker often ends within microseconds, and waking a sleeping
-    /// thread costs more than that on small machines.
-    fn spin_until_ready(&self) {
-        const SPIN: Duration = Duration::from_micros(50);
-        let start = std::time::Instant::now();
-        while !self.ready.load(Ordering::Acquire) {
-            for _ in 0..64 {
-                std::hint::spin_loop();
-            }
-            if start.elapsed() > SPIN {
-                return;
-            }
-        }
-    }
-
-    /// Keeps what the body printed; call before [`ResultSlot::fill`].
-    pub(crate) fn set_output(&self, output: Output) {
-        *self.output.lock().unwrap_or_else(|p| p.into_inner()) = output;
-    }
-
-    /// Takes what the body printed (after the value).
-    pub(crate) fn take_output(&self) -> Output {
-        std::mem::take(&mut *self.output.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    pub(crate) fn is_filled(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// Blocks until filled, then takes the result.
-    pub(crate) fn take(&self) -> Result<Vec<u8>, Error> {
-        self.spin_until_ready();
-        let mut v = self.value.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(result) = v.take() {
-                return result;
-            }
-            v = self.filled.wait(v).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    /// Blocks until filled, leaving the result in place.
-    pub(crate) fn resolve_wait(&self) {
-        self.spin_until_ready();
-        let v = self.value.lock().unwrap_or_else(|p| p.into_inner());
-        let _filled = self
-            .filled
-            .wait_while(v, |_| !self.ready.load(Ordering::Acquire))
-            .unwrap_or_else(|p| p.into_inner());
-    }
-
-    /// Blocks until filled or until `deadline`; true when filled.
-    pub(crate) fn wait_until(&self, deadline: std::time::Instant) -> bool {
-        self.spin_until_ready();
-        let mut v = self.value.lock().unwrap_or_else(|p| p.into_inner());
-        while !self.ready.load(Ordering::Acquire) {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            v = self
-                .filled
-                .wait_timeout(v, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        true
-    }
-
-    /// Marks the future cancelled and runs the backend's hook, if any.
-    pub(crate) fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Release);
-        let hook = self
-            .on_cancel
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(hook) = hook {
-            hook();
-        }
-    }
-
-    /// Sets what `cancel` does to stop the running body.
-    pub(crate) fn on_cancel(&self, hook: CancelHook) {
-        *self.on_cancel.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
-    }
-
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
-    }
 }

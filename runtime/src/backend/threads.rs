@@ -1,7 +1,11 @@
 //! Multithread: a fixed pool of worker threads in this process.
 //!
 //! Admission keeps the R semantics: creating a future when all `n` workers
-//! are busy blocks until one finishes. A worker counts as busy from admission
+//! are busy blocks until one finishes. A `foreach!` call takes its workers
+//! from the same admission: the calling thread takes one (blocking while all
+//! are busy) and runs chunks itself, and each further free worker joins the
+//! call on a pool thread. So futures and loops together never run more than
+//! `n` bodies at once, as R's multicore never runs more than its workers. A worker counts as busy from admission
 //! until its body returns (not until the value is collected), so finished
 //! futures never hold a worker. When the pool is dropped (the plan changed
 //! and its last future is gone), the job channel closes and the threads end.
@@ -11,11 +15,13 @@
 //! thread takes its place at once, and the old one ends when its body
 //! returns, its value discarded.
 
-use super::{Backend, ResultSlot, Submitted, Task};
-use crate::active::ActivePlan;
-use crate::relay::Output;
-use crate::{Error, execute};
+use super::{Backend, MapCall, ResultSlot, Submitted, Task};
+use crate::Error;
+use crate::body::{self, NestedPlan};
+use crate::protocol::Output;
+use crate::sync::lock;
 use crossbeam_channel::{Receiver, Sender};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -30,10 +36,65 @@ enum Phase {
     Done,
 }
 
-struct Job {
-    task: Task,
-    slot: Arc<ResultSlot>,
-    phase: Arc<Mutex<Phase>>,
+enum Job {
+    /// A future.
+    Future {
+        task: Task,
+        slot: Arc<ResultSlot>,
+        phase: Arc<Mutex<Phase>>,
+    },
+    /// Join a `foreach!` call: run its chunks until none is left.
+    Chunks(JoinCall),
+}
+
+/// A `foreach!` call that a pool thread joins, and the count of its helpers
+/// still working.
+struct JoinCall {
+    /// The call, borrowed from the calling thread's stack.
+    ///
+    /// Its lifetime is erased: [`ThreadPool::run_map`] does not return (nor
+    /// unwind) before every helper it sent has counted down `working`, and
+    /// nothing touches `call` after that.
+    call: *const (dyn MapCall + 'static),
+    working: Arc<Working>,
+}
+
+// SAFETY: `MapCall: Sync`, so using the call from another thread is sound;
+// the pointer is only dereferenced while the call is alive (see `call`).
+unsafe impl Send for JoinCall {}
+
+/// Counts the helpers of one call still working; the caller waits for zero.
+struct Working {
+    count: Mutex<usize>,
+    zero: Condvar,
+}
+
+impl Working {
+    fn done(&self) {
+        let mut count = lock(&self.count);
+        *count -= 1;
+        if *count == 0 {
+            self.zero.notify_all();
+        }
+    }
+
+    fn wait_for_zero(&self) {
+        let count = lock(&self.count);
+        let _zero = self
+            .zero
+            .wait_while(count, |c| *c > 0)
+            .unwrap_or_else(|p| p.into_inner());
+    }
+}
+
+/// Waits for a call's helpers when dropped: on return and on unwind alike,
+/// so the borrowed call outlives every use of it.
+struct WaitForHelpers<'a>(&'a Working);
+
+impl Drop for WaitForHelpers<'_> {
+    fn drop(&mut self) {
+        self.0.wait_for_zero();
+    }
 }
 
 /// Counts busy workers; `admit` blocks while all are busy.
@@ -45,21 +106,32 @@ struct Admission {
 
 impl Admission {
     fn admit(&self) {
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let mut busy = lock(&self.busy);
         while *busy >= self.limit {
             busy = self.freed.wait(busy).unwrap_or_else(|p| p.into_inner());
         }
         *busy += 1;
     }
 
+    /// Takes a worker if one is free now, without waiting.
+    fn try_admit(&self) -> bool {
+        let mut busy = lock(&self.busy);
+        if *busy < self.limit {
+            *busy += 1;
+            true
+        } else {
+            false
+        }
+    }
+
     fn release(&self) {
-        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let mut busy = lock(&self.busy);
         *busy -= 1;
         self.freed.notify_one();
     }
 
     fn free(&self) -> usize {
-        self.limit - *self.busy.lock().unwrap_or_else(|p| p.into_inner())
+        self.limit - *lock(&self.busy)
     }
 }
 
@@ -67,17 +139,13 @@ impl Admission {
 struct Shared {
     jobs: Receiver<Job>,
     admission: Admission,
-    nested: Arc<ActivePlan>,
+    nested: NestedPlan,
     started: AtomicUsize,
 }
 
 pub(crate) struct ThreadPool {
     jobs: Sender<Job>,
     shared: Arc<Shared>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn spawn_thread(shared: &Arc<Shared>) -> Result<(), Error> {
@@ -94,7 +162,7 @@ fn spawn_thread(shared: &Arc<Shared>) -> Result<(), Error> {
 }
 
 impl ThreadPool {
-    pub(crate) fn start(workers: usize, nested: Arc<ActivePlan>) -> Result<ThreadPool, Error> {
+    pub(crate) fn start(workers: usize, nested: NestedPlan) -> Result<ThreadPool, Error> {
         let (jobs, receiver) = crossbeam_channel::unbounded::<Job>();
         let shared = Arc::new(Shared {
             jobs: receiver,
@@ -114,13 +182,29 @@ impl ThreadPool {
 }
 
 fn work(shared: Arc<Shared>) {
-    for Job { task, slot, phase } in shared.jobs.iter() {
+    for job in shared.jobs.iter() {
+        let (task, slot, phase) = match job {
+            Job::Future { task, slot, phase } => (task, slot, phase),
+            Job::Chunks(join) => {
+                // SAFETY: the calling thread waits in `run_map` until
+                // `working` counts this helper down, so the call is alive.
+                let call = unsafe { &*join.call };
+                // Elements catch their own panics; this keeps the thread and
+                // the count right should the call's own code panic.
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    shared.nested.run(|| call.work_here())
+                }));
+                shared.admission.release();
+                join.working.done();
+                continue;
+            }
+        };
         let (result, output) = {
             let mut p = lock(&phase);
             if *p == Phase::Queued && !slot.is_cancelled() {
                 *p = Phase::Running;
                 drop(p);
-                execute::run(
+                body::run(
                     task.entry,
                     &task.captures,
                     &shared.nested,
@@ -174,7 +258,7 @@ impl Backend for ThreadPool {
                 shared.admission.release();
             }
         }));
-        let job = Job {
+        let job = Job::Future {
             task,
             slot: slot.clone(),
             phase,
@@ -190,6 +274,53 @@ impl Backend for ThreadPool {
             );
         }
         Submitted::Running(slot)
+    }
+
+    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error> {
+        let admission = &self.shared.admission;
+        // The calling thread is one of the workers; the others free now join.
+        admission.admit();
+        let mut helpers = 0;
+        while helpers + 1 < admission.limit && admission.try_admit() {
+            helpers += 1;
+        }
+        let useful = call.plan_here(helpers + 1);
+        while helpers + 1 > useful.max(1) {
+            helpers -= 1;
+            admission.release();
+        }
+        let working = Arc::new(Working {
+            count: Mutex::new(helpers),
+            zero: Condvar::new(),
+        });
+        let waiter = WaitForHelpers(&working);
+        // SAFETY: only the lifetime is erased; `waiter` keeps this function
+        // from returning or unwinding past the call before every helper has
+        // counted down (see `JoinCall::call`).
+        let erased: *const (dyn MapCall + 'static) = unsafe {
+            std::mem::transmute::<*const (dyn MapCall + '_), *const (dyn MapCall + 'static)>(call)
+        };
+        for _ in 0..helpers {
+            let join = JoinCall {
+                call: erased,
+                working: working.clone(),
+            };
+            if self.jobs.send(Job::Chunks(join)).is_err() {
+                // The threads have ended (cannot happen while the pool is
+                // alive); the caller does the work alone.
+                admission.release();
+                working.done();
+            }
+        }
+        let own = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.shared.nested.run(|| call.work_here())
+        }));
+        admission.release();
+        drop(waiter);
+        if let Err(payload) = own {
+            std::panic::resume_unwind(payload);
+        }
+        Ok(())
     }
 
     fn free_workers(&self) -> usize {

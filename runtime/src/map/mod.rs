@@ -1,14 +1,15 @@
 //! The map engine behind `foreach!`: elements cut into chunks, chunks run
-//! where the plan says, values back in element order.
+//! where the plan's backend runs them, values back in element order.
 //!
-//! * In place (`%do%`, or a `Sequential` plan): the calling thread runs every
-//!   element; no bytes.
-//! * `Multithread(n)`: `n` scoped threads take chunks from one queue. The
-//!   call blocks until all are done, so the body borrows the caller's
-//!   captures and elements directly: nothing is copied or encoded.
-//! * Worker processes: the captures are encoded once per call and sent once
-//!   to each worker that runs a chunk of the call, which caches them; each
-//!   chunk carries only its elements.
+//! The engine never asks which kind of backend it has. It wraps the call in
+//! a [`MapCall`](crate::backend::MapCall) (`call`) and gives it to the
+//! backend of the plan in force, which either lets its workers join the call
+//! in this process (the calling thread among them; bodies borrow the
+//! caller's captures and elements directly, nothing is copied or encoded) or
+//! takes its chunks as bytes (`remote`: the captures are encoded once per
+//! call and sent once to each worker process that runs a chunk of the call,
+//! which caches them; each chunk carries only its elements). `%do%` runs the
+//! call in the calling thread, whatever the plan.
 //!
 //! Every element runs under its own panic catcher, so one failure never
 //! takes its chunk's other values with it. What happens next is the error
@@ -16,20 +17,22 @@
 //! index and stops what is still running, `remove` drops failed elements,
 //! `pass` hands back one `Result` per element.
 
+mod call;
 mod chunks;
-mod in_process;
-mod on_processes;
+mod remote;
 
 pub use chunks::{Ordering, Sizing};
 
+use crate::Error;
 use crate::active;
-use crate::capture::Capture;
-use crate::each::{ChunkEntryOf, ChunkOutput, Combine, ViewOf};
-use crate::execute::TimeLimit;
-use crate::progress::Progress;
+use crate::backend::MapCall;
+use crate::body::TimeLimit;
+use crate::body::capture::Capture;
+use crate::body::chunk::{ChunkEntryOf, ChunkOutput, Combine};
+use crate::body::foreach_capture::ViewOf;
 use crate::relay;
 use crate::rng::SeedSpec;
-use crate::{Error, Level};
+use crate::sync::lock;
 use serde::{Serialize, de::DeserializeOwned};
 use std::ops::Range;
 
@@ -114,45 +117,22 @@ where
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
 {
-    let in_process = |items: I, workers: usize, nested| {
-        in_process::run::<C, E, R, F, G, V, I>(body, combine, vars, items, workers, nested, options)
-    };
-    if options.in_place {
-        return Ok(in_process(items, 1, None));
-    }
-    let plan = active::active()?;
-    Ok(match plan.plan().first() {
-        Level::Sequential => in_process(items, 1, Some(plan.nested())),
-        Level::Multithread { workers } => in_process(items, *workers, Some(plan.nested())),
-        Level::Multiprocess { workers, .. } => {
-            let items: Vec<E::Item<'v>> = items.collect();
-            let stop = options.errors == ErrorPolicy::Stop;
-            let bar = start_bar(options, items.len());
-            let finished = on_processes::run(
-                &plan.backend()?,
-                *workers,
-                entry.entry,
-                vars,
-                &items,
-                stop,
-                options,
-                bar.as_ref(),
-            );
-            if let Some(bar) = bar {
-                bar.finish();
-            }
-            finished?
-        }
-    })
-}
-
-/// The call's progress bar, when it asked for one and one can be shown.
-fn start_bar(options: &MapOptions, total: usize) -> Option<std::sync::Arc<Progress>> {
-    if options.progress {
-        Progress::start(total, options.label.as_deref())
+    let call =
+        call::Call::<C, E, R, F, G, V, I>::new(body, combine, entry.entry, vars, items, options);
+    let ran = if options.in_place {
+        call.plan_here(1);
+        call.work_here();
+        Ok(())
     } else {
-        None
+        active::active()
+            .and_then(|plan| plan.backend())
+            .and_then(|backend| backend.run_map(&call))
+    };
+    if let Some(Some(bar)) = call.bar.get() {
+        bar.finish();
     }
+    ran?;
+    Ok(std::mem::take(&mut *lock(&call.finished)))
 }
 
 /// Shows what the chunks printed, in element order; under `errors = "stop"`

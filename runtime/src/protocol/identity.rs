@@ -6,47 +6,28 @@
 //! between two of its functions. The handshake compares [`build_id`]s first,
 //! so an offset is only ever applied to a byte-identical image.
 
-use crate::capture::EntryFn;
-use crate::each::ChunkFn;
 use std::sync::OnceLock;
 
 /// The fixed point that entry offsets are measured from.
 #[inline(never)]
-fn anchor(_: &[u8]) -> Result<Vec<u8>, crate::Error> {
-    Ok(Vec::new())
+fn anchor() -> usize {
+    anchor as fn() -> usize as usize
 }
 
-/// The distance of `entry` from the anchor, valid in every process of this binary.
-pub(crate) fn offset_of(entry: EntryFn) -> i64 {
-    entry as usize as i64 - (anchor as EntryFn) as usize as i64
+/// The distance of the function at `address` from the anchor, valid in
+/// every process of this binary.
+pub(crate) fn offset_of(address: usize) -> i64 {
+    address as i64 - anchor() as i64
 }
 
-/// The distance of a chunk entry from the anchor.
-pub(crate) fn chunk_offset_of(entry: ChunkFn) -> i64 {
-    entry as usize as i64 - (anchor as EntryFn) as usize as i64
-}
-
-/// The chunk entry function at `offset` from the anchor.
+/// The address at `offset` from the anchor in this process.
 ///
-/// # Safety
-/// As [`entry_at`], for an offset from [`chunk_offset_of`].
-pub(crate) unsafe fn chunk_entry_at(offset: i64) -> ChunkFn {
-    let address = ((anchor as EntryFn) as usize as i64 + offset) as usize;
-    // SAFETY: as in `entry_at`: the address held a `ChunkFn` in an identical image.
-    unsafe { std::mem::transmute::<usize, ChunkFn>(address) }
-}
-
-/// The entry function at `offset` from the anchor.
-///
-/// # Safety
-/// `offset` must come from [`offset_of`] in a process running a binary with
-/// the same [`build_id`] as this one.
-pub(crate) unsafe fn entry_at(offset: i64) -> EntryFn {
-    let address = ((anchor as EntryFn) as usize as i64 + offset) as usize;
-    // SAFETY: by the caller's promise, `address` is where `offset_of` found an
-    // `EntryFn` in an identical image, and this image is laid out the same
-    // relative to the anchor.
-    unsafe { std::mem::transmute::<usize, EntryFn>(address) }
+/// Turning it back into a function is the caller's business, and is sound
+/// only for an offset that [`offset_of`] gave for a function of that type in
+/// a process whose [`build_id`] equals this one's: the image is then laid
+/// out the same relative to the anchor.
+pub(crate) fn address_at(offset: i64) -> usize {
+    (anchor() as i64).wrapping_add(offset) as usize
 }
 
 /// The identity of this executable: its GNU build id when the ELF file has
@@ -155,13 +136,14 @@ mod tests {
     }
 
     #[test]
-    fn offsets_round_trip_to_the_same_function() {
+    fn offsets_round_trip_to_the_same_address() {
         fn probe(_: &[u8]) -> Result<Vec<u8>, crate::Error> {
             Ok(vec![42])
         }
-        let offset = offset_of(probe);
-        // SAFETY: the offset was taken in this very process.
-        let back = unsafe { entry_at(offset) };
+        type Probe = fn(&[u8]) -> Result<Vec<u8>, crate::Error>;
+        let offset = offset_of(probe as Probe as usize);
+        // SAFETY: the address was taken from a `Probe` in this very process.
+        let back = unsafe { std::mem::transmute::<usize, Probe>(address_at(offset)) };
         assert_eq!(back(&[]).unwrap(), vec![42]);
     }
 }

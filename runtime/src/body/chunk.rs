@@ -1,262 +1,18 @@
-//! Per-element bodies (`foreach!`): captures seen as a rayon closure sees
-//! them, elements as the iterator yields them.
+//! A chunk of a `foreach!` call, run where it stands: every element under
+//! its own panic catcher, values collected or combined in element order,
+//! and the entry function through which a worker process runs a chunk.
 //!
-//! A `foreach!` body runs once per element, so it may not consume a capture.
-//! The probe `(&&&__wrap(&v)).__futurize_each_tag()` picks, from `v`'s type:
-//!
-//! * `&U` → [`RefTag<U>`]: the body sees `&U`;
-//! * `T: Copy` → [`CopyTag<T>`]: the body sees its own copy of `T`;
-//! * any other `T` → [`BorrowTag<T>`]: the body sees `&T`, so consuming it is
-//!   a type error whose hint is `.clone()`.
-//!
-//! [`EachCapture`] gives that view from the caller's variable (threads and
-//! in place: no bytes, no copy) or from the decoded copy on a worker process
-//! (decoded once per worker per call, then viewed for every element).
-//! Elements use the [`Capture`] tags of `future!` with [`Capture::pass`].
+//! Invariant: one element's failure never takes its chunk's other values
+//! with it; under `errors = "stop"` the chunk ends at its first failure.
 
-use crate::capture::{Capture, MutRefTag, NotMutRef, RefTag, Wrap};
-use crate::relay::Output;
+use super::capture::Capture;
+use super::foreach_capture::EachCapture;
+use crate::protocol::{Output, codec, identity};
 use crate::rng::{self, Streams};
-use crate::{Error, codec, execute};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use crate::{Error, Panic};
+use serde::{Deserialize, Serialize};
 use std::any::Any;
 use std::marker::PhantomData;
-use std::path::{Path, PathBuf};
-
-/// A capture the body sees by copy.
-pub struct CopyTag<T>(PhantomData<fn() -> T>);
-
-/// A capture the body sees as `&T`.
-pub struct BorrowTag<T>(PhantomData<fn() -> T>);
-
-/// Probe, first choice: the variable is a reference.
-pub trait EachViaRef {
-    /// The tag.
-    type Tag;
-    /// Yields the tag.
-    fn __futurize_each_tag(&self) -> Self::Tag;
-}
-
-impl<U: ?Sized> EachViaRef for &&Wrap<&U> {
-    type Tag = RefTag<U>;
-    fn __futurize_each_tag(&self) -> RefTag<U> {
-        RefTag(PhantomData)
-    }
-}
-
-/// Probe, first choice too: the variable is `&mut`.
-pub trait EachViaMutRef {
-    /// The tag.
-    type Tag;
-    /// Yields the tag.
-    fn __futurize_each_tag(&self) -> Self::Tag;
-}
-
-impl<U: ?Sized> EachViaMutRef for &&Wrap<&mut U> {
-    type Tag = MutRefTag<U>;
-    fn __futurize_each_tag(&self) -> MutRefTag<U> {
-        MutRefTag(PhantomData)
-    }
-}
-
-impl<T> NotMutRef for CopyTag<T> {}
-impl<T> NotMutRef for BorrowTag<T> {}
-
-/// Probe, second choice: the variable is `Copy`.
-pub trait EachViaCopy {
-    /// The tag.
-    type Tag;
-    /// Yields the tag.
-    fn __futurize_each_tag(&self) -> Self::Tag;
-}
-
-impl<T: Copy> EachViaCopy for &Wrap<T> {
-    type Tag = CopyTag<T>;
-    fn __futurize_each_tag(&self) -> CopyTag<T> {
-        CopyTag(PhantomData)
-    }
-}
-
-/// Probe, last choice: any other value, seen by reference.
-pub trait EachViaBorrow {
-    /// The tag.
-    type Tag;
-    /// Yields the tag.
-    fn __futurize_each_tag(&self) -> Self::Tag;
-}
-
-impl<T> EachViaBorrow for Wrap<T> {
-    type Tag = BorrowTag<T>;
-    fn __futurize_each_tag(&self) -> BorrowTag<T> {
-        BorrowTag(PhantomData)
-    }
-}
-
-/// How a `foreach!` capture travels and what each element's body sees.
-#[diagnostic::on_unimplemented(
-    message = "a captured value of type `{Self}` cannot be rebuilt on a worker",
-    note = "captured values must implement serde's `Serialize` and `Deserialize` \
-            (derive them), and borrowed data may not be nested inside a capture"
-)]
-pub trait EachCapture {
-    /// The wire form, decoded once per worker per call.
-    type Owned: DeserializeOwned;
-    /// What the body sees.
-    type Ref<'b>
-    where
-        Self: 'b;
-    /// The view of the decoded copy.
-    fn view_owned(owned: &Self::Owned) -> Self::Ref<'_>;
-}
-
-/// The view of the caller's own variable of type `V` (no bytes, no copy).
-pub trait ViewOf<V: ?Sized>: EachCapture {
-    /// The view.
-    fn view<'b>(var: &'b V) -> Self::Ref<'b>
-    where
-        Self: 'b;
-}
-
-impl<U: DeserializeOwned> EachCapture for RefTag<U> {
-    type Owned = U;
-    type Ref<'b>
-        = &'b U
-    where
-        Self: 'b;
-    fn view_owned(owned: &U) -> &U {
-        owned
-    }
-}
-
-macro_rules! unsized_each_capture {
-    ([$($generic:ident)?] $target:ty => $owned:ty) => {
-        impl<$($generic: DeserializeOwned)?> EachCapture for RefTag<$target> {
-            type Owned = $owned;
-            type Ref<'b>
-                = &'b $target
-            where
-                Self: 'b;
-            fn view_owned(owned: &$owned) -> &$target {
-                owned
-            }
-        }
-
-        impl<'a, $($generic: DeserializeOwned)?> ViewOf<&'a $target> for RefTag<$target> {
-            fn view<'b>(var: &'b &'a $target) -> &'b $target
-            where
-                Self: 'b,
-            {
-                var
-            }
-        }
-    };
-}
-
-unsized_each_capture!([] str => String);
-unsized_each_capture!([T] [T] => Vec<T>);
-unsized_each_capture!([] Path => PathBuf);
-
-impl<'a, U: DeserializeOwned> ViewOf<&'a U> for RefTag<U> {
-    fn view<'b>(var: &'b &'a U) -> &'b U
-    where
-        Self: 'b,
-    {
-        var
-    }
-}
-
-impl<T: Copy + DeserializeOwned> EachCapture for CopyTag<T> {
-    type Owned = T;
-    type Ref<'b>
-        = T
-    where
-        Self: 'b;
-    fn view_owned(owned: &T) -> T {
-        *owned
-    }
-}
-
-impl<T: Copy + DeserializeOwned> ViewOf<T> for CopyTag<T> {
-    fn view<'b>(var: &'b T) -> T
-    where
-        Self: 'b,
-    {
-        *var
-    }
-}
-
-impl<T: DeserializeOwned> EachCapture for BorrowTag<T> {
-    type Owned = T;
-    type Ref<'b>
-        = &'b T
-    where
-        Self: 'b;
-    fn view_owned(owned: &T) -> &T {
-        owned
-    }
-}
-
-impl<T: DeserializeOwned> ViewOf<T> for BorrowTag<T> {
-    fn view<'b>(var: &'b T) -> &'b T
-    where
-        Self: 'b,
-    {
-        var
-    }
-}
-
-macro_rules! tuple_each_capture {
-    ($($tag:ident $var:ident $v:ident),*) => {
-        impl<$($tag: EachCapture),*> EachCapture for ($($tag,)*) {
-            type Owned = ($($tag::Owned,)*);
-            type Ref<'b>
-                = ($($tag::Ref<'b>,)*)
-            where
-                Self: 'b;
-            #[allow(clippy::unused_unit)]
-            fn view_owned(owned: &Self::Owned) -> Self::Ref<'_> {
-                let ($($var,)*) = owned;
-                ($($tag::view_owned($var),)*)
-            }
-        }
-
-        impl<'x, $($tag: ViewOf<$v>, $v: ?Sized + 'x),*> ViewOf<($(&'x $v,)*)> for ($($tag,)*) {
-            #[allow(clippy::unused_unit)]
-            fn view<'b>(var: &'b ($(&'x $v,)*)) -> Self::Ref<'b>
-            where
-                Self: 'b,
-            {
-                let ($($var,)*) = var;
-                ($($tag::view(*$var),)*)
-            }
-        }
-    };
-}
-
-tuple_each_capture!();
-tuple_each_capture!(A a VA);
-tuple_each_capture!(A a VA, B b VB);
-tuple_each_capture!(A a VA, B b VB, C c VC);
-tuple_each_capture!(A a VA, B b VB, C c VC, D d VD);
-tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE);
-tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF);
-tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF, G g VG);
-tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF, G g VG, H h VH);
-
-/// Checks, at the captured name's span, that a capture can be rebuilt.
-pub fn __check_each_capture<C: EachCapture>(_: &C) {}
-
-/// Types a per-element body: captures as [`EachCapture`] views, elements as
-/// [`Capture`] values.
-pub fn __typed_each<C: EachCapture, E: Capture, R, F>(_: &C, _: &E, body: F) -> F
-where
-    F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R,
-{
-    body
-}
-
-/// Compiles only if a two-argument body captures nothing.
-pub fn __no_capture_each<A, B, R>(_: fn(A, B) -> R) {}
 
 /// How the values of one chunk are combined, if at all.
 pub trait Combine<R>: Copy + Send + Sync {
@@ -316,14 +72,7 @@ pub fn __no_combine() -> NoCombine {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum Failure {
     /// Its body panicked.
-    Panicked {
-        /// The panic message.
-        message: String,
-        /// Where it panicked.
-        location: Option<String>,
-        /// A backtrace when `RUST_BACKTRACE` was set.
-        backtrace: Option<String>,
-    },
+    Panicked(Panic),
     /// It ran longer than `timeout` (found when it returned: a body in this
     /// process cannot be stopped).
     TimedOut {
@@ -333,39 +82,13 @@ pub enum Failure {
 }
 
 impl Failure {
-    pub(crate) fn from_error(e: Error) -> Failure {
-        match e {
-            Error::Panicked {
-                message,
-                location,
-                backtrace,
-                ..
-            } => Failure::Panicked {
-                message,
-                location,
-                backtrace,
-            },
-            other => Failure::Panicked {
-                message: other.to_string(),
-                location: None,
-                backtrace: None,
-            },
-        }
-    }
-
     pub(crate) fn into_error(self, label: Option<&str>, index: usize) -> Error {
         let label = label.map(str::to_string);
         match self {
-            Failure::Panicked {
-                message,
-                location,
-                backtrace,
-            } => Error::Panicked {
-                message,
-                location,
+            Failure::Panicked(panic) => Error::Panicked {
+                panic,
                 label,
                 index: Some(index),
-                backtrace,
             },
             Failure::TimedOut { after } => Error::Timeout {
                 after,
@@ -407,6 +130,8 @@ impl<R> ChunkOutput<R> {
 }
 
 /// What happens around each element of a chunk: progress, time limits.
+/// Generic, so that a chunk with nothing around its elements ([`Unwatched`])
+/// costs nothing per element.
 pub(crate) trait Watch {
     /// False for a watch that does nothing: the loop then skips its
     /// bookkeeping.
@@ -426,6 +151,29 @@ impl Watch for Unwatched {
     fn started(&mut self, _: usize) {}
     #[inline(always)]
     fn finished(&mut self, _: usize) -> Option<Failure> {
+        None
+    }
+}
+
+/// What a worker process does around each element of a chunk (which
+/// element runs, for logs and the timer; progress reports): the object-safe
+/// face of [`Watch`] that a chunk entry function takes.
+pub trait ElementEvents {
+    /// Element `position` of the chunk starts.
+    fn started(&mut self, position: usize);
+    /// Element `position` ended.
+    fn finished(&mut self, position: usize);
+}
+
+/// A worker's [`ElementEvents`] as a [`Watch`].
+struct Events<'a>(&'a mut dyn ElementEvents);
+
+impl Watch for Events<'_> {
+    fn started(&mut self, position: usize) {
+        self.0.started(position);
+    }
+    fn finished(&mut self, position: usize) -> Option<Failure> {
+        self.0.finished(position);
         None
     }
 }
@@ -453,7 +201,7 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>, W: Watch>(
         // Whether the watch heard of the current element's end (a panic in
         // `combine` comes after it).
         let ended = std::cell::Cell::new(false);
-        let outcome = execute::catch(|| {
+        let outcome = super::catch(|| {
             for (p, element) in elements.by_ref() {
                 if stopped(p) {
                     return;
@@ -490,7 +238,7 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>, W: Watch>(
                 if W::ACTIVE && !ended.get() {
                     let _ = watch.finished(position);
                 }
-                out.failures.push((position as u32, Failure::from_error(e)));
+                out.failures.push((position as u32, Failure::Panicked(e)));
                 if stop_at_failure {
                     break;
                 }
@@ -510,7 +258,29 @@ pub struct CaptureCache {
 
 /// The uniform entry of a chunk on a worker process: decode the elements,
 /// view the cached captures, run, encode the [`ChunkOutput`].
-pub type ChunkFn = fn(&mut CaptureCache, &[u8], bool, Option<Streams>) -> Result<Vec<u8>, Error>;
+pub type ChunkFn = fn(
+    &mut CaptureCache,
+    &[u8],
+    bool,
+    Option<Streams>,
+    &mut dyn ElementEvents,
+) -> Result<Vec<u8>, Error>;
+
+/// Where a chunk entry function is, as it travels to a worker process.
+pub(crate) fn chunk_entry_offset(entry: ChunkFn) -> i64 {
+    identity::offset_of(entry as usize)
+}
+
+/// The chunk entry function at `offset`.
+///
+/// # Safety
+/// `offset` must come from [`chunk_entry_offset`] in a process running a
+/// binary with the same build id as this one (the handshake checks it).
+pub(crate) unsafe fn chunk_entry_at(offset: i64) -> ChunkFn {
+    // SAFETY: by the caller's promise the address held a `ChunkFn` in an
+    // identical image, laid out the same relative to the anchor.
+    unsafe { std::mem::transmute::<usize, ChunkFn>(identity::address_at(offset)) }
+}
 
 /// The chunk entry function of one `foreach!` call site.
 pub struct ChunkEntryOf<R> {
@@ -544,6 +314,7 @@ fn chunk_entry<C, E, R, F, G>(
     elements: &[u8],
     stop_at_failure: bool,
     streams: Option<Streams>,
+    events: &mut dyn ElementEvents,
 ) -> Result<Vec<u8>, Error>
 where
     C: EachCapture,
@@ -584,7 +355,7 @@ where
         combine,
         stop_at_failure,
         |_| false,
-        &mut crate::worker::WorkerWatch,
+        &mut Events(events),
     );
     codec::encode(&output, "the values of a chunk")
 }

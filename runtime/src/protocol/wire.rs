@@ -11,9 +11,9 @@
 //! refused before its body is read, and truncated or corrupt frames are
 //! [`Error::Protocol`].
 
-use crate::relay::Output;
+use super::{Output, codec};
 use crate::rng::Streams;
-use crate::{Error, codec};
+use crate::{Error, Panic};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::io::{ErrorKind, Read, Write};
 
@@ -171,14 +171,7 @@ pub enum Outcome {
     /// It produced a value (the payload).
     Value,
     /// Its body panicked.
-    Panicked {
-        /// The panic message.
-        message: String,
-        /// Where.
-        location: Option<String>,
-        /// A backtrace, when asked for.
-        backtrace: Option<String>,
-    },
+    Panicked(Panic),
     /// Its value and what it printed did not fit in a frame.
     TooLarge {
         /// Their size in bytes.

@@ -20,7 +20,7 @@
 //! entry function can conjure the closure from its type alone.
 
 use crate::Error;
-use crate::codec;
+use crate::protocol::{codec, identity};
 use serde::{Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -327,6 +327,22 @@ where
         entry: __entry::<C, R, F>,
         _value: PhantomData,
     }
+}
+
+/// Where a future's entry function is, as it travels to a worker process.
+pub(crate) fn entry_offset(entry: EntryFn) -> i64 {
+    identity::offset_of(entry as usize)
+}
+
+/// The future entry function at `offset`.
+///
+/// # Safety
+/// `offset` must come from [`entry_offset`] in a process running a binary
+/// with the same build id as this one (the handshake checks it).
+pub(crate) unsafe fn entry_at(offset: i64) -> EntryFn {
+    // SAFETY: by the caller's promise the address held an `EntryFn` in an
+    // identical image, laid out the same relative to the anchor.
+    unsafe { std::mem::transmute::<usize, EntryFn>(identity::address_at(offset)) }
 }
 
 fn __entry<C, R, F>(captures: &[u8]) -> Result<Vec<u8>, Error>

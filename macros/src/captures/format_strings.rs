@@ -1,5 +1,8 @@
 //! Names a format string uses implicitly: `"{x}"`, `"{x:?}"`, `"{:w$}"`,
 //! `"{:.p$}"`. They are captures just like `x` written as an argument.
+//!
+//! The invariant: only named references are reported, in order; positional
+//! ones (`{}`, `{0}`, `{:1$}`) and escaped braces (`{{x}}`) name nothing.
 
 /// The identifiers a format string refers to by name, in order.
 pub fn implicit_names(format: &str) -> Vec<String> {

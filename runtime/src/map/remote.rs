@@ -1,4 +1,4 @@
-//! Chunks run in worker processes.
+//! Chunks handed out, as bytes, to worker processes.
 //!
 //! The captures are encoded once per call; the pool sends them to a worker
 //! only the first time that worker runs a chunk of this call (it caches
@@ -8,11 +8,12 @@
 //! after a failure, or waits for it.
 
 use super::chunks::ChunkPlanner;
-use super::{Finished, MapOptions};
-use crate::backend::{Backend, CallCaptures, ChunkProgress, ChunkTask, ResultSlot, Submitted};
-use crate::each::{ChunkFn, ChunkOutput};
+use super::{ErrorPolicy, Finished, MapOptions};
+use crate::Error;
+use crate::backend::{CallCaptures, ChunkProgress, ChunkTask, ChunkWorkers, ResultSlot, Submitted};
+use crate::body::chunk::{ChunkFn, ChunkOutput};
 use crate::progress::Progress;
-use crate::{Error, codec};
+use crate::protocol::codec;
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -41,17 +42,16 @@ struct InFlight {
 /// the rest of a chunk whose element ran out of time.
 type Again = VecDeque<(Range<usize>, u32)>;
 
-#[allow(clippy::too_many_arguments)]
+/// Runs every element of `items` on `workers`, a chunk at a time.
 pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
-    backend: &Arc<dyn Backend>,
-    workers: usize,
+    workers: &dyn ChunkWorkers,
     entry: ChunkFn,
     vars: &V,
     items: &[T],
-    stop: bool,
     options: &MapOptions,
     bar: Option<&Arc<Progress>>,
 ) -> Result<Finished<R>, Error> {
+    let stop = options.errors == ErrorPolicy::Stop;
     let what = match &options.label {
         Some(l) => format!("the captures of foreach! \"{l}\""),
         None => "the captures of a foreach!".to_string(),
@@ -63,7 +63,7 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     let streams = options.seed.map(|s| s.streams(items.len() as u64));
     let mut planner = ChunkPlanner::new(
         items.len(),
-        workers,
+        workers.workers(),
         options.sizing,
         options.ordering,
         TARGET_CHUNK_TIME,
@@ -130,7 +130,7 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
             progress: progress.clone(),
         };
         let started = Instant::now();
-        let slot = match backend.submit_chunk(task) {
+        let slot = match workers.submit_chunk(task) {
             Submitted::Ready(result, output) => {
                 let slot = ResultSlot::new();
                 slot.set_output(output);

@@ -1,3 +1,5 @@
+//! The variables a body ships, `self` among them.
+//!
 //! `self` cannot be a closure parameter, so a body that uses `self` gets it
 //! as the capture `__futurize_self`: every `self` in value position, also
 //! inside macro arguments and nested closures, is renamed. `self::` paths and

@@ -1,20 +1,90 @@
-//! Runs one future's body where a worker stands, turning a panic into
-//! [`Error::Panicked`] with its message and location.
+//! Running user code: what the leader's in-process backends and a worker
+//! process share, and what neither side's machinery may reach into.
+//!
+//! * [`capture`]: how a `future!`'s captures travel and are rebuilt;
+//! * [`foreach_capture`]: how a `foreach!`'s captures are seen per element;
+//! * [`chunk`]: running a chunk of elements, each under its own panic
+//!   catcher, and the chunk entry function a worker calls;
+//! * here: running one future's body, turning a panic into a [`Panic`], time
+//!   limits, and [`NestedPlan`], the narrow handle through which a body gets
+//!   the plan it should see.
+//!
+//! Invariant: nothing here imports the leader side (plans in force,
+//! backends, the map engine) or the worker side (the serve loop). What a
+//! body needs from either comes in as a value: a [`NestedPlan`], a
+//! [`chunk::ElementEvents`], a [`step hook`](set_worker_step_hook).
 //!
 //! A panic hook, installed once, records the location (and a backtrace when
 //! `RUST_BACKTRACE` asks for one) of panics raised inside a body and keeps
 //! them off stderr: the error travels to the leader instead. Panics outside
 //! bodies go to the hook that was there before.
 
-use crate::Error;
-use crate::active::{self, ActivePlan};
-use crate::capture::EntryFn;
+pub mod capture;
+pub mod chunk;
+pub mod foreach_capture;
+
 use crate::relay::{self, Output};
 use crate::rng::{self, Streams};
+use crate::{Error, Panic, Plan};
+use capture::EntryFn;
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, OnceLock};
 use std::time::{Duration, Instant};
+
+/// The plan bodies see while they run: the next level of the plan of the
+/// backend that runs them. A narrow handle: it names that plan and puts it in
+/// force around a body, and nothing else; whoever makes one decides how.
+#[derive(Clone)]
+pub(crate) struct NestedPlan {
+    plan: Plan,
+    enter: Arc<Enter>,
+}
+
+/// Runs its argument with a plan in force.
+type Enter = dyn Fn(&mut dyn FnMut()) + Send + Sync;
+
+impl NestedPlan {
+    /// A handle for `plan`; `enter` runs its argument with `plan` in force.
+    pub(crate) fn new(
+        plan: Plan,
+        enter: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static,
+    ) -> Self {
+        NestedPlan {
+            plan,
+            enter: Arc::new(enter),
+        }
+    }
+
+    /// The plan itself (its text form travels to worker processes).
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Runs `f` with the plan in force on this thread.
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mut f = Some(f);
+        let mut value = None;
+        (self.enter)(&mut || value = f.take().map(|f| f()));
+        value.expect("`enter` runs its argument once")
+    }
+}
+
+/// Where `progress!()` goes in a worker process (the worker installs it once).
+static WORKER_STEP_HOOK: OnceLock<fn(Option<String>)> = OnceLock::new();
+
+/// Sets where `progress!()` steps go when no bar of this process takes them:
+/// a worker process forwards them to its leader.
+pub(crate) fn set_worker_step_hook(hook: fn(Option<String>)) {
+    let _ = WORKER_STEP_HOOK.set(hook);
+}
+
+/// A `progress!()` step outside any bar of this process.
+pub(crate) fn step_elsewhere(message: Option<String>) {
+    if let Some(hook) = WORKER_STEP_HOOK.get() {
+        hook(message);
+    }
+}
 
 struct PanicFacts {
     location: Option<String>,
@@ -103,15 +173,17 @@ impl TimeLimit {
 pub(crate) fn run(
     entry: EntryFn,
     captures: &[u8],
-    nested: &Arc<ActivePlan>,
+    nested: &NestedPlan,
     stream: Option<Streams>,
     sink: Option<bool>,
     limit: Option<&TimeLimit>,
 ) -> (Result<Vec<u8>, Error>, Output) {
     let started = limit.map(|_| Instant::now());
     let run = || {
-        active::within(nested, || {
-            catch(|| rng::with_stream(stream, 0, || entry(captures))).and_then(|r| r)
+        nested.run(|| {
+            catch(|| rng::with_stream(stream, 0, || entry(captures)))
+                .map_err(Error::from)
+                .and_then(|r| r)
         })
     };
     let (result, output) = match sink {
@@ -125,20 +197,18 @@ pub(crate) fn run(
     (result, output)
 }
 
-/// Runs `f`, turning a panic into [`Error::Panicked`] with its message and
-/// location (and a backtrace when `RUST_BACKTRACE` asks for one).
-pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Error> {
+/// Runs `f`, turning a panic into a [`Panic`] with its message and location
+/// (and a backtrace when `RUST_BACKTRACE` asks for one).
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
     install_hook();
     let was_in_body = IN_BODY.with(|b| b.replace(true));
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
     IN_BODY.with(|b| b.set(was_in_body));
     outcome.map_err(|payload| {
         let facts = LAST_PANIC.with(|p| p.borrow_mut().take());
-        Error::Panicked {
+        Panic {
             message: panic_message(&*payload),
             location: facts.as_ref().and_then(|f| f.location.clone()),
-            label: None,
-            index: None,
             backtrace: facts.and_then(|f| f.backtrace),
         }
     })

@@ -1,0 +1,97 @@
+//! The capture walk: which variables a body uses from outside.
+//!
+//! A capture is a free variable: a one-segment, lower-case path in value
+//! position that no `let`, closure parameter, `for`/`match`/`if let` pattern
+//! or nested item inside the body binds (with block scoping). Items are never
+//! captured: upper-case names (consts, statics, unit structs, variants), `::`
+//! paths and callees (`f(..)`) are referred to directly by the body.
+//!
+//! The walk guesses; the compiler checks the guess. A variable the walk
+//! misses makes the body closure capture it, which `__no_capture` turns into
+//! "`y` captured here". `globals = [..]` replaces the guess.
+//!
+//! The walk also records what a body may not do: assign to a captured
+//! variable, and leave the body with `return`, `?`, `break`, `continue` or
+//! `.await` (inside nested closures and async blocks these are legal).
+//!
+//! The walk is one `Walker` over the body, its work in rooms:
+//! - `syntax`: how each statement and expression is walked;
+//! - `scopes`: which names are bound where, and so which are captures;
+//! - `exits`: which `return`, `?`, `break`, `continue` and `.await` leave the body;
+//! - `macro_args`: the arguments of macros, whose grammar syn does not know;
+//! - `format_strings`: the names a format string uses, such as `"{x}"`.
+//!
+//! The walk only reports; `crate::check` turns its findings into errors.
+
+mod exits;
+mod format_strings;
+mod macro_args;
+mod scopes;
+mod syntax;
+
+use proc_macro2::Span;
+use std::collections::HashSet;
+use syn::visit::Visit;
+use syn::{Expr, Ident, Pat};
+
+/// What the walk found in a body.
+#[derive(Default)]
+pub struct Findings {
+    /// Free variables, first occurrence each, in order of appearance.
+    pub captures: Vec<Ident>,
+    /// The first `self` in value position, if any.
+    pub self_span: Option<Span>,
+    /// Free variables assigned to (`x = ..`, `x += ..`), where they are assigned.
+    pub writes: Vec<Ident>,
+    /// Ways out of the body: (span, what it is).
+    pub escapes: Vec<(Span, &'static str)>,
+    /// Calls of random generators: (span, the path as written).
+    pub random_calls: Vec<(Span, String)>,
+}
+
+/// The generators a body may call: futurize's own stream, and rand's
+/// per-thread generators (whose numbers would depend on where a body runs).
+pub const OWN_RNG: &[&str] = &["rng", "futurize::rng"];
+const THREAD_RNGS: &[&str] = &[
+    "rand::rng",
+    "rand::thread_rng",
+    "thread_rng",
+    "rand::random",
+];
+
+/// Walks `body` and reports what it found.
+pub fn walk(body: &Expr) -> Findings {
+    walk_with_bound(body, &[])
+}
+
+/// Walks `body` with the bindings of `patterns` (a `foreach!`'s element
+/// patterns) already in scope.
+pub fn walk_with_bound(body: &Expr, patterns: &[Pat]) -> Findings {
+    let mut w = Walker {
+        scopes: vec![HashSet::new()],
+        seen: HashSet::new(),
+        found: Findings::default(),
+        nested_fn: 0,
+        loops: 0,
+        labels: Vec::new(),
+    };
+    for p in patterns {
+        w.bind_pattern(p);
+    }
+    w.visit_expr(body);
+    w.found
+}
+
+struct Walker {
+    scopes: Vec<HashSet<String>>,
+    seen: HashSet<String>,
+    found: Findings,
+    /// Depth of nested closures and async blocks (where `return` etc. are legal).
+    nested_fn: usize,
+    /// Loops inside the body around the current point (outside nested closures).
+    loops: usize,
+    labels: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests;

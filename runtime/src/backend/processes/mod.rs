@@ -1,0 +1,384 @@
+//! Multiprocess: persistent worker processes (R's `multisession`), or a
+//! fresh process per future (`callr`).
+//!
+//! Each worker is started by the pool's [`Launcher`] and talks over a
+//! [`Link`]: frames on its stdin and stdout, so no port is opened and no
+//! other process can reach it. One reader thread per worker (`reader`)
+//! turns its replies into filled result slots. A worker that dies takes only
+//! its own task with it: that task's value is `Error::WorkerDied` (pid,
+//! signal or exit status, label), and the pool starts a replacement when one
+//! is next needed.
+//!
+//! Admission follows R: starting a task while every worker is busy blocks
+//! until one is free. Workers start on first need, up to `n`.
+
+mod link;
+mod reader;
+
+pub(crate) use link::LocalLauncher;
+
+use super::{
+    Backend, ChunkProgress, ChunkTask, ChunkWorkers, MapCall, ResultSlot, Submitted, Task,
+};
+use crate::body::TimeLimit;
+use crate::body::capture::entry_offset;
+use crate::body::chunk::chunk_entry_offset;
+use crate::protocol::wire::{self, TaskSettings, ToWorker};
+use crate::protocol::{Output, WORKER_ENV, codec, level_number};
+use crate::sync::lock;
+use crate::{Error, Plan};
+use link::{Launcher, Link, launch_error};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// The future a worker is running.
+pub(super) struct Running {
+    id: u64,
+    slot: Arc<ResultSlot>,
+    task: Dispatch,
+}
+
+/// What the reader needs to know of a task, besides its messages.
+#[derive(Clone)]
+pub(super) struct Dispatch {
+    label: Option<String>,
+    /// Its `timeout`, as the user wrote it.
+    timeout: Option<String>,
+    /// The bar of the call a chunk belongs to.
+    progress: Option<Arc<ChunkProgress>>,
+}
+
+/// What a task runs with on its worker.
+fn settings(capture_output: bool, timeout: Option<&TimeLimit>, progress: bool) -> TaskSettings {
+    TaskSettings {
+        capture_output,
+        log_level: level_number(log::max_level()),
+        timeout_ms: timeout.map(TimeLimit::millis),
+        progress,
+    }
+}
+
+/// One worker of the pool.
+pub(super) struct Worker {
+    pid: u32,
+    /// Where it runs, for messages (`None`: this machine).
+    host: Option<String>,
+    /// The `foreach!` call whose captures this worker holds.
+    cached_call: Mutex<Option<u64>>,
+    /// Set when the pool killed this worker: it must never be reused, even
+    /// if it answered before the signal landed.
+    killed: AtomicBool,
+    /// The task (and element) that ran past its time limit: the worker said
+    /// so and ends.
+    timed_out: Mutex<Option<(u64, Option<u64>)>>,
+    /// `None` once the pool has closed this worker's channel.
+    input: Mutex<Option<Box<dyn Write + Send>>>,
+    process: Mutex<Box<dyn link::WorkerProcess>>,
+    running: Mutex<Option<Running>>,
+    /// Set, under `running`, when the reader has seen the channel end: a task
+    /// given to this worker afterwards would never be answered.
+    ended: AtomicBool,
+}
+
+impl Worker {
+    /// `process 1234`, or `process 1234 on node2`.
+    fn describe(&self) -> String {
+        match &self.host {
+            Some(host) => format!("process {} on {host}", self.pid),
+            None => format!("process {}", self.pid),
+        }
+    }
+}
+
+struct PoolState {
+    idle: Vec<Arc<Worker>>,
+    live: usize,
+    closed: bool,
+}
+
+pub(super) struct Shared {
+    state: Mutex<PoolState>,
+    freed: Condvar,
+    size: usize,
+    fresh: bool,
+    nested: Plan,
+    launcher: Box<dyn Launcher>,
+    next_id: AtomicU64,
+}
+
+pub(crate) struct ProcessPool {
+    shared: Arc<Shared>,
+}
+
+impl ProcessPool {
+    pub(crate) fn start(
+        size: usize,
+        fresh: bool,
+        nested: &Plan,
+        launcher: Box<dyn Launcher>,
+    ) -> Result<ProcessPool, Error> {
+        if std::env::var_os(WORKER_ENV).is_some() {
+            return Err(Error::Launch {
+                what: "worker processes".into(),
+                reason: format!(
+                    "{WORKER_ENV} is set in this process, so it was meant to be a worker, \
+                     but futurize's start-up hook did not take it over; is this platform \
+                     supported (Linux/ELF)?"
+                ),
+            });
+        }
+        Ok(ProcessPool {
+            shared: Arc::new(Shared {
+                state: Mutex::new(PoolState {
+                    idle: Vec::new(),
+                    live: 0,
+                    closed: false,
+                }),
+                freed: Condvar::new(),
+                size,
+                fresh,
+                nested: nested.clone(),
+                launcher,
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+}
+
+impl Shared {
+    /// An idle worker, starting one if fewer than `size` live; blocks while
+    /// all are busy.
+    fn acquire(self: &Arc<Self>) -> Result<Arc<Worker>, Error> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(w) = state.idle.pop() {
+                return Ok(w);
+            }
+            if state.live < self.size {
+                state.live += 1;
+                drop(state);
+                return spawn_worker(self).inspect_err(|_| {
+                    lock(&self.state).live -= 1;
+                    self.freed.notify_one();
+                });
+            }
+            state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// A worker finished its future: back to idle, or closed.
+    fn release(&self, worker: &Arc<Worker>) {
+        let mut state = lock(&self.state);
+        if self.fresh || state.closed || worker.killed.load(Ordering::Acquire) {
+            lock(&worker.input).take();
+        } else {
+            state.idle.push(worker.clone());
+        }
+        self.freed.notify_one();
+    }
+
+    /// A worker's channel ended: it is gone, whatever the reason.
+    fn forget(&self, worker: &Arc<Worker>) {
+        let mut state = lock(&self.state);
+        state.idle.retain(|w| !Arc::ptr_eq(w, worker));
+        state.live -= 1;
+        self.freed.notify_one();
+    }
+}
+
+/// Starts one worker through the pool's launcher, greets it, and starts
+/// its reader.
+fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<Worker>, Error> {
+    let mut link: Link = shared.launcher.launch()?;
+    let pid = link::handshake(&mut link, &shared.nested)?;
+    let Link {
+        input,
+        output,
+        process,
+    } = link;
+    let worker = Arc::new(Worker {
+        pid,
+        host: process.host().map(str::to_string),
+        cached_call: Mutex::new(None),
+        killed: AtomicBool::new(false),
+        timed_out: Mutex::new(None),
+        input: Mutex::new(Some(input)),
+        process: Mutex::new(process),
+        running: Mutex::new(None),
+        ended: AtomicBool::new(false),
+    });
+    let (shared2, worker2) = (shared.clone(), worker.clone());
+    std::thread::Builder::new()
+        .name(format!("futurize-reader-{pid}"))
+        .spawn(move || reader::read_replies(shared2, worker2, output))
+        .map_err(launch_error)?;
+    Ok(worker)
+}
+
+/// Bytes of captures and elements sent to worker processes, for tests and
+/// benchmarks.
+pub(crate) static BYTES_SENT: AtomicU64 = AtomicU64::new(0);
+
+impl ProcessPool {
+    /// Sends `messages` (each with its payload) to an idle worker, which then
+    /// runs future `id`. When the channel turns out broken before the task
+    /// could start (the worker died while idle), the task goes to another
+    /// worker: it never ran, so it is not lost with that one.
+    fn dispatch<'p>(
+        &self,
+        task: Dispatch,
+        messages: impl Fn(&Worker, u64) -> Vec<(ToWorker, &'p [u8])>,
+    ) -> Submitted {
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let slot = ResultSlot::new();
+        loop {
+            let worker = match self.shared.acquire() {
+                Ok(w) => w,
+                Err(e) => return Submitted::Ready(Err(e), Output::default()),
+            };
+            {
+                let mut running = lock(&worker.running);
+                // An idle worker that died just now: its reader is gone (or
+                // going), so take another one.
+                if worker.ended.load(Ordering::Acquire) {
+                    continue;
+                }
+                *running = Some(Running {
+                    id,
+                    slot: slot.clone(),
+                    task: task.clone(),
+                });
+            }
+            let limit = codec::max_frame_bytes();
+            let mut sent = Ok(());
+            for (message, payload) in messages(&worker, id) {
+                sent = match lock(&worker.input).as_mut() {
+                    Some(input) => wire::write_message(input, &message, payload, limit),
+                    None => Err(Error::Protocol("the worker's channel is closed".into())),
+                };
+                if sent.is_err() {
+                    break;
+                }
+                BYTES_SENT.fetch_add(payload.len() as u64, Ordering::Relaxed);
+            }
+            match sent {
+                Ok(()) => {}
+                // Refused before a byte was written: the worker is fine.
+                Err(e @ Error::TooLarge { .. }) => {
+                    if let Some(r) = lock(&worker.running).take() {
+                        self.shared.release(&worker);
+                        r.slot.fill(Err(e));
+                    }
+                }
+                // The channel broke: the worker is dead or dying. Take the
+                // task back unless its reader already answered for it.
+                Err(_) => {
+                    let mut running = lock(&worker.running);
+                    if running.as_ref().is_some_and(|r| r.id == id) {
+                        running.take();
+                        *lock(&worker.cached_call) = None;
+                        continue;
+                    }
+                }
+            }
+            let killer = Arc::downgrade(&worker);
+            slot.on_cancel(Box::new(move || {
+                if let Some(w) = killer.upgrade() {
+                    // Decide and kill under the `running` lock, so the reader
+                    // cannot finish this task and free the worker in between.
+                    let running = lock(&w.running);
+                    if running.as_ref().is_some_and(|r| r.id == id) {
+                        w.killed.store(true, Ordering::Release);
+                        lock(&w.process).kill();
+                    }
+                }
+            }));
+            return Submitted::Running(slot);
+        }
+    }
+}
+
+impl Backend for ProcessPool {
+    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error> {
+        call.send_chunks(self)
+    }
+
+    fn free_workers(&self) -> usize {
+        let state = lock(&self.shared.state);
+        self.shared.size - state.live + state.idle.len()
+    }
+
+    fn submit(&self, task: Task) -> Submitted {
+        let label = task.label.clone();
+        let dispatch = Dispatch {
+            label: task.label.clone(),
+            timeout: task.timeout.as_ref().map(|t| t.text.clone()),
+            progress: None,
+        };
+        self.dispatch(dispatch, |_, id| {
+            let message = ToWorker::Run {
+                id,
+                entry_offset: entry_offset(task.entry),
+                label: label.clone(),
+                stream: task.stream,
+                settings: settings(task.capture_output, task.timeout.as_ref(), false),
+            };
+            vec![(message, &task.captures[..])]
+        })
+    }
+}
+
+impl ChunkWorkers for ProcessPool {
+    fn workers(&self) -> usize {
+        self.shared.size
+    }
+
+    fn submit_chunk(&self, chunk: ChunkTask) -> Submitted {
+        let label = chunk.label.clone();
+        let dispatch = Dispatch {
+            label: chunk.label.clone(),
+            timeout: chunk.timeout.as_ref().map(|t| t.text.clone()),
+            progress: chunk.progress.clone(),
+        };
+        self.dispatch(dispatch, |worker, id| {
+            let mut messages = Vec::with_capacity(2);
+            let mut cached = lock(&worker.cached_call);
+            if *cached != Some(chunk.call.id) {
+                messages.push((
+                    ToWorker::Stash {
+                        call: chunk.call.id,
+                    },
+                    &chunk.call.bytes[..],
+                ));
+                *cached = Some(chunk.call.id);
+            }
+            let message = ToWorker::RunChunk {
+                id,
+                call: chunk.call.id,
+                entry_offset: chunk_entry_offset(chunk.entry),
+                stop_at_failure: chunk.stop_at_failure,
+                label: label.clone(),
+                streams: chunk.streams,
+                first: chunk.first as u64,
+                settings: settings(
+                    chunk.capture_output,
+                    chunk.timeout.as_ref(),
+                    chunk.progress.is_some(),
+                ),
+            };
+            messages.push((message, &chunk.elements[..]));
+            messages
+        })
+    }
+}
+
+impl Drop for ProcessPool {
+    fn drop(&mut self) {
+        let mut state = lock(&self.shared.state);
+        state.closed = true;
+        for w in state.idle.drain(..) {
+            lock(&w.input).take();
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! One reader thread per worker: turns the worker's messages into filled
+//! result slots, relayed log records and progress, and its end into
+//! `WorkerDied` (or `Timeout`) for the task it was running.
+//!
+//! Invariant: once the reader has seen the channel end it marks the worker
+//! `ended` under the `running` lock, so dispatch never hands that worker a
+//! task that nobody would answer.
+
+use super::{Shared, Worker};
+use crate::Error;
+use crate::protocol::wire::{self, FromWorker, LogRecord, Outcome};
+use crate::protocol::{codec, level_filter};
+use crate::sync::lock;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Turns one worker's replies into results until its channel ends.
+pub(super) fn read_replies(
+    shared: Arc<Shared>,
+    worker: Arc<Worker>,
+    mut output: std::io::BufReader<Box<dyn std::io::Read + Send>>,
+) {
+    let limit = codec::max_frame_bytes();
+    let ended = loop {
+        match wire::read_message::<_, FromWorker>(&mut output, limit) {
+            Ok(Some((
+                FromWorker::Done {
+                    id,
+                    outcome,
+                    output,
+                },
+                value,
+            ))) => {
+                let running = lock(&worker.running).take();
+                match running {
+                    Some(r) if r.id == id => {
+                        // Free the worker first: whoever collects the value
+                        // then already sees it free.
+                        shared.release(&worker);
+                        r.slot.set_output(output);
+                        r.slot.fill(outcome_to_result(outcome, value));
+                    }
+                    _ => {
+                        break Some(format!(
+                            "an answer for future {id}, which it was not running"
+                        ));
+                    }
+                }
+            }
+            Ok(Some((FromWorker::Log { id, record }, _))) => {
+                let label = lock(&worker.running)
+                    .as_ref()
+                    .filter(|r| r.id == id)
+                    .and_then(|r| r.task.label.clone());
+                emit_log(record, label.as_deref());
+            }
+            Ok(Some((
+                FromWorker::Progress {
+                    id,
+                    elements,
+                    steps,
+                    message,
+                },
+                _,
+            ))) => {
+                let progress = lock(&worker.running)
+                    .as_ref()
+                    .filter(|r| r.id == id)
+                    .and_then(|r| r.task.progress.clone());
+                if let Some(p) = progress {
+                    p.reported.fetch_add(elements, Ordering::Relaxed);
+                    p.bar.elements(elements);
+                    if steps > 0 || message.is_some() {
+                        p.bar.steps(steps, message);
+                    }
+                }
+            }
+            Ok(Some((FromWorker::TimedOut { id, index }, _))) => {
+                *lock(&worker.timed_out) = Some((id, index));
+            }
+            Ok(Some((other, _))) => break Some(format!("an unexpected message {other:?}")),
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    // From now on no task may be given to this worker (see `dispatch`).
+    {
+        let _running = lock(&worker.running);
+        worker.ended.store(true, Ordering::Release);
+    }
+    lock(&worker.input).take();
+    let status = lock(&worker.process).wait();
+    let running = lock(&worker.running).take();
+    // Forget the worker first: whoever collects the error then sees the pool
+    // without it.
+    shared.forget(&worker);
+    if let Some(r) = running {
+        let timed_out = lock(&worker.timed_out).take().filter(|(id, _)| *id == r.id);
+        if let (Some((_, index)), Some(after)) = (timed_out, r.task.timeout) {
+            r.slot.fill(Err(Error::Timeout {
+                after,
+                label: r.task.label,
+                index: index.map(|i| i as usize),
+            }));
+            return;
+        }
+        let mut cause = status;
+        if let Some(problem) = ended {
+            cause = format!("{cause}; the channel carried {problem}");
+        }
+        if let Some(words) = lock(&worker.process).last_words() {
+            cause = format!("{cause}; its last words on stderr: {words}");
+        }
+        r.slot.fill(Err(Error::WorkerDied {
+            worker: worker.describe(),
+            cause,
+            label: r.task.label,
+            index: None,
+            elements: None,
+        }));
+    }
+}
+
+fn outcome_to_result(outcome: Outcome, value: Vec<u8>) -> Result<Vec<u8>, Error> {
+    match outcome {
+        Outcome::Value => Ok(value),
+        Outcome::Panicked(panic) => Err(panic.into()),
+        Outcome::TooLarge { size, limit } => Err(Error::TooLarge {
+            what: "the value and the printed output of a future".into(),
+            size,
+            limit,
+        }),
+        Outcome::Failed { message } => Err(Error::Protocol(message)),
+    }
+}
+
+/// Hands a body's `log` record to this process's logger, with level,
+/// target and message as they were, and the future's label and the element
+/// index as the key-values `label` and `index`.
+fn emit_log(record: LogRecord, label: Option<&str>) {
+    let Some(level) = level_filter(record.level).to_level() else {
+        return;
+    };
+    if level > log::max_level() {
+        return;
+    }
+    let mut tags: Vec<(&str, log::kv::Value<'_>)> = Vec::with_capacity(2);
+    if let Some(label) = label {
+        tags.push(("label", log::kv::Value::from(label)));
+    }
+    if let Some(index) = record.index {
+        tags.push(("index", log::kv::Value::from(index)));
+    }
+    let tags: &[(&str, log::kv::Value<'_>)] = &tags;
+    crate::progress::above_bar(|| {
+        log::logger().log(
+            &log::Record::builder()
+                .args(format_args!("{}", record.message))
+                .level(level)
+                .target(&record.target)
+                .module_path(record.module_path.as_deref())
+                .file(record.file.as_deref())
+                .line(record.line)
+                .key_values(&tags)
+                .build(),
+        )
+    });
+}

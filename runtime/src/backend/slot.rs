@@ -1,0 +1,136 @@
+//! The one-shot meeting point of a running task and whoever waits for it.
+//!
+//! Invariant: a slot is filled once (later fills are ignored), its output is
+//! set before its value, and a waiter that sees it ready sees both.
+
+use crate::Error;
+use crate::protocol::Output;
+use crate::sync::lock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// The one-shot meeting point of a running future and its owner.
+pub(crate) struct ResultSlot {
+    value: Mutex<Option<Result<Vec<u8>, Error>>>,
+    /// What the body printed, set before `value`.
+    output: Mutex<Output>,
+    /// Set once `value` holds the result, for waiters that spin.
+    ready: AtomicBool,
+    filled: Condvar,
+    cancelled: AtomicBool,
+    on_cancel: Mutex<Option<CancelHook>>,
+}
+
+/// What a backend does to stop a running future when it is cancelled.
+pub(crate) type CancelHook = Box<dyn FnOnce() + Send>;
+
+impl ResultSlot {
+    pub(crate) fn new() -> Arc<ResultSlot> {
+        Arc::new(ResultSlot {
+            value: Mutex::new(None),
+            output: Mutex::new(Output::default()),
+            ready: AtomicBool::new(false),
+            filled: Condvar::new(),
+            cancelled: AtomicBool::new(false),
+            on_cancel: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn fill(&self, result: Result<Vec<u8>, Error>) {
+        let mut v = lock(&self.value);
+        if v.is_none() {
+            *v = Some(result);
+        }
+        self.ready.store(true, Ordering::Release);
+        self.filled.notify_all();
+    }
+
+    /// Spins briefly for the result before a waiter goes to sleep: a round
+    /// trip to a worker often ends within microseconds, and waking a sleeping
+    /// thread costs more than that on small machines.
+    fn spin_until_ready(&self) {
+        const SPIN: Duration = Duration::from_micros(50);
+        let start = std::time::Instant::now();
+        while !self.ready.load(Ordering::Acquire) {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+            if start.elapsed() > SPIN {
+                return;
+            }
+        }
+    }
+
+    /// Keeps what the body printed; call before [`ResultSlot::fill`].
+    pub(crate) fn set_output(&self, output: Output) {
+        *lock(&self.output) = output;
+    }
+
+    /// Takes what the body printed (after the value).
+    pub(crate) fn take_output(&self) -> Output {
+        std::mem::take(&mut *lock(&self.output))
+    }
+
+    pub(crate) fn is_filled(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Blocks until filled, then takes the result.
+    pub(crate) fn take(&self) -> Result<Vec<u8>, Error> {
+        self.spin_until_ready();
+        let mut v = lock(&self.value);
+        loop {
+            if let Some(result) = v.take() {
+                return result;
+            }
+            v = self.filled.wait(v).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Blocks until filled, leaving the result in place.
+    pub(crate) fn resolve_wait(&self) {
+        self.spin_until_ready();
+        let v = lock(&self.value);
+        let _filled = self
+            .filled
+            .wait_while(v, |_| !self.ready.load(Ordering::Acquire))
+            .unwrap_or_else(|p| p.into_inner());
+    }
+
+    /// Blocks until filled or until `deadline`; true when filled.
+    pub(crate) fn wait_until(&self, deadline: std::time::Instant) -> bool {
+        self.spin_until_ready();
+        let mut v = lock(&self.value);
+        while !self.ready.load(Ordering::Acquire) {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            v = self
+                .filled
+                .wait_timeout(v, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Marks the future cancelled and runs the backend's hook, if any.
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        let hook = lock(&self.on_cancel).take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+
+    /// Sets what `cancel` does to stop the running body.
+    pub(crate) fn on_cancel(&self, hook: CancelHook) {
+        *lock(&self.on_cancel) = Some(hook);
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,33 @@
+//! Taking over a worker process before `main`.
+//!
+//! A function in `.init_array` runs (by the dynamic loader, before `main`)
+//! in every executable that links futurize: binaries, examples, test
+//! harnesses, doctests, benches. In a process the leader started as a worker
+//! it serves tasks until the leader closes the channel, then exits; the
+//! program's own `main` never runs there. Users write no line for it.
+//!
+//! This is the one place that joins the two sides: it hands the worker side
+//! ([`worker`](crate::worker)) the leader side's way of putting a plan in
+//! force, so that a worker's bodies see the plan the leader passed on.
+
+use crate::{active, worker};
+
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static TAKE_OVER_BEFORE_MAIN: extern "C" fn() = take_over_before_main;
+
+extern "C" fn take_over_before_main() {
+    // SAFETY: this runs before `main`, while the process has a single thread.
+    if !unsafe { worker::take_worker_environment() } {
+        return;
+    }
+    let code = match worker::serve(active::nested_plan) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("futurize worker {}: {e}", std::process::id());
+            70
+        }
+    };
+    std::process::exit(code);
+}

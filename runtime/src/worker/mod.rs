@@ -1,0 +1,294 @@
+//! The worker side of a worker process: serve the leader's tasks over the
+//! process's stdin and stdout until the leader closes the channel.
+//!
+//! The leader starts a worker by running its own executable again with
+//! `FUTURIZE_WORKER` set; a function run before `main` (`startup`) hands the
+//! process to [`serve`], so the program's own `main` never runs in a worker.
+//! The protocol, its messages and their order are described in
+//! `docs/design.md` ("The worker protocol").
+//!
+//! The protocol travels on private copies of stdin and stdout. Fd 0 is then
+//! pointed at `/dev/null` and fd 1 at stderr, so a body that reads stdin or
+//! prints cannot corrupt frames. A worker exits when its channel closes, and
+//! a watchdog thread ends it if its leader dies while a body runs, so no
+//! worker outlives its leader.
+//!
+//! Invariant: this side imports nothing of the leader side (plans in force,
+//! backends, the map engine): only the shared [`protocol`](crate::protocol),
+//! the code that runs bodies ([`body`](crate::body)) and output capture. The
+//! plan its bodies see comes in as a [`NestedPlan`] made by whoever started
+//! the worker.
+
+mod fds;
+mod task;
+
+use crate::body::chunk::{CaptureCache, chunk_entry_at};
+use crate::body::{self, NestedPlan, capture::entry_at};
+use crate::protocol::wire::{self, FromWorker, Outcome, ToWorker};
+use crate::protocol::{CAPTURE_ENV, Output, WORKER_ENV, codec, hex, identity};
+use crate::{Error, Plan};
+use fds::FdCapture;
+use std::fs::File;
+use std::io::BufReader;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The paths the leader gave in [`CAPTURE_ENV`], read at take-over.
+static CAPTURE_PATHS: OnceLock<Option<String>> = OnceLock::new();
+
+/// True when this process was started as a worker. Takes the worker's
+/// variables out of the environment, so that programs a body starts do not
+/// see them.
+///
+/// # Safety
+/// Must run while the process has a single thread (before `main`): it
+/// changes the environment.
+pub(crate) unsafe fn take_worker_environment() -> bool {
+    if std::env::var_os(WORKER_ENV).is_none() {
+        return false;
+    }
+    let _ = CAPTURE_PATHS.set(std::env::var(CAPTURE_ENV).ok());
+    // SAFETY: by the caller's promise no other thread reads the environment.
+    unsafe {
+        std::env::remove_var(WORKER_ENV);
+        std::env::remove_var(CAPTURE_ENV);
+    }
+    true
+}
+
+/// The leader's capture files, opened; their names are removed at once (the
+/// leader removes them too, should this process die first).
+fn capture_files() -> Option<(File, File)> {
+    let paths = CAPTURE_PATHS.get()?.as_ref()?;
+    let (out, err) = paths.split_once('\n')?;
+    let open = |p: &str| File::options().read(true).write(true).open(p);
+    let files = match (open(out), open(err)) {
+        (Ok(o), Ok(e)) => Some((o, e)),
+        _ => None,
+    };
+    let _ = std::fs::remove_file(out);
+    let _ = std::fs::remove_file(err);
+    files
+}
+
+/// Moves the protocol off fds 0 and 1.
+fn take_protocol_fds() -> std::io::Result<(File, File)> {
+    let input: OwnedFd = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let output: OwnedFd = std::io::stdout().as_fd().try_clone_to_owned()?;
+    let null = File::open("/dev/null")?;
+    // SAFETY: dup2 on descriptors this process owns; fds 0 and 1 stay open
+    // (now /dev/null and stderr) for anything in the process that uses them.
+    let (a, b) = unsafe { (libc::dup2(null.as_raw_fd(), 0), libc::dup2(2, 1)) };
+    if a < 0 || b < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((File::from(input), File::from(output)))
+}
+
+fn watch_parent() {
+    let parent = std::os::unix::process::parent_id();
+    let _ = std::thread::Builder::new()
+        .name("futurize-watchdog".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                if std::os::unix::process::parent_id() != parent {
+                    std::process::exit(71);
+                }
+            }
+        });
+}
+
+/// Checks the leader's handshake; the plan it passed on, or why not.
+fn accept(hello: Option<(ToWorker, Vec<u8>)>) -> Result<Option<Plan>, Error> {
+    let (version, build_id, nested_plan) = match hello {
+        Some((
+            ToWorker::Hello {
+                version,
+                build_id,
+                nested_plan,
+            },
+            _,
+        )) => (version, build_id, nested_plan),
+        Some((other, _)) => {
+            return Err(Error::Protocol(format!(
+                "expected a handshake, got {other:?}"
+            )));
+        }
+        None => return Ok(None),
+    };
+    let refusal = if version != wire::PROTOCOL_VERSION {
+        Some(format!(
+            "the leader speaks protocol version {version}, this worker {}",
+            wire::PROTOCOL_VERSION
+        ))
+    } else if build_id != identity::build_id() {
+        Some(format!(
+            "the leader's executable (build {}) differs from this worker's (build {})",
+            hex(&build_id),
+            hex(identity::build_id())
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        task::send(
+            &FromWorker::Refused {
+                reason: reason.clone(),
+            },
+            &[],
+        )?;
+        return Err(Error::Protocol(reason));
+    }
+    Plan::parse_from(&nested_plan, "the plan the leader passed on").map(Some)
+}
+
+/// Serves the leader until it closes the channel. `nested` makes the handle
+/// through which bodies see the plan the leader passed on.
+pub(crate) fn serve(nested: fn(Plan) -> NestedPlan) -> Result<(), Error> {
+    let (input, output) =
+        take_protocol_fds().map_err(|e| Error::Protocol(format!("worker fds: {e}")))?;
+    task::open_channel(output);
+    watch_parent();
+    let limit = codec::max_frame_bytes();
+    let mut input = BufReader::new(input);
+    let Some(plan) = accept(wire::read_message::<_, ToWorker>(&mut input, limit)?)? else {
+        return Ok(());
+    };
+    let ready = FromWorker::Ready {
+        version: wire::PROTOCOL_VERSION,
+        build_id: identity::build_id().to_vec(),
+        pid: std::process::id(),
+    };
+    // Open the leader's capture files before answering: the leader removes
+    // their names once it has the answer.
+    let files = capture_files();
+    task::send(&ready, &[])?;
+    task::install_logger();
+    body::set_worker_step_hook(task::progress_step);
+    let nested = nested(plan);
+    let mut cache: Option<CaptureCache> = None;
+    // The leader's files, else memfds; without either, tasks run uncaptured.
+    let mut fds = FdCapture::new(files)
+        .or_else(|_| FdCapture::new(None))
+        .inspect_err(|e| {
+            eprintln!(
+                "futurize worker {}: cannot capture output: {e}",
+                std::process::id()
+            );
+        })
+        .ok();
+    while let Some((message, payload)) = wire::read_message::<_, ToWorker>(&mut input, limit)? {
+        let (id, (result, output)) = match message {
+            ToWorker::Run {
+                id,
+                entry_offset,
+                stream,
+                settings,
+                ..
+            } => {
+                // SAFETY: the handshake established that the leader runs this
+                // very executable (same build id), and offsets come from
+                // `entry_offset` in the leader.
+                let entry = unsafe { entry_at(entry_offset) };
+                task::begin_task(id, 0, settings);
+                let run = || {
+                    task::element_started(None);
+                    let (result, _) = body::run(entry, &payload, &nested, stream, None, None);
+                    task::element_finished();
+                    result
+                };
+                (id, captured(&mut fds, settings.capture_output, run))
+            }
+            ToWorker::Stash { call } => {
+                cache = Some(CaptureCache {
+                    call,
+                    bytes: payload,
+                    decoded: None,
+                });
+                continue;
+            }
+            ToWorker::RunChunk {
+                id,
+                call,
+                entry_offset,
+                stop_at_failure,
+                streams,
+                first,
+                settings,
+                ..
+            } => {
+                // SAFETY: as for `Run`, with an offset from `chunk_entry_offset`.
+                let entry = unsafe { chunk_entry_at(entry_offset) };
+                task::begin_task(id, first, settings);
+                let result = match cache.as_mut().filter(|c| c.call == call) {
+                    None => (
+                        Err(Error::Protocol(format!(
+                            "the captures of call {call} never reached this worker"
+                        ))),
+                        Output::default(),
+                    ),
+                    Some(c) => captured(&mut fds, settings.capture_output, || {
+                        nested.run(|| {
+                            body::catch(|| {
+                                entry(
+                                    c,
+                                    &payload,
+                                    stop_at_failure,
+                                    streams,
+                                    &mut task::WorkerEvents,
+                                )
+                            })
+                            .map_err(Error::from)
+                            .and_then(|r| r)
+                        })
+                    }),
+                };
+                (id, result)
+            }
+            ToWorker::Shutdown => break,
+            ToWorker::Hello { .. } => {
+                return Err(Error::Protocol("a second handshake".into()));
+            }
+        };
+        let (outcome, value) = match result {
+            Ok(value) => (Outcome::Value, value),
+            Err(Error::Panicked { panic, .. }) => (Outcome::Panicked(panic), Vec::new()),
+            Err(e) => (
+                Outcome::Failed {
+                    message: e.to_string(),
+                },
+                Vec::new(),
+            ),
+        };
+        task::end_task();
+        let done = FromWorker::Done {
+            id,
+            outcome,
+            output,
+        };
+        match task::send(&done, &value) {
+            // Value and output together exceed a frame: say so, and serve on.
+            Err(Error::TooLarge { size, limit, .. }) => task::send(
+                &FromWorker::Done {
+                    id,
+                    outcome: Outcome::TooLarge { size, limit },
+                    output: Output::default(),
+                },
+                &[],
+            )?,
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Runs a task with its output captured at the fds; `keep` false silences
+/// it (`stdout = false`).
+fn captured<R>(fds: &mut Option<FdCapture>, keep: bool, f: impl FnOnce() -> R) -> (R, Output) {
+    match fds.as_mut() {
+        Some(fds) => fds.run(keep, f),
+        None => (f(), Output::default()),
+    }
+}
