@@ -145,7 +145,7 @@ pub use futurize_macros::futurize;
 /// The random-number traits `rng()` implements (`Rng`, `TryRng`), from `rand_core`.
 pub use futurize_runtime::rng::ElementRng;
 pub use futurize_runtime::{
-    Error, Future, Level, Multiprocess, Multithread, Panic, Plan, PlanGuard, Resolvable,
+    Cluster, Error, Future, Level, Multiprocess, Multithread, Panic, Plan, PlanGuard, Resolvable,
     Sequential, Values, available_cores, available_workers, current_plan, nbr_of_free_workers,
     nbr_of_workers, plan, resolve, resolved, rng, set_seed, value, with_plan,
 };
@@ -185,7 +185,7 @@ macro_rules! progress {
 /// Everything a program using futurize needs: `use futurize::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Future, Multiprocess, Multithread, Sequential, available_cores, available_workers,
+        Cluster, Future, Multiprocess, Multithread, Sequential, available_cores, available_workers,
         current_plan, foreach, future, futurize, nbr_of_free_workers, nbr_of_workers, plan,
         progress, resolve, resolved, rng, set_seed, value, with_plan,
     };

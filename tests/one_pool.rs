@@ -44,7 +44,10 @@ fn most_at_once(intervals: &[(u64, u64)]) -> usize {
 #[test]
 fn futures_and_loops_started_together_never_exceed_the_workers() {
     for (text, p) in [
-        ("multithread:2", futurize::Plan::from(Multithread::workers(2))),
+        (
+            "multithread:2",
+            futurize::Plan::from(Multithread::workers(2)),
+        ),
         ("multiprocess:2", Multiprocess::workers(2).into()),
     ] {
         plan(p);

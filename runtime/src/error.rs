@@ -10,8 +10,10 @@ use std::fmt;
 
 /// The text forms `FUTURIZE_PLAN` accepts, listed by [`Error::Plan`].
 pub const VALID_PLAN_FORMS: &str = "`sequential`, `multithread`, `multithread:N`, \
-     `multiprocess`, `multiprocess:N`, `multiprocess:N:fresh`, levels joined by `/` \
-     such as `multiprocess:2/multithread:2` (N a whole number >= 1)";
+     `multiprocess`, `multiprocess:N`, `multiprocess:N:fresh`, `cluster`, \
+     `cluster:HOST,HOST,...` (HOST as `[user@]name[:port]`, a host named k times runs k \
+     workers), levels joined by `/` such as `multiprocess:2/multithread:2` or \
+     `cluster:n1,n2/multiprocess:4` (N a whole number >= 1)";
 
 /// A body's panic: what it said, where, and how it got there. The one form
 /// of a panic everywhere: in [`Error::Panicked`], in an element's failure and

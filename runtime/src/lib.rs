@@ -54,7 +54,7 @@ pub use active::{PlanGuard, current_plan, nbr_of_free_workers, nbr_of_workers, p
 pub use cores::{available_cores, available_workers};
 pub use error::{Error, Panic};
 pub use future::{Future, Resolvable, Values, resolve, resolved, value};
-pub use plan::{Level, Multiprocess, Multithread, Plan, Sequential};
+pub use plan::{Cluster, Level, Multiprocess, Multithread, Plan, Sequential};
 pub use protocol::{codec, wire};
 pub use rng::{ElementRng, rng, set_seed};
 

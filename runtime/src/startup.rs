@@ -6,11 +6,14 @@
 //! it serves tasks until the leader closes the channel, then exits; the
 //! program's own `main` never runs there. Users write no line for it.
 //!
+//! A process started as a host agent (over ssh, on another machine) serves
+//! as one instead.
+//!
 //! This is the one place that joins the two sides: it hands the worker side
 //! ([`worker`](crate::worker)) the leader side's way of putting a plan in
 //! force, so that a worker's bodies see the plan the leader passed on.
 
-use crate::{active, worker};
+use crate::{active, backend, worker};
 
 #[cfg(target_os = "linux")]
 #[used]
@@ -19,6 +22,10 @@ static TAKE_OVER_BEFORE_MAIN: extern "C" fn() = take_over_before_main;
 
 extern "C" fn take_over_before_main() {
     // SAFETY: this runs before `main`, while the process has a single thread.
+    if let Some(wanted) = unsafe { backend::take_agent_environment() } {
+        backend::run_agent(&wanted);
+    }
+    // SAFETY: as above.
     if !unsafe { worker::take_worker_environment() } {
         return;
     }

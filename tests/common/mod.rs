@@ -13,3 +13,6 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+#[allow(dead_code)] // not every test binary runs a cluster
+pub mod sshd;

@@ -21,6 +21,7 @@ mod sequential;
 mod slot;
 mod threads;
 
+pub(crate) use processes::{run_agent, take_agent_environment};
 pub(crate) use slot::ResultSlot;
 
 use crate::body::NestedPlan;
@@ -138,7 +139,13 @@ pub(crate) fn start(level: &Level, nested: NestedPlan) -> Result<Arc<dyn Backend
             *workers,
             *fresh,
             nested.plan(),
-            Box::new(processes::LocalLauncher),
+            Box::new(processes::LocalLauncher::default()),
+        )?),
+        Level::Cluster(cluster) => Arc::new(processes::ProcessPool::start(
+            cluster.host_list().len(),
+            false,
+            nested.plan(),
+            Box::new(processes::ClusterLauncher::new(cluster)),
         )?),
     })
 }

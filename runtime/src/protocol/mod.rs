@@ -9,11 +9,14 @@
 //! leader side (plans, backends, the map engine) and the worker side (the
 //! serve loop) can both depend on it and never on each other.
 
+pub(crate) mod agent;
 pub mod codec;
 pub(crate) mod identity;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 /// The environment marker that turns a process into a worker.
@@ -53,6 +56,22 @@ pub(crate) fn level_filter(level: u8) -> log::LevelFilter {
 /// The number a log level travels as: `LevelFilter`'s own order.
 pub(crate) fn level_number(level: log::LevelFilter) -> u8 {
     level as u8
+}
+
+/// Takes the protocol channel off fds 0 and 1: returns private copies of
+/// stdin and stdout, then points fd 0 at `/dev/null` and fd 1 at stderr, so
+/// that code which reads stdin or prints cannot corrupt frames.
+pub(crate) fn take_stdio() -> std::io::Result<(File, File)> {
+    let input: OwnedFd = std::io::stdin().as_fd().try_clone_to_owned()?;
+    let output: OwnedFd = std::io::stdout().as_fd().try_clone_to_owned()?;
+    let null = File::open("/dev/null")?;
+    // SAFETY: dup2 on descriptors this process owns; fds 0 and 1 stay open
+    // (now /dev/null and stderr) for anything in the process that uses them.
+    let (a, b) = unsafe { (libc::dup2(null.as_raw_fd(), 0), libc::dup2(2, 1)) };
+    if a < 0 || b < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((File::from(input), File::from(output)))
 }
 
 /// Hex text of a build id, for messages.

@@ -25,12 +25,11 @@ mod task;
 use crate::body::chunk::{CaptureCache, chunk_entry_at};
 use crate::body::{self, NestedPlan, capture::entry_at};
 use crate::protocol::wire::{self, FromWorker, Outcome, ToWorker};
-use crate::protocol::{CAPTURE_ENV, Output, WORKER_ENV, codec, hex, identity};
+use crate::protocol::{self, CAPTURE_ENV, Output, WORKER_ENV, codec, hex, identity};
 use crate::{Error, Plan};
 use fds::FdCapture;
 use std::fs::File;
 use std::io::BufReader;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -70,20 +69,6 @@ fn capture_files() -> Option<(File, File)> {
     let _ = std::fs::remove_file(out);
     let _ = std::fs::remove_file(err);
     files
-}
-
-/// Moves the protocol off fds 0 and 1.
-fn take_protocol_fds() -> std::io::Result<(File, File)> {
-    let input: OwnedFd = std::io::stdin().as_fd().try_clone_to_owned()?;
-    let output: OwnedFd = std::io::stdout().as_fd().try_clone_to_owned()?;
-    let null = File::open("/dev/null")?;
-    // SAFETY: dup2 on descriptors this process owns; fds 0 and 1 stay open
-    // (now /dev/null and stderr) for anything in the process that uses them.
-    let (a, b) = unsafe { (libc::dup2(null.as_raw_fd(), 0), libc::dup2(2, 1)) };
-    if a < 0 || b < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((File::from(input), File::from(output)))
 }
 
 fn watch_parent() {
@@ -148,7 +133,7 @@ fn accept(hello: Option<(ToWorker, Vec<u8>)>) -> Result<Option<Plan>, Error> {
 /// through which bodies see the plan the leader passed on.
 pub(crate) fn serve(nested: fn(Plan) -> NestedPlan) -> Result<(), Error> {
     let (input, output) =
-        take_protocol_fds().map_err(|e| Error::Protocol(format!("worker fds: {e}")))?;
+        protocol::take_stdio().map_err(|e| Error::Protocol(format!("worker fds: {e}")))?;
     task::open_channel(output);
     watch_parent();
     let limit = codec::max_frame_bytes();

@@ -49,6 +49,10 @@ pub(crate) trait WorkerProcess: Send {
     fn host(&self) -> Option<&str> {
         None
     }
+    /// Its process id, where the launcher knows it before the handshake.
+    fn os_pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Starts worker processes for a pool.
@@ -58,8 +62,15 @@ pub(crate) trait Launcher: Send + Sync {
 }
 
 /// Starts workers on this machine: this executable, run again with the
-/// worker marker in its environment.
-pub(crate) struct LocalLauncher;
+/// worker marker in its environment (and, for a host agent, the variables
+/// and working directory its leader asked for).
+#[derive(Default)]
+pub(crate) struct LocalLauncher {
+    /// Variables the workers get besides this process's own.
+    pub(crate) env: Vec<(String, String)>,
+    /// Where the workers start; this process's working directory when `None`.
+    pub(crate) cwd: Option<PathBuf>,
+}
 
 impl Launcher for LocalLauncher {
     fn launch(&self) -> Result<Link, Error> {
@@ -76,6 +87,10 @@ impl Launcher for LocalLauncher {
             .stderr(stderr);
         if let Some(c) = &capture {
             command.env(CAPTURE_ENV, c.env_value());
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
         }
         let mut child = match command.spawn() {
             Ok(child) => child,
@@ -123,6 +138,10 @@ impl WorkerProcess for LocalProcess {
 
     fn last_words(&self) -> Option<String> {
         last_words(self.capture.as_ref().map(|c| &c.stderr))
+    }
+
+    fn os_pid(&self) -> Option<u32> {
+        Some(self.child.id())
     }
 }
 

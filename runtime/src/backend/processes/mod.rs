@@ -12,9 +12,13 @@
 //! Admission follows R: starting a task while every worker is busy blocks
 //! until one is free. Workers start on first need, up to `n`.
 
+mod agent;
+mod cluster;
 mod link;
 mod reader;
 
+pub(crate) use agent::{run_agent, take_agent_environment};
+pub(crate) use cluster::ClusterLauncher;
 pub(crate) use link::LocalLauncher;
 
 use super::{
@@ -94,6 +98,9 @@ impl Worker {
 struct PoolState {
     idle: Vec<Arc<Worker>>,
     live: usize,
+    /// Places whose worker could not be started again while others served
+    /// (a host that went away): the pool goes on with fewer workers.
+    lost: usize,
     closed: bool,
 }
 
@@ -133,6 +140,7 @@ impl ProcessPool {
                 state: Mutex::new(PoolState {
                     idle: Vec::new(),
                     live: 0,
+                    lost: 0,
                     closed: false,
                 }),
                 freed: Condvar::new(),
@@ -155,13 +163,24 @@ impl Shared {
             if let Some(w) = state.idle.pop() {
                 return Ok(w);
             }
-            if state.live < self.size {
+            if state.live + state.lost < self.size {
                 state.live += 1;
                 drop(state);
-                return spawn_worker(self).inspect_err(|_| {
-                    lock(&self.state).live -= 1;
-                    self.freed.notify_one();
-                });
+                match spawn_worker(self) {
+                    Ok(w) => return Ok(w),
+                    Err(e) => {
+                        state = lock(&self.state);
+                        state.live -= 1;
+                        self.freed.notify_one();
+                        if state.live == 0 {
+                            return Err(e);
+                        }
+                        // Others serve: go on without this place.
+                        log::warn!("futurize: {e}; going on with the other workers");
+                        state.lost += 1;
+                        continue;
+                    }
+                }
             }
             state = self.freed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
@@ -306,7 +325,7 @@ impl Backend for ProcessPool {
 
     fn free_workers(&self) -> usize {
         let state = lock(&self.shared.state);
-        self.shared.size - state.live + state.idle.len()
+        self.shared.size - state.live - state.lost + state.idle.len()
     }
 
     fn submit(&self, task: Task) -> Submitted {

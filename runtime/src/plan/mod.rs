@@ -7,6 +7,10 @@
 //! parallelism never oversubscribes by accident. Every plan has a text form,
 //! the one `FUTURIZE_PLAN` takes and `Display` prints.
 
+mod cluster;
+
+pub use cluster::{Cluster, DEFAULT_LAUNCH_TIMEOUT, Host, Via};
+
 use crate::Error;
 use std::fmt;
 use std::str::FromStr;
@@ -31,6 +35,8 @@ pub enum Level {
         /// A new process for every future instead of persistent workers.
         fresh: bool,
     },
+    /// Evaluate futures in worker processes on other machines.
+    Cluster(Cluster),
 }
 
 impl Level {
@@ -39,6 +45,7 @@ impl Level {
         match self {
             Level::Sequential => 1,
             Level::Multithread { workers } | Level::Multiprocess { workers, .. } => *workers,
+            Level::Cluster(c) => c.hosts.len(),
         }
     }
 }
@@ -137,6 +144,7 @@ fn parse_level(part: &str) -> Result<Level, String> {
             };
             Ok(Level::Multiprocess { workers, fresh })
         }
+        "cluster" => cluster::parse_hosts(arg).map(Level::Cluster),
         "" => Err("a level is empty (two `/` in a row?)".into()),
         other => Err(format!("`{other}` is not a known plan")),
     }
@@ -171,6 +179,7 @@ impl fmt::Display for Level {
                 }
                 Ok(())
             }
+            Level::Cluster(c) => write!(f, "{c}"),
         }
     }
 }
@@ -321,6 +330,12 @@ impl Multiprocess {
     }
 }
 
+impl From<Cluster> for Plan {
+    fn from(c: Cluster) -> Plan {
+        Level::Cluster(c).into()
+    }
+}
+
 impl From<Multiprocess> for Plan {
     fn from(m: Multiprocess) -> Plan {
         Level::Multiprocess {
@@ -345,6 +360,8 @@ mod tests {
             "multiprocess:3",
             "multiprocess:2:fresh",
             "multiprocess:2/multithread:2",
+            "cluster:n1,n1,n2",
+            "cluster:me@n1:2222,n2/multiprocess:4",
         ] {
             let p: Plan = text.parse().unwrap();
             assert_eq!(p.to_string(), text);
@@ -368,6 +385,9 @@ mod tests {
             ("sequential:3", "no argument"),
             ("multiprocess:0", "at least 1"),
             ("multiprocess:2:stale", "not a multiprocess option"),
+            ("cluster:", "needs host names"),
+            ("cluster:n1,,n2", "empty"),
+            ("cluster:n1:99999", "not a port"),
         ] {
             let e = Plan::parse_from(text, "FUTURIZE_PLAN").unwrap_err();
             let msg = e.to_string();

@@ -1,0 +1,187 @@
+//! The host agent: this executable on another machine, started once per
+//! host over ssh (or srun), starting that host's workers and carrying their
+//! frames over its one connection (protocol in `protocol::agent`).
+//!
+//! The agent starts workers with the [`LocalLauncher`] a local pool uses, so
+//! a remote worker is started, captured and reported exactly as a local
+//! one. It parses none of the workers' frames: their bytes travel as they
+//! are, both ways.
+//!
+//! Invariant: when the leader's connection ends (the leader exited, was
+//! killed, or the network dropped), the agent kills every worker it started
+//! and exits, so nothing is left on the host.
+
+use super::link::{Launcher, LocalLauncher, WorkerProcess};
+use crate::Error;
+use crate::protocol::agent::{AGENT_ENV, AGENT_READY, FromAgent, ToAgent, WRONG_BUILD_EXIT};
+use crate::protocol::{self, codec, hex, identity, wire};
+use crate::sync::lock;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The build id this process was asked to be, when it was started as a host
+/// agent; removes the marker from the environment.
+///
+/// # Safety
+/// Must run while the process has a single thread (before `main`).
+pub(crate) unsafe fn take_agent_environment() -> Option<String> {
+    let wanted = std::env::var(AGENT_ENV).ok()?;
+    // SAFETY: by the caller's promise no other thread reads the environment.
+    unsafe { std::env::remove_var(AGENT_ENV) };
+    Some(wanted)
+}
+
+/// Serves as a host agent when this executable is the build `wanted`; else
+/// says so and exits with [`WRONG_BUILD_EXIT`] without reading a byte, so
+/// that the start-up script can look further.
+pub(crate) fn run_agent(wanted: &str) -> ! {
+    let own = hex(identity::build_id());
+    if own != wanted {
+        eprintln!("futurize agent: this executable is build {own}, not {wanted}");
+        std::process::exit(WRONG_BUILD_EXIT);
+    }
+    match serve() {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("futurize agent {}: {e}", std::process::id());
+            std::process::exit(70);
+        }
+    }
+}
+
+/// The connection to the leader: frames out under one lock.
+struct ToLeader(Mutex<File>);
+
+impl ToLeader {
+    fn send(&self, message: &FromAgent, payload: &[u8]) -> Result<(), Error> {
+        let mut out = lock(&self.0);
+        wire::write_message(&mut *out, message, payload, codec::max_frame_bytes())
+    }
+}
+
+/// A worker this agent started.
+struct Started {
+    input: Option<Box<dyn Write + Send>>,
+    process: Arc<Mutex<Box<dyn WorkerProcess>>>,
+}
+
+fn serve() -> Result<(), Error> {
+    let (input, mut output) =
+        protocol::take_stdio().map_err(|e| Error::Protocol(format!("agent fds: {e}")))?;
+    output
+        .write_all(format!("{AGENT_READY}\n").as_bytes())
+        .map_err(|e| Error::Protocol(format!("the connection to the leader closed: {e}")))?;
+    let leader = Arc::new(ToLeader(Mutex::new(output)));
+    leader.send(
+        &FromAgent::Ready {
+            pid: std::process::id(),
+        },
+        &[],
+    )?;
+    let mut input = BufReader::new(input);
+    let mut workers: HashMap<u32, Started> = HashMap::new();
+    let limit = codec::max_frame_bytes();
+    let ended = loop {
+        let (message, payload) = match wire::read_message::<_, ToAgent>(&mut input, limit) {
+            Ok(Some(m)) => m,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        match message {
+            ToAgent::Start { worker, env, cwd } => {
+                let cwd = cwd
+                    .map(PathBuf::from)
+                    .filter(|d| d.is_dir())
+                    .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
+                match (LocalLauncher { env, cwd }).launch() {
+                    Ok(link) => {
+                        let pid = link.process.os_pid().unwrap_or(0);
+                        let process = Arc::new(Mutex::new(link.process));
+                        let (to, from) = (leader.clone(), process.clone());
+                        std::thread::Builder::new()
+                            .name(format!("futurize-agent-{worker}"))
+                            .spawn(move || forward(worker, link.output, from, &to))
+                            .map_err(|e| Error::Protocol(format!("agent thread: {e}")))?;
+                        workers.insert(
+                            worker,
+                            Started {
+                                input: Some(link.input),
+                                process,
+                            },
+                        );
+                        leader.send(&FromAgent::Started { worker, pid }, &[])?;
+                    }
+                    Err(e) => leader.send(
+                        &FromAgent::Failed {
+                            worker,
+                            reason: e.to_string(),
+                        },
+                        &[],
+                    )?,
+                }
+            }
+            ToAgent::Input { worker } => {
+                if let Some(input) = workers.get_mut(&worker).and_then(|w| w.input.as_mut()) {
+                    // A worker that died cannot take it; its end is reported
+                    // by its forwarding thread.
+                    let _ = input.write_all(&payload).and_then(|()| input.flush());
+                }
+            }
+            ToAgent::Close { worker } => {
+                if let Some(w) = workers.get_mut(&worker) {
+                    w.input = None;
+                }
+            }
+            ToAgent::Kill { worker } => {
+                if let Some(w) = workers.get(&worker) {
+                    lock(&w.process).kill();
+                }
+            }
+        }
+    };
+    // The leader is gone: so are its workers.
+    for w in workers.values_mut() {
+        w.input = None;
+        lock(&w.process).kill();
+    }
+    ended
+}
+
+/// Carries a worker's stdout to the leader until it ends, then reports how
+/// it ended.
+fn forward(
+    worker: u32,
+    mut from: BufReader<Box<dyn Read + Send>>,
+    process: Arc<Mutex<Box<dyn WorkerProcess>>>,
+    leader: &ToLeader,
+) {
+    let mut buffer = vec![0u8; 64 << 10];
+    loop {
+        match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                if leader
+                    .send(&FromAgent::Output { worker }, &buffer[..n])
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let how = lock(&process).wait();
+    let last_words = lock(&process).last_words();
+    let _ = leader.send(
+        &FromAgent::Exited {
+            worker,
+            how,
+            last_words,
+        },
+        &[],
+    );
+}

@@ -1,0 +1,99 @@
+//! What a leader and a host agent say to each other.
+//!
+//! A host agent is this same executable started on another machine (over
+//! ssh or srun) with [`AGENT_ENV`] set to the leader's build id. It starts
+//! that host's worker processes and carries their frames over its one
+//! connection: the leader sends [`ToAgent`] frames on the agent's stdin, the
+//! agent answers with [`FromAgent`] frames on its stdout. A worker's own
+//! protocol travels inside as raw bytes ([`ToAgent::Input`],
+//! [`FromAgent::Output`]), so the leader talks to a remote worker exactly
+//! as to a local one.
+//!
+//! Before the frames, the agent writes the line [`AGENT_READY`]; the start-up
+//! script that looks for the executable writes [`SEND_EXECUTABLE`] when it
+//! needs a copy (the leader then sends its executable's bytes, nothing
+//! else, and waits for the agent's line).
+
+use serde::{Deserialize, Serialize};
+
+/// The environment variable that turns a process into a host agent; its
+/// value is the build id (hex) the leader expects.
+pub(crate) const AGENT_ENV: &str = "FUTURIZE_AGENT";
+
+/// The exit status of an agent whose build is not the one asked for.
+pub(crate) const WRONG_BUILD_EXIT: i32 = 75;
+
+/// The line an agent writes before its first frame.
+pub(crate) const AGENT_READY: &str = "futurize-agent-ready";
+
+/// The line the start-up script writes when the host has no copy of the
+/// leader's executable.
+pub(crate) const SEND_EXECUTABLE: &str = "futurize-send-executable";
+
+/// What a leader says to a host agent.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum ToAgent {
+    /// Start worker `worker` with these variables, in `cwd` where it exists
+    /// on this host (else in the home directory).
+    Start {
+        /// The leader's number for the worker.
+        worker: u32,
+        /// Variables the worker gets.
+        env: Vec<(String, String)>,
+        /// The leader's working directory.
+        cwd: Option<String>,
+    },
+    /// The payload goes to the worker's stdin.
+    Input {
+        /// Which worker.
+        worker: u32,
+    },
+    /// Close the worker's stdin (it ends when its tasks are done).
+    Close {
+        /// Which worker.
+        worker: u32,
+    },
+    /// End the worker now.
+    Kill {
+        /// Which worker.
+        worker: u32,
+    },
+}
+
+/// What a host agent says to its leader.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum FromAgent {
+    /// The agent serves: its process id.
+    Ready {
+        /// The agent's pid on its host.
+        pid: u32,
+    },
+    /// Worker `worker` runs (its handshake comes through `Output`).
+    Started {
+        /// Which worker.
+        worker: u32,
+        /// Its pid on the host.
+        pid: u32,
+    },
+    /// Worker `worker` could not be started.
+    Failed {
+        /// Which worker.
+        worker: u32,
+        /// Why.
+        reason: String,
+    },
+    /// The payload came from the worker's stdout.
+    Output {
+        /// Which worker.
+        worker: u32,
+    },
+    /// Worker `worker` ended.
+    Exited {
+        /// Which worker.
+        worker: u32,
+        /// How: `exit status 3`, `killed by signal 9 (SIGKILL)`.
+        how: String,
+        /// The end of what it wrote to stderr during its last task.
+        last_words: Option<String>,
+    },
+}
