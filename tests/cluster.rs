@@ -1,14 +1,77 @@
 //! Cluster plans against a real OpenSSH server on 127.0.0.1–3 (the project's
-//! own scripts/test-sshd.sh): hosts node1..node3, each telling its workers
-//! which node they are on through `FUTURIZE_TEST_NODE`.
+//! own scripts/test-sshd.sh, started once for this binary and ended by pid
+//! at its exit): hosts node1..node3, each telling its workers which node
+//! they are on through `FUTURIZE_TEST_NODE`. The login user is the
+//! unprivileged `futurize-test` when the tests run as root.
+//!
+//! Tests that count connections or kill one use a host no other test here
+//! uses at the same time (node3 for counting, node2 for killing, inside one
+//! test each).
 
 mod common;
 
-use common::sshd;
+use common::{alive, sshd};
+use futurize::Error;
 use futurize::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn node() -> String {
     std::env::var("FUTURIZE_TEST_NODE").unwrap_or_else(|_| "none".into())
+}
+
+/// Processes below this one (children, grandchildren …).
+fn descendants() -> Vec<(u32, String)> {
+    descendants_of(std::process::id())
+}
+
+/// Processes below `me`, with their command lines.
+fn descendants_of(me: u32) -> Vec<(u32, String)> {
+    let mut all: Vec<(u32, u32, String)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rsplit(')').next() else {
+            continue;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        if fields.first() == Some(&"Z") {
+            continue;
+        }
+        let ppid: u32 = fields.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        all.push((pid, ppid, cmdline));
+    }
+    let mut found = vec![me];
+    let mut out = Vec::new();
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (pid, ppid, cmd) in &all {
+            if found.contains(ppid) && !found.contains(pid) {
+                found.push(*pid);
+                out.push((*pid, cmd.clone()));
+                grew = true;
+            }
+        }
+    }
+    out
+}
+
+/// The ssh client processes of this process that reach `host`.
+fn ssh_clients_to(host: &str) -> Vec<u32> {
+    descendants()
+        .into_iter()
+        .filter(|(_, cmd)| cmd.starts_with("ssh ") && cmd.split_whitespace().any(|w| w == host))
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 #[test]
@@ -17,10 +80,11 @@ fn futures_and_loops_run_on_every_host() {
         return;
     };
     let _g = with_plan(c);
+    assert_eq!(nbr_of_workers().unwrap(), 3);
     let f = future!(node());
     assert!(f.value().unwrap().starts_with("node"));
     let nodes: Vec<String> = foreach!(i in 0..30u32 => {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
         let _ = i;
         node()
     } %dofuture% chunk_size = 1)
@@ -29,4 +93,380 @@ fn futures_and_loops_run_on_every_host() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen, vec!["node1", "node2", "node3"], "{nodes:?}");
+}
+
+#[test]
+fn eight_workers_on_one_host_share_one_connection() {
+    let Some(c) = sshd::cluster(&["node3"; 8]) else {
+        return;
+    };
+    let _g = with_plan(c);
+    // Sixteen elements of 300 ms, one per chunk: all eight workers run.
+    let started = Instant::now();
+    let pids: Vec<u32> = foreach!(_i in 0..16u32 => {
+        std::thread::sleep(Duration::from_millis(300));
+        std::process::id()
+    } %dofuture% chunk_size = 1)
+    .unwrap();
+    let mut distinct = pids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 8, "eight workers served: {pids:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(16 * 300 / 2),
+        "the workers ran side by side: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        ssh_clients_to("node3").len(),
+        1,
+        "one ssh connection to node3 carries all eight workers"
+    );
+}
+
+#[test]
+fn workers_get_the_named_variables_and_the_leaders_directory() {
+    let Some(c) = sshd::cluster(&["node1"]) else {
+        return;
+    };
+    // cargo sets these for the test process; ssh forwards none of them.
+    let c = c.env(["CARGO_PKG_NAME"]);
+    let _g = with_plan(c);
+    let (named, unnamed, cwd) = future!((
+        std::env::var("CARGO_PKG_NAME").ok(),
+        std::env::var("CARGO_PKG_VERSION").ok(),
+        std::env::current_dir().unwrap()
+    ))
+    .value()
+    .unwrap();
+    assert_eq!(named.as_deref(), Some("futurize"));
+    assert_eq!(unnamed, None, "a variable not named is not passed on");
+    assert_eq!(cwd, std::env::current_dir().unwrap());
+}
+
+#[test]
+fn a_missing_directory_means_the_remote_home() {
+    if sshd::sshd().is_none() {
+        return;
+    }
+    let Some(user) = login_user() else { return };
+    // The leader runs in a directory the remote user cannot reach.
+    let private = std::env::temp_dir().join(format!("futurize-private-{}", std::process::id()));
+    std::fs::create_dir_all(&private).unwrap();
+    set_mode(&private, 0o700);
+    let out = child("cwd", &private, &[]);
+    let _ = std::fs::remove_dir_all(&private);
+    assert_eq!(out.trim(), format!("/home/{user}"));
+}
+
+#[test]
+fn the_executable_is_copied_where_the_host_lacks_it() {
+    let Some(c) = sshd::cluster(&["node1", "node1"]) else {
+        return;
+    };
+    let Some(user) = login_user() else { return };
+    // No copy from an earlier run: this one must send it. (One host only:
+    // the test hosts share a file system, and two copies arriving at once
+    // would replace each other's file.)
+    let _ = std::fs::remove_dir_all(format!("/home/{user}/.cache/futurize"));
+    let _g = with_plan(c.always_copy_executable());
+    let exes: Vec<PathBuf> =
+        foreach!(_i in 0..4u32 => std::env::current_exe().unwrap() %dofuture% chunk_size = 1)
+            .unwrap();
+    let cache = PathBuf::from(format!("/home/{user}/.cache/futurize"));
+    for exe in &exes {
+        assert!(exe.starts_with(&cache), "{exe:?} is not in {cache:?}");
+        let mode = std::fs::metadata(exe).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o700
+        );
+    }
+    // The copy is the leader's executable, byte for byte.
+    let copy = std::fs::read(&exes[0]).unwrap();
+    assert_eq!(copy, std::fs::read("/proc/self/exe").unwrap());
+}
+
+#[test]
+fn hosts_that_cannot_be_reached_are_launch_errors_quoting_ssh() {
+    let Some(s) = sshd::sshd() else { return };
+    let cases: [(&str, futurize::Cluster, &str); 4] = [
+        (
+            "badhost",
+            sshd::cluster(&["badhost"]).unwrap(),
+            "Connection refused",
+        ),
+        (
+            "nokey",
+            sshd::cluster(&["nokey"]).unwrap(),
+            "Permission denied",
+        ),
+        (
+            "unknownkey",
+            sshd::cluster(&["unknownkey"]).unwrap(),
+            "Host key verification failed",
+        ),
+        (
+            "node1",
+            futurize::Cluster::hosts(["node1"]).ssh_command("/nonexistent/ssh"),
+            "not found",
+        ),
+    ];
+    let _ = s;
+    for (host, c, says) in cases {
+        let started = Instant::now();
+        let _g = with_plan(c);
+        let e = future!(1u8).value().unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, Error::Launch { .. }), "{host}: {msg}");
+        assert!(msg.contains(host), "{host}: {msg}");
+        assert!(msg.contains(says), "{host}: {msg}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{host}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn a_host_that_never_answers_is_a_launch_error_at_the_time_limit() {
+    let Some(s) = sshd::sshd() else { return };
+    // Accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let c = futurize::Cluster::hosts([format!("127.0.0.1:{port}")])
+        .ssh_command(s.ssh_command.clone())
+        .launch_timeout(Duration::from_secs(2));
+    let _g = with_plan(c);
+    let started = Instant::now();
+    let e = future!(1u8).value().unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Launch { .. }), "{msg}");
+    assert!(msg.contains("did not start within 2s"), "{msg}");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
+
+#[test]
+fn a_host_that_drops_mid_call_loses_its_chunks_and_retries_run_them_elsewhere() {
+    let Some(c) = sshd::cluster(&["node1", "node2", "node2"]) else {
+        return;
+    };
+    let _g = with_plan(c);
+    let killer = || {
+        std::thread::spawn(|| {
+            // Once node2's workers run, cut its connection.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(150));
+                let clients = ssh_clients_to("node2");
+                if let Some(pid) = clients.first() {
+                    std::thread::sleep(Duration::from_millis(200));
+                    // SAFETY: a signal to our own ssh child.
+                    unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+                    return true;
+                }
+            }
+            false
+        })
+    };
+    let cut = killer();
+    let r: Result<Vec<u32>, Error> = foreach!(i in 0..24u32 => {
+        std::thread::sleep(Duration::from_millis(100));
+        i * 2
+    } %dofuture% chunk_size = 1);
+    assert!(cut.join().unwrap(), "node2's connection was found and cut");
+    match r {
+        Err(Error::WorkerDied {
+            worker, elements, ..
+        }) => {
+            assert!(worker.ends_with("on node2"), "{worker}");
+            assert!(elements.is_some());
+        }
+        other => panic!("expected WorkerDied on node2, got {other:?}"),
+    }
+    // With retries the same call gives every value.
+    let cut = killer();
+    let values: Vec<u32> = foreach!(i in 0..24u32 => {
+        std::thread::sleep(Duration::from_millis(100));
+        i * 2
+    } %dofuture% chunk_size = 1, retries = 3)
+    .unwrap();
+    assert!(cut.join().unwrap());
+    assert_eq!(values, (0..24).map(|i| i * 2).collect::<Vec<u32>>());
+}
+
+#[test]
+fn a_remote_worker_killed_is_reported_with_its_host() {
+    let Some(c) = sshd::cluster(&["node1"]) else {
+        return;
+    };
+    let _g = with_plan(c);
+    let r: Result<Vec<u32>, Error> = foreach!(i in 0..6u32 => {
+        if i == 3 {
+            // SAFETY: the worker ends itself, as a crash would.
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+        i
+    } %dofuture% chunk_size = 2);
+    match r {
+        Err(Error::WorkerDied {
+            worker,
+            cause,
+            elements,
+            ..
+        }) => {
+            assert!(worker.ends_with("on node1"), "{worker}");
+            assert!(cause.contains("SIGKILL"), "{cause}");
+            assert_eq!(elements, Some(2..4));
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    // The pool starts a new worker on the host.
+    assert_eq!(future!(7u32).value().unwrap(), 7);
+}
+
+#[test]
+fn when_the_leader_is_killed_no_remote_process_is_left() {
+    if sshd::sshd().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("futurize-orphans-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let mut leader = child_command(
+        "orphans",
+        &std::env::current_dir().unwrap(),
+        &[("FUTURIZE_TEST_PID_DIR", dir.to_str().unwrap())],
+    )
+    .spawn()
+    .unwrap();
+    // Each remote worker writes its pid and its agent's pid.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pids = loop {
+        let pids: Vec<u32> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .flat_map(|t| {
+                t.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .collect();
+        if pids.len() >= 6 {
+            break pids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the remote workers never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(pids.iter().all(|&p| alive(p)), "{pids:?}");
+    // The leader's connections (ssh, in process groups of their own) go too.
+    let connections: Vec<u32> = descendants_of(leader.id())
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains("ssh"))
+        .map(|(pid, _)| pid)
+        .collect();
+    assert!(
+        !connections.is_empty(),
+        "the leader's ssh processes are found"
+    );
+    let pids: Vec<u32> = pids.into_iter().chain(connections).collect();
+    leader.kill().unwrap();
+    leader.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        left.is_empty(),
+        "still running after the leader died: {left:?}"
+    );
+}
+
+/// The user the tests log in as (see scripts/test-sshd.sh).
+fn login_user() -> Option<String> {
+    let s = sshd::sshd()?;
+    let config = std::fs::read_to_string(s.dir.join("ssh_config")).ok()?;
+    config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("User "))
+        .map(|u| u.trim().to_string())
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn child_command(scenario: &str, cwd: &Path, env: &[(&str, &str)]) -> Command {
+    let s = sshd::sshd().expect("sshd runs");
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "child_scenario",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .current_dir(cwd)
+        .env("FUTURIZE_TEST_SCENARIO", scenario)
+        .env("FUTURIZE_SSH_COMMAND", &s.ssh_command);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
+}
+
+/// Runs a scenario in a child process; what it printed between markers.
+fn child(scenario: &str, cwd: &Path, env: &[(&str, &str)]) -> String {
+    let out = child_command(scenario, cwd, env).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "child {scenario} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = stdout.find("BEGIN\n").expect("BEGIN") + "BEGIN\n".len();
+    let end = stdout.find("END\n").expect("END");
+    stdout[start..end].to_string()
+}
+
+/// The child side of the scenarios (does nothing in a normal run).
+#[test]
+fn child_scenario() {
+    let Ok(scenario) = std::env::var("FUTURIZE_TEST_SCENARIO") else {
+        return;
+    };
+    println!("BEGIN");
+    match scenario.as_str() {
+        "cwd" => {
+            plan(futurize::Cluster::hosts(["node1"]));
+            let cwd = future!(std::env::current_dir().unwrap()).value().unwrap();
+            println!("{}", cwd.display());
+        }
+        "orphans" => {
+            plan(futurize::Cluster::hosts(["node1", "node1", "node2"]));
+            let dir = std::env::var("FUTURIZE_TEST_PID_DIR").unwrap();
+            let _: Vec<()> = foreach!(i in 0..3u32 => {
+                let me = std::process::id();
+                let agent = std::os::unix::process::parent_id();
+                std::fs::write(format!("{dir}/{i}"), format!("{me} {agent}")).unwrap();
+                std::thread::sleep(Duration::from_secs(60));
+            } %dofuture% chunk_size = 1)
+            .unwrap();
+        }
+        other => panic!("no scenario {other}"),
+    }
+    println!("END");
 }

@@ -90,6 +90,8 @@ pub(super) fn end_task() {
     STARTED_MS.store(0, Ordering::Relaxed);
     TIMEOUT_MS.store(0, Ordering::Relaxed);
     PROGRESS_ON.store(false, Ordering::Relaxed);
+    // Between tasks no body runs, so no record is wanted.
+    log::set_max_level(log::LevelFilter::Off);
 }
 
 /// The element the running task is at, for a chunk.

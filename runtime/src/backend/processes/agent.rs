@@ -94,7 +94,7 @@ fn serve() -> Result<(), Error> {
             ToAgent::Start { worker, env, cwd } => {
                 let cwd = cwd
                     .map(PathBuf::from)
-                    .filter(|d| d.is_dir())
+                    .filter(|d| can_enter(d))
                     .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
                 match (LocalLauncher { env, cwd }).launch() {
                     Ok(link) => {
@@ -148,6 +148,16 @@ fn serve() -> Result<(), Error> {
         lock(&w.process).kill();
     }
     ended
+}
+
+/// Whether this user can make `dir` its working directory.
+fn can_enter(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid C string; access(2) only reads it.
+    dir.is_dir() && unsafe { libc::access(path.as_ptr(), libc::X_OK) } == 0
 }
 
 /// Carries a worker's stdout to the leader until it ends, then reports how

@@ -30,6 +30,7 @@ use crate::protocol::{codec, hex, identity, wire};
 use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, PipeWriter, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, mpsc};
@@ -354,7 +355,10 @@ impl Connection {
         let fail = |why: String| format!("{name}: {why}");
         let script = start_script(spec.always_ship).map_err(fail)?;
         let mut command = command_for(spec, host, &script);
+        // Its own process group, so that ending it ends an ssh started
+        // through `sh -c` too.
         let mut child = command
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -369,8 +373,9 @@ impl Connection {
         let limit = spec.launch_timeout;
         let timer = std::thread::spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = cancelled.recv_timeout(limit) {
-                // SAFETY: signals our own child, which is reaped only below.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                // SAFETY: signals the process group of our own child, which
+                // is reaped only below.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
                 return true;
             }
             false
@@ -381,7 +386,8 @@ impl Connection {
         let agent_pid = match started {
             Ok(pid) => pid,
             Err(why) => {
-                let _ = child.kill();
+                // SAFETY: as above.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
                 let status = child
                     .wait()
                     .map(super::link::describe_exit)

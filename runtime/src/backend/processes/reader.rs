@@ -40,7 +40,10 @@ pub(super) fn read_replies(
                         r.slot.set_output(output);
                         r.slot.fill(outcome_to_result(outcome, value));
                     }
-                    _ => {
+                    other => {
+                        // Put the task back: the end of the channel below
+                        // answers for it.
+                        *lock(&worker.running) = other;
                         break Some(format!(
                             "an answer for future {id}, which it was not running"
                         ));
@@ -89,6 +92,10 @@ pub(super) fn read_replies(
         worker.ended.store(true, Ordering::Release);
     }
     lock(&worker.input).take();
+    if ended.is_some() {
+        // It broke the protocol: it may still be running; end it.
+        lock(&worker.process).kill();
+    }
     let status = lock(&worker.process).wait();
     let running = lock(&worker.running).take();
     // Forget the worker first: whoever collects the error then sees the pool
