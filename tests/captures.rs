@@ -1,5 +1,8 @@
-//! The capture walk, case by case, on every local plan. Every future goes
+//! The capture walk, case by case, on every plan (the cluster one against
+//! the project's private sshd when this machine has one). Every future goes
 //! through the codec (encode, decode, run), so each case is also a round trip.
+
+mod common;
 
 use futurize::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,15 @@ fn on_every_plan(case: impl Fn()) {
             Multithread::workers(2).into(),
         ]),
     ];
+    let mut plans = plans;
+    // Workers on other machines, when this machine has an sshd to test with.
+    if let Some(c) = common::sshd::cluster(&["node1", "node2", "node3"]) {
+        plans.push(c.clone().into());
+        plans.push(futurize::Plan::from([
+            c.into(),
+            Multithread::workers(2).into(),
+        ]));
+    }
     for p in plans {
         let _g = with_plan(p.clone());
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&case));

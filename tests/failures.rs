@@ -14,7 +14,18 @@ fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("futurize-failures-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    // Remote workers log in as another user (see scripts/test-sshd.sh).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     dir
+}
+
+/// Two worker processes here, and two on other hosts when this machine has
+/// an sshd to test with.
+fn process_plans() -> Vec<Plan> {
+    std::iter::once(Multiprocess::workers(2).into())
+        .chain(common::sshd::cluster(&["node1", "node2"]).map(Into::into))
+        .collect()
 }
 
 /// Kills the calling process the first time it is called with `marker`
@@ -27,7 +38,13 @@ fn die_once(marker: &Path) {
 
 #[test]
 fn a_lost_chunk_names_its_elements_and_the_pool_recovers() {
-    let _g = with_plan(Multiprocess::workers(2));
+    for p in process_plans() {
+        let _g = with_plan(p);
+        a_lost_chunk_names_its_elements();
+    }
+}
+
+fn a_lost_chunk_names_its_elements() {
     let r: Result<Vec<u32>, Error> = foreach!(i in 0..8u32 => {
         if i == 5 {
             std::process::abort();
@@ -72,7 +89,13 @@ fn a_lost_chunk_names_its_elements_and_the_pool_recovers() {
 
 #[test]
 fn retries_run_a_lost_chunk_again_with_the_same_random_streams() {
-    let _g = with_plan(Multiprocess::workers(2));
+    for p in process_plans() {
+        let _g = with_plan(p);
+        retries_keep_streams();
+    }
+}
+
+fn retries_keep_streams() {
     let undisturbed: Vec<u64> =
         foreach!(i in 0..12u32 => { let _ = i; rng().next_u64() } %dofuture% seed = 9, chunk_size = 3)
             .unwrap();

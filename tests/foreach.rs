@@ -2,6 +2,8 @@
 //! error policies; stopping; capture bytes shipped once per worker; no
 //! copies on threads.
 
+mod common;
+
 use futurize::prelude::*;
 use futurize::{Error, Panic};
 use serde::{Deserialize, Serialize};
@@ -14,6 +16,9 @@ fn plans() -> Vec<futurize::Plan> {
         Multithread::workers(2).into(),
         Multiprocess::workers(2).into(),
     ]
+    .into_iter()
+    .chain(common::sshd::cluster(&["node1", "node2", "node3"]).map(Into::into))
+    .collect()
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

@@ -3,11 +3,21 @@
 //! child process (this test binary again) so its real stdout and stderr can
 //! be read and compared.
 
+mod common;
+
 use futurize::prelude::*;
 use futurize::{Error, Panic};
 use std::process::Command;
 
-const PLANS: &[&str] = &["sequential", "multithread:2", "multiprocess:2"];
+/// The plans every scenario runs under, as `FUTURIZE_PLAN` text: the local
+/// ones, and a cluster of three hosts when this machine has an sshd.
+fn plans() -> Vec<&'static str> {
+    let mut plans = vec!["sequential", "multithread:2", "multiprocess:2"];
+    if common::sshd::sshd().is_some() {
+        plans.push("cluster:node1,node2,node3");
+    }
+    plans
+}
 
 /// Runs `scenario` in a child under `plan`; returns its stdout and stderr
 /// between the BEGIN and END markers.
@@ -23,6 +33,10 @@ fn child(scenario: &str, plan: &str, env: &[(&str, &str)]) -> (String, String) {
         .env("FUTURIZE_TEST_SCENARIO", scenario)
         .env("FUTURIZE_PLAN", plan)
         .env("RUST_BACKTRACE", "0");
+    if plan.starts_with("cluster") {
+        let sshd = common::sshd::sshd().expect("a cluster plan only with an sshd");
+        command.env("FUTURIZE_SSH_COMMAND", &sshd.ssh_command);
+    }
     for (k, v) in env {
         command.env(k, v);
     }
@@ -193,7 +207,7 @@ fn printed_output_is_the_same_on_every_backend_and_in_element_order() {
         expected_err += &format!("warning from {x}\n");
     }
     expected_err += "b to stderr\n";
-    for plan in PLANS {
+    for plan in plans() {
         let (out, err) = child("foreach", plan, &[]);
         // `stdout = false` silences the body, as R's `stdout = FALSE` does.
         assert!(
@@ -212,7 +226,7 @@ fn under_stop_output_ends_at_the_failed_element() {
         expected += &format!("ran {x}\n");
     }
     let mut outputs = Vec::new();
-    for plan in PLANS {
+    for plan in plans() {
         let (out, _) = child("stop", plan, &[]);
         assert!(out.starts_with(&expected), "under {plan}: {out}");
         assert!(!out.contains("ran 6"), "under {plan}: {out}");
@@ -235,7 +249,7 @@ fn on_processes_output_of_called_functions_is_captured_in_order() {
 
 #[test]
 fn a_panic_carries_message_location_label_index_and_a_backtrace_when_asked() {
-    for plan in PLANS {
+    for plan in plans() {
         let (out, _) = child("panic", plan, &[("RUST_BACKTRACE", "1")]);
         assert!(
             out.contains("message=element four broke\n"),
@@ -255,7 +269,7 @@ fn a_panic_carries_message_location_label_index_and_a_backtrace_when_asked() {
 #[test]
 fn dbg_in_a_body_is_relayed_like_eprintln() {
     let mut errs = Vec::new();
-    for plan in PLANS {
+    for plan in plans() {
         let (out, err) = child("dbg", plan, &[]);
         assert_eq!(out, "values [2, 4, 6]\n", "{plan}");
         for v in [2, 4, 6] {
@@ -269,7 +283,7 @@ fn dbg_in_a_body_is_relayed_like_eprintln() {
 
 #[test]
 fn a_display_that_prints_does_not_trip_the_capture() {
-    for plan in PLANS {
+    for plan in plans() {
         let (out, err) = child("reentrant", plan, &[]);
         assert_eq!(out, "Loud(0)\nLoud(1)\nvalues [0, 1]\n", "{plan}");
         assert_eq!(err, "formatting 0\nformatting 1\n", "{plan}");

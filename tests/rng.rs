@@ -1,6 +1,8 @@
 //! Parallel random numbers: identical on every plan, worker count and chunk
 //! size; reproducible by seed; usable with rand and rand_distr.
 
+mod common;
+
 use futurize::prelude::*;
 use rand::RngExt;
 use rand_distr::{Distribution, StandardNormal};
@@ -13,6 +15,9 @@ fn configurations() -> Vec<futurize::Plan> {
         Multiprocess::workers(2).into(),
         Multiprocess::workers(3).into(),
     ]
+    .into_iter()
+    .chain(common::sshd::cluster(&["node1", "node2", "node3"]).map(Into::into))
+    .collect()
 }
 
 fn normals(chunking: usize) -> Vec<f64> {

@@ -1,4 +1,6 @@
-//! Helpers shared by the integration tests that watch worker processes.
+//! Helpers shared by the integration tests: watching worker processes, and
+//! the private sshd of the cluster cases. Not every test binary uses all.
+#![allow(dead_code)]
 
 /// Whether process `pid` runs (a zombie still has a /proc entry; it does not
 /// count).
@@ -14,5 +16,4 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-#[allow(dead_code)] // not every test binary runs a cluster
 pub mod sshd;
