@@ -16,4 +16,5 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+pub mod slurm;
 pub mod sshd;

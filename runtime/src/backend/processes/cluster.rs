@@ -309,6 +309,8 @@ fn command_for(spec: &Cluster, host: &Host, script: &str) -> Command {
         let mut c = Command::new("srun");
         c.args([
             "--overlap",
+            // Frames must not wait in srun's line buffer.
+            "--unbuffered",
             "--nodes=1",
             "--ntasks=1",
             "--quiet",

@@ -1,0 +1,85 @@
+//! A private Slurm (slurmctld, slurmd, munged) for the Slurm tests, started
+//! by the project's own script (scripts/test-slurm.sh) once per test binary
+//! and stopped at the binary's exit (jobs cancelled, daemons killed by pid).
+//!
+//! Without Slurm's packages the Slurm cases are skipped with a message
+//! saying why (`.ci/run` installs slurm-wlm and munge).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// A running private Slurm.
+pub struct Slurm {
+    /// Its `slurm.conf`, for `SLURM_CONF`.
+    pub conf: PathBuf,
+    /// Its directory (logs, state, jobcomp.txt).
+    pub dir: PathBuf,
+}
+
+static SINGLE: OnceLock<Option<Slurm>> = OnceLock::new();
+static CLUSTER: OnceLock<Option<Slurm>> = OnceLock::new();
+
+fn script() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-slurm.sh")
+}
+
+extern "C" fn stop_at_exit() {
+    for (started, verb) in [(&SINGLE, "stop"), (&CLUSTER, "stop-cluster")] {
+        if let Some(Some(_)) = started.get() {
+            let _ = Command::new("bash").arg(script()).arg(verb).output();
+        }
+    }
+}
+
+fn start(verb: &str) -> Option<Slurm> {
+    for tool in [
+        "/usr/sbin/slurmctld",
+        "/usr/sbin/slurmd",
+        "/usr/sbin/munged",
+    ] {
+        if !std::path::Path::new(tool).exists() {
+            eprintln!(
+                "SKIPPED: the Slurm cases need {tool}: apt-get install slurm-wlm munge \
+                 (.ci/run does)"
+            );
+            return None;
+        }
+    }
+    let out = Command::new("bash")
+        .arg(script())
+        .arg(verb)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "scripts/test-slurm.sh {verb} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    static REGISTERED: OnceLock<()> = OnceLock::new();
+    REGISTERED.get_or_init(|| {
+        // SAFETY: registers a plain extern "C" function.
+        unsafe { libc::atexit(stop_at_exit) };
+    });
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .map(|v| PathBuf::from(v.trim().trim_matches('"')))
+    };
+    Some(Slurm {
+        conf: value("SLURM_CONF").expect("the script prints SLURM_CONF"),
+        dir: value("FUTURIZE_TEST_SLURM_DIR").expect("the script prints its directory"),
+    })
+}
+
+/// A single-node Slurm, or `None` (skipped).
+pub fn single() -> Option<&'static Slurm> {
+    SINGLE.get_or_init(|| start("start")).as_ref()
+}
+
+/// A fake three-node Slurm (n1, n2, n3 on this host), or `None` (skipped).
+pub fn three_nodes() -> Option<&'static Slurm> {
+    CLUSTER.get_or_init(|| start("start-cluster")).as_ref()
+}
