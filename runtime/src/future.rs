@@ -10,6 +10,7 @@ use crate::active::{self, ActivePlan};
 use crate::backend::{ResultSlot, Submitted, Task};
 use crate::body::TimeLimit;
 use crate::body::capture::EntryOf;
+use crate::plan::Resources;
 use crate::protocol::codec;
 use crate::relay::{self, Output};
 use crate::rng::SeedSpec;
@@ -34,6 +35,8 @@ pub struct FutureOptions {
     pub stdout: bool,
     /// `timeout = "10m"`.
     pub timeout: Option<TimeLimit>,
+    /// `resources = (mem = "2G", ...)`: what the future needs.
+    pub resources: Option<Resources>,
 }
 
 impl Default for FutureOptions {
@@ -44,6 +47,7 @@ impl Default for FutureOptions {
             seed: None,
             stdout: true,
             timeout: None,
+            resources: None,
         }
     }
 }
@@ -100,6 +104,7 @@ impl<T: DeserializeOwned> Future<T> {
                     stream: options.seed.map(|s| s.streams(1)),
                     capture_output: options.stdout,
                     timeout: options.timeout,
+                    resources: options.resources.unwrap_or_default(),
                 };
                 if options.lazy {
                     State::Lazy(task, plan)

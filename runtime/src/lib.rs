@@ -79,6 +79,7 @@ pub mod __private {
         Sizing,
     };
     pub use crate::progress::__progress_step;
+    pub use crate::plan::Resources;
     pub use crate::rng::SeedSpec;
     pub use crate::{
         __relay_dbg, __relay_eprint, __relay_eprintln, __relay_print, __relay_println,

@@ -28,6 +28,7 @@ use crate::body::NestedPlan;
 use crate::body::TimeLimit;
 use crate::body::capture::EntryFn;
 use crate::body::chunk::ChunkFn;
+use crate::plan::Resources;
 use crate::progress::Progress;
 use crate::protocol::Output;
 use crate::rng::Streams;
@@ -45,6 +46,8 @@ pub(crate) struct Task {
     pub(crate) capture_output: bool,
     /// `timeout = "..."`.
     pub(crate) timeout: Option<TimeLimit>,
+    /// What it needs (empty: nothing in particular).
+    pub(crate) resources: Resources,
 }
 
 /// Where a submitted task's value will appear.

@@ -31,6 +31,7 @@ use crate::body::capture::Capture;
 use crate::body::chunk::{ChunkEntryOf, ChunkOutput, Combine};
 use crate::body::foreach_capture::ViewOf;
 use crate::relay;
+use crate::plan::Resources;
 use crate::rng::SeedSpec;
 use crate::sync::lock;
 use serde::{Serialize, de::DeserializeOwned};
@@ -73,6 +74,8 @@ pub struct MapOptions {
     pub retries: u32,
     /// `progress = true`: show a progress bar.
     pub progress: bool,
+    /// `resources = (mem = "2G", ...)`: what each chunk needs.
+    pub resources: Option<Resources>,
 }
 
 impl Default for MapOptions {
@@ -88,6 +91,7 @@ impl Default for MapOptions {
             timeout: None,
             retries: 0,
             progress: false,
+            resources: None,
         }
     }
 }

@@ -8,8 +8,10 @@
 //! the one `FUTURIZE_PLAN` takes and `Display` prints.
 
 mod cluster;
+mod resources;
 
 pub use cluster::{Cluster, DEFAULT_LAUNCH_TIMEOUT, Host, Via};
+pub use resources::{Capacity, Resources, human_bytes, parse_duration, parse_memory};
 
 use crate::Error;
 use std::fmt;
