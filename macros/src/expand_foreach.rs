@@ -287,6 +287,7 @@ fn generate(
             timeout: #timeout,
             retries: #retries,
             progress: #progress,
+            resources: ::core::option::Option::None,
         };
         #p::#engine(
             &__futurize_ctags,

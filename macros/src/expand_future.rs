@@ -111,6 +111,7 @@ fn generate(
             seed: #seed,
             stdout: #stdout,
             timeout: #timeout,
+            resources: ::core::option::Option::None,
         };
         let __futurize_captures =
             #p::__encode_captures(&#refs, __futurize_options.label.as_deref());

@@ -57,13 +57,33 @@ pub const FUTURE_OPTIONS: &str = "`label = \"name\"`, `lazy = true`, `globals = 
     `seed = true | <u64>`, `timeout = \"10m\"`, `stdout = false`";
 
 /// Parses a humane duration: `"500ms"`, `"30s"`, `"10m"`, `"1h30m"`,
-/// `"1.5h"`, `"2d"`. Returns milliseconds.
-pub fn parse_duration(text: &str) -> Result<u64, String> {
-    let hint = "write a duration such as \"500ms\", \"30s\", \"10m\", \"1h30m\" or \"2d\"";
+/// `"1.5h"`, `"2d"`, `"2 min 5 s"`. Returns milliseconds; errors name
+/// `option`, the option the text was given to.
+pub fn parse_duration(option: &str, text: &str) -> Result<u64, String> {
+    duration_terms(option, text).map(|(millis, _)| millis)
+}
+
+/// The duration as the runtime's own parser reads it: the same terms with
+/// short units and no spaces (`"2 min 5 s"` → `"2m5s"`; `"1h30m"` stays).
+pub fn compact_duration(option: &str, text: &str) -> Result<String, String> {
+    let (_, terms) = duration_terms(option, text)?;
+    Ok(terms.iter().map(|(number, unit)| format!("{number}{unit}")).collect())
+}
+
+const DURATION_HINT: &str =
+    "write a duration such as \"500ms\", \"30s\", \"10m\", \"1h30m\" or \"2d\"";
+
+/// The milliseconds of a duration, and its `<number><unit>` terms as written
+/// with short units.
+fn duration_terms<'a>(
+    option: &str,
+    text: &'a str,
+) -> Result<(u64, Vec<(&'a str, &'static str)>), String> {
     let mut total = 0f64;
+    let mut terms = Vec::new();
     let mut rest = text.trim();
     if rest.is_empty() {
-        return Err(format!("`timeout` is empty: {hint}"));
+        return Err(format!("`{option}` is empty: {DURATION_HINT}"));
     }
     while !rest.is_empty() {
         let number_len = rest
@@ -72,28 +92,29 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         let (number, after) = rest.split_at(number_len);
         let value: f64 = number
             .parse()
-            .map_err(|_| format!("`{text}` is not a duration: {hint}"))?;
+            .map_err(|_| format!("`{text}` is not a duration: {DURATION_HINT}"))?;
         let after = after.trim_start();
         let unit_len = after
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(after.len());
         let (unit, after) = after.split_at(unit_len);
-        let millis = match unit {
-            "ms" => 1.0,
-            "s" | "sec" | "secs" => 1e3,
-            "m" | "min" | "mins" => 60e3,
-            "h" | "hr" | "hrs" => 3600e3,
-            "d" | "day" | "days" => 86400e3,
-            "" => return Err(format!("`{text}` has a number without a unit: {hint}")),
-            other => return Err(format!("`{other}` is not a unit of time: {hint}")),
+        let (unit, millis) = match unit {
+            "ms" => ("ms", 1.0),
+            "s" | "sec" | "secs" => ("s", 1e3),
+            "m" | "min" | "mins" => ("m", 60e3),
+            "h" | "hr" | "hrs" => ("h", 3600e3),
+            "d" | "day" | "days" => ("d", 86400e3),
+            "" => return Err(format!("`{text}` has a number without a unit: {DURATION_HINT}")),
+            other => return Err(format!("`{other}` is not a unit of time: {DURATION_HINT}")),
         };
         total += value * millis;
+        terms.push((number, unit));
         rest = after.trim_start();
     }
     if total < 1.0 {
-        return Err(format!("`timeout` must be at least 1ms: {hint}"));
+        return Err(format!("`{option}` must be at least 1ms: {DURATION_HINT}"));
     }
-    Ok(total.round() as u64)
+    Ok((total.round() as u64, terms))
 }
 
 /// `timeout = "10m"` (checked here) or `timeout = <Duration expression>`.
@@ -104,7 +125,7 @@ pub fn timeout_value(value: &Expr) -> syn::Result<proc_macro2::TokenStream> {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
         }) => {
-            let millis = parse_duration(&s.value()).map_err(|e| syn::Error::new(s.span(), e))?;
+            let millis = parse_duration("timeout", &s.value()).map_err(|e| syn::Error::new(s.span(), e))?;
             let text = s.value().trim().to_string();
             Ok(quote!(#p::TimeLimit {
                 limit: ::std::time::Duration::from_millis(#millis),
@@ -424,19 +445,31 @@ pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> For
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{compact_duration, parse_duration};
 
     #[test]
     fn humane_durations() {
-        assert_eq!(parse_duration("500ms"), Ok(500));
-        assert_eq!(parse_duration("30s"), Ok(30_000));
-        assert_eq!(parse_duration("10m"), Ok(600_000));
-        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
-        assert_eq!(parse_duration(" 1.5 h "), Ok(5_400_000));
-        assert_eq!(parse_duration("2d"), Ok(172_800_000));
-        assert_eq!(parse_duration("2 min 5 s"), Ok(125_000));
+        let ms = |text| parse_duration("timeout", text);
+        assert_eq!(ms("500ms"), Ok(500));
+        assert_eq!(ms("30s"), Ok(30_000));
+        assert_eq!(ms("10m"), Ok(600_000));
+        assert_eq!(ms("1h30m"), Ok(5_400_000));
+        assert_eq!(ms(" 1.5 h "), Ok(5_400_000));
+        assert_eq!(ms("2d"), Ok(172_800_000));
+        assert_eq!(ms("2 min 5 s"), Ok(125_000));
         for bad in ["", "10", "m", "5 parsecs", "1..2s", "0s", "-3s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
+            assert!(ms(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn compact_durations_keep_the_terms() {
+        let compact = |text| compact_duration("time", text);
+        assert_eq!(compact("1h30m").as_deref(), Ok("1h30m"));
+        assert_eq!(compact(" 2 min 5 secs ").as_deref(), Ok("2m5s"));
+        assert_eq!(compact("1.5 hrs").as_deref(), Ok("1.5h"));
+        assert_eq!(compact("250ms").as_deref(), Ok("250ms"));
+        assert!(compact("0m").is_err());
+        assert!(compact("").unwrap_err().starts_with("`time` is empty"));
     }
 }
