@@ -146,8 +146,8 @@ pub use futurize_macros::futurize;
 pub use futurize_runtime::rng::ElementRng;
 pub use futurize_runtime::{
     Cluster, Error, Future, Level, Multiprocess, Multithread, Panic, Plan, PlanGuard, Resolvable,
-    Sequential, Values, available_cores, available_workers, current_plan, nbr_of_free_workers,
-    nbr_of_workers, plan, resolve, resolved, rng, set_seed, value, with_plan,
+    Sequential, Slurm, Values, available_cores, available_workers, current_plan,
+    nbr_of_free_workers, nbr_of_workers, plan, resolve, resolved, rng, set_seed, value, with_plan,
 };
 pub use rand_core;
 
@@ -185,9 +185,9 @@ macro_rules! progress {
 /// Everything a program using futurize needs: `use futurize::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Cluster, Future, Multiprocess, Multithread, Sequential, available_cores, available_workers,
-        current_plan, foreach, future, futurize, nbr_of_free_workers, nbr_of_workers, plan,
-        progress, resolve, resolved, rng, set_seed, value, with_plan,
+        Cluster, Future, Multiprocess, Multithread, Sequential, Slurm, available_cores,
+        available_workers, current_plan, foreach, future, futurize, nbr_of_free_workers,
+        nbr_of_workers, plan, progress, resolve, resolved, rng, set_seed, value, with_plan,
     };
     /// Brings `next_u64()` and friends into scope for `rng()`.
     pub use rand_core::Rng as _;

@@ -12,7 +12,7 @@ use std::fmt;
 pub const VALID_PLAN_FORMS: &str = "`sequential`, `multithread`, `multithread:N`, \
      `multiprocess`, `multiprocess:N`, `multiprocess:N:fresh`, `cluster`, \
      `cluster:HOST,HOST,...` (HOST as `[user@]name[:port]`, a host named k times runs k \
-     workers), levels joined by `/` such as `multiprocess:2/multithread:2` or \
+     workers), `slurm`, `slurm:N` (N jobs in flight at most), levels joined by `/` such as `multiprocess:2/multithread:2` or \
      `cluster:n1,n2/multiprocess:4` (N a whole number >= 1)";
 
 /// A body's panic: what it said, where, and how it got there. The one form
@@ -124,6 +124,15 @@ pub enum Error {
     NothingToCombine {
         /// The label of the call, if any.
         label: Option<String>,
+    },
+    /// What a future or a call asks for (`resources = (...)`) cannot be
+    /// understood, or no backend of the plan can give it.
+    #[error("the resources {asked} cannot be had: {why}")]
+    Resources {
+        /// The request, as written.
+        asked: String,
+        /// Why: the malformed field, or what each backend offers.
+        why: String,
     },
     /// Captures or a value are larger than the frame size limit.
     #[error(

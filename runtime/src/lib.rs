@@ -54,7 +54,7 @@ pub use active::{PlanGuard, current_plan, nbr_of_free_workers, nbr_of_workers, p
 pub use cores::{available_cores, available_workers};
 pub use error::{Error, Panic};
 pub use future::{Future, Resolvable, Values, resolve, resolved, value};
-pub use plan::{Cluster, Level, Multiprocess, Multithread, Plan, Sequential};
+pub use plan::{Cluster, Level, Multiprocess, Multithread, Plan, Sequential, Slurm};
 pub use protocol::{codec, wire};
 pub use rng::{ElementRng, rng, set_seed};
 
@@ -78,8 +78,8 @@ pub mod __private {
         __foreach_collect, __foreach_combine, __foreach_pass, ErrorPolicy, MapOptions, Ordering,
         Sizing,
     };
-    pub use crate::progress::__progress_step;
     pub use crate::plan::Resources;
+    pub use crate::progress::__progress_step;
     pub use crate::rng::SeedSpec;
     pub use crate::{
         __relay_dbg, __relay_eprint, __relay_eprintln, __relay_print, __relay_println,

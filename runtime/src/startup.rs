@@ -7,7 +7,8 @@
 //! program's own `main` never runs there. Users write no line for it.
 //!
 //! A process started as a host agent (over ssh, on another machine) serves
-//! as one instead.
+//! as one instead, and a process started as a Slurm job runs its task from
+//! the registry.
 //!
 //! This is the one place that joins the two sides: it hands the worker side
 //! ([`worker`](crate::worker)) the leader side's way of putting a plan in
@@ -24,6 +25,17 @@ extern "C" fn take_over_before_main() {
     // SAFETY: this runs before `main`, while the process has a single thread.
     if let Some(wanted) = unsafe { backend::take_agent_environment() } {
         backend::run_agent(&wanted);
+    }
+    // SAFETY: as above.
+    if let Some((dir, task)) = unsafe { worker::take_job_environment() } {
+        let code = match worker::run_job(&dir, &task, active::nested_plan) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("futurize job {task} in {}: {e}", dir.display());
+                70
+            }
+        };
+        std::process::exit(code);
     }
     // SAFETY: as above.
     if !unsafe { worker::take_worker_environment() } {

@@ -68,8 +68,13 @@ fn start(verb: &str) -> Option<Slurm> {
             .find_map(|l| l.strip_prefix(&format!("export {name}=")))
             .map(|v| PathBuf::from(v.trim().trim_matches('"')))
     };
+    let conf = value("SLURM_CONF").expect("the script prints SLURM_CONF");
+    // The Slurm commands the backend runs find this cluster through it.
+    // SAFETY: set once, before any job is submitted; the tests of one binary
+    // all use the same value.
+    unsafe { std::env::set_var("SLURM_CONF", &conf) };
     Some(Slurm {
-        conf: value("SLURM_CONF").expect("the script prints SLURM_CONF"),
+        conf,
         dir: value("FUTURIZE_TEST_SLURM_DIR").expect("the script prints its directory"),
     })
 }

@@ -17,8 +17,10 @@
 //! through a [`NestedPlan`], never through the registry of plans in force.
 
 mod processes;
+mod replies;
 mod sequential;
 mod slot;
+mod slurm;
 mod threads;
 
 pub(crate) use processes::{run_agent, take_agent_environment};
@@ -81,6 +83,8 @@ pub(crate) struct ChunkTask {
     pub(crate) capture_output: bool,
     /// `timeout = "..."`, per element.
     pub(crate) timeout: Option<TimeLimit>,
+    /// What the chunk needs (empty: nothing in particular).
+    pub(crate) resources: Resources,
     /// The call's bar and what this chunk has reported to it.
     pub(crate) progress: Option<Arc<ChunkProgress>>,
 }
@@ -125,6 +129,16 @@ pub(crate) trait ChunkWorkers {
     fn workers(&self) -> usize;
     /// Starts `chunk` on an idle worker, blocking while all are busy.
     fn submit_chunk(&self, chunk: ChunkTask) -> Submitted;
+    /// Whether these workers take a call's chunks all at once (a Slurm job
+    /// array): the call then cuts one chunk per worker unless it fixed
+    /// their size, and hands them over together.
+    fn takes_chunks_at_once(&self) -> bool {
+        false
+    }
+    /// Starts all of `chunks` (for workers that take them at once).
+    fn submit_chunks(&self, chunks: Vec<ChunkTask>) -> Vec<Submitted> {
+        chunks.into_iter().map(|c| self.submit_chunk(c)).collect()
+    }
 }
 
 /// Bytes of captures and elements sent to worker processes so far.
@@ -144,6 +158,7 @@ pub(crate) fn start(level: &Level, nested: NestedPlan) -> Result<Arc<dyn Backend
             nested.plan(),
             Box::new(processes::LocalLauncher::default()),
         )?),
+        Level::Slurm(spec) => Arc::new(slurm::SlurmBackend::start(spec, nested.plan())?),
         Level::Cluster(cluster) => Arc::new(processes::ProcessPool::start(
             cluster.host_list().len(),
             false,

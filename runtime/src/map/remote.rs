@@ -7,7 +7,7 @@
 //! failure under `errors = "stop"`), and at the end stops what still runs
 //! after a failure, or waits for it.
 
-use super::chunks::ChunkPlanner;
+use super::chunks::{ChunkPlanner, Sizing};
 use super::{ErrorPolicy, Finished, MapOptions};
 use crate::Error;
 use crate::backend::{CallCaptures, ChunkProgress, ChunkTask, ChunkWorkers, ResultSlot, Submitted};
@@ -61,16 +61,67 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         bytes: codec::encode(vars, &what)?,
     });
     let streams = options.seed.map(|s| s.streams(items.len() as u64));
+    let at_once = workers.takes_chunks_at_once();
+    // Chunks all known up front are one per worker unless the call says.
+    let sizing = match options.sizing {
+        Sizing::Adaptive if at_once => Sizing::PerWorker(1.0),
+        other => other,
+    };
     let mut planner = ChunkPlanner::new(
         items.len(),
         workers.workers(),
-        options.sizing,
+        sizing,
         options.ordering,
         TARGET_CHUNK_TIME,
     )
     .with_max_chunk(MAX_CHUNK)
     .with_even_final_round();
+    let task_for =
+        |range: &Range<usize>| -> Result<(ChunkTask, Option<Arc<ChunkProgress>>), Error> {
+            let elements = codec::encode(&items[range.clone()], "the elements of a chunk")?;
+            let progress = bar.map(|bar| {
+                Arc::new(ChunkProgress {
+                    bar: bar.clone(),
+                    reported: AtomicU64::new(0),
+                })
+            });
+            let task = ChunkTask {
+                entry,
+                call: call.clone(),
+                elements,
+                stop_at_failure: stop,
+                label: options.label.clone(),
+                streams: streams.map(|s| s.skip(range.start as u64)),
+                first: range.start,
+                capture_output: options.stdout,
+                timeout: options.timeout.clone(),
+                resources: options.resources.clone().unwrap_or_default(),
+                progress: progress.clone(),
+            };
+            Ok((task, progress))
+        };
     let mut in_flight: Vec<InFlight> = Vec::new();
+    if at_once {
+        let ranges: Vec<Range<usize>> = std::iter::from_fn(|| planner.next_chunk()).collect();
+        let mut tasks = Vec::with_capacity(ranges.len());
+        let mut bars = Vec::with_capacity(ranges.len());
+        for range in &ranges {
+            let (task, progress) = task_for(range)?;
+            tasks.push(task);
+            bars.push(progress);
+        }
+        let started = Instant::now();
+        let submitted = workers.submit_chunks(tasks);
+        for ((range, progress), submitted) in ranges.into_iter().zip(bars).zip(submitted) {
+            in_flight.push(InFlight {
+                range,
+                slot: slot_of(submitted),
+                started,
+                attempt: 0,
+                progress,
+            });
+        }
+    }
     let mut finished: Finished<R> = Vec::new();
     let mut again: Again = VecDeque::new();
     // The lowest failed element index so far. Under `stop`, chunks after it
@@ -110,35 +161,9 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         if stop && failed_at.is_some_and(|f| range.start > f) {
             continue;
         }
-        let elements = codec::encode(&items[range.clone()], "the elements of a chunk")?;
-        let progress = bar.map(|bar| {
-            Arc::new(ChunkProgress {
-                bar: bar.clone(),
-                reported: AtomicU64::new(0),
-            })
-        });
-        let task = ChunkTask {
-            entry,
-            call: call.clone(),
-            elements,
-            stop_at_failure: stop,
-            label: options.label.clone(),
-            streams: streams.map(|s| s.skip(range.start as u64)),
-            first: range.start,
-            capture_output: options.stdout,
-            timeout: options.timeout.clone(),
-            progress: progress.clone(),
-        };
+        let (task, progress) = task_for(&range)?;
         let started = Instant::now();
-        let slot = match workers.submit_chunk(task) {
-            Submitted::Ready(result, output) => {
-                let slot = ResultSlot::new();
-                slot.set_output(output);
-                slot.fill(result);
-                slot
-            }
-            Submitted::Running(slot) => slot,
-        };
+        let slot = slot_of(workers.submit_chunk(task));
         in_flight.push(InFlight {
             range,
             slot,
@@ -150,6 +175,19 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     // Chunks stopped on purpose are not failures of their own.
     finished.retain(|(_, r)| !matches!(r, Err(Error::Cancelled { .. })));
     Ok(finished)
+}
+
+/// The slot a submitted chunk's result appears in.
+fn slot_of(submitted: Submitted) -> Arc<ResultSlot> {
+    match submitted {
+        Submitted::Ready(result, output) => {
+            let slot = ResultSlot::new();
+            slot.set_output(output);
+            slot.fill(result);
+            slot
+        }
+        Submitted::Running(slot) => slot,
+    }
 }
 
 fn min_failure(a: Option<usize>, b: Option<usize>) -> Option<usize> {

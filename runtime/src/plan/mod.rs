@@ -9,9 +9,11 @@
 
 mod cluster;
 mod resources;
+mod slurm;
 
 pub use cluster::{Cluster, DEFAULT_LAUNCH_TIMEOUT, Host, Via};
 pub use resources::{Capacity, Resources, human_bytes, parse_duration, parse_memory};
+pub use slurm::{DEFAULT_SLURM_JOBS, Slurm};
 
 use crate::Error;
 use std::fmt;
@@ -39,6 +41,8 @@ pub enum Level {
     },
     /// Evaluate futures in worker processes on other machines.
     Cluster(Cluster),
+    /// Evaluate each future as a Slurm job (a `foreach!` as a job array).
+    Slurm(Slurm),
 }
 
 impl Level {
@@ -48,6 +52,7 @@ impl Level {
             Level::Sequential => 1,
             Level::Multithread { workers } | Level::Multiprocess { workers, .. } => *workers,
             Level::Cluster(c) => c.hosts.len(),
+            Level::Slurm(s) => s.max_jobs(),
         }
     }
 }
@@ -147,6 +152,10 @@ fn parse_level(part: &str) -> Result<Level, String> {
             Ok(Level::Multiprocess { workers, fresh })
         }
         "cluster" => cluster::parse_hosts(arg).map(Level::Cluster),
+        "slurm" => match arg {
+            None => Ok(Level::Slurm(Slurm::jobs())),
+            Some(n) => parse_workers(n).map(|n| Level::Slurm(Slurm::jobs().workers(n))),
+        },
         "" => Err("a level is empty (two `/` in a row?)".into()),
         other => Err(format!("`{other}` is not a known plan")),
     }
@@ -182,6 +191,7 @@ impl fmt::Display for Level {
                 Ok(())
             }
             Level::Cluster(c) => write!(f, "{c}"),
+            Level::Slurm(s) => write!(f, "{s}"),
         }
     }
 }
@@ -332,6 +342,12 @@ impl Multiprocess {
     }
 }
 
+impl From<Slurm> for Plan {
+    fn from(s: Slurm) -> Plan {
+        Level::Slurm(s).into()
+    }
+}
+
 impl From<Cluster> for Plan {
     fn from(c: Cluster) -> Plan {
         Level::Cluster(c).into()
@@ -364,6 +380,8 @@ mod tests {
             "multiprocess:2/multithread:2",
             "cluster:n1,n1,n2",
             "cluster:me@n1:2222,n2/multiprocess:4",
+            "slurm",
+            "slurm:4/multiprocess:5",
         ] {
             let p: Plan = text.parse().unwrap();
             assert_eq!(p.to_string(), text);
@@ -390,6 +408,7 @@ mod tests {
             ("cluster:", "needs host names"),
             ("cluster:n1,,n2", "empty"),
             ("cluster:n1:99999", "not a port"),
+            ("slurm:0", "at least 1"),
         ] {
             let e = Plan::parse_from(text, "FUTURIZE_PLAN").unwrap_err();
             let msg = e.to_string();

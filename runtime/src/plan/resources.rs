@@ -103,7 +103,10 @@ impl Resources {
             cpus: self.cpus.or(defaults.cpus),
             mem: self.mem.clone().or_else(|| defaults.mem.clone()),
             time: self.time.clone().or_else(|| defaults.time.clone()),
-            partition: self.partition.clone().or_else(|| defaults.partition.clone()),
+            partition: self
+                .partition
+                .clone()
+                .or_else(|| defaults.partition.clone()),
             gpus: self.gpus.or(defaults.gpus),
             nodes: self.nodes.or(defaults.nodes),
             ntasks: self.ntasks.or(defaults.ntasks),
@@ -129,7 +132,9 @@ impl Resources {
             ("ntasks", self.ntasks),
         ] {
             if value == Some(0) {
-                return Err(format!("resources: `{name} = 0` asks for nothing; give at least 1"));
+                return Err(format!(
+                    "resources: `{name} = 0` asks for nothing; give at least 1"
+                ));
             }
         }
         if let Some(mem) = &self.mem {
@@ -141,7 +146,9 @@ impl Resources {
         if let Some(p) = &self.partition
             && (p.is_empty() || p.contains(char::is_whitespace))
         {
-            return Err(format!("resources: `partition = \"{p}\"` is not a partition name"));
+            return Err(format!(
+                "resources: `partition = \"{p}\"` is not a partition name"
+            ));
         }
         for option in &self.sbatch {
             if !option.starts_with('-') {
@@ -293,7 +300,10 @@ impl Capacity {
     /// Why `r` does not fit here, if it does not.
     pub fn refuses(&self, r: &Resources) -> Option<String> {
         let over = |what: &str, asked: String, offered: String| {
-            Some(format!("{what} {asked} is more than {} offers ({offered})", self.name))
+            Some(format!(
+                "{what} {asked} is more than {} offers ({offered})",
+                self.name
+            ))
         };
         if let (Some(a), Some(o)) = (r.cpus, self.cpus)
             && a > o
@@ -321,7 +331,11 @@ impl Capacity {
         if let Some(a) = r.gpus.filter(|&g| g > 0)
             && a > self.gpus.unwrap_or(u32::MAX)
         {
-            return over("gpus =", a.to_string(), format!("{} GPUs", self.gpus.unwrap_or(0)));
+            return over(
+                "gpus =",
+                a.to_string(),
+                format!("{} GPUs", self.gpus.unwrap_or(0)),
+            );
         }
         if let (Some(a), Some(o)) = (r.nodes, self.nodes)
             && a > o
@@ -389,7 +403,10 @@ mod tests {
 
     #[test]
     fn defaults_fill_what_is_unset() {
-        let d = Resources::new().time("1h").partition("short").sbatch("--qos=low");
+        let d = Resources::new()
+            .time("1h")
+            .partition("short")
+            .sbatch("--qos=low");
         let r = Resources::new().time("5m").or(&d);
         assert_eq!(r.time.as_deref(), Some("5m"));
         assert_eq!(r.partition.as_deref(), Some("short"));

@@ -12,6 +12,7 @@
 pub(crate) mod agent;
 pub mod codec;
 pub(crate) mod identity;
+pub(crate) mod job;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};

@@ -20,7 +20,10 @@
 //! the worker.
 
 mod fds;
+mod job;
 mod task;
+
+pub(crate) use job::{run_job, take_job_environment};
 
 use crate::body::chunk::{CaptureCache, chunk_entry_at};
 use crate::body::{self, NestedPlan, capture::entry_at};
@@ -29,7 +32,7 @@ use crate::protocol::{self, CAPTURE_ENV, Output, WORKER_ENV, codec, hex, identit
 use crate::{Error, Plan};
 use fds::FdCapture;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -134,8 +137,22 @@ fn accept(hello: Option<(ToWorker, Vec<u8>)>) -> Result<Option<Plan>, Error> {
 pub(crate) fn serve(nested: fn(Plan) -> NestedPlan) -> Result<(), Error> {
     let (input, output) =
         protocol::take_stdio().map_err(|e| Error::Protocol(format!("worker fds: {e}")))?;
-    task::open_channel(output);
     watch_parent();
+    // The leader's capture files, opened before the answer to the handshake:
+    // the leader removes their names once it has the answer.
+    serve_on(input, output, nested, capture_files)
+}
+
+/// Serves the tasks read from `input`, answering on `output`, until the
+/// input ends: the loop of a worker process, and of a Slurm job, whose
+/// input and output are files.
+pub(crate) fn serve_on(
+    input: impl Read,
+    output: File,
+    nested: fn(Plan) -> NestedPlan,
+    capture_files: fn() -> Option<(File, File)>,
+) -> Result<(), Error> {
+    task::open_channel(output);
     let limit = codec::max_frame_bytes();
     let mut input = BufReader::new(input);
     let Some(plan) = accept(wire::read_message::<_, ToWorker>(&mut input, limit)?)? else {
@@ -146,8 +163,6 @@ pub(crate) fn serve(nested: fn(Plan) -> NestedPlan) -> Result<(), Error> {
         build_id: identity::build_id().to_vec(),
         pid: std::process::id(),
     };
-    // Open the leader's capture files before answering: the leader removes
-    // their names once it has the answer.
     let files = capture_files();
     task::send(&ready, &[])?;
     task::install_logger();

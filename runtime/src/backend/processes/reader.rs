@@ -8,8 +8,9 @@
 
 use super::{Shared, Worker};
 use crate::Error;
-use crate::protocol::wire::{self, FromWorker, LogRecord, Outcome};
-use crate::protocol::{codec, level_filter};
+use crate::backend::replies::{emit_log, outcome_to_result};
+use crate::protocol::codec;
+use crate::protocol::wire::{self, FromWorker};
 use crate::sync::lock;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -126,50 +127,4 @@ pub(super) fn read_replies(
             elements: None,
         }));
     }
-}
-
-fn outcome_to_result(outcome: Outcome, value: Vec<u8>) -> Result<Vec<u8>, Error> {
-    match outcome {
-        Outcome::Value => Ok(value),
-        Outcome::Panicked(panic) => Err(panic.into()),
-        Outcome::TooLarge { size, limit } => Err(Error::TooLarge {
-            what: "the value and the printed output of a future".into(),
-            size,
-            limit,
-        }),
-        Outcome::Failed { message } => Err(Error::Protocol(message)),
-    }
-}
-
-/// Hands a body's `log` record to this process's logger, with level,
-/// target and message as they were, and the future's label and the element
-/// index as the key-values `label` and `index`.
-fn emit_log(record: LogRecord, label: Option<&str>) {
-    let Some(level) = level_filter(record.level).to_level() else {
-        return;
-    };
-    if level > log::max_level() {
-        return;
-    }
-    let mut tags: Vec<(&str, log::kv::Value<'_>)> = Vec::with_capacity(2);
-    if let Some(label) = label {
-        tags.push(("label", log::kv::Value::from(label)));
-    }
-    if let Some(index) = record.index {
-        tags.push(("index", log::kv::Value::from(index)));
-    }
-    let tags: &[(&str, log::kv::Value<'_>)] = &tags;
-    crate::progress::above_bar(|| {
-        log::logger().log(
-            &log::Record::builder()
-                .args(format_args!("{}", record.message))
-                .level(level)
-                .target(&record.target)
-                .module_path(record.module_path.as_deref())
-                .file(record.file.as_deref())
-                .line(record.line)
-                .key_values(&tags)
-                .build(),
-        )
-    });
 }

@@ -1,5 +1,5 @@
-//! Futures on a real Slurm (the project's own scripts/test-slurm.sh): a
-//! cluster plan inside an allocation starts its workers over srun.
+//! Inside a Slurm allocation (`salloc -N3 -n3` on the project's fake
+//! three-node Slurm), a cluster plan starts one worker per task over srun.
 
 mod common;
 

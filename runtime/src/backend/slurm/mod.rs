@@ -1,0 +1,426 @@
+//! Slurm: every future a batch job, every `foreach!` call one job array
+//! whose tasks each run a chunk (R's future.batchtools).
+//!
+//! A job is a worker whose channel is a pair of files in the registry
+//! (`registry`, `protocol::job`): the leader writes the handshake and the
+//! task in the wire format of worker processes, submits a script that runs
+//! this same executable on them (its build checked in the handshake, as for
+//! any worker), and a watching thread (`watch`) turns the answer files, or
+//! Slurm's word that a job ended without one, into filled result slots.
+//! Everything above (the map engine, retries, relay, seeds) is the same as
+//! for worker processes.
+//!
+//! At most `N` jobs are in flight (`slurm:N`, default 100): creating one more
+//! future waits, as on any plan whose workers are all busy; a call becomes
+//! at most `N` array tasks, and an array of more (a `chunk_size` given)
+//! runs `N` at a time (`--array=0-K%N`).
+
+mod registry;
+mod scheduler;
+mod watch;
+
+use super::{Backend, ChunkTask, ChunkWorkers, MapCall, ResultSlot, Submitted, Task};
+use crate::Error;
+use crate::body::capture::entry_offset;
+use crate::body::chunk::chunk_entry_offset;
+use crate::plan::{Plan, Resources, Slurm};
+use crate::protocol::Output;
+use crate::protocol::level_number;
+use crate::protocol::wire::{TaskSettings, ToWorker};
+use crate::sync::lock;
+use registry::CallDir;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use watch::{Pending, Watch};
+
+/// The environment variable that moves the registry.
+const REGISTRY_ENV: &str = "FUTURIZE_REGISTRY";
+
+/// The environment variable that names a job template.
+const TEMPLATE_ENV: &str = "FUTURIZE_SLURM_TEMPLATE";
+
+pub(crate) struct SlurmBackend {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    spec: Slurm,
+    nested: Plan,
+    root: PathBuf,
+    template: Option<String>,
+    cwd: PathBuf,
+    /// Futures in flight, against `spec.max_jobs()`.
+    in_flight: Mutex<usize>,
+    freed: Condvar,
+    watch: Arc<Watch>,
+    /// The directories of the calls whose chunks run, by call id.
+    calls: Mutex<HashMap<u64, Weak<CallDir>>>,
+    next_task: AtomicU64,
+}
+
+fn launch_error(reason: impl Into<String>) -> Error {
+    Error::Launch {
+        what: "a Slurm job".into(),
+        reason: reason.into(),
+    }
+}
+
+impl SlurmBackend {
+    pub(crate) fn start(spec: &Slurm, nested: &Plan) -> Result<SlurmBackend, Error> {
+        if !scheduler::on_path("sbatch") {
+            return Err(launch_error(
+                "`sbatch` is not on the PATH: run on a Slurm login node, or load Slurm's module",
+            ));
+        }
+        let cwd =
+            std::env::current_dir().map_err(|e| launch_error(format!("working directory: {e}")))?;
+        let root = spec
+            .registry
+            .clone()
+            .or_else(|| std::env::var_os(REGISTRY_ENV).map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(".futurize"));
+        let root = if root.is_absolute() {
+            root
+        } else {
+            cwd.join(root)
+        };
+        std::fs::create_dir_all(&root).map_err(|e| registry::registry_error(&root, e))?;
+        let template_path = spec
+            .template
+            .clone()
+            .or_else(|| std::env::var_os(TEMPLATE_ENV).map(PathBuf::from));
+        let template = match template_path {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    launch_error(format!("the job template {}: {e}", path.display()))
+                })?;
+                if !text.contains(registry::COMMAND_PLACEHOLDER) {
+                    return Err(launch_error(format!(
+                        "the job template {} has no line `{}` where the job's command goes",
+                        path.display(),
+                        registry::COMMAND_PLACEHOLDER
+                    )));
+                }
+                Some(text)
+            }
+        };
+        Ok(SlurmBackend {
+            shared: Arc::new(Shared {
+                spec: spec.clone(),
+                nested: nested.clone(),
+                root,
+                template,
+                cwd,
+                in_flight: Mutex::new(0),
+                freed: Condvar::new(),
+                watch: Arc::new(Watch::default()),
+                calls: Mutex::new(HashMap::new()),
+                next_task: AtomicU64::new(1),
+            }),
+        })
+    }
+}
+
+/// What a task runs with in a job. The job's time limit is Slurm's to
+/// enforce, so none goes into the settings.
+fn settings(capture_output: bool, progress: bool) -> TaskSettings {
+    TaskSettings {
+        capture_output,
+        log_level: level_number(log::max_level()),
+        timeout_ms: None,
+        progress,
+    }
+}
+
+impl Shared {
+    /// The resources a job asks for: its own, the plan's defaults, and its
+    /// `timeout` as the time limit when no time is given; checked.
+    fn resources_for(
+        &self,
+        own: &Resources,
+        timeout: Option<&crate::body::TimeLimit>,
+    ) -> Result<Resources, Error> {
+        let mut r = own.or(&self.spec.resources);
+        if r.time.is_none()
+            && let Some(t) = timeout
+        {
+            r.time = Some(format!("{}ms", t.limit.as_millis().max(1)));
+        }
+        r.check().map_err(|why| Error::Resources {
+            asked: r.to_string(),
+            why,
+        })?;
+        Ok(r)
+    }
+
+    /// Submits the script for `task` of `dir` (an array of `count` tasks
+    /// when given); the job id.
+    fn submit(
+        &self,
+        dir: &CallDir,
+        task: &str,
+        array: Option<usize>,
+        resources: &Resources,
+        label: Option<&str>,
+    ) -> Result<String, Error> {
+        let script = registry::job_script(self.template.as_deref(), &dir.path, task)?;
+        let name = format!("{}.sh", task.replace("$SLURM_ARRAY_TASK_ID", "array"));
+        let script = registry::write_script(&dir.path, &name, &script)?;
+        let mut options = vec![
+            format!("--job-name=futurize-{}", label.unwrap_or("future")),
+            format!("--chdir={}", self.cwd.display()),
+        ];
+        match array {
+            Some(count) => {
+                options.push(format!("--output={}/log-%A_%a.txt", dir.path.display()));
+                options.push(format!("--array=0-{}%{}", count - 1, self.spec.max_jobs()));
+            }
+            None => options.push(format!("--output={}/log-%j.txt", dir.path.display())),
+        }
+        options.extend(scheduler::resource_options(resources));
+        scheduler::sbatch(&script, &options).map_err(launch_error)
+    }
+
+    /// The directory of call `call`, created (with its shared input) when
+    /// none is in use.
+    fn call_dir(&self, chunk: &ChunkTask) -> Result<Arc<CallDir>, Error> {
+        let mut calls = lock(&self.calls);
+        calls.retain(|_, d| d.strong_count() > 0);
+        if let Some(dir) = calls.get(&chunk.call.id).and_then(Weak::upgrade) {
+            return Ok(dir);
+        }
+        let dir = Arc::new(CallDir::create(
+            &self.root,
+            &format!("call{}", chunk.call.id),
+        )?);
+        registry::write_frames(
+            &registry::call_input(&dir.path),
+            &[
+                (registry::hello(&self.nested), &[]),
+                (
+                    ToWorker::Stash {
+                        call: chunk.call.id,
+                    },
+                    &chunk.call.bytes,
+                ),
+            ],
+        )?;
+        calls.insert(chunk.call.id, Arc::downgrade(&dir));
+        Ok(dir)
+    }
+
+    /// Writes a chunk's own input as `task`.
+    fn write_chunk(&self, dir: &Path, task: &str, chunk: &ChunkTask) -> Result<(), Error> {
+        let id = self.next_task.fetch_add(1, Ordering::Relaxed);
+        let message = ToWorker::RunChunk {
+            id,
+            call: chunk.call.id,
+            entry_offset: chunk_entry_offset(chunk.entry),
+            stop_at_failure: chunk.stop_at_failure,
+            label: chunk.label.clone(),
+            streams: chunk.streams,
+            first: chunk.first as u64,
+            settings: settings(chunk.capture_output, chunk.progress.is_some()),
+        };
+        registry::write_frames(
+            &registry::task_input(dir, task),
+            &[(message, &chunk.elements)],
+        )
+    }
+
+    /// Waits for `job`; `cancel` stops it.
+    fn wait_for(
+        self: &Arc<Self>,
+        job: String,
+        dir: &Arc<CallDir>,
+        task: &str,
+        log: PathBuf,
+        label: Option<String>,
+        progress: Option<Arc<crate::backend::ChunkProgress>>,
+        done: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Arc<ResultSlot> {
+        let slot = ResultSlot::new();
+        let (watch, cancelled, canceller) =
+            (Arc::downgrade(&self.watch), job.clone(), slot.clone());
+        slot.on_cancel(Box::new(move || {
+            scheduler::scancel(std::slice::from_ref(&cancelled));
+            if let Some(mut p) = watch.upgrade().and_then(|w| w.forget(&cancelled)) {
+                if let Some(done) = p.done.take() {
+                    done();
+                }
+            }
+            canceller.fill(Err(Error::Cancelled { label: None }));
+        }));
+        self.watch.add(Pending {
+            job,
+            result: registry::task_result(&dir.path, task),
+            log,
+            dir: dir.clone(),
+            slot: slot.clone(),
+            label,
+            progress,
+            ended: None,
+            done,
+        });
+        slot
+    }
+}
+
+fn refused(e: Error) -> Submitted {
+    Submitted::Ready(Err(e), Output::default())
+}
+
+impl Backend for SlurmBackend {
+    fn submit(&self, task: Task) -> Submitted {
+        let shared = &self.shared;
+        let resources = match shared.resources_for(&task.resources, task.timeout.as_ref()) {
+            Ok(r) => r,
+            Err(e) => return refused(e),
+        };
+        // At most N futures in flight (R semantics: creating one more waits).
+        {
+            let mut n = lock(&shared.in_flight);
+            while *n >= shared.spec.max_jobs() {
+                n = shared.freed.wait(n).unwrap_or_else(|p| p.into_inner());
+            }
+            *n += 1;
+        }
+        let free = {
+            let shared = Arc::downgrade(shared);
+            move || {
+                if let Some(s) = shared.upgrade() {
+                    *lock(&s.in_flight) -= 1;
+                    s.freed.notify_one();
+                }
+            }
+        };
+        let submitted = (|| {
+            let dir = Arc::new(CallDir::create(&shared.root, "future")?);
+            let id = shared.next_task.fetch_add(1, Ordering::Relaxed);
+            let run = ToWorker::Run {
+                id,
+                entry_offset: entry_offset(task.entry),
+                label: task.label.clone(),
+                stream: task.stream,
+                settings: settings(task.capture_output, false),
+            };
+            registry::write_frames(
+                &registry::task_input(&dir.path, "future"),
+                &[
+                    (registry::hello(&shared.nested), &[]),
+                    (run, &task.captures),
+                ],
+            )?;
+            let job = shared.submit(&dir, "future", None, &resources, task.label.as_deref())?;
+            let log = dir.path.join(format!("log-{job}.txt"));
+            Ok::<_, Error>((job, dir, log))
+        })();
+        match submitted {
+            Ok((job, dir, log)) => Submitted::Running(shared.wait_for(
+                job,
+                &dir,
+                "future",
+                log,
+                task.label,
+                None,
+                Some(Box::new(free)),
+            )),
+            Err(e) => {
+                free();
+                refused(e)
+            }
+        }
+    }
+
+    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error> {
+        call.send_chunks(self)
+    }
+
+    fn free_workers(&self) -> usize {
+        self.shared.spec.max_jobs() - *lock(&self.shared.in_flight)
+    }
+}
+
+impl ChunkWorkers for SlurmBackend {
+    fn workers(&self) -> usize {
+        self.shared.spec.max_jobs()
+    }
+
+    fn takes_chunks_at_once(&self) -> bool {
+        true
+    }
+
+    /// One chunk alone (run again after its job was lost): a job of its own.
+    fn submit_chunk(&self, chunk: ChunkTask) -> Submitted {
+        let shared = &self.shared;
+        let submitted = (|| {
+            let resources = shared.resources_for(&chunk.resources, chunk.timeout.as_ref())?;
+            let dir = shared.call_dir(&chunk)?;
+            let task = format!("again-{}", shared.next_task.fetch_add(1, Ordering::Relaxed));
+            shared.write_chunk(&dir.path, &task, &chunk)?;
+            let job = shared.submit(&dir, &task, None, &resources, chunk.label.as_deref())?;
+            let log = dir.path.join(format!("log-{job}.txt"));
+            Ok::<_, Error>((job, dir, task, log))
+        })();
+        match submitted {
+            Ok((job, dir, task, log)) => Submitted::Running(shared.wait_for(
+                job,
+                &dir,
+                &task,
+                log,
+                chunk.label,
+                chunk.progress,
+                None,
+            )),
+            Err(e) => refused(e),
+        }
+    }
+
+    /// A call's chunks: one job array, a task per chunk.
+    fn submit_chunks(&self, chunks: Vec<ChunkTask>) -> Vec<Submitted> {
+        let shared = &self.shared;
+        let count = chunks.len();
+        if count == 0 {
+            return Vec::new();
+        }
+        let submitted = (|| {
+            let first = &chunks[0];
+            let resources = shared.resources_for(&first.resources, first.timeout.as_ref())?;
+            let dir = shared.call_dir(first)?;
+            for (i, chunk) in chunks.iter().enumerate() {
+                shared.write_chunk(&dir.path, &format!("chunk-{i}"), chunk)?;
+            }
+            let job = shared.submit(
+                &dir,
+                "chunk-$SLURM_ARRAY_TASK_ID",
+                Some(count),
+                &resources,
+                first.label.as_deref(),
+            )?;
+            Ok::<_, Error>((job, dir))
+        })();
+        match submitted {
+            Ok((job, dir)) => chunks
+                .into_iter()
+                .enumerate()
+                .map(|(i, chunk)| {
+                    let task = format!("chunk-{i}");
+                    let log = dir.path.join(format!("log-{job}_{i}.txt"));
+                    Submitted::Running(shared.wait_for(
+                        format!("{job}_{i}"),
+                        &dir,
+                        &task,
+                        log,
+                        chunk.label,
+                        chunk.progress,
+                        None,
+                    ))
+                })
+                .collect(),
+            Err(e) => (0..count).map(|_| refused(e.clone())).collect(),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Talking to Slurm through its commands: `sbatch` to submit, `squeue` and
+//! `scontrol` (or `sacct` where accounting runs) for states, `scancel` to
+//! stop. No accounting database is needed.
+
+use crate::plan::Resources;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// The states in which a job will not run again.
+const ENDED: [&str; 10] = [
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "SPECIAL_EXIT",
+];
+
+/// Whether `state` (as squeue or scontrol print it) is final.
+pub(super) fn has_ended(state: &str) -> bool {
+    ENDED.iter().any(|s| state.starts_with(s))
+}
+
+/// Whether a program is on the PATH.
+pub(super) fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Runs a Slurm command; its stdout, or what it said when it failed.
+fn run(command: &mut Command) -> Result<String, String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let out = command
+        .output()
+        .map_err(|e| format!("could not run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(format!("{program} failed ({}): {said}", out.status))
+    }
+}
+
+/// `sbatch` options for `r`.
+pub(super) fn resource_options(r: &Resources) -> Vec<String> {
+    let mut options = Vec::new();
+    if let Some(c) = r.cpus {
+        options.push(format!("--cpus-per-task={c}"));
+    }
+    if let Some(bytes) = r.mem_bytes() {
+        options.push(format!("--mem={}M", bytes.div_ceil(1 << 20)));
+    }
+    if let Some(t) = r.wall_time() {
+        options.push(format!("--time={}", slurm_time(t)));
+    }
+    if let Some(p) = &r.partition {
+        options.push(format!("--partition={p}"));
+    }
+    if let Some(g) = r.gpus.filter(|&g| g > 0) {
+        options.push(format!("--gpus={g}"));
+    }
+    if let Some(n) = r.nodes {
+        options.push(format!("--nodes={n}"));
+    }
+    if let Some(n) = r.ntasks {
+        options.push(format!("--ntasks={n}"));
+    }
+    options.extend(r.sbatch.iter().cloned());
+    options
+}
+
+/// A time limit as Slurm reads it, rounded up to whole minutes (Slurm's own
+/// resolution): `hours:minutes:00`.
+pub(super) fn slurm_time(limit: Duration) -> String {
+    let minutes = limit.as_secs().div_ceil(60).max(1);
+    format!("{}:{:02}:00", minutes / 60, minutes % 60)
+}
+
+/// Submits `script`; the job id.
+pub(super) fn sbatch(script: &Path, options: &[String]) -> Result<String, String> {
+    let out = run(Command::new("sbatch")
+        .arg("--parsable")
+        .args(options)
+        .arg(script))?;
+    // `--parsable` prints `id` or `id;cluster`.
+    let id = out.trim().split(';').next().unwrap_or_default().to_string();
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("sbatch answered `{}`, not a job id", out.trim()));
+    }
+    Ok(id)
+}
+
+/// The states of this user's jobs that Slurm still knows, array tasks one
+/// by one: `123` or `123_4` → `RUNNING`.
+pub(super) fn states() -> Result<HashMap<String, String>, String> {
+    let out = run(Command::new("squeue").args(["--me", "-h", "-r", "-t", "all", "-o", "%i %T"]))?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(id, state)| (id.trim().to_string(), state.trim().to_string()))
+        .collect())
+}
+
+/// What Slurm remembers of an ended job: its state and exit code
+/// (`FAILED`, `1:0`), from scontrol, else from sacct where it runs.
+pub(super) fn final_state(job: &str) -> Option<(String, String)> {
+    if let Ok(text) = run(Command::new("scontrol").args(["show", "job", "-o", job])) {
+        let field = |name: &str| {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                .map(str::to_string)
+        };
+        if let (Some(state), Some(code)) = (field("JobState"), field("ExitCode")) {
+            return Some((state, code));
+        }
+    }
+    if on_path("sacct") {
+        let text =
+            run(Command::new("sacct").args(["-n", "-P", "-X", "-o", "State,ExitCode", "-j", job]))
+                .ok()?;
+        let line = text.lines().next()?;
+        let (state, code) = line.split_once('|')?;
+        return Some((state.to_string(), code.to_string()));
+    }
+    None
+}
+
+/// Stops jobs (`123`, `123_4`); errors are of no use to the caller.
+pub(super) fn scancel(jobs: &[String]) {
+    if !jobs.is_empty() {
+        let _ = Command::new("scancel").args(jobs).output();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_become_sbatch_options() {
+        let r = Resources::new()
+            .cpus(4)
+            .mem("1.5G")
+            .time("90s")
+            .partition("short")
+            .gpus(1)
+            .sbatch("--qos=low");
+        assert_eq!(
+            resource_options(&r),
+            vec![
+                "--cpus-per-task=4",
+                "--mem=1536M",
+                "--time=0:02:00",
+                "--partition=short",
+                "--gpus=1",
+                "--qos=low"
+            ]
+        );
+        assert_eq!(slurm_time(Duration::from_secs(3 * 3600)), "3:00:00");
+    }
+
+    #[test]
+    fn ended_states() {
+        assert!(has_ended("CANCELLED+") && has_ended("OUT_OF_MEMORY") && has_ended("TIMEOUT"));
+        assert!(!has_ended("RUNNING") && !has_ended("PENDING") && !has_ended("COMPLETING"));
+    }
+}

@@ -1,0 +1,240 @@
+//! Waiting for jobs: one thread per Slurm backend polls the registry for
+//! answer files (NFS has no inotify), with a backoff from 20 ms to 1 s, and
+//! asks Slurm now and then for the states of the jobs still waited for, so
+//! that a job that ended without an answer (failed, cancelled, out of time
+//! or memory, its node lost) becomes an error with its id, state, exit code
+//! and the end of its log.
+
+use super::registry::{self, CallDir};
+use super::scheduler;
+use crate::Error;
+use crate::backend::replies::{emit_log, outcome_to_result};
+use crate::backend::{ChunkProgress, ResultSlot};
+use crate::protocol::wire::FromWorker;
+use crate::sync::lock;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// A job whose answer is awaited.
+pub(super) struct Pending {
+    /// `123`, or `123_4` for an array task.
+    pub(super) job: String,
+    pub(super) result: PathBuf,
+    pub(super) log: PathBuf,
+    pub(super) dir: Arc<CallDir>,
+    pub(super) slot: Arc<ResultSlot>,
+    pub(super) label: Option<String>,
+    pub(super) progress: Option<Arc<ChunkProgress>>,
+    /// When Slurm was first seen to have ended it without an answer (the
+    /// file may still be on its way through a shared file system).
+    pub(super) ended: Option<(Instant, String)>,
+    /// Called once the job is answered or given up (frees its place).
+    pub(super) done: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// The jobs waited for, and the wake-up of the thread that waits.
+#[derive(Default)]
+pub(super) struct Watch {
+    pending: Mutex<Vec<Pending>>,
+    added: Condvar,
+    started: Mutex<bool>,
+}
+
+/// How long an answer may lag behind its job's end on a shared file system.
+const ANSWER_LAG: Duration = Duration::from_secs(5);
+
+/// How often Slurm is asked for states.
+const ASK_EVERY: Duration = Duration::from_millis(1000);
+
+impl Watch {
+    /// Waits for `job`'s answer from now on.
+    pub(super) fn add(self: &Arc<Self>, job: Pending) {
+        lock(&self.pending).push(job);
+        self.added.notify_all();
+        let mut started = lock(&self.started);
+        if !*started {
+            *started = true;
+            let weak = Arc::downgrade(self);
+            let _ = std::thread::Builder::new()
+                .name("futurize-slurm-watch".into())
+                .spawn(move || watch(weak));
+        }
+    }
+
+    /// Stops waiting for `job` (it was cancelled).
+    pub(super) fn forget(&self, job: &str) -> Option<Pending> {
+        let mut pending = lock(&self.pending);
+        let i = pending.iter().position(|p| p.job == job)?;
+        Some(pending.swap_remove(i))
+    }
+}
+
+fn watch(watch: Weak<Watch>) {
+    let mut pause = Duration::from_millis(20);
+    let mut asked = Instant::now() - ASK_EVERY;
+    loop {
+        let Some(w) = watch.upgrade() else { return };
+        {
+            let pending = lock(&w.pending);
+            if pending.is_empty() {
+                // Sleep until more is submitted (or the backend is gone).
+                let _ = w
+                    .added
+                    .wait_timeout(pending, Duration::from_secs(1))
+                    .unwrap_or_else(|p| p.into_inner());
+                pause = Duration::from_millis(20);
+                continue;
+            }
+        }
+        let answered = collect_answers(&w);
+        if Instant::now() >= asked + ASK_EVERY {
+            asked = Instant::now();
+            look_at_states(&w);
+        }
+        drop(w);
+        pause = if answered {
+            Duration::from_millis(20)
+        } else {
+            (pause * 3 / 2).min(Duration::from_secs(1))
+        };
+        std::thread::sleep(pause);
+    }
+}
+
+/// Takes the answers that have appeared; true when there was one.
+fn collect_answers(w: &Watch) -> bool {
+    let ready: Vec<Pending> = {
+        let mut pending = lock(&w.pending);
+        let (ready, waiting): (Vec<Pending>, Vec<Pending>) =
+            pending.drain(..).partition(|p| p.result.exists());
+        *pending = waiting;
+        ready
+    };
+    let any = !ready.is_empty();
+    for p in ready {
+        answer(p);
+    }
+    any
+}
+
+/// Fills a job's slot from its answer file.
+fn answer(mut p: Pending) {
+    let result = match registry::read_answers(&p.result) {
+        Err(e) => Err(e),
+        Ok(frames) => {
+            let mut result = None;
+            for (message, payload) in frames {
+                match message {
+                    FromWorker::Done {
+                        outcome, output, ..
+                    } => {
+                        p.slot.set_output(output);
+                        result = Some(outcome_to_result(outcome, payload));
+                    }
+                    FromWorker::Log { record, .. } => emit_log(record, p.label.as_deref()),
+                    FromWorker::Progress { elements, .. } => {
+                        if let Some(bar) = &p.progress {
+                            bar.reported.fetch_add(elements, Ordering::Relaxed);
+                            bar.bar.elements(elements);
+                        }
+                    }
+                    FromWorker::Refused { reason } => result = Some(Err(Error::Protocol(reason))),
+                    _ => {}
+                }
+            }
+            result.unwrap_or_else(|| {
+                Err(Error::Protocol(format!(
+                    "the answer of Slurm job {} holds no result ({})",
+                    p.job,
+                    p.result.display()
+                )))
+            })
+        }
+    };
+    if matches!(result, Err(Error::Protocol(_))) {
+        p.dir.keep();
+    }
+    if let Some(done) = p.done.take() {
+        done();
+    }
+    // The registry goes (with the job's last hold on it) before the value
+    // is handed over.
+    let slot = p.slot.clone();
+    drop(p);
+    slot.fill(result);
+}
+
+/// Asks Slurm about the jobs still waited for; those it has ended without
+/// an answer fail (after a grace for the file to show up).
+fn look_at_states(w: &Watch) {
+    let Ok(states) = scheduler::states() else {
+        return;
+    };
+    let now = Instant::now();
+    let mut failed = Vec::new();
+    {
+        let mut pending = lock(&w.pending);
+        let mut i = 0;
+        while i < pending.len() {
+            let p = &mut pending[i];
+            let state = states.get(&p.job).cloned();
+            let ended = match state.as_deref() {
+                None => Some("no longer known to squeue".to_string()),
+                Some(s) if scheduler::has_ended(s) => Some(s.to_string()),
+                Some(_) => None,
+            };
+            if let Some(state) = ended {
+                let since = p.ended.get_or_insert((now, state)).0;
+                // A job that completed may have its answer on the way; one
+                // that failed has none coming.
+                let completed = p
+                    .ended
+                    .as_ref()
+                    .is_some_and(|(_, s)| s == "COMPLETED" || s.starts_with("no longer"));
+                if !completed || now.duration_since(since) >= ANSWER_LAG {
+                    if !p.result.exists() {
+                        failed.push(pending.swap_remove(i));
+                        continue;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+    for p in failed {
+        fail(p);
+    }
+}
+
+/// A job that ended without an answer.
+fn fail(mut p: Pending) {
+    let (state, code) = scheduler::final_state(&p.job).unwrap_or_else(|| {
+        (
+            p.ended.as_ref().map(|(_, s)| s.clone()).unwrap_or_default(),
+            "unknown".into(),
+        )
+    });
+    p.dir.keep();
+    let cause = format!(
+        "Slurm job {} ended {state} with exit code {code} and no answer; {}; \
+         the registry is kept at {}",
+        p.job,
+        registry::log_tail(&p.log),
+        p.dir.path.display()
+    );
+    if let Some(done) = p.done.take() {
+        done();
+    }
+    let error = Error::WorkerDied {
+        worker: format!("Slurm job {}", p.job),
+        cause,
+        label: p.label.clone(),
+        index: None,
+        elements: None,
+    };
+    let slot = p.slot.clone();
+    drop(p);
+    slot.fill(Err(error));
+}
