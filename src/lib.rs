@@ -142,12 +142,16 @@ pub use futurize_macros::foreach;
 /// assert_eq!(squares(&[1, 2, 3]), vec![1, 4, 9]);
 /// ```
 pub use futurize_macros::futurize;
+/// `plan()`, and the plan types in detail: cluster hosts, resources, what a
+/// backend offers.
+pub use futurize_runtime::plan;
+pub use futurize_runtime::plan::Resources;
 /// The random-number traits `rng()` implements (`Rng`, `TryRng`), from `rand_core`.
 pub use futurize_runtime::rng::ElementRng;
 pub use futurize_runtime::{
     Cluster, Error, Future, Level, Multiprocess, Multithread, Panic, Plan, PlanGuard, Resolvable,
     Sequential, Slurm, Values, available_cores, available_workers, current_plan,
-    nbr_of_free_workers, nbr_of_workers, plan, resolve, resolved, rng, set_seed, value, with_plan,
+    nbr_of_free_workers, nbr_of_workers, resolve, resolved, rng, set_seed, value, with_plan,
 };
 pub use rand_core;
 

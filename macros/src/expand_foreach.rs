@@ -247,6 +247,7 @@ fn generate(
     let seed = seed_tokens(&opts.seed);
     let (stdout, progress) = (opts.stdout, opts.progress);
     let timeout = option_tokens(opts.timeout.as_ref());
+    let resources = option_tokens(opts.resources.as_ref());
     let retries = match &opts.retries {
         Some(r) => quote!(#r),
         None => quote!(0),
@@ -276,6 +277,10 @@ fn generate(
         let __futurize_entry = unsafe {
             #p::__chunk_entry_of(&__futurize_ctags, &__futurize_etags, &__futurize_body, &__futurize_combine)
         };
+        // A `Resources` literal ends in `..Default::default()` even when it
+        // names every field, so that a field the runtime adds needs no change
+        // here; texts are `String::from(..)` whether they are `&str` or `String`.
+        #[allow(clippy::needless_update, clippy::useless_conversion)]
         let __futurize_options = #p::MapOptions {
             label: #label,
             sizing: #p::Sizing::#sizing,
@@ -287,7 +292,7 @@ fn generate(
             timeout: #timeout,
             retries: #retries,
             progress: #progress,
-            resources: ::core::option::Option::None,
+            resources: #resources,
         };
         #p::#engine(
             &__futurize_ctags,

@@ -96,6 +96,7 @@ fn generate(
     let seed = seed_tokens(&opts.seed);
     let stdout = opts.stdout;
     let timeout = option_tokens(opts.timeout.as_ref());
+    let resources = option_tokens(opts.resources.as_ref());
     quote!({
         #[allow(unused_imports)]
         use #p::{ViaMutRef as _, ViaOwned as _, ViaRef as _};
@@ -105,13 +106,17 @@ fn generate(
         #[allow(unused_mut, unused_variables, clippy::all)]
         let __futurize_body = #p::__typed(&__futurize_tags, |#pats| #body);
         #p::__no_capture(__futurize_body);
+        // A `Resources` literal ends in `..Default::default()` even when it
+        // names every field, so that a field the runtime adds needs no change
+        // here; texts are `String::from(..)` whether they are `&str` or `String`.
+        #[allow(clippy::needless_update, clippy::useless_conversion)]
         let __futurize_options = #p::FutureOptions {
             label: #label,
             lazy: #lazy,
             seed: #seed,
             stdout: #stdout,
             timeout: #timeout,
-            resources: ::core::option::Option::None,
+            resources: #resources,
         };
         let __futurize_captures =
             #p::__encode_captures(&#refs, __futurize_options.label.as_deref());

@@ -34,6 +34,7 @@ const PASSED_ON: &[&str] = &[
     "retries",
     "progress",
     "stdout",
+    "resources",
 ];
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -50,7 +51,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
                 format!(
                     "`{name}` is not an option of `#[futurize]`; it takes `chunk_size`, \
                      `scheduling`, `ordering`, `label`, `seed`, `timeout`, `retries`, \
-                     `progress` and `stdout` (the rest of the pipeline decides how values \
+                     `progress`, `stdout` and `resources` (the rest of the pipeline decides how values \
                      are combined)"
                 ),
             ));

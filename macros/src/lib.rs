@@ -2,11 +2,12 @@
 //! `foreach!` and `#[futurize]`.
 //!
 //! Each macro goes parse → analyse → generate (the shape of serde_derive):
-//! `options` reads `name = value` lists, `captures` walks a body for its free
-//! variables and misuse, `check` turns that misuse into errors,
-//! `self_capture` settles the variables a body ships, and `expand_future`,
-//! `expand_foreach` and `expand_futurize` write the code, with the pieces
-//! they share in `generate`. No `expand_*` module uses another. Errors carry
+//! `options` reads `name = value` lists (`resources` the
+//! `resources = (...)` list, built as the runtime's `Resources`), `captures`
+//! walks a body for its free variables and misuse, `check` turns that misuse
+//! into errors, `self_capture` settles the variables a body ships, and
+//! `expand_future`, `expand_foreach` and `expand_futurize` write the code,
+//! with the pieces they share in `generate`. No `expand_*` module uses another. Errors carry
 //! the span of the offending token and are reported together.
 //!
 //! Use the macros through the `futurize` crate; generated code refers to
@@ -20,6 +21,7 @@ mod expand_futurize;
 mod generate;
 mod options;
 mod relay_prints;
+mod resources;
 mod self_capture;
 
 use proc_macro::TokenStream;

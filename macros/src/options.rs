@@ -4,6 +4,7 @@
 //! against the options it knows, so an unknown option or a malformed value is
 //! a compile error pointing at it, listing what would be accepted.
 
+use crate::resources::resources_value;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Ident, Lit, LitBool, Token};
@@ -45,6 +46,8 @@ pub struct FutureOptions {
     pub seed: Option<Seed>,
     pub stdout: bool,
     pub timeout: Option<proc_macro2::TokenStream>,
+    /// A `Resources` expression for the runtime.
+    pub resources: Option<proc_macro2::TokenStream>,
 }
 
 /// `seed = true` or `seed = <u64 expression>`.
@@ -54,31 +57,37 @@ pub enum Seed {
 }
 
 pub const FUTURE_OPTIONS: &str = "`label = \"name\"`, `lazy = true`, `globals = [a, b]`, \
-    `seed = true | <u64>`, `timeout = \"10m\"`, `stdout = false`";
+    `seed = true | <u64>`, `timeout = \"10m\"`, `stdout = false`, \
+    `resources = (cpus = 4, mem = \"2G\", ...)`";
 
 /// Parses a humane duration: `"500ms"`, `"30s"`, `"10m"`, `"1h30m"`,
 /// `"1.5h"`, `"2d"`, `"2 min 5 s"`. Returns milliseconds; errors name
 /// `option`, the option the text was given to.
 pub fn parse_duration(option: &str, text: &str) -> Result<u64, String> {
-    duration_terms(option, text).map(|(millis, _)| millis)
+    humane_duration(option, text).map(|d| d.millis)
 }
 
 /// The duration as the runtime's own parser reads it: the same terms with
 /// short units and no spaces (`"2 min 5 s"` → `"2m5s"`; `"1h30m"` stays).
 pub fn compact_duration(option: &str, text: &str) -> Result<String, String> {
-    let (_, terms) = duration_terms(option, text)?;
-    Ok(terms.iter().map(|(number, unit)| format!("{number}{unit}")).collect())
+    Ok(humane_duration(option, text)?
+        .terms
+        .iter()
+        .map(|(number, unit)| format!("{number}{unit}"))
+        .collect())
 }
 
 const DURATION_HINT: &str =
     "write a duration such as \"500ms\", \"30s\", \"10m\", \"1h30m\" or \"2d\"";
 
-/// The milliseconds of a duration, and its `<number><unit>` terms as written
-/// with short units.
-fn duration_terms<'a>(
-    option: &str,
-    text: &'a str,
-) -> Result<(u64, Vec<(&'a str, &'static str)>), String> {
+/// A checked duration.
+struct HumaneDuration<'a> {
+    millis: u64,
+    /// Its `<number><unit>` terms: the number as written, the unit short.
+    terms: Vec<(&'a str, &'static str)>,
+}
+
+fn humane_duration<'a>(option: &str, text: &'a str) -> Result<HumaneDuration<'a>, String> {
     let mut total = 0f64;
     let mut terms = Vec::new();
     let mut rest = text.trim();
@@ -104,7 +113,11 @@ fn duration_terms<'a>(
             "m" | "min" | "mins" => ("m", 60e3),
             "h" | "hr" | "hrs" => ("h", 3600e3),
             "d" | "day" | "days" => ("d", 86400e3),
-            "" => return Err(format!("`{text}` has a number without a unit: {DURATION_HINT}")),
+            "" => {
+                return Err(format!(
+                    "`{text}` has a number without a unit: {DURATION_HINT}"
+                ));
+            }
             other => return Err(format!("`{other}` is not a unit of time: {DURATION_HINT}")),
         };
         total += value * millis;
@@ -114,7 +127,10 @@ fn duration_terms<'a>(
     if total < 1.0 {
         return Err(format!("`{option}` must be at least 1ms: {DURATION_HINT}"));
     }
-    Ok((total.round() as u64, terms))
+    Ok(HumaneDuration {
+        millis: total.round() as u64,
+        terms,
+    })
 }
 
 /// `timeout = "10m"` (checked here) or `timeout = <Duration expression>`.
@@ -125,7 +141,8 @@ pub fn timeout_value(value: &Expr) -> syn::Result<proc_macro2::TokenStream> {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
         }) => {
-            let millis = parse_duration("timeout", &s.value()).map_err(|e| syn::Error::new(s.span(), e))?;
+            let millis =
+                parse_duration("timeout", &s.value()).map_err(|e| syn::Error::new(s.span(), e))?;
             let text = s.value().trim().to_string();
             Ok(quote!(#p::TimeLimit {
                 limit: ::std::time::Duration::from_millis(#millis),
@@ -180,6 +197,7 @@ pub fn future_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> Futu
         seed: None,
         stdout: true,
         timeout: None,
+        resources: None,
     };
     let mut seen: Vec<String> = Vec::new();
     for RawOption { name, value } in raw {
@@ -210,6 +228,10 @@ pub fn future_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> Futu
             },
             "timeout" => match timeout_value(&value) {
                 Ok(v) => opts.timeout = Some(v),
+                Err(e) => errors.push(e),
+            },
+            "resources" => match resources_value(&value) {
+                Ok(v) => opts.resources = Some(v),
                 Err(e) => errors.push(e),
             },
             _ => errors.push(syn::Error::new(
@@ -286,6 +308,8 @@ pub struct ForeachOptions {
     pub progress: bool,
     pub timeout: Option<proc_macro2::TokenStream>,
     pub retries: Option<Expr>,
+    /// A `Resources` expression for the runtime.
+    pub resources: Option<proc_macro2::TokenStream>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -299,10 +323,10 @@ pub const FOREACH_OPTIONS: &str = "`chunk_size = n`, `scheduling = s`, \
     `ordering = \"forward\" | \"reverse\" | \"random\"`, `globals = [a, b]`, \
     `combine = |a, b| ...`, `errors = \"stop\" | \"remove\" | \"pass\"`, `label = \"name\"`, \
     `seed = true | <u64>`, `timeout = \"10m\"`, `retries = n`, `progress = true`, \
-    `stdout = false`";
+    `stdout = false`, `resources = (cpus = 4, mem = \"2G\", ...)`";
 
 /// Options of the design that later versions add; named so the error can say so.
-const NOT_YET: &[&str] = &["resources", "lazy"];
+const NOT_YET: &[&str] = &["lazy"];
 
 fn string_choice(value: &Expr, name: &str, choices: &[&str]) -> syn::Result<String> {
     let hint = || {
@@ -332,6 +356,7 @@ pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> For
         progress: false,
         timeout: None,
         retries: None,
+        resources: None,
     };
     let mut seen: Vec<String> = Vec::new();
     let mut sizing_from: Option<Ident> = None;
@@ -349,6 +374,7 @@ pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> For
                 "stdout" => opts.stdout = bool_value(&name, &value)?,
                 "progress" => opts.progress = bool_value(&name, &value)?,
                 "timeout" => opts.timeout = Some(timeout_value(&value)?),
+                "resources" => opts.resources = Some(resources_value(&value)?),
                 "retries" => {
                     if let Expr::Lit(ExprLit { lit, .. }) = &value
                         && !matches!(lit, Lit::Int(i) if i.base10_parse::<u32>().is_ok())

@@ -39,7 +39,7 @@ enum Phase {
 enum Job {
     /// A future.
     Future {
-        task: Task,
+        task: Box<Task>,
         slot: Arc<ResultSlot>,
         phase: Arc<Mutex<Phase>>,
     },
@@ -259,7 +259,7 @@ impl Backend for ThreadPool {
             }
         }));
         let job = Job::Future {
-            task,
+            task: Box::new(task),
             slot: slot.clone(),
             phase,
         };

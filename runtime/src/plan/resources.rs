@@ -211,12 +211,15 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
         Some((i, _)) => (&t[..i], t[i..].to_ascii_uppercase()),
         None => (t, "M".to_string()),
     };
-    let scale: u64 = match unit.trim_end_matches('B').trim_end_matches('I') {
-        "K" => 1 << 10,
-        "M" | "" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        _ => return Err(format!("`{unit}` is not a unit of memory (K, M, G, T)")),
+    let scale: u64 = match unit.as_str() {
+        "B" => 1,
+        u => match u.trim_end_matches('B').trim_end_matches('I') {
+            "K" => 1 << 10,
+            "M" | "" => 1 << 20,
+            "G" => 1 << 30,
+            "T" => 1 << 40,
+            _ => return Err(format!("`{unit}` is not a unit of memory (K, M, G, T)")),
+        },
     };
     let value: f64 = number
         .trim()
@@ -378,6 +381,8 @@ mod tests {
         assert_eq!(parse_memory("500M"), Ok(500 << 20));
         assert_eq!(parse_memory("1.5GB"), Ok(3 << 29));
         assert_eq!(parse_memory("100"), Ok(100 << 20));
+        assert_eq!(parse_memory("4096B"), Ok(4096));
+        assert_eq!(parse_memory("2GiB"), Ok(2 << 30));
         assert!(parse_memory("2X").is_err());
         assert!(parse_memory("0G").is_err());
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));

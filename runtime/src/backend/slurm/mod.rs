@@ -231,41 +231,45 @@ impl Shared {
         )
     }
 
-    /// Waits for `job`; `cancel` stops it.
-    fn wait_for(
-        self: &Arc<Self>,
-        job: String,
-        dir: &Arc<CallDir>,
-        task: &str,
-        log: PathBuf,
-        label: Option<String>,
-        progress: Option<Arc<crate::backend::ChunkProgress>>,
-        done: Option<Box<dyn FnOnce() + Send>>,
-    ) -> Arc<ResultSlot> {
-        let slot = ResultSlot::new();
-        let (watch, cancelled, canceller) =
-            (Arc::downgrade(&self.watch), job.clone(), slot.clone());
+    /// Waits for `pending`'s job from now on; cancelling its slot stops the
+    /// job.
+    fn wait_for(self: &Arc<Self>, pending: Pending) -> Arc<ResultSlot> {
+        let slot = pending.slot.clone();
+        let (watch, cancelled, canceller) = (
+            Arc::downgrade(&self.watch),
+            pending.job.clone(),
+            slot.clone(),
+        );
         slot.on_cancel(Box::new(move || {
             scheduler::scancel(std::slice::from_ref(&cancelled));
-            if let Some(mut p) = watch.upgrade().and_then(|w| w.forget(&cancelled)) {
-                if let Some(done) = p.done.take() {
-                    done();
-                }
+            if let Some(mut p) = watch.upgrade().and_then(|w| w.forget(&cancelled))
+                && let Some(done) = p.done.take()
+            {
+                done();
             }
             canceller.fill(Err(Error::Cancelled { label: None }));
         }));
-        self.watch.add(Pending {
-            job,
-            result: registry::task_result(&dir.path, task),
-            log,
-            dir: dir.clone(),
-            slot: slot.clone(),
-            label,
-            progress,
-            ended: None,
-            done,
-        });
+        self.watch.add(pending);
         slot
+    }
+}
+
+/// A job to wait for: `task` of `dir`, run by `job`.
+fn pending(job: String, dir: &Arc<CallDir>, task: &str, label: Option<String>) -> Pending {
+    let log = match job.split_once('_') {
+        Some((array, index)) => format!("log-{array}_{index}.txt"),
+        None => format!("log-{job}.txt"),
+    };
+    Pending {
+        result: registry::task_result(&dir.path, task),
+        log: dir.path.join(log),
+        job,
+        dir: dir.clone(),
+        slot: ResultSlot::new(),
+        label,
+        progress: None,
+        ended: None,
+        done: None,
     }
 }
 
@@ -315,19 +319,13 @@ impl Backend for SlurmBackend {
                 ],
             )?;
             let job = shared.submit(&dir, "future", None, &resources, task.label.as_deref())?;
-            let log = dir.path.join(format!("log-{job}.txt"));
-            Ok::<_, Error>((job, dir, log))
+            Ok::<_, Error>((job, dir))
         })();
         match submitted {
-            Ok((job, dir, log)) => Submitted::Running(shared.wait_for(
-                job,
-                &dir,
-                "future",
-                log,
-                task.label,
-                None,
-                Some(Box::new(free)),
-            )),
+            Ok((job, dir)) => Submitted::Running(shared.wait_for(Pending {
+                done: Some(Box::new(free)),
+                ..pending(job, &dir, "future", task.label)
+            })),
             Err(e) => {
                 free();
                 refused(e)
@@ -362,19 +360,13 @@ impl ChunkWorkers for SlurmBackend {
             let task = format!("again-{}", shared.next_task.fetch_add(1, Ordering::Relaxed));
             shared.write_chunk(&dir.path, &task, &chunk)?;
             let job = shared.submit(&dir, &task, None, &resources, chunk.label.as_deref())?;
-            let log = dir.path.join(format!("log-{job}.txt"));
-            Ok::<_, Error>((job, dir, task, log))
+            Ok::<_, Error>((job, dir, task))
         })();
         match submitted {
-            Ok((job, dir, task, log)) => Submitted::Running(shared.wait_for(
-                job,
-                &dir,
-                &task,
-                log,
-                chunk.label,
-                chunk.progress,
-                None,
-            )),
+            Ok((job, dir, task)) => Submitted::Running(shared.wait_for(Pending {
+                progress: chunk.progress,
+                ..pending(job, &dir, &task, chunk.label)
+            })),
             Err(e) => refused(e),
         }
     }
@@ -408,16 +400,10 @@ impl ChunkWorkers for SlurmBackend {
                 .enumerate()
                 .map(|(i, chunk)| {
                     let task = format!("chunk-{i}");
-                    let log = dir.path.join(format!("log-{job}_{i}.txt"));
-                    Submitted::Running(shared.wait_for(
-                        format!("{job}_{i}"),
-                        &dir,
-                        &task,
-                        log,
-                        chunk.label,
-                        chunk.progress,
-                        None,
-                    ))
+                    Submitted::Running(shared.wait_for(Pending {
+                        progress: chunk.progress,
+                        ..pending(format!("{job}_{i}"), &dir, &task, chunk.label)
+                    }))
                 })
                 .collect(),
             Err(e) => (0..count).map(|_| refused(e.clone())).collect(),

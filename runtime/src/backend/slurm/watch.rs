@@ -193,11 +193,9 @@ fn look_at_states(w: &Watch) {
                     .ended
                     .as_ref()
                     .is_some_and(|(_, s)| s == "COMPLETED" || s.starts_with("no longer"));
-                if !completed || now.duration_since(since) >= ANSWER_LAG {
-                    if !p.result.exists() {
-                        failed.push(pending.swap_remove(i));
-                        continue;
-                    }
+                if (!completed || now.duration_since(since) >= ANSWER_LAG) && !p.result.exists() {
+                    failed.push(pending.swap_remove(i));
+                    continue;
                 }
             }
             i += 1;
