@@ -164,3 +164,20 @@ fn a_malformed_futurize_plan_is_an_error_naming_the_variable() {
         assert!(r.contains("Valid forms"), "{r}");
     }
 }
+
+#[test]
+fn a_request_this_machine_cannot_meet_is_an_instant_error_saying_what_it_has() {
+    let _g = with_plan(Multiprocess::workers(2));
+    let e = future!(1u8, resources = (mem = "100T"))
+        .value()
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Resources { .. }), "{msg}");
+    let have = futurize::plan::human_bytes(futurize_runtime::cores::available_memory());
+    assert!(msg.contains(&have), "{msg} names {have}");
+    let r: Result<Vec<u8>, Error> = foreach!(i in 0..3u8 => i %dofuture% resources = (cpus = 4096));
+    let msg = r.unwrap_err().to_string();
+    assert!(msg.contains("cpus = 4096"), "{msg}");
+    // What fits runs as usual.
+    assert_eq!(future!(2u8, resources = (cpus = 1)).value().unwrap(), 2);
+}

@@ -297,3 +297,50 @@ fn templates_and_resources_reach_the_job() {
     assert!(e.to_string().contains("mem = \"lots\""), "{e}");
     let _ = std::fs::remove_file(&template);
 }
+
+/// Whether this runs inside a Slurm job.
+fn in_job() -> bool {
+    std::env::var_os("SLURM_JOB_ID").is_some()
+}
+
+#[test]
+fn resources_choose_the_backend_and_an_impossible_request_is_an_instant_error() {
+    let Some((plan, _registry)) = jobs("choose") else {
+        return;
+    };
+    let _g = with_plan(futurize::Plan::first_fit([
+        Multiprocess::workers(2).into(),
+        plan.into(),
+    ]));
+    assert_eq!(
+        futurize::current_plan().unwrap().to_string(),
+        "multiprocess:2|slurm"
+    );
+    // A small request runs here, one only Slurm has (a partition) as a job.
+    let here = future!(in_job(), resources = (cpus = 1, mem = "100M"))
+        .value()
+        .unwrap();
+    assert!(!here, "a small request runs on the local processes");
+    let there = future!(in_job(), resources = (partition = "debug"))
+        .value()
+        .unwrap();
+    assert!(there, "a partition is only Slurm's to give");
+    let chunks: Vec<bool> =
+        foreach!(_i in 0..4u32 => in_job() %dofuture% resources = (partition = "debug")).unwrap();
+    assert_eq!(chunks, vec![true; 4]);
+    // Too much for either: refused at once, naming the request and the offers.
+    let started = Instant::now();
+    let e = future!(1u8, resources = (mem = "100T"))
+        .value()
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Resources { .. }), "{msg}");
+    assert!(msg.contains("mem = \"100T\""), "{msg}");
+    assert!(msg.contains("worker processes on this machine"), "{msg}");
+    assert!(msg.contains("largest node"), "{msg}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -41,6 +41,36 @@ pub fn available_workers() -> Vec<String> {
     workers_from(&|k| std::env::var(k).ok(), &read_file, available_cores())
 }
 
+/// Bytes of memory this process may use: the cgroup limit (v2 `memory.max`,
+/// v1 `memory.limit_in_bytes`) when there is one below the machine's, else
+/// the machine's `MemTotal`.
+///
+/// ```
+/// assert!(futurize_runtime::cores::available_memory() > 0);
+/// ```
+pub fn available_memory() -> u64 {
+    memory_from(&read_file)
+}
+
+fn memory_from(fs: Lookup) -> u64 {
+    let total = fs("/proc/meminfo")
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(u64::MAX, |kb| kb * 1024);
+    let limit = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|p| fs(p))
+    .and_then(|v| v.trim().parse::<u64>().ok())
+    .unwrap_or(u64::MAX);
+    total.min(limit)
+}
+
 fn read_file(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
@@ -247,6 +277,19 @@ fn parse_counts(text: &str) -> Option<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_is_the_smaller_of_the_machine_and_its_cgroup() {
+        let files = |limit: &'static str| {
+            move |p: &str| match p {
+                "/proc/meminfo" => Some("MemTotal:       24000000 kB\nMemFree: 1 kB\n".into()),
+                "/sys/fs/cgroup/memory.max" => Some(limit.into()),
+                _ => None,
+            }
+        };
+        assert_eq!(memory_from(&files("max\n")), 24_000_000 * 1024);
+        assert_eq!(memory_from(&files("1073741824\n")), 1 << 30);
+    }
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

@@ -12,7 +12,8 @@ use std::fmt;
 pub const VALID_PLAN_FORMS: &str = "`sequential`, `multithread`, `multithread:N`, \
      `multiprocess`, `multiprocess:N`, `multiprocess:N:fresh`, `cluster`, \
      `cluster:HOST,HOST,...` (HOST as `[user@]name[:port]`, a host named k times runs k \
-     workers), `slurm`, `slurm:N` (N jobs in flight at most), levels joined by `/` such as `multiprocess:2/multithread:2` or \
+     workers), `slurm`, `slurm:N` (N jobs in flight at most), alternatives joined by `|` (the first whose \
+     capacities meet a future's resources runs it: `multiprocess:2|slurm`), levels joined by `/` such as `multiprocess:2/multithread:2` or \
      `cluster:n1,n2/multiprocess:4` (N a whole number >= 1)";
 
 /// A body's panic: what it said, where, and how it got there. The one form

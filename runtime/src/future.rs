@@ -305,7 +305,10 @@ impl<T: DeserializeOwned> Future<T> {
 }
 
 fn start(task: Task, plan: &Arc<ActivePlan>) -> State {
-    match plan.backend() {
+    let backend = plan
+        .backend()
+        .and_then(|b| crate::backend::for_resources(b, Some(&task.resources)));
+    match backend {
         Err(e) => State::Done(Err(e), Output::default()),
         Ok(backend) => match backend.submit(task) {
             Submitted::Ready(result, output) => State::Done(result, output),

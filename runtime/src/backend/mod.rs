@@ -30,7 +30,7 @@ use crate::body::NestedPlan;
 use crate::body::TimeLimit;
 use crate::body::capture::EntryFn;
 use crate::body::chunk::ChunkFn;
-use crate::plan::Resources;
+use crate::plan::{Capacity, Resources};
 use crate::progress::Progress;
 use crate::protocol::Output;
 use crate::rng::Streams;
@@ -105,6 +105,100 @@ pub(crate) trait Backend: Send + Sync {
     fn run_map(&self, call: &dyn MapCall) -> Result<(), Error>;
     /// Workers that are idle now.
     fn free_workers(&self) -> usize;
+    /// The most one future or call can have here.
+    fn capacity(&self) -> Capacity;
+    /// The backend for work that needs `r`: `None` for this one, when it
+    /// can meet it (a backend of several alternatives names one of them).
+    fn choose(&self, r: &Resources) -> Result<Option<Arc<dyn Backend>>, Error> {
+        match self.capacity().refuses(r) {
+            None => Ok(None),
+            Some(why) => Err(Error::Resources {
+                asked: r.to_string(),
+                why,
+            }),
+        }
+    }
+}
+
+/// The backend of `backend`'s plan that runs work needing `r` (checked
+/// only when something is asked for).
+pub(crate) fn for_resources(
+    backend: Arc<dyn Backend>,
+    r: Option<&Resources>,
+) -> Result<Arc<dyn Backend>, Error> {
+    match r.filter(|r| !r.is_empty()) {
+        None => Ok(backend),
+        Some(r) => {
+            r.check().map_err(|why| Error::Resources {
+                asked: r.to_string(),
+                why,
+            })?;
+            Ok(backend.choose(r)?.unwrap_or(backend))
+        }
+    }
+}
+
+/// What this machine offers one future: its cores and memory.
+pub(crate) fn this_machine(name: String) -> Capacity {
+    Capacity {
+        name,
+        cpus: u32::try_from(crate::cores::available_cores()).ok(),
+        mem: Some(crate::cores::available_memory()),
+        time: None,
+        gpus: Some(0),
+        nodes: Some(1),
+        slurm: false,
+    }
+}
+
+/// Several backends; work goes to the first that can meet its resources.
+struct FirstFit {
+    alternatives: Vec<(Arc<dyn Backend>, std::sync::OnceLock<Capacity>)>,
+}
+
+impl FirstFit {
+    fn first(&self) -> &Arc<dyn Backend> {
+        &self.alternatives[0].0
+    }
+}
+
+impl Backend for FirstFit {
+    fn submit(&self, task: Task) -> Submitted {
+        match for_resources(self.first().clone(), Some(&task.resources)) {
+            Ok(b) => b.submit(task),
+            Err(e) => Submitted::Ready(Err(e), Output::default()),
+        }
+    }
+
+    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error> {
+        // The map engine chose already; unchosen work goes to the first.
+        self.first().run_map(call)
+    }
+
+    fn free_workers(&self) -> usize {
+        self.first().free_workers()
+    }
+
+    fn capacity(&self) -> Capacity {
+        self.first().capacity()
+    }
+
+    fn choose(&self, r: &Resources) -> Result<Option<Arc<dyn Backend>>, Error> {
+        let mut refusals = Vec::new();
+        for (backend, capacity) in &self.alternatives {
+            match capacity.get_or_init(|| backend.capacity()).refuses(r) {
+                None => return Ok(Some(backend.clone())),
+                Some(why) => refusals.push(why),
+            }
+        }
+        Err(Error::Resources {
+            asked: r.to_string(),
+            why: format!(
+                "no backend of the plan can give it: {}",
+                refusals.join("; ")
+            ),
+        })
+    }
 }
 
 /// A `foreach!` call as a backend sees it: chunks it can run in this
@@ -159,6 +253,12 @@ pub(crate) fn start(level: &Level, nested: NestedPlan) -> Result<Arc<dyn Backend
             Box::new(processes::LocalLauncher::default()),
         )?),
         Level::Slurm(spec) => Arc::new(slurm::SlurmBackend::start(spec, nested.plan())?),
+        Level::FirstFit(levels) => Arc::new(FirstFit {
+            alternatives: levels
+                .iter()
+                .map(|l| start(l, nested.clone()).map(|b| (b, std::sync::OnceLock::new())))
+                .collect::<Result<_, _>>()?,
+        }),
         Level::Cluster(cluster) => Arc::new(processes::ProcessPool::start(
             cluster.host_list().len(),
             false,

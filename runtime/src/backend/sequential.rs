@@ -39,4 +39,8 @@ impl Backend for SequentialBackend {
     fn free_workers(&self) -> usize {
         1
     }
+
+    fn capacity(&self) -> crate::plan::Capacity {
+        super::this_machine("sequential (this machine)".into())
+    }
 }

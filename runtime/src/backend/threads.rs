@@ -326,4 +326,11 @@ impl Backend for ThreadPool {
     fn free_workers(&self) -> usize {
         self.shared.admission.free()
     }
+
+    fn capacity(&self) -> crate::plan::Capacity {
+        super::this_machine(format!(
+            "multithread:{} (this machine)",
+            self.shared.admission.limit
+        ))
+    }
 }

@@ -130,6 +130,7 @@ where
     } else {
         active::active()
             .and_then(|plan| plan.backend())
+            .and_then(|backend| crate::backend::for_resources(backend, options.resources.as_ref()))
             .and_then(|backend| backend.run_map(&call))
     };
     if let Some(Some(bar)) = call.bar.get() {

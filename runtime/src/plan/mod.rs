@@ -43,6 +43,9 @@ pub enum Level {
     Cluster(Cluster),
     /// Evaluate each future as a Slurm job (a `foreach!` as a job array).
     Slurm(Slurm),
+    /// Several backends: each future or call runs on the first whose
+    /// capacities meet its `resources` (text form `multiprocess:2|slurm`).
+    FirstFit(Vec<Level>),
 }
 
 impl Level {
@@ -53,6 +56,7 @@ impl Level {
             Level::Multithread { workers } | Level::Multiprocess { workers, .. } => *workers,
             Level::Cluster(c) => c.hosts.len(),
             Level::Slurm(s) => s.max_jobs(),
+            Level::FirstFit(levels) => levels.first().map_or(1, Level::workers),
         }
     }
 }
@@ -93,6 +97,37 @@ impl Plan {
         }
     }
 
+    /// Several backends for one level: each future or `foreach!` call runs
+    /// on the first of `alternatives` whose capacities meet its
+    /// `resources` (a request none can meet is an instant error naming what
+    /// each offers). Text form: `multiprocess:2|slurm`.
+    ///
+    /// ```
+    /// use futurize_runtime::{Multiprocess, Plan, Slurm};
+    /// let p = Plan::first_fit([Multiprocess::workers(2).into(), Slurm::jobs().into()]);
+    /// assert_eq!(p.to_string(), "multiprocess:2|slurm");
+    /// ```
+    ///
+    /// # Panics
+    /// If an alternative has more than one level (a nested plan goes after
+    /// the alternatives: `Plan::from([Plan::first_fit(..), inner])`), or
+    /// none is given.
+    pub fn first_fit(alternatives: impl IntoIterator<Item = Plan>) -> Plan {
+        let levels: Vec<Level> = alternatives
+            .into_iter()
+            .map(|p| {
+                assert!(
+                    p.levels.len() == 1,
+                    "Plan::first_fit: `{p}` has several levels; give the nested plan after \
+                     the alternatives: Plan::from([Plan::first_fit(..), inner])"
+                );
+                p.levels.into_iter().next().expect("one level")
+            })
+            .collect();
+        assert!(!levels.is_empty(), "Plan::first_fit: no alternatives");
+        Level::FirstFit(levels).into()
+    }
+
     /// Parses the text form, naming `source_name` (such as `FUTURIZE_PLAN`)
     /// in the error.
     pub fn parse_from(text: &str, source_name: &str) -> Result<Plan, Error> {
@@ -114,6 +149,17 @@ impl Plan {
 }
 
 fn parse_level(part: &str) -> Result<Level, String> {
+    if part.contains('|') {
+        let alternatives = part
+            .split('|')
+            .map(|a| parse_one_level(a.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Level::FirstFit(alternatives));
+    }
+    parse_one_level(part)
+}
+
+fn parse_one_level(part: &str) -> Result<Level, String> {
     let (kind, arg) = match part.split_once(':') {
         Some((k, a)) => (k.trim(), Some(a.trim())),
         None => (part, None),
@@ -192,6 +238,15 @@ impl fmt::Display for Level {
             }
             Level::Cluster(c) => write!(f, "{c}"),
             Level::Slurm(s) => write!(f, "{s}"),
+            Level::FirstFit(levels) => {
+                for (i, level) in levels.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("|")?;
+                    }
+                    write!(f, "{level}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -382,6 +437,8 @@ mod tests {
             "cluster:me@n1:2222,n2/multiprocess:4",
             "slurm",
             "slurm:4/multiprocess:5",
+            "multiprocess:2|slurm",
+            "multiprocess:2|slurm:4/multithread:2",
         ] {
             let p: Plan = text.parse().unwrap();
             assert_eq!(p.to_string(), text);

@@ -137,6 +137,14 @@ impl ClusterLauncher {
 }
 
 impl Launcher for ClusterLauncher {
+    /// Unknown: the hosts are not asked, so any request is let through.
+    fn capacity(&self) -> crate::plan::Capacity {
+        crate::plan::Capacity {
+            name: self.spec.to_string(),
+            ..Default::default()
+        }
+    }
+
     fn launch(&self) -> Result<Link, Error> {
         if self.reached.get().is_none() {
             self.reach_all()?;

@@ -59,6 +59,8 @@ pub(crate) trait WorkerProcess: Send {
 pub(crate) trait Launcher: Send + Sync {
     /// Starts one worker (before its handshake).
     fn launch(&self) -> Result<Link, Error>;
+    /// The most one worker can have.
+    fn capacity(&self) -> crate::plan::Capacity;
 }
 
 /// Starts workers on this machine: this executable, run again with the
@@ -73,6 +75,10 @@ pub(crate) struct LocalLauncher {
 }
 
 impl Launcher for LocalLauncher {
+    fn capacity(&self) -> crate::plan::Capacity {
+        crate::backend::this_machine("worker processes on this machine".into())
+    }
+
     fn launch(&self) -> Result<Link, Error> {
         let stderr = match relay::original_stderr() {
             Some(fd) => Stdio::from(fd.map_err(launch_error)?),

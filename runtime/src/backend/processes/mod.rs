@@ -323,6 +323,10 @@ impl Backend for ProcessPool {
         call.send_chunks(self)
     }
 
+    fn capacity(&self) -> crate::plan::Capacity {
+        self.shared.launcher.capacity()
+    }
+
     fn free_workers(&self) -> usize {
         let state = lock(&self.shared.state);
         self.shared.size - state.live - state.lost + state.idle.len()

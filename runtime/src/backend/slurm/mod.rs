@@ -340,6 +340,10 @@ impl Backend for SlurmBackend {
     fn free_workers(&self) -> usize {
         self.shared.spec.max_jobs() - *lock(&self.shared.in_flight)
     }
+
+    fn capacity(&self) -> crate::plan::Capacity {
+        scheduler::capacity(&self.shared.spec.to_string())
+    }
 }
 
 impl ChunkWorkers for SlurmBackend {

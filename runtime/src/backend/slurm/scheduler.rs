@@ -2,7 +2,7 @@
 //! `scontrol` (or `sacct` where accounting runs) for states, `scancel` to
 //! stop. No accounting database is needed.
 
-use crate::plan::Resources;
+use crate::plan::{Capacity, Resources};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
@@ -131,6 +131,78 @@ pub(super) fn final_state(job: &str) -> Option<(String, String)> {
     None
 }
 
+/// What the cluster offers one job: its largest node's cores, memory and
+/// GPUs, its longest partition time limit; unknown where sinfo cannot tell.
+pub(super) fn capacity(name: &str) -> Capacity {
+    let mut c = Capacity {
+        name: format!("{name} (the largest node of this Slurm cluster)"),
+        slurm: true,
+        ..Capacity::default()
+    };
+    if let Ok(text) = run(Command::new("sinfo").args(["-h", "-N", "-o", "%N|%c|%m|%G"])) {
+        let mut nodes = std::collections::HashSet::new();
+        for line in text.lines() {
+            let f: Vec<&str> = line.split('|').collect();
+            if f.len() < 4 {
+                continue;
+            }
+            nodes.insert(f[0].to_string());
+            if let Ok(cpus) = f[1].trim().parse::<u32>() {
+                c.cpus = Some(c.cpus.unwrap_or(0).max(cpus));
+            }
+            if let Ok(mb) = f[2].trim().parse::<u64>() {
+                c.mem = Some(c.mem.unwrap_or(0).max(mb << 20));
+            }
+            let gpus: u32 = f[3]
+                .split(',')
+                .filter(|g| g.starts_with("gpu"))
+                .filter_map(|g| {
+                    g.split(':')
+                        .next_back()?
+                        .split('(')
+                        .next()?
+                        .parse::<u32>()
+                        .ok()
+                })
+                .sum();
+            c.gpus = Some(c.gpus.unwrap_or(0).max(gpus));
+        }
+        if !nodes.is_empty() {
+            c.nodes = Some(nodes.len() as u32);
+        }
+    }
+    if let Ok(text) = run(Command::new("sinfo").args(["-h", "-o", "%l"])) {
+        let limits: Vec<Option<Duration>> =
+            text.lines().map(|l| slurm_duration(l.trim())).collect();
+        if !limits.is_empty() && limits.iter().all(Option::is_some) {
+            c.time = limits.into_iter().flatten().max();
+        }
+    }
+    c
+}
+
+/// A time limit as sinfo prints it (`infinite`, `1-00:00:00`, `30:00`).
+fn slurm_duration(text: &str) -> Option<Duration> {
+    if text == "infinite" || text == "UNLIMITED" {
+        return None;
+    }
+    let (days, rest) = match text.split_once('-') {
+        Some((d, r)) => (d.parse::<u64>().ok()?, r),
+        None => (0, text),
+    };
+    let parts: Vec<u64> = rest
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let seconds = match parts.as_slice() {
+        [m] => m * 60,
+        [m, s] => m * 60 + s,
+        [h, m, s] => h * 3600 + m * 60 + s,
+        _ => return None,
+    };
+    Some(Duration::from_secs(days * 86400 + seconds))
+}
+
 /// Stops jobs (`123`, `123_4`); errors are of no use to the caller.
 pub(super) fn scancel(jobs: &[String]) {
     if !jobs.is_empty() {
@@ -163,6 +235,16 @@ mod tests {
             ]
         );
         assert_eq!(slurm_time(Duration::from_secs(3 * 3600)), "3:00:00");
+    }
+
+    #[test]
+    fn sinfo_time_limits() {
+        assert_eq!(slurm_duration("infinite"), None);
+        assert_eq!(slurm_duration("30:00"), Some(Duration::from_secs(1800)));
+        assert_eq!(
+            slurm_duration("1-02:00:00"),
+            Some(Duration::from_secs(93600))
+        );
     }
 
     #[test]
