@@ -344,3 +344,26 @@ fn resources_choose_the_backend_and_an_impossible_request_is_an_instant_error() 
         started.elapsed()
     );
 }
+
+#[test]
+fn a_futures_timeout_is_its_jobs_time_limit() {
+    let Some((plan, _registry)) = jobs("limit") else {
+        return;
+    };
+    let _g = with_plan(plan);
+    let limit = future!(
+        {
+            let id = std::env::var("SLURM_JOB_ID").unwrap();
+            let out = std::process::Command::new("squeue")
+                .args(["-h", "-j", &id, "-o", "%l"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        },
+        timeout = "90s"
+    )
+    .value()
+    .unwrap();
+    // Slurm counts whole minutes: 90 s asks for 2.
+    assert_eq!(limit, "2:00");
+}

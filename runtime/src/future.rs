@@ -17,6 +17,7 @@ use crate::rng::SeedSpec;
 use crate::sync::lock;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -82,6 +83,9 @@ pub struct Future<T> {
     /// `timeout`, and when a running future's time is up (set when it starts).
     timeout: Option<TimeLimit>,
     deadline: Mutex<Option<Instant>>,
+    /// The backend enforces `timeout` itself (a Slurm job's time limit, which
+    /// does not count the time the job waits in the queue).
+    backend_keeps_time: AtomicBool,
     _value: PhantomData<fn() -> T>,
 }
 
@@ -94,6 +98,7 @@ impl<T: DeserializeOwned> Future<T> {
     ) -> Self {
         let label = options.label;
         let timeout = options.timeout.clone();
+        let mut backend_keeps_time = false;
         let state = match (captures, active::active()) {
             (Err(e), _) | (_, Err(e)) => State::Done(Err(e), Output::default()),
             (Ok(captures), Ok(plan)) => {
@@ -109,7 +114,9 @@ impl<T: DeserializeOwned> Future<T> {
                 if options.lazy {
                     State::Lazy(task, plan)
                 } else {
-                    start(task, &plan)
+                    let (state, keeps) = start(task, &plan);
+                    backend_keeps_time = keeps;
+                    state
                 }
             }
         };
@@ -118,6 +125,7 @@ impl<T: DeserializeOwned> Future<T> {
             label,
             timeout,
             deadline: Mutex::new(None),
+            backend_keeps_time: AtomicBool::new(backend_keeps_time),
             _value: PhantomData,
         };
         if future.timeout.is_some() {
@@ -141,7 +149,10 @@ impl<T: DeserializeOwned> Future<T> {
             let State::Lazy(task, plan) = std::mem::replace(state, State::Collected) else {
                 unreachable!()
             };
-            *state = start(task, &plan);
+            let (started, keeps) = start(task, &plan);
+            *state = started;
+            self.backend_keeps_time
+                .store(keeps, AtomicOrdering::Relaxed);
             self.set_deadline(state);
         }
     }
@@ -150,6 +161,9 @@ impl<T: DeserializeOwned> Future<T> {
     /// waits a little past the limit, so that a worker process's own report
     /// (which names the element) arrives first.
     fn set_deadline(&self, state: &State) {
+        if self.backend_keeps_time.load(AtomicOrdering::Relaxed) {
+            return;
+        }
         if let (State::Running(_), Some(t)) = (state, &self.timeout) {
             let grace = Duration::from_millis(100) + t.limit / 20;
             // A limit too far away to count is no limit.
@@ -304,16 +318,22 @@ impl<T: DeserializeOwned> Future<T> {
     }
 }
 
-fn start(task: Task, plan: &Arc<ActivePlan>) -> State {
+/// Starts `task` on the backend of `plan` that can meet its resources; and
+/// whether that backend enforces the time limit itself.
+fn start(task: Task, plan: &Arc<ActivePlan>) -> (State, bool) {
     let backend = plan
         .backend()
         .and_then(|b| crate::backend::for_resources(b, Some(&task.resources)));
     match backend {
-        Err(e) => State::Done(Err(e), Output::default()),
-        Ok(backend) => match backend.submit(task) {
-            Submitted::Ready(result, output) => State::Done(result, output),
-            Submitted::Running(slot) => State::Running(slot),
-        },
+        Err(e) => (State::Done(Err(e), Output::default()), false),
+        Ok(backend) => {
+            let keeps = backend.keeps_time_limits();
+            let state = match backend.submit(task) {
+                Submitted::Ready(result, output) => State::Done(result, output),
+                Submitted::Running(slot) => State::Running(slot),
+            };
+            (state, keeps)
+        }
     }
 }
 

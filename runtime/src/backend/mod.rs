@@ -107,6 +107,12 @@ pub(crate) trait Backend: Send + Sync {
     fn free_workers(&self) -> usize;
     /// The most one future or call can have here.
     fn capacity(&self) -> Capacity;
+    /// Whether this backend enforces a future's `timeout` itself, so that
+    /// the leader must not count time against it (a Slurm job waits in the
+    /// queue before its limit starts).
+    fn keeps_time_limits(&self) -> bool {
+        false
+    }
     /// The backend for work that needs `r`: `None` for this one, when it
     /// can meet it (a backend of several alternatives names one of them).
     fn choose(&self, r: &Resources) -> Result<Option<Arc<dyn Backend>>, Error> {
@@ -181,6 +187,10 @@ impl Backend for FirstFit {
 
     fn capacity(&self) -> Capacity {
         self.first().capacity()
+    }
+
+    fn keeps_time_limits(&self) -> bool {
+        self.first().keeps_time_limits()
     }
 
     fn choose(&self, r: &Resources) -> Result<Option<Arc<dyn Backend>>, Error> {

@@ -344,6 +344,10 @@ impl Backend for SlurmBackend {
     fn capacity(&self) -> crate::plan::Capacity {
         scheduler::capacity(&self.shared.spec.to_string())
     }
+
+    fn keeps_time_limits(&self) -> bool {
+        true
+    }
 }
 
 impl ChunkWorkers for SlurmBackend {
