@@ -14,6 +14,7 @@
 
 mod agent;
 mod cluster;
+mod fds;
 mod link;
 mod reader;
 
@@ -135,6 +136,7 @@ impl ProcessPool {
                 ),
             });
         }
+        fds::make_room(size)?;
         Ok(ProcessPool {
             shared: Arc::new(Shared {
                 state: Mutex::new(PoolState {
