@@ -5,9 +5,9 @@
 //!
 //! Code marks work with [`future!`]; one [`plan`](fn@plan) at the top of `main` (or
 //! the `FUTURIZE_PLAN` environment variable when the code sets none) decides
-//! whether it runs in the calling thread, on worker threads or in worker
-//! processes, without
-//! touching the code that does the work.
+//! whether it runs in the calling thread, on worker threads, in worker
+//! processes, on other machines or as Slurm jobs, without touching the code
+//! that does the work.
 //!
 //! ```
 //! use futurize::prelude::*;
@@ -78,23 +78,143 @@
 //! | [`Multithread::workers(n)`](Multithread::workers) | `multithread:n` | on `n` threads of this process |
 //! | [`Multiprocess::workers(n)`](Multiprocess::workers) | `multiprocess:n` | in `n` persistent worker processes |
 //! | [`Multiprocess::workers(n).fresh()`](Multiprocess::fresh) | `multiprocess:n:fresh` | in a new process per future, `n` at once |
+//! | [`Cluster::hosts(["n1", "n1", "n2"])`](Cluster::hosts) | `cluster:n1,n1,n2` (`cluster`: [`available_workers`]) | in worker processes on other machines, over ssh (srun inside an allocation) |
+//! | [`Slurm::jobs()`](Slurm::jobs) | `slurm`, `slurm:n` | each future a batch job, each `foreach!` a job array; at most `n` (100) jobs in flight |
+//! | [`Plan::first_fit([a, b])`](Plan::first_fit) | `a\|b` | on the first of `a`, `b` that can meet the work's `resources` |
 //! | `[a.into(), b.into()]` | `a/b` | on `a`; futures created there run on `b` |
+//!
+//! ## Other machines: Cluster, Slurm and resources
+//! [`Cluster`] runs the same worker processes on other hosts, as R's
+//! `plan(cluster, workers = c("n1", "n1", "n2"))`: a host named `k` times
+//! runs `k` workers. ssh runs as the user runs it (their `~/.ssh/config`,
+//! agent and known hosts), over one connection per host whatever its worker
+//! count, and no port is opened anywhere. Where a host does not share the
+//! leader's file system, the executable is copied into
+//! `~/.cache/futurize/<build id>` there on first use. `FUTURIZE_SSH_COMMAND`
+//! replaces `ssh` as `GIT_SSH_COMMAND` does for git. Inside a Slurm
+//! allocation the workers start over `srun`, so `FUTURIZE_PLAN=cluster`
+//! under `salloc -N3 -n3` runs one worker per task. An unreachable host is
+//! an [`Error::Launch`] quoting ssh; a host lost mid-call is an
+//! [`Error::WorkerDied`] naming it, and `retries` run its chunks on the
+//! other hosts.
+//!
+//! ```no_run
+//! use futurize::prelude::*;
+//!
+//! fn where_am_i() -> String {
+//!     std::env::var("HOSTNAME").unwrap_or_default()
+//! }
+//!
+//! fn main() -> Result<(), futurize::Error> {
+//!     plan(
+//!         Cluster::hosts(["n1", "n1", "me@n2:2222"])
+//!             .identity_file("/home/me/.ssh/id_cluster")
+//!             .env(["OMP_NUM_THREADS"]), // ssh forwards no variables: name them
+//!     );
+//!     let hosts: Vec<String> =
+//!         foreach!(i in 0..6u32 => format!("{i} on {}", where_am_i()) %dofuture% retries = 2)?;
+//!     println!("{hosts:?}");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! [`Slurm`] makes every future a batch job and every `foreach!` one job
+//! array, as R's future.batchtools: the elements are split over at most as
+//! many array tasks as jobs are allowed in flight. Jobs read their work from,
+//! and leave their answers in, a registry on the shared file system
+//! (`.futurize/`, or `FUTURIZE_REGISTRY`). `resources = (...)` says what a
+//! future or each chunk needs; a template carries the site's `#SBATCH`
+//! lines and `module load`s, with a line `{{command}}` where the job's
+//! command goes. A job that fails, is cancelled or runs out of time or
+//! memory is an [`Error::WorkerDied`] with its job id, state, exit code and
+//! the end of its log; dropping a future cancels its job.
+//!
+//! ```no_run
+//! use futurize::prelude::*;
+//! use futurize::Resources;
+//!
+//! fn simulate(seed: u64) -> f64 {
+//!     seed as f64 / 2.0
+//! }
+//!
+//! fn main() -> Result<(), futurize::Error> {
+//!     plan(
+//!         Slurm::jobs()
+//!             .workers(20) // at most 20 jobs in flight
+//!             .template("slurm.tmpl") // or FUTURIZE_SLURM_TEMPLATE
+//!             .resources(Resources::new().partition("short").time("1h")), // defaults
+//!     );
+//!     let seeds: Vec<u64> = (0..1000).collect();
+//!     let means: Vec<f64> = foreach!(s in &seeds => simulate(*s) %dofuture%
+//!         resources = (cpus = 2, mem = "4G", walltime = "30m"), label = "sims")?;
+//!     let big = future!(
+//!         simulate(7),
+//!         resources = (mem = "64G", time = "4h", sbatch = ["--qos=long", "--account=lab"])
+//!     );
+//!     println!("{} values, then {}", means.len(), big.value()?);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Resources also choose where work runs. A plan may offer several
+//! backends, [`Plan::first_fit`] (text form `multiprocess:4|slurm`): each
+//! future or call runs on the first whose capacity meets its `resources`
+//! (this machine's cores and memory; Slurm's largest node). A request none
+//! can meet is an instant [`Error::Resources`] naming it and what each
+//! backend offers, on any plan.
+//!
+//! ```no_run
+//! use futurize::prelude::*;
+//! use futurize::Plan;
+//!
+//! fn crunch(n: u64) -> u64 {
+//!     n * 2
+//! }
+//!
+//! fn main() -> Result<(), futurize::Error> {
+//!     plan(Plan::first_fit([Multiprocess::workers(4).into(), Slurm::jobs().into()]));
+//!     let small = future!(crunch(1)); // asks for nothing: the first backend
+//!     let large = future!(crunch(2), resources = (cpus = 64, mem = "200G")); // a job
+//!     println!("{} {}", small.value()?, large.value()?);
+//!     let e = future!(crunch(3), resources = (mem = "100T")).value().unwrap_err();
+//!     assert!(matches!(e, futurize::Error::Resources { .. }));
+//!     Ok(())
+//! }
+//! ```
 
 extern crate self as futurize;
 
 /// `future!(expr, options)`: evaluates `expr` under the plan in force and
 /// returns a [`Future`]; collect it with [`Future::value`].
 ///
-/// Options: `label = "name"`, `lazy = true`, `globals = [a, b]`,
-/// `seed = true | <u64>`, `timeout = "10m"` (or a `Duration`), `stdout =
-/// false` (silence what the body prints; by default it is shown at
-/// `value()`).
+/// Options:
+/// - `label = "name"`, `lazy = true`, `globals = [a, b]`,
+///   `seed = true | <u64>`, `timeout = "10m"` (or a `Duration`);
+/// - `stdout = false`: silence what the body prints (by default it is shown
+///   at `value()`);
+/// - `resources = (cpus = 4, mem = "2G", time = "1h30m", partition = "short",
+///   gpus = 1, nodes = 1, ntasks = 5, sbatch = ["--qos=low", "--account=lab"])`:
+///   what the future needs, any subset in any order. R batchtools' names
+///   work too (`ncpus`, `cpus_per_task`, `memory`, `walltime`). Memory is a
+///   number with K, M, G or T (a plain number is megabytes); time is written
+///   as for `timeout`. Literal values are checked at compile time; any value
+///   may be an expression instead (`cpus = n`), checked before anything is
+///   submitted. `resources = r` takes a whole [`Resources`] value. Unset
+///   fields take the plan's defaults, and the plan runs the future on the
+///   first backend that can meet the request.
 ///
 /// ```
 /// use futurize::prelude::*;
 /// let xs = vec![1u64, 2, 3];
 /// let f = future!(xs.iter().sum::<u64>(), label = "sum", timeout = "1m");
 /// assert_eq!(f.value().unwrap(), 6);
+/// // Any plan checks what a future asks for against what it offers.
+/// let n = 1;
+/// let g = future!(xs.len(), resources = (cpus = n, mem = "10M"));
+/// assert_eq!(g.value().unwrap(), 3);
+/// let r = futurize::Resources::new().mem("100T");
+/// let e = future!(xs.len(), resources = r).value().unwrap_err();
+/// assert!(matches!(e, futurize::Error::Resources { .. }));
 /// ```
 pub use futurize_macros::future;
 
@@ -102,14 +222,27 @@ pub use futurize_macros::future;
 /// element under the plan (`%do%`: here, one after the other) and returns
 /// the values in element order, `Result<_, Error>`.
 ///
-/// Options: `chunk_size = n`, `scheduling = s`, `ordering = "forward" |
-/// "reverse" | "random"`, `globals = [a, b]`, `combine = |a, b| ...`,
-/// `errors = "stop" | "remove" | "pass"`, `label = "name"`,
-/// `seed = true | <u64>`, `timeout = "10m"` (per element), `retries = n`
-/// (run a chunk again when its worker died), `progress = true` (a bar;
-/// [`progress!`] adds steps), `stdout = false` (silence the bodies; by
-/// default what they print is shown in element order when the call
-/// returns).
+/// Options:
+/// - `chunk_size = n`, `scheduling = s`, `ordering = "forward" | "reverse" |
+///   "random"`, `globals = [a, b]`, `combine = |a, b| ...`,
+///   `errors = "stop" | "remove" | "pass"`, `label = "name"`,
+///   `seed = true | <u64>`, `timeout = "10m"` (per element);
+/// - `retries = n`: run a chunk again when its worker died;
+/// - `progress = true`: a bar; [`progress!`] adds steps;
+/// - `stdout = false`: silence the bodies (by default what they print is
+///   shown in element order when the call returns);
+/// - `resources = (cpus = 4, mem = "2G", time = "1h30m", partition = "short",
+///   gpus = 1, nodes = 1, ntasks = 5, sbatch = ["--qos=low", "--account=lab"])`:
+///   what each chunk (array task) needs, any subset in any order. R
+///   batchtools' names work too (`ncpus`, `cpus_per_task`, `memory`,
+///   `walltime`). Memory is a number with K, M, G or T (a plain number is
+///   megabytes); time is written as for `timeout`. Literal values are
+///   checked at compile time; any value may be an expression instead
+///   (`cpus = n`), checked before anything is submitted. `resources = r`
+///   takes a whole [`Resources`] value. Unset fields take the plan's
+///   defaults, and the plan runs the call on the first backend that can
+///   meet the request. For example
+///   `foreach!(x in &xs => simulate(x) %dofuture% resources = (cpus = 2, mem = "4G", walltime = "30m"))`.
 ///
 /// ```
 /// use futurize::prelude::*;
@@ -130,7 +263,17 @@ pub use futurize_macros::foreach;
 /// (`xs.iter().map(..).collect()`, `sum`, `fold`, …) run as parallel maps
 /// under the plan. Options passed on to the maps: `chunk_size`,
 /// `scheduling`, `ordering`, `label`, `seed`, `timeout`, `retries`,
-/// `progress`, `stdout`.
+/// `progress`, `stdout`, and
+/// `resources = (cpus = 4, mem = "2G", time = "1h30m", partition = "short",
+/// gpus = 1, nodes = 1, ntasks = 5, sbatch = ["--qos=low", "--account=lab"])`:
+/// what each chunk of each map needs, any subset in any order. R
+/// batchtools' names work too (`ncpus`, `cpus_per_task`, `memory`,
+/// `walltime`). Memory is a number with K, M, G or T (a plain number is
+/// megabytes); time is written as for `timeout`. Literal values are checked
+/// at compile time; any value may be an expression instead (`cpus = n`),
+/// checked before anything is submitted. `resources = r` takes a whole
+/// [`Resources`] value. Unset fields take the plan's defaults, and the plan
+/// runs each map on the first backend that can meet the request.
 ///
 /// ```
 /// use futurize::prelude::*;

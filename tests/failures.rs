@@ -432,3 +432,119 @@ fn a_dead_workers_last_words_on_stderr_are_in_the_error() {
     }
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Runs `foreach!` over 8 elements in chunks of 2 on `Multiprocess(2)`; the
+/// first time element 5 runs, the test stops its worker with SIGSTOP.
+fn stopped_worker_call(
+    dir: &Path,
+    retries: u32,
+    timeout: Option<&str>,
+) -> (Result<Vec<u32>, Error>, Duration, u32) {
+    let pid_file = dir.join("pid");
+    let stopper = {
+        let pid_file = pid_file.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(text) = std::fs::read_to_string(&pid_file)
+                    && let Ok(pid) = text.trim().parse::<u32>()
+                {
+                    // SAFETY: a plain signal to a worker of this test.
+                    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+                    return pid;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            0
+        })
+    };
+    let started = Instant::now();
+    let r: Result<Vec<u32>, Error> = match timeout {
+        Some(_) => foreach!(i in 0..8u32 => {
+            if i == 5 && std::fs::create_dir(pid_file.with_extension("once")).is_ok() {
+                let tmp = pid_file.with_extension("tmp");
+                std::fs::write(&tmp, std::process::id().to_string()).unwrap();
+                std::fs::rename(&tmp, &pid_file).unwrap();
+                std::thread::sleep(Duration::from_secs(30));
+            }
+            i * 10
+        } %dofuture% chunk_size = 2, retries = retries, timeout = "3s"),
+        None => foreach!(i in 0..8u32 => {
+            if i == 5 && std::fs::create_dir(pid_file.with_extension("once")).is_ok() {
+                let tmp = pid_file.with_extension("tmp");
+                std::fs::write(&tmp, std::process::id().to_string()).unwrap();
+                std::fs::rename(&tmp, &pid_file).unwrap();
+                std::thread::sleep(Duration::from_secs(30));
+            }
+            i * 10
+        } %dofuture% chunk_size = 2, retries = retries),
+    };
+    (r, started.elapsed(), stopper.join().unwrap())
+}
+
+#[test]
+fn a_stopped_worker_is_noticed_within_seconds_of_its_limit() {
+    let _g = with_plan(Multiprocess::workers(2));
+    // With a timeout the leader enforces it, whatever the worker does.
+    let dir = scratch("sigstop-retry");
+    let (r, took, pid) = stopped_worker_call(&dir, 1, Some("3s"));
+    assert!(pid > 0, "the worker was stopped");
+    assert_eq!(r.unwrap(), (0..8).map(|i| i * 10).collect::<Vec<u32>>());
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    let gone = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(pid), "the stopped worker was killed");
+    // Without retries: a clear error naming the elements.
+    let dir = scratch("sigstop-error");
+    let (r, took, _) = stopped_worker_call(&dir, 0, Some("3s"));
+    match r {
+        Err(Error::WorkerDied {
+            cause, elements, ..
+        }) => {
+            assert!(cause.contains("not responding"), "{cause}");
+            assert_eq!(elements, Some(4..6));
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(8), "{took:?}");
+}
+
+#[test]
+fn without_a_timeout_the_silence_limit_applies() {
+    // The limit is read once per process: a child with a short one.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_silence",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FUTURIZE_TEST_SILENCE", "1")
+        .env("FUTURIZE_SILENCE_LIMIT", "2s")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("values ok"), "{stdout}");
+}
+
+/// The child side of the silence-limit test.
+#[test]
+fn child_silence() {
+    if std::env::var_os("FUTURIZE_TEST_SILENCE").is_none() {
+        return;
+    }
+    let _g = with_plan(Multiprocess::workers(2));
+    let dir = scratch("silence");
+    let (r, took, pid) = stopped_worker_call(&dir, 1, None);
+    assert!(pid > 0);
+    assert_eq!(r.unwrap(), (0..8).map(|i| i * 10).collect::<Vec<u32>>());
+    assert!(took < Duration::from_secs(7), "{took:?}");
+    println!("values ok in {took:?}");
+}

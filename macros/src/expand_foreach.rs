@@ -1,5 +1,5 @@
-//! `foreach!(x in xs, y in ys => body %dofuture% options)`: parse, walk,
-//! check, generate.
+//! `foreach!(x in xs, y in ys => body %dofuture% options)`: parse (with
+//! `grammar`), walk, check, generate.
 //!
 //! The body becomes a typed, non-capturing closure of (captures, element):
 //! captures as a rayon closure sees them (`&T`, or a copy of a `Copy` value),
@@ -10,132 +10,15 @@
 use crate::captures;
 use crate::check::{check_body, check_random};
 use crate::generate::{label_tokens, option_tokens, seed_tokens, tuple};
-use crate::options::{self, ErrorsOption, ForeachOptions, RawOption};
+use crate::grammar::{Binding, ForeachInput};
+use crate::options::{self, ErrorsOption, ForeachOptions};
 use crate::self_capture::captured_variables;
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
-use syn::parse::{Parse, ParseStream, Parser};
-use syn::{Expr, Ident, Pat, Token};
+use syn::{Expr, Ident, Pat};
 
 /// Most captures of one `foreach!`.
 const MAX_CAPTURES: usize = 8;
-
-struct Binding {
-    pat: Pat,
-    iterable: Expr,
-}
-
-struct ForeachInput {
-    bindings: Vec<Binding>,
-    body: Expr,
-    in_place: bool,
-    options: Vec<RawOption>,
-}
-
-const GRAMMAR: &str = "write `foreach!(x in xs => body %dofuture%)`, with options after the \
-     operator (`%dofuture% chunk_size = 10`) and several `pat in expr` bindings zipped \
-     (`a in xs, b in ys => ...`)";
-
-fn parse_bindings(input: ParseStream) -> syn::Result<Vec<Binding>> {
-    let mut bindings = Vec::new();
-    loop {
-        let pat = Pat::parse_single(input).map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!("expected a binding such as `x in xs`: {GRAMMAR}"),
-            )
-        })?;
-        input.parse::<Token![in]>().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                format!("expected `in` after the binding: {GRAMMAR}"),
-            )
-        })?;
-        let iterable: Expr = input.parse()?;
-        bindings.push(Binding { pat, iterable });
-        if input.parse::<Option<Token![,]>>()?.is_none() {
-            break;
-        }
-    }
-    input.parse::<Token![=>]>().map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            format!("expected `=>` before the body: {GRAMMAR}"),
-        )
-    })?;
-    Ok(bindings)
-}
-
-/// Finds `% op %` at the top level of the tokens after `=>`.
-fn split_operator(tokens: Vec<TokenTree>) -> syn::Result<(TokenStream, Ident, TokenStream)> {
-    let is_percent = |t: &TokenTree| matches!(t, TokenTree::Punct(p) if p.as_char() == '%');
-    for i in 0..tokens.len().saturating_sub(2) {
-        if let (true, TokenTree::Ident(op), true) = (
-            is_percent(&tokens[i]),
-            &tokens[i + 1],
-            is_percent(&tokens[i + 2]),
-        ) {
-            let body: TokenStream = tokens[..i].iter().cloned().collect();
-            let rest: TokenStream = tokens[i + 3..].iter().cloned().collect();
-            return Ok((body, op.clone(), rest));
-        }
-    }
-    let span = tokens.last().map_or(Span::call_site(), TokenTree::span);
-    Err(syn::Error::new(
-        span,
-        "`foreach!` needs an operator after the body: `%dofuture%` (run under the plan) \
-         or `%do%` (run here, one element after the other)",
-    ))
-}
-
-impl Parse for ForeachInput {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        if input.is_empty() {
-            return Err(syn::Error::new(
-                Span::call_site(),
-                format!("`foreach!` is empty: {GRAMMAR}"),
-            ));
-        }
-        let bindings = parse_bindings(input)?;
-        let rest: TokenStream = input.parse()?;
-        let (body_tokens, op, option_tokens) = split_operator(rest.into_iter().collect())?;
-        let in_place = match op.to_string().as_str() {
-            "dofuture" => false,
-            "do" => true,
-            other => {
-                let hint = if other == "dopar" {
-                    "`%dopar%` belongs to R's doParallel; here use `%dofuture%`".to_string()
-                } else {
-                    format!("`%{other}%` is not a foreach! operator")
-                };
-                return Err(syn::Error::new(
-                    op.span(),
-                    format!(
-                        "{hint}: `%dofuture%` runs the elements under the plan, `%do%` runs them here"
-                    ),
-                ));
-            }
-        };
-        if body_tokens.is_empty() {
-            return Err(syn::Error::new(
-                op.span(),
-                "the body of `foreach!` is empty",
-            ));
-        }
-        let body: Expr = syn::parse2(body_tokens)?;
-        let options = (|input: ParseStream| {
-            input.parse::<Option<Token![,]>>()?;
-            options::parse_list(input)
-        })
-        .parse2(option_tokens)?;
-        Ok(ForeachInput {
-            bindings,
-            body,
-            in_place,
-            options,
-        })
-    }
-}
 
 pub fn expand(input: TokenStream) -> TokenStream {
     let parsed: ForeachInput = match syn::parse2(input) {

@@ -1,4 +1,4 @@
-//! `future!(body, options)`: parse, walk, check, generate.
+//! `future!(body, options)`: parse (with `grammar`), walk, check, generate.
 //!
 //! The generated block (see docs/design.md "How work reaches a worker"):
 //! a zero-size tag per capture chosen from its inferred type, the body as a
@@ -9,38 +9,12 @@
 use crate::captures;
 use crate::check::{check_body, check_random};
 use crate::generate::{label_tokens, option_tokens, seed_tokens, tuple};
-use crate::options::{self, FutureOptions, RawOption};
+use crate::grammar::FutureInput;
+use crate::options::{self, FutureOptions};
 use crate::self_capture::captured_variables;
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::parse::{Parse, ParseStream};
-use syn::{Expr, Ident, Token};
-
-struct FutureInput {
-    body: Expr,
-    options: Vec<RawOption>,
-}
-
-impl Parse for FutureInput {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        if input.is_empty() {
-            return Err(syn::Error::new(
-                Span::call_site(),
-                "`future!` needs an expression to evaluate: `future!(slow_sum(&xs))` \
-                 or `future!({ ... }, label = \"name\")`",
-            ));
-        }
-        let body: Expr = input.parse()?;
-        let options = if input.parse::<Option<Token![,]>>()?.is_some() {
-            options::parse_list(input)?
-        } else if input.is_empty() {
-            Vec::new()
-        } else {
-            return Err(input.error("expected `,` and options after the body of `future!`"));
-        };
-        Ok(FutureInput { body, options })
-    }
-}
+use syn::{Expr, Ident};
 
 pub fn expand(input: TokenStream) -> TokenStream {
     let parsed: FutureInput = match syn::parse2(input) {

@@ -2,12 +2,13 @@
 //! `foreach!` and `#[futurize]`.
 //!
 //! Each macro goes parse → analyse → generate (the shape of serde_derive):
-//! `options` reads `name = value` lists (`resources` the
-//! `resources = (...)` list, built as the runtime's `Resources`), `captures`
-//! walks a body for its free variables and misuse, `check` turns that misuse
-//! into errors, `self_capture` settles the variables a body ships, and
-//! `expand_future`, `expand_foreach` and `expand_futurize` write the code,
-//! with the pieces they share in `generate`. No `expand_*` module uses another. Errors carry
+//! `grammar` reads the input of `foreach!` and `future!`, `options` their
+//! `name = value` lists (`resources` the `resources = (...)` list, built as
+//! the runtime's `Resources`), `captures` walks a body for its free
+//! variables and misuse, `check` turns that misuse into errors,
+//! `self_capture` settles the variables a body ships, and `expand_future`,
+//! `expand_foreach` and `expand_futurize` write the code, with the pieces
+//! they share in `generate`. No `expand_*` module uses another. Errors carry
 //! the span of the offending token and are reported together.
 //!
 //! Use the macros through the `futurize` crate; generated code refers to
@@ -19,6 +20,7 @@ mod expand_foreach;
 mod expand_future;
 mod expand_futurize;
 mod generate;
+mod grammar;
 mod options;
 mod relay_prints;
 mod resources;

@@ -60,7 +60,7 @@ pub enum Error {
         index: Option<usize>,
     },
     /// The worker running the future exited or was killed before it answered.
-    #[error("the worker {worker} running {} died ({cause}); the pool replaces it", describe_lost(label, *index, elements))]
+    #[error("the worker {worker} running {} died ({cause})", describe_lost(label, *index, elements))]
     WorkerDied {
         /// Which worker: its process id or thread name.
         worker: String,

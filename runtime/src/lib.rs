@@ -25,14 +25,17 @@
 //! * `future`: the [`Future`] handle and [`value`]/[`resolved`]/[`resolve`];
 //! * [`map`]: the `foreach!` engine (chunking, error policies, results in
 //!   order);
-//! * `backend`: Sequential, Multithread and Multiprocess behind one trait;
-//!   worker processes start through launchers and talk over links;
+//! * `backend`: Sequential, Multithread, Multiprocess, Cluster, Slurm and
+//!   first-fit plans behind one trait; worker processes start through
+//!   launchers (local, or a host agent over ssh or srun) and talk over
+//!   links; Slurm jobs read and answer through files in a registry;
 //! * [`progress`]: the progress bar of a call.
 //!
 //! The worker side:
-//! * `worker`: the serve loop of a worker process;
-//! * `startup`: the take-over before `main` that hands a worker process to
-//!   it.
+//! * `worker`: the serve loop of a worker process (and of a Slurm job,
+//!   whose channel is a pair of files);
+//! * `startup`: the take-over before `main` that hands a process started as
+//!   a worker, a host agent or a job to its loop.
 
 mod active;
 mod backend;

@@ -5,9 +5,16 @@
 //! Without Slurm's packages the Slurm cases are skipped with a message
 //! saying why (`.ci/run` installs slurm-wlm and munge).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+
+/// Says which cases are skipped and why, past `cargo test`'s capture of
+/// `eprintln!` (which would hide the line for a passing test).
+fn skipped(why: String) {
+    let _ = writeln!(std::io::stderr(), "{why}");
+}
 
 /// A running private Slurm.
 pub struct Slurm {
@@ -39,10 +46,10 @@ fn start(verb: &str) -> Option<Slurm> {
         "/usr/sbin/munged",
     ] {
         if !std::path::Path::new(tool).exists() {
-            eprintln!(
+            skipped(format!(
                 "SKIPPED: the Slurm cases need {tool}: apt-get install slurm-wlm munge \
                  (.ci/run does)"
-            );
+            ));
             return None;
         }
     }

@@ -5,9 +5,16 @@
 //! Without `/usr/sbin/sshd` the cluster cases are skipped with a message
 //! saying why (`.ci/run` installs openssh-server, so CI always runs them).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+
+/// Says which cases are skipped and why, past `cargo test`'s capture of
+/// `eprintln!` (which would hide the line for a passing test).
+fn skipped(why: String) {
+    let _ = writeln!(std::io::stderr(), "{why}");
+}
 
 /// A running private sshd.
 pub struct Sshd {
@@ -53,9 +60,10 @@ fn free_port() -> u16 {
 pub fn sshd() -> Option<&'static Sshd> {
     SSHD.get_or_init(|| {
         if !std::path::Path::new("/usr/sbin/sshd").exists() {
-            eprintln!(
+            skipped(
                 "SKIPPED: the cluster cases need OpenSSH's sshd (/usr/sbin/sshd): \
                  apt-get install openssh-server (.ci/run does)"
+                    .to_string(),
             );
             return None;
         }

@@ -3,7 +3,8 @@
 //! A macro call reaches the walk as tokens. Macros whose grammar is known
 //! (the format family, `write!`, the asserts, `vec!`, `matches!`) are parsed
 //! into expressions and walked like the rest of the body, their format
-//! string included. The invariant: the tokens of any other macro, or of a
+//! string included; futurize's own `foreach!` and `future!` are walked by
+//! their grammar (`nested_macros`). The invariant: the tokens of any other macro, or of a
 //! known macro that does not parse, are still scanned for names, so a
 //! variable used only inside a macro is still a capture; the scan skips
 //! fields, methods, path segments, callees, macro names and keywords.
@@ -18,6 +19,9 @@ use syn::{Expr, Ident, Macro, Pat, Token};
 
 impl Walker {
     pub(super) fn visit_macro_args(&mut self, mac: &Macro) {
+        if self.visit_nested_macro(mac) {
+            return;
+        }
         let name = mac
             .path
             .segments

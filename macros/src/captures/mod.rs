@@ -1,8 +1,9 @@
 //! The capture walk: which variables a body uses from outside.
 //!
 //! A capture is a free variable: a one-segment, lower-case path in value
-//! position that no `let`, closure parameter, `for`/`match`/`if let` pattern
-//! or nested item inside the body binds (with block scoping). Items are never
+//! position that no `let`, closure parameter, `for`/`match`/`if let` pattern,
+//! nested `foreach!` element pattern or nested item inside the body binds
+//! (with block scoping). Items are never
 //! captured: upper-case names (consts, statics, unit structs, variants), `::`
 //! paths and callees (`f(..)`) are referred to directly by the body.
 //!
@@ -19,6 +20,7 @@
 //! - `scopes`: which names are bound where, and so which are captures;
 //! - `exits`: which `return`, `?`, `break`, `continue` and `.await` leave the body;
 //! - `macro_args`: the arguments of macros, whose grammar syn does not know;
+//! - `nested_macros`: a `foreach!` or `future!` inside the body, walked by its grammar;
 //! - `format_strings`: the names a format string uses, such as `"{x}"`.
 //!
 //! The walk only reports; `crate::check` turns its findings into errors.
@@ -26,6 +28,7 @@
 mod exits;
 mod format_strings;
 mod macro_args;
+mod nested_macros;
 mod scopes;
 mod syntax;
 

@@ -91,6 +91,121 @@ fn macros_and_format_strings() {
 }
 
 #[test]
+fn nested_foreach_binds_its_patterns_and_names_no_options() {
+    assert_eq!(
+        captures(quote!({
+            let pids: Vec<u32> = futurize::foreach!(_i in 0..12u32 => {
+                std::process::id()
+            } %dofuture% chunk_size = 1)
+            .unwrap();
+            pids
+        })),
+        [] as [&str; 0]
+    );
+    assert_eq!(
+        captures(quote!(
+            foreach!(i in 0..n => i * k %dofuture% chunk_size = c, label = name)
+        )),
+        ["n", "k", "c", "name"]
+    );
+    assert_eq!(
+        captures(quote!(
+            ::futurize::foreach!((a, b) in xs.iter().zip(ys), c in zs => a + b + c + w %do%)
+        )),
+        ["xs", "ys", "zs", "w"]
+    );
+    // The patterns bind inside the nested body only.
+    assert_eq!(
+        captures(quote!({
+            let v = foreach!(x in xs => x %do%);
+            x
+        })),
+        ["xs", "x"]
+    );
+}
+
+#[test]
+fn nested_option_values_are_walked() {
+    assert_eq!(
+        captures(quote!(
+            foreach!(x in xs => x %dofuture% combine = |a, b| a + b + bias)
+        )),
+        ["xs", "bias"]
+    );
+    let e = exprs(quote!(
+        foreach!(x in xs => x %dofuture% resources = (cpus = ncpu, mem = "2G"), globals = [g])
+    ))
+    .remove(0);
+    let f = walk(&e);
+    let names: Vec<String> = f.captures.iter().map(|i| i.to_string()).collect();
+    assert_eq!(names, ["xs", "ncpu", "g"]);
+    assert!(f.writes.is_empty());
+    assert_eq!(
+        captures(quote!(futurize::future!(
+            a + b,
+            label = tag,
+            seed = s,
+            lazy = true
+        ))),
+        ["a", "b", "tag", "s"]
+    );
+}
+
+#[test]
+fn nested_futures_and_deeper_nesting() {
+    assert_eq!(
+        captures(quote!(future!({
+            let t = 1;
+            t + u
+        }))),
+        ["u"]
+    );
+    assert_eq!(
+        captures(quote!(future!(
+            foreach!(i in 0..4 => future!(i * k).value().unwrap() %dofuture%).unwrap()
+        ))),
+        ["k"]
+    );
+}
+
+#[test]
+fn nested_exits_and_generators_are_the_nested_macros_own() {
+    let e = exprs(quote!(foreach!(x in xs => {
+        if x > 0 {
+            return 1;
+        }
+        let v = f()?;
+        rng().next_u64() + v
+    } %dofuture% seed = 1)))
+    .remove(0);
+    let f = walk(&e);
+    assert!(f.escapes.is_empty());
+    assert!(f.random_calls.is_empty());
+    // A write to a variable from outside is the outer body's write too.
+    let e = exprs(quote!(future!({
+        t += 1;
+    })))
+    .remove(0);
+    let writes: Vec<String> = walk(&e).writes.iter().map(|i| i.to_string()).collect();
+    assert_eq!(writes, ["t"]);
+    // Random generators in the iterables run in the outer body.
+    let e = exprs(quote!(foreach!(x in vec![rng().next_u64()] => x %do%))).remove(0);
+    assert_eq!(walk(&e).random_calls.len(), 1);
+}
+
+#[test]
+fn nested_calls_off_the_grammar_are_scanned() {
+    assert_eq!(
+        captures(quote!(foreach!(x in xs => x %dopar%))),
+        ["x", "xs", "dopar"]
+    );
+    assert_eq!(
+        captures(quote!(other::foreach!(x in xs => x %dofuture%))),
+        ["x", "xs", "dofuture"]
+    );
+}
+
+#[test]
 fn writes_and_escapes_are_found() {
     let e = exprs(quote!({
         x = 1;

@@ -16,6 +16,7 @@
 //! once, futures and chunks together. Bodies see the next level of the plan
 //! through a [`NestedPlan`], never through the registry of plans in force.
 
+mod first_fit;
 mod processes;
 mod replies;
 mod sequential;
@@ -79,6 +80,8 @@ pub(crate) struct ChunkTask {
     pub(crate) streams: Option<Streams>,
     /// The element index of the chunk's first element.
     pub(crate) first: usize,
+    /// How many elements it has.
+    pub(crate) len: usize,
     /// `stdout = true`: capture what the elements print.
     pub(crate) capture_output: bool,
     /// `timeout = "..."`, per element.
@@ -157,60 +160,6 @@ pub(crate) fn this_machine(name: String) -> Capacity {
     }
 }
 
-/// Several backends; work goes to the first that can meet its resources.
-struct FirstFit {
-    alternatives: Vec<(Arc<dyn Backend>, std::sync::OnceLock<Capacity>)>,
-}
-
-impl FirstFit {
-    fn first(&self) -> &Arc<dyn Backend> {
-        &self.alternatives[0].0
-    }
-}
-
-impl Backend for FirstFit {
-    fn submit(&self, task: Task) -> Submitted {
-        match for_resources(self.first().clone(), Some(&task.resources)) {
-            Ok(b) => b.submit(task),
-            Err(e) => Submitted::Ready(Err(e), Output::default()),
-        }
-    }
-
-    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error> {
-        // The map engine chose already; unchosen work goes to the first.
-        self.first().run_map(call)
-    }
-
-    fn free_workers(&self) -> usize {
-        self.first().free_workers()
-    }
-
-    fn capacity(&self) -> Capacity {
-        self.first().capacity()
-    }
-
-    fn keeps_time_limits(&self) -> bool {
-        self.first().keeps_time_limits()
-    }
-
-    fn choose(&self, r: &Resources) -> Result<Option<Arc<dyn Backend>>, Error> {
-        let mut refusals = Vec::new();
-        for (backend, capacity) in &self.alternatives {
-            match capacity.get_or_init(|| backend.capacity()).refuses(r) {
-                None => return Ok(Some(backend.clone())),
-                Some(why) => refusals.push(why),
-            }
-        }
-        Err(Error::Resources {
-            asked: r.to_string(),
-            why: format!(
-                "no backend of the plan can give it: {}",
-                refusals.join("; ")
-            ),
-        })
-    }
-}
-
 /// A `foreach!` call as a backend sees it: chunks it can run in this
 /// process, or hand out as bytes.
 pub(crate) trait MapCall: Sync {
@@ -263,12 +212,7 @@ pub(crate) fn start(level: &Level, nested: NestedPlan) -> Result<Arc<dyn Backend
             Box::new(processes::LocalLauncher::default()),
         )?),
         Level::Slurm(spec) => Arc::new(slurm::SlurmBackend::start(spec, nested.plan())?),
-        Level::FirstFit(levels) => Arc::new(FirstFit {
-            alternatives: levels
-                .iter()
-                .map(|l| start(l, nested.clone()).map(|b| (b, std::sync::OnceLock::new())))
-                .collect::<Result<_, _>>()?,
-        }),
+        Level::FirstFit(levels) => Arc::new(first_fit::FirstFit::new(levels, nested)),
         Level::Cluster(cluster) => Arc::new(processes::ProcessPool::start(
             cluster.host_list().len(),
             false,

@@ -93,6 +93,7 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
                 label: options.label.clone(),
                 streams: streams.map(|s| s.skip(range.start as u64)),
                 first: range.start,
+                len: range.len(),
                 capture_output: options.stdout,
                 timeout: options.timeout.clone(),
                 resources: options.resources.clone().unwrap_or_default(),

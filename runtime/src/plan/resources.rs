@@ -231,46 +231,39 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
     Ok((value * scale as f64) as u64)
 }
 
-/// `"90s"`, `"5m"`, `"1h30m"`, `"2d"`, `"1.5h"`: the units `timeout` takes.
+/// `"90s"`, `"5m"`, `"1h30m"`, `"2d"`, `"1.5h"`, `"2 min 5 s"`: what
+/// `timeout` takes (units `ms`, `s`/`sec`/`secs`, `m`/`min`/`mins`,
+/// `h`/`hr`/`hrs`, `d`/`day`/`days`; spaces allowed between terms).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.is_empty() {
+    let mut rest = text.trim();
+    if rest.is_empty() {
         return Err("an empty time".into());
     }
     let mut total = 0f64;
-    let mut number = String::new();
-    let mut chars = t.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let unit = if c == 'm' && chars.peek() == Some(&'s') {
-            chars.next();
-            "ms"
-        } else {
-            match c {
-                's' => "s",
-                'm' => "m",
-                'h' => "h",
-                'd' => "d",
-                other => return Err(format!("`{other}` is not a unit of time (ms, s, m, h, d)")),
-            }
-        };
-        let n: f64 = number
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_len);
+        let value: f64 = number
             .parse()
-            .map_err(|_| format!("a unit without a number in `{t}`"))?;
-        number.clear();
-        total += n * match unit {
+            .map_err(|_| format!("`{text}` is not a time (write \"90s\", \"5m\", \"1h30m\")"))?;
+        let after = after.trim_start();
+        let unit_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let seconds = match unit {
             "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => 86400.0,
+            "s" | "sec" | "secs" => 1.0,
+            "m" | "min" | "mins" => 60.0,
+            "h" | "hr" | "hrs" => 3600.0,
+            "d" | "day" | "days" => 86400.0,
+            "" => return Err(format!("`{number}` has no unit (s, m, h, d)")),
+            other => return Err(format!("`{other}` is not a unit of time (ms, s, m, h, d)")),
         };
-    }
-    if !number.is_empty() {
-        return Err(format!("`{number}` has no unit (s, m, h, d)"));
+        total += value * seconds;
+        rest = after.trim_start();
     }
     if total <= 0.0 {
         return Err("a time must be more than zero".into());
@@ -388,6 +381,8 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("5").is_err());
+        assert_eq!(parse_duration("2 min 5 s"), Ok(Duration::from_secs(125)));
+        assert_eq!(parse_duration("1.5 hrs"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("5w").is_err());
     }
 

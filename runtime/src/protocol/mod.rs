@@ -31,6 +31,9 @@ pub(crate) const CAPTURE_ENV: &str = "FUTURIZE_WORKER_CAPTURE";
 /// while a chunk runs (and once more when it ends).
 pub(crate) const REPORT_EVERY: Duration = Duration::from_millis(100);
 
+/// How often a worker says it is alive, idle or busy.
+pub(crate) const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
+
 /// What a task printed.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {

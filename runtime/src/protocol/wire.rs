@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::io::{ErrorKind, Read, Write};
 
 /// The protocol version; leader and worker refuse each other when it differs.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Frames up to this size are written with a single `write` (one wake-up of
 /// the reader); larger ones as header and payload.
@@ -123,6 +123,10 @@ pub enum FromWorker {
         /// The latest `progress!("...")` message, if any since the last report.
         message: Option<String>,
     },
+    /// The worker is alive, idle or busy: sent every
+    /// [`HEARTBEAT_EVERY`](crate::protocol::HEARTBEAT_EVERY), so that a
+    /// worker (or a host) that stops answering is noticed.
+    Alive,
     /// A task ran past its time limit; the worker ends right after this.
     TimedOut {
         /// The task's id.

@@ -43,7 +43,14 @@ pub(crate) fn run_job(
     let partial = dir.join(format!(".{task}.out.{}", std::process::id()));
     let output = File::create(&partial)
         .map_err(|e| Error::Protocol(format!("{}: {e}", partial.display())))?;
-    let served = super::serve_on(input, output.try_clone().map_err(io)?, nested, || None);
+    // No heartbeats: nobody listens to a file while the job runs.
+    let served = super::serve_on(
+        input,
+        output.try_clone().map_err(io)?,
+        nested,
+        || None,
+        false,
+    );
     output.sync_all().map_err(io)?;
     // Published even when serving failed: what it holds says how far it got.
     std::fs::rename(&partial, &done).map_err(io)?;

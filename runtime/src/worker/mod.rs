@@ -140,7 +140,7 @@ pub(crate) fn serve(nested: fn(Plan) -> NestedPlan) -> Result<(), Error> {
     watch_parent();
     // The leader's capture files, opened before the answer to the handshake:
     // the leader removes their names once it has the answer.
-    serve_on(input, output, nested, capture_files)
+    serve_on(input, output, nested, capture_files, true)
 }
 
 /// Serves the tasks read from `input`, answering on `output`, until the
@@ -151,6 +151,7 @@ pub(crate) fn serve_on(
     output: File,
     nested: fn(Plan) -> NestedPlan,
     capture_files: fn() -> Option<(File, File)>,
+    heartbeat: bool,
 ) -> Result<(), Error> {
     task::open_channel(output);
     let limit = codec::max_frame_bytes();
@@ -165,6 +166,9 @@ pub(crate) fn serve_on(
     };
     let files = capture_files();
     task::send(&ready, &[])?;
+    if heartbeat {
+        task::start_heartbeat();
+    }
     task::install_logger();
     body::set_worker_step_hook(task::progress_step);
     let nested = nested(plan);

@@ -10,7 +10,7 @@
 use crate::Error;
 use crate::body::chunk::ElementEvents;
 use crate::protocol::wire::{self, FromWorker, LogRecord, TaskSettings};
-use crate::protocol::{REPORT_EVERY, codec, level_filter, level_number};
+use crate::protocol::{HEARTBEAT_EVERY, REPORT_EVERY, codec, level_filter, level_number};
 use crate::sync::lock;
 use std::fs::File;
 use std::io::Write;
@@ -163,6 +163,23 @@ pub(super) fn progress_step(message: Option<String>) {
         *lock(&PENDING_MESSAGE) = message;
     }
     report_progress(false);
+}
+
+/// Starts the thread that tells the leader, every [`HEARTBEAT_EVERY`], that
+/// this process is alive, idle or busy (a body never delays it: it takes only
+/// the channel lock). A stopped or frozen process sends nothing, and the
+/// leader notices.
+pub(super) fn start_heartbeat() {
+    let _ = std::thread::Builder::new()
+        .name("futurize-heartbeat".into())
+        .spawn(|| {
+            loop {
+                std::thread::sleep(HEARTBEAT_EVERY);
+                if send(&FromWorker::Alive, &[]).is_err() {
+                    return;
+                }
+            }
+        });
 }
 
 /// The elements of a chunk on a worker: their index for logs and the timer,

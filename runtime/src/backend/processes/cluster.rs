@@ -162,6 +162,11 @@ impl Launcher for ClusterLauncher {
                 Ok((link, worker, connection)) => {
                     state.live.fetch_add(1, Ordering::AcqRel);
                     let process = RemoteProcess {
+                        watchdog: Some(handshake_watchdog(
+                            &connection,
+                            worker,
+                            self.spec.launch_timeout,
+                        )),
                         connection,
                         worker,
                         host: state.host.to_string(),
@@ -469,10 +474,10 @@ impl Connection {
         let asked = self.send(&ToAgent::Start { worker, env, cwd }, &[]);
         let answer = {
             let map = lock(&self.routes.map);
-            let map = self
+            let (map, _) = self
                 .routes
                 .changed
-                .wait_while(map, |m| {
+                .wait_timeout_while(map, spec.launch_timeout, |m| {
                     asked.is_ok() && m.ended.is_none() && m.routes[&worker].started.is_none()
                 })
                 .unwrap_or_else(|p| p.into_inner());
@@ -480,7 +485,10 @@ impl Connection {
                 (_, _, Some(started)) => started.clone(),
                 (Err(e), _, _) => Err(e.to_string()),
                 (_, Some(why), _) => Err(why.clone()),
-                _ => unreachable!("the wait ends on one of these"),
+                _ => Err(format!(
+                    "the agent did not start a worker within {:?}",
+                    spec.launch_timeout
+                )),
             }
         };
         if let Err(why) = answer {
@@ -641,8 +649,32 @@ impl Drop for RemoteInput {
     }
 }
 
+/// Ends a remote worker that has not finished its handshake within
+/// `limit` (its link then closes, and the handshake fails). Dropping the
+/// returned sender disarms it.
+fn handshake_watchdog(
+    connection: &Arc<Connection>,
+    worker: u32,
+    limit: Duration,
+) -> mpsc::Sender<()> {
+    let (disarm, disarmed) = mpsc::channel::<()>();
+    let connection = Arc::downgrade(connection);
+    let _ = std::thread::Builder::new()
+        .name("futurize-handshake".into())
+        .spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(limit)
+                && let Some(c) = connection.upgrade()
+            {
+                let _ = c.send(&ToAgent::Kill { worker }, &[]);
+            }
+        });
+    disarm
+}
+
 /// A worker on another host, as the pool controls it.
 struct RemoteProcess {
+    /// Armed until the handshake is over.
+    watchdog: Option<mpsc::Sender<()>>,
     connection: Arc<Connection>,
     worker: u32,
     host: String,
@@ -689,5 +721,11 @@ impl WorkerProcess for RemoteProcess {
 
     fn host(&self) -> Option<&str> {
         Some(&self.host)
+    }
+
+    fn handshake_done(&mut self) {
+        if let Some(disarm) = self.watchdog.take() {
+            let _ = disarm.send(());
+        }
     }
 }

@@ -17,6 +17,7 @@ mod cluster;
 mod fds;
 mod link;
 mod reader;
+mod silence;
 
 pub(crate) use agent::{run_agent, take_agent_environment};
 pub(crate) use cluster::ClusterLauncher;
@@ -50,6 +51,8 @@ pub(super) struct Dispatch {
     label: Option<String>,
     /// Its `timeout`, as the user wrote it.
     timeout: Option<String>,
+    /// Its `timeout`.
+    timeout_limit: Option<std::time::Duration>,
     /// The bar of the call a chunk belongs to.
     progress: Option<Arc<ChunkProgress>>,
 }
@@ -84,6 +87,10 @@ pub(super) struct Worker {
     /// Set, under `running`, when the reader has seen the channel end: a task
     /// given to this worker afterwards would never be answered.
     ended: AtomicBool,
+    /// When anything was last heard from it (`silence`).
+    last_heard: Mutex<std::time::Instant>,
+    /// Set when it was killed for not answering: why.
+    unresponsive: Mutex<Option<String>>,
 }
 
 impl Worker {
@@ -100,8 +107,11 @@ struct PoolState {
     idle: Vec<Arc<Worker>>,
     live: usize,
     /// Places whose worker could not be started again while others served
-    /// (a host that went away): the pool goes on with fewer workers.
+    /// (a host that went away): the pool goes on with fewer workers, and
+    /// tries one of them again now and then.
     lost: usize,
+    /// When a place was last lost.
+    lost_at: Option<std::time::Instant>,
     closed: bool,
 }
 
@@ -113,7 +123,12 @@ pub(super) struct Shared {
     nested: Plan,
     launcher: Box<dyn Launcher>,
     next_id: AtomicU64,
+    /// Every worker started, for the silence watcher.
+    workers: Mutex<Vec<std::sync::Weak<Worker>>>,
 }
+
+/// How long a place whose worker could not be started stays unused.
+const RETRY_LOST_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub(crate) struct ProcessPool {
     shared: Arc<Shared>,
@@ -137,12 +152,13 @@ impl ProcessPool {
             });
         }
         fds::make_room(size)?;
-        Ok(ProcessPool {
+        let pool = ProcessPool {
             shared: Arc::new(Shared {
                 state: Mutex::new(PoolState {
                     idle: Vec::new(),
                     live: 0,
                     lost: 0,
+                    lost_at: None,
                     closed: false,
                 }),
                 freed: Condvar::new(),
@@ -151,8 +167,11 @@ impl ProcessPool {
                 nested: nested.clone(),
                 launcher,
                 next_id: AtomicU64::new(1),
+                workers: Mutex::new(Vec::new()),
             }),
-        })
+        };
+        silence::watch(&pool.shared);
+        Ok(pool)
     }
 }
 
@@ -164,6 +183,15 @@ impl Shared {
         loop {
             if let Some(w) = state.idle.pop() {
                 return Ok(w);
+            }
+            // A lost place is tried again once a while has passed.
+            let retry_lost = state.lost > 0
+                && state
+                    .lost_at
+                    .is_some_and(|t| t.elapsed() >= RETRY_LOST_AFTER);
+            if retry_lost {
+                state.lost -= 1;
+                state.lost_at = Some(std::time::Instant::now());
             }
             if state.live + state.lost < self.size {
                 state.live += 1;
@@ -180,6 +208,7 @@ impl Shared {
                         // Others serve: go on without this place.
                         log::warn!("futurize: {e}; going on with the other workers");
                         state.lost += 1;
+                        state.lost_at = Some(std::time::Instant::now());
                         continue;
                     }
                 }
@@ -228,7 +257,14 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<Worker>, Error> {
         process: Mutex::new(process),
         running: Mutex::new(None),
         ended: AtomicBool::new(false),
+        last_heard: Mutex::new(std::time::Instant::now()),
+        unresponsive: Mutex::new(None),
     });
+    {
+        let mut all = lock(&shared.workers);
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&worker));
+    }
     let (shared2, worker2) = (shared.clone(), worker.clone());
     std::thread::Builder::new()
         .name(format!("futurize-reader-{pid}"))
@@ -339,6 +375,7 @@ impl Backend for ProcessPool {
         let dispatch = Dispatch {
             label: task.label.clone(),
             timeout: task.timeout.as_ref().map(|t| t.text.clone()),
+            timeout_limit: task.timeout.as_ref().map(|t| t.limit),
             progress: None,
         };
         self.dispatch(dispatch, |_, id| {
@@ -364,6 +401,7 @@ impl ChunkWorkers for ProcessPool {
         let dispatch = Dispatch {
             label: chunk.label.clone(),
             timeout: chunk.timeout.as_ref().map(|t| t.text.clone()),
+            timeout_limit: chunk.timeout.as_ref().map(|t| t.limit),
             progress: chunk.progress.clone(),
         };
         self.dispatch(dispatch, |worker, id| {

@@ -6,7 +6,7 @@
 //! `ended` under the `running` lock, so dispatch never hands that worker a
 //! task that nobody would answer.
 
-use super::{Shared, Worker};
+use super::{Shared, Worker, silence};
 use crate::Error;
 use crate::backend::replies::{emit_log, outcome_to_result};
 use crate::protocol::codec;
@@ -23,7 +23,10 @@ pub(super) fn read_replies(
 ) {
     let limit = codec::max_frame_bytes();
     let ended = loop {
-        match wire::read_message::<_, FromWorker>(&mut output, limit) {
+        let message = wire::read_message::<_, FromWorker>(&mut output, limit);
+        silence::heard(&worker);
+        match message {
+            Ok(Some((FromWorker::Alive, _))) => {}
             Ok(Some((
                 FromWorker::Done {
                     id,
@@ -112,7 +115,10 @@ pub(super) fn read_replies(
             }));
             return;
         }
-        let mut cause = status;
+        let mut cause = match lock(&worker.unresponsive).take() {
+            Some(why) => format!("{why} ({status})"),
+            None => status,
+        };
         if let Some(problem) = ended {
             cause = format!("{cause}; the channel carried {problem}");
         }

@@ -58,6 +58,8 @@ struct Shared {
     /// The directories of the calls whose chunks run, by call id.
     calls: Mutex<HashMap<u64, Weak<CallDir>>>,
     next_task: AtomicU64,
+    /// What the cluster offers, asked of sinfo once.
+    capacity: std::sync::OnceLock<crate::plan::Capacity>,
 }
 
 fn launch_error(reason: impl Into<String>) -> Error {
@@ -119,6 +121,7 @@ impl SlurmBackend {
                 watch: Arc::new(Watch::default()),
                 calls: Mutex::new(HashMap::new()),
                 next_task: AtomicU64::new(1),
+                capacity: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -138,16 +141,21 @@ fn settings(capture_output: bool, progress: bool) -> TaskSettings {
 impl Shared {
     /// The resources a job asks for: its own, the plan's defaults, and its
     /// `timeout` as the time limit when no time is given; checked.
+    ///
+    /// A job runs no timer of its own: for a chunk of `elements`, each with
+    /// `timeout`, the job may take that many times the limit.
     fn resources_for(
         &self,
         own: &Resources,
         timeout: Option<&crate::body::TimeLimit>,
+        elements: usize,
     ) -> Result<Resources, Error> {
         let mut r = own.or(&self.spec.resources);
         if r.time.is_none()
             && let Some(t) = timeout
         {
-            r.time = Some(format!("{}ms", t.limit.as_millis().max(1)));
+            let millis = t.limit.as_millis().max(1) * elements.max(1) as u128;
+            r.time = Some(format!("{millis}ms"));
         }
         r.check().map_err(|why| Error::Resources {
             asked: r.to_string(),
@@ -273,6 +281,11 @@ fn pending(job: String, dir: &Arc<CallDir>, task: &str, label: Option<String>) -
     }
 }
 
+/// What a Slurm plan offers one job (asks sinfo).
+pub(crate) fn capacity(spec: &Slurm) -> crate::plan::Capacity {
+    scheduler::capacity(&spec.to_string())
+}
+
 fn refused(e: Error) -> Submitted {
     Submitted::Ready(Err(e), Output::default())
 }
@@ -280,7 +293,7 @@ fn refused(e: Error) -> Submitted {
 impl Backend for SlurmBackend {
     fn submit(&self, task: Task) -> Submitted {
         let shared = &self.shared;
-        let resources = match shared.resources_for(&task.resources, task.timeout.as_ref()) {
+        let resources = match shared.resources_for(&task.resources, task.timeout.as_ref(), 1) {
             Ok(r) => r,
             Err(e) => return refused(e),
         };
@@ -342,7 +355,10 @@ impl Backend for SlurmBackend {
     }
 
     fn capacity(&self) -> crate::plan::Capacity {
-        scheduler::capacity(&self.shared.spec.to_string())
+        self.shared
+            .capacity
+            .get_or_init(|| scheduler::capacity(&self.shared.spec.to_string()))
+            .clone()
     }
 
     fn keeps_time_limits(&self) -> bool {
@@ -363,7 +379,8 @@ impl ChunkWorkers for SlurmBackend {
     fn submit_chunk(&self, chunk: ChunkTask) -> Submitted {
         let shared = &self.shared;
         let submitted = (|| {
-            let resources = shared.resources_for(&chunk.resources, chunk.timeout.as_ref())?;
+            let resources =
+                shared.resources_for(&chunk.resources, chunk.timeout.as_ref(), chunk.len)?;
             let dir = shared.call_dir(&chunk)?;
             let task = format!("again-{}", shared.next_task.fetch_add(1, Ordering::Relaxed));
             shared.write_chunk(&dir.path, &task, &chunk)?;
@@ -388,7 +405,10 @@ impl ChunkWorkers for SlurmBackend {
         }
         let submitted = (|| {
             let first = &chunks[0];
-            let resources = shared.resources_for(&first.resources, first.timeout.as_ref())?;
+            // The largest chunk sets the array's limit.
+            let longest = chunks.iter().map(|c| c.len).max().unwrap_or(1);
+            let resources =
+                shared.resources_for(&first.resources, first.timeout.as_ref(), longest)?;
             let dir = shared.call_dir(first)?;
             for (i, chunk) in chunks.iter().enumerate() {
                 shared.write_chunk(&dir.path, &format!("chunk-{i}"), chunk)?;

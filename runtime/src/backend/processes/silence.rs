@@ -1,0 +1,97 @@
+//! Noticing workers that stop answering: a stopped or frozen process, a
+//! frozen host, a cut network. Every worker says it is alive every
+//! `HEARTBEAT_EVERY`, idle or busy; one thread per pool looks at how long
+//! each has been silent, and kills one silent past its limit. Its reader
+//! then reports the task it ran as `WorkerDied`, "not responding", naming
+//! the elements, and `retries` run them again elsewhere.
+//!
+//! The limit is `FUTURIZE_SILENCE_LIMIT` (default 30 s); for a task with a
+//! `timeout`, it is that timeout plus a second, so that the leader enforces
+//! the limit itself whatever the worker does (a stopped worker's own timer
+//! stops with it).
+
+use super::{Shared, Worker};
+use crate::protocol::HEARTBEAT_EVERY;
+use crate::sync::lock;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// How long a worker may be silent by default.
+const DEFAULT_LIMIT: Duration = Duration::from_secs(30);
+
+/// The limit for a worker with no time-limited task.
+pub(super) fn default_limit() -> Duration {
+    static LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("FUTURIZE_SILENCE_LIMIT")
+            .ok()
+            .and_then(|t| crate::plan::parse_duration(&t).ok())
+            .unwrap_or(DEFAULT_LIMIT)
+            .max(HEARTBEAT_EVERY * 3)
+    })
+}
+
+/// The silence limit of a worker running a task limited to `timeout`.
+pub(super) fn limit_for(timeout: Option<Duration>) -> Duration {
+    match timeout {
+        Some(t) => (t + Duration::from_secs(1)).clamp(HEARTBEAT_EVERY * 3, default_limit().max(t)),
+        None => default_limit(),
+    }
+}
+
+/// Starts the pool's watcher; it ends with the pool.
+pub(super) fn watch(shared: &Arc<Shared>) {
+    let weak = Arc::downgrade(shared);
+    let _ = std::thread::Builder::new()
+        .name("futurize-silence".into())
+        .spawn(move || run(weak));
+}
+
+fn run(shared: Weak<Shared>) {
+    loop {
+        std::thread::sleep(HEARTBEAT_EVERY);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let workers: Vec<Arc<Worker>> = lock(&shared.workers)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        drop(shared);
+        for w in workers {
+            check(&w);
+        }
+    }
+}
+
+/// Kills `w` when it has been silent past its limit.
+fn check(w: &Worker) {
+    let silent = lock(&w.last_heard).elapsed();
+    let limit = lock(&w.running)
+        .as_ref()
+        .map_or(default_limit(), |r| limit_for(r.task.timeout_limit));
+    if silent <= limit {
+        return;
+    }
+    let mut why = lock(&w.unresponsive);
+    if why.is_some() {
+        return;
+    }
+    *why = Some(format!(
+        "not responding: nothing heard from it for {:.1}s (limit {:.1}s), so it was killed",
+        silent.as_secs_f64(),
+        limit.as_secs_f64()
+    ));
+    drop(why);
+    log::warn!(
+        "futurize: worker {} is not responding; killing it",
+        w.describe()
+    );
+    w.killed.store(true, std::sync::atomic::Ordering::Release);
+    lock(&w.process).kill();
+}
+
+/// Notes that `w` was heard from now.
+pub(super) fn heard(w: &Worker) {
+    *lock(&w.last_heard) = Instant::now();
+}
