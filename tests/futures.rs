@@ -161,3 +161,43 @@ fn debug_shows_label_and_state() {
         "Future { label: Some(\"one\"), state: \"lazy\" }"
     );
 }
+
+#[test]
+fn resolved_never_blocks_a_lazy_future_waits_for_a_free_worker() {
+    for p in [
+        futurize::Plan::from(Multithread::workers(1)),
+        Multiprocess::workers(1).into(),
+    ] {
+        let _g = with_plan(p.clone());
+        let busy = future!({
+            std::thread::sleep(std::time::Duration::from_millis(600));
+            1u8
+        });
+        let lazy = future!(2u8, lazy = true);
+        let asked = std::time::Instant::now();
+        assert!(!lazy.resolved(), "{p}");
+        assert!(
+            asked.elapsed() < std::time::Duration::from_millis(200),
+            "{p}: resolved() took {:?}",
+            asked.elapsed()
+        );
+        // It starts as soon as the worker is free, and resolves.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !lazy.resolved() {
+            assert!(std::time::Instant::now() < deadline, "{p}: never resolved");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(busy.resolved(), "{p}: it waited for the busy one");
+        assert_eq!((busy.value().unwrap(), lazy.value().unwrap()), (1, 2));
+        // A queued future that is cancelled never delivers.
+        let busy = future!({
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            1u8
+        });
+        let lazy = future!(3u8, lazy = true);
+        assert!(!lazy.resolved());
+        assert!(lazy.cancel());
+        assert!(matches!(lazy.value(), Err(Error::Cancelled { .. })), "{p}");
+        assert_eq!(busy.value().unwrap(), 1);
+    }
+}

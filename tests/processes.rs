@@ -352,3 +352,46 @@ fn a_workers_output_goes_to_private_nameless_files_while_a_task_runs() {
     assert_eq!(mode, 0o600, "{target}");
     assert!(target.ends_with("(deleted)"), "{target}");
 }
+
+#[test]
+fn an_unwritable_temporary_directory_is_an_error_naming_it() {
+    let ro = std::env::temp_dir().join(format!("futurize-readonly-{}", std::process::id()));
+    std::fs::create_dir_all(&ro).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o500)).unwrap();
+    }
+    for (tmpdir, says) in [
+        ("/nonexistent/futurize-tmp".to_string(), "No such file"),
+        (ro.display().to_string(), "Permission denied"),
+    ] {
+        let out = child("child_reports_a_worker_start", &[("TMPDIR", &tmpdir)])
+            .wait_with_output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        // Root writes into a read-only directory: there only the missing one
+        // can fail.
+        if says == "Permission denied" && text.contains("value 7") {
+            continue;
+        }
+        assert!(
+            text.contains(&format!("temporary directory {tmpdir}")),
+            "{text}"
+        );
+        assert!(text.contains("TMPDIR"), "{text}");
+        assert!(text.contains(says), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&ro);
+}
+
+#[test]
+fn child_reports_a_worker_start() {
+    if !is_child() {
+        return;
+    }
+    let _g = with_plan(Multiprocess::workers(1));
+    match future!(7u8).value() {
+        Ok(v) => println!("value {v}"),
+        Err(e) => println!("error {e}"),
+    }
+}

@@ -57,8 +57,73 @@ enum State {
     Lazy(Task, Arc<ActivePlan>),
     Running(Arc<ResultSlot>),
     Done(Result<Vec<u8>, Error>, Output),
+    /// A lazy future asked whether it is resolved while its plan's workers
+    /// were busy: a thread waits for a free worker and starts it.
+    Queued(Arc<Queued>),
     Cancelled,
     Collected,
+}
+
+/// A lazy future being started in the background.
+struct Queued {
+    /// What starting it gave, once it has.
+    started: Mutex<Option<(State, bool)>>,
+    arrived: std::sync::Condvar,
+    /// Given up before it started: cancel it as soon as it has.
+    cancelled: AtomicBool,
+}
+
+impl Queued {
+    /// Starts `task` on a thread of its own (which may wait for a free worker).
+    fn start(task: Task, plan: Arc<ActivePlan>) -> Arc<Queued> {
+        let q = Arc::new(Queued {
+            started: Mutex::new(None),
+            arrived: std::sync::Condvar::new(),
+            cancelled: AtomicBool::new(false),
+        });
+        let for_thread = q.clone();
+        let run = move || {
+            let (state, keeps) = start(task, &plan);
+            let slot = match &state {
+                State::Running(slot) => Some(slot.clone()),
+                _ => None,
+            };
+            *lock(&for_thread.started) = Some((state, keeps));
+            for_thread.arrived.notify_all();
+            // Cancelled meanwhile: the flag was set before this looks, or
+            // `cancel_started` sees the stored slot.
+            if for_thread.cancelled.load(AtomicOrdering::Acquire)
+                && let Some(slot) = slot
+            {
+                slot.cancel();
+            }
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("futurize-queued".into())
+            .spawn(run)
+        {
+            *lock(&q.started) = Some((
+                State::Done(
+                    Err(Error::Launch {
+                        what: "a thread to start a lazy future".into(),
+                        reason: e.to_string(),
+                    }),
+                    Output::default(),
+                ),
+                false,
+            ));
+        }
+        q
+    }
+
+    /// Gives the future up: stopped as soon as it has started (or now, if
+    /// it has).
+    fn cancel(&self) {
+        self.cancelled.store(true, AtomicOrdering::Release);
+        if let Some((State::Running(slot), _)) = lock(&self.started).as_ref() {
+            slot.cancel();
+        }
+    }
 }
 
 /// A value being computed somewhere, as the plan in force decided.
@@ -143,18 +208,55 @@ impl<T: DeserializeOwned> Future<T> {
         lock(&self.state)
     }
 
-    /// Starts a lazy future.
+    /// Starts a lazy future, waiting for a free worker if need be; takes
+    /// over a queued start once it has happened.
     fn launch(&self, state: &mut State) {
         if matches!(state, State::Lazy(..)) {
             let State::Lazy(task, plan) = std::mem::replace(state, State::Collected) else {
                 unreachable!()
             };
             let (started, keeps) = start(task, &plan);
-            *state = started;
-            self.backend_keeps_time
-                .store(keeps, AtomicOrdering::Relaxed);
-            self.set_deadline(state);
+            self.adopt(state, started, keeps);
         }
+        self.take_queued(state, true);
+    }
+
+    /// Starts a lazy future without waiting: on a thread of its own.
+    fn queue(&self, state: &mut State) {
+        if matches!(state, State::Lazy(..)) {
+            let State::Lazy(task, plan) = std::mem::replace(state, State::Collected) else {
+                unreachable!()
+            };
+            *state = State::Queued(Queued::start(task, plan));
+        }
+    }
+
+    /// Takes a queued start's outcome into `state` once it is there
+    /// (waiting for it with `wait`).
+    fn take_queued(&self, state: &mut State, wait: bool) {
+        let State::Queued(q) = state else { return };
+        let q = q.clone();
+        let arrived = {
+            let mut started = lock(&q.started);
+            if wait {
+                started = q
+                    .arrived
+                    .wait_while(started, |s| s.is_none())
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            started.take()
+        };
+        if let Some((started, keeps)) = arrived {
+            self.adopt(state, started, keeps);
+        }
+    }
+
+    /// Makes `started` the future's state, with its clock.
+    fn adopt(&self, state: &mut State, started: State, keeps: bool) {
+        *state = started;
+        self.backend_keeps_time
+            .store(keeps, AtomicOrdering::Relaxed);
+        self.set_deadline(state);
     }
 
     /// Starts the clock of a running future with a `timeout`. The leader
@@ -188,8 +290,10 @@ impl<T: DeserializeOwned> Future<T> {
         None
     }
 
-    /// True once the value (or the error) is there; never blocks on the body.
-    /// A lazy future is started by this call.
+    /// True once the value (or the error) is there; never blocks, not on the
+    /// body and not on the plan's workers. A lazy future is started by this
+    /// call: when every worker is busy, it is queued and starts as soon as
+    /// one is free.
     ///
     /// ```
     /// use futurize::prelude::*;
@@ -199,10 +303,11 @@ impl<T: DeserializeOwned> Future<T> {
     /// ```
     pub fn resolved(&self) -> bool {
         let mut state = self.state();
-        self.launch(&mut state);
+        self.queue(&mut state);
+        self.take_queued(&mut state, false);
         match &*state {
             State::Running(slot) => slot.is_filled() || self.past_deadline(slot),
-            State::Lazy(..) => false,
+            State::Lazy(..) | State::Queued(_) => false,
             State::Done(..) | State::Cancelled | State::Collected => true,
         }
     }
@@ -278,7 +383,9 @@ impl<T: DeserializeOwned> Future<T> {
             }
             State::Done(result, output) => (result, output),
             State::Cancelled => (Err(Error::Cancelled { label: None }), Output::default()),
-            State::Lazy(..) | State::Collected => unreachable!("a future is collected once"),
+            State::Lazy(..) | State::Queued(_) | State::Collected => {
+                unreachable!("a future is collected once")
+            }
         };
         relay::relay(&output);
         bytes
@@ -305,6 +412,11 @@ impl<T: DeserializeOwned> Future<T> {
         let mut state = self.state();
         match &*state {
             State::Lazy(..) => {
+                *state = State::Cancelled;
+                true
+            }
+            State::Queued(q) => {
+                q.cancel();
                 *state = State::Cancelled;
                 true
             }
@@ -343,10 +455,10 @@ fn start(task: Task, plan: &Arc<ActivePlan>) -> (State, bool) {
 impl<T> Drop for Future<T> {
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let State::Running(slot) = state
-            && !slot.is_filled()
-        {
-            slot.cancel();
+        match state {
+            State::Running(slot) if !slot.is_filled() => slot.cancel(),
+            State::Queued(q) => q.cancel(),
+            _ => {}
         }
     }
 }
@@ -355,6 +467,7 @@ impl<T> std::fmt::Debug for Future<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &*lock(&self.state) {
             State::Lazy(..) => "lazy",
+            State::Queued(_) => "queued",
             State::Running(slot) if slot.is_filled() => "resolved",
             State::Running(_) => "running",
             State::Done(..) => "resolved",

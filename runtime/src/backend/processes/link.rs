@@ -84,7 +84,7 @@ impl Launcher for LocalLauncher {
             Some(fd) => Stdio::from(fd.map_err(launch_error)?),
             None => Stdio::inherit(),
         };
-        let capture = CaptureFiles::create();
+        let capture = Some(CaptureFiles::create()?);
         let mut command = Command::new("/proc/self/exe");
         command
             .env(WORKER_ENV, "1")
@@ -217,7 +217,9 @@ struct CaptureFiles {
 }
 
 impl CaptureFiles {
-    fn create() -> Option<CaptureFiles> {
+    /// Two new files in the temporary directory (`TMPDIR`, else `/tmp`); a
+    /// directory that is missing, read-only or full is an error naming it.
+    fn create() -> Result<CaptureFiles, Error> {
         use std::os::unix::fs::OpenOptionsExt;
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -243,7 +245,7 @@ impl CaptureFiles {
         let out = create(&paths[0]);
         let stderr = create(&paths[1]);
         match (out, stderr) {
-            (Ok(_), Ok(stderr)) => Some(CaptureFiles { paths, stderr }),
+            (Ok(_), Ok(stderr)) => Ok(CaptureFiles { paths, stderr }),
             (out, stderr) => {
                 if out.is_ok() {
                     let _ = std::fs::remove_file(&paths[0]);
@@ -251,7 +253,13 @@ impl CaptureFiles {
                 if stderr.is_ok() {
                     let _ = std::fs::remove_file(&paths[1]);
                 }
-                None
+                let why = out.err().or(stderr.err()).expect("one of them failed");
+                Err(launch_error(format!(
+                    "its output is captured in files of the temporary directory {}, and \
+                     creating one there failed: {why}; set TMPDIR to a writable directory \
+                     with free space",
+                    std::env::temp_dir().display()
+                )))
             }
         }
     }
