@@ -181,3 +181,51 @@ fn a_request_this_machine_cannot_meet_is_an_instant_error_saying_what_it_has() {
     // What fits runs as usual.
     assert_eq!(future!(2u8, resources = (cpus = 1)).value().unwrap(), 2);
 }
+
+#[test]
+fn futurize_disable_runs_everything_in_place_whatever_the_plan() {
+    // The child sets multiprocess:2 in code; FUTURIZE_DISABLE=1 wins.
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_under_disable",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FUTURIZE_TEST_CHILD", "1")
+        .env("FUTURIZE_DISABLE", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("REPORT plan=sequential same_process=true same_thread=true"),
+        "{text}"
+    );
+}
+
+#[test]
+fn child_under_disable() {
+    if std::env::var_os("FUTURIZE_TEST_CHILD").is_none() {
+        return;
+    }
+    plan(Multiprocess::workers(2));
+    let here = (
+        std::process::id(),
+        format!("{:?}", std::thread::current().id()),
+    );
+    let there = future!((
+        std::process::id(),
+        format!("{:?}", std::thread::current().id())
+    ))
+    .value()
+    .unwrap();
+    let threads: Vec<String> =
+        foreach!(_i in 0..4u8 => format!("{:?}", std::thread::current().id()) %dofuture%).unwrap();
+    println!(
+        "REPORT plan={} same_process={} same_thread={}",
+        current_plan().unwrap(),
+        here.0 == there.0,
+        here.1 == there.1 && threads.iter().all(|t| *t == here.1)
+    );
+}

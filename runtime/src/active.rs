@@ -3,7 +3,8 @@
 //! The plan in force for a thread is, in order: the innermost [`with_plan`]
 //! scope of that thread (a worker running a future also sees the next level
 //! of its plan this way), else the plan set with [`plan`], else
-//! `FUTURIZE_PLAN`, else [`Sequential`](crate::Sequential). A malformed
+//! `FUTURIZE_PLAN`, else [`Sequential`](crate::Sequential); and always
+//! `Sequential` under `FUTURIZE_DISABLE=1`, the global off switch. A malformed
 //! `FUTURIZE_PLAN` is an [`Error::Plan`] wherever a plan is needed, never a
 //! silent fallback.
 //!
@@ -94,6 +95,9 @@ fn from_env() -> Result<Arc<ActivePlan>, Error> {
 
 /// The plan in force for this thread, with its backend.
 pub(crate) fn active() -> Result<Arc<ActivePlan>, Error> {
+    if let Some(off) = disabled() {
+        return Ok(off);
+    }
     if let Some(scoped) = SCOPES.with(|s| s.borrow().last().cloned()) {
         return Ok(scoped);
     }
@@ -101,6 +105,25 @@ pub(crate) fn active() -> Result<Arc<ActivePlan>, Error> {
         return Ok(global);
     }
     from_env()
+}
+
+/// The environment variable that turns parallelism off: with `1`, every
+/// `future!`, `foreach!` and `#[futurize]` runs in place, in the calling
+/// thread, whatever the plan (for debugging: a debugger, `dbg!` and
+/// backtraces see one thread).
+pub const DISABLE_ENV: &str = "FUTURIZE_DISABLE";
+
+/// The sequential plan that `FUTURIZE_DISABLE=1` puts in force everywhere.
+fn disabled() -> Option<Arc<ActivePlan>> {
+    static OFF: OnceLock<Option<Arc<ActivePlan>>> = OnceLock::new();
+    OFF.get_or_init(|| {
+        let on = std::env::var(DISABLE_ENV).is_ok_and(|v| {
+            let v = v.trim();
+            !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false")
+        });
+        on.then(|| ActivePlan::new(Sequential.into()))
+    })
+    .clone()
 }
 
 /// Runs `f` with `plan` in force on this thread (what a [`NestedPlan`]

@@ -53,7 +53,9 @@ mod startup;
 mod sync;
 mod worker;
 
-pub use active::{PlanGuard, current_plan, nbr_of_free_workers, nbr_of_workers, plan, with_plan};
+pub use active::{
+    DISABLE_ENV, PlanGuard, current_plan, nbr_of_free_workers, nbr_of_workers, plan, with_plan,
+};
 pub use cores::{available_cores, available_workers};
 pub use error::{Error, Panic};
 pub use future::{Future, Resolvable, Values, resolve, resolved, value};
