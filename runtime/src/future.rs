@@ -164,6 +164,13 @@ impl<T: DeserializeOwned> Future<T> {
         let label = options.label;
         let timeout = options.timeout.clone();
         let mut backend_keeps_time = false;
+        let created = Instant::now();
+        if crate::trace::on() {
+            crate::trace::instant(
+                "future created",
+                label.iter().map(|l| ("label", l.clone())).collect(),
+            );
+        }
         let state = match (captures, active::active()) {
             (Err(e), _) | (_, Err(e)) => State::Done(Err(e), Output::default()),
             (Ok(captures), Ok(plan)) => {
@@ -181,6 +188,14 @@ impl<T: DeserializeOwned> Future<T> {
                 } else {
                     let (state, keeps) = start(task, &plan);
                     backend_keeps_time = keeps;
+                    if crate::trace::on() {
+                        crate::trace::span(
+                            "future queued",
+                            crate::trace::Lane::Leader,
+                            created,
+                            label.iter().map(|l| ("label", l.clone())).collect(),
+                        );
+                    }
                     state
                 }
             }
@@ -388,6 +403,12 @@ impl<T: DeserializeOwned> Future<T> {
             }
         };
         relay::relay(&output);
+        if crate::trace::on() {
+            crate::trace::instant(
+                "future collected",
+                label.iter().map(|l| ("label", l.clone())).collect(),
+            );
+        }
         bytes
             .and_then(|b| codec::decode(&b, "the value"))
             .map_err(|e| e.with_label(label.as_deref()))

@@ -51,6 +51,7 @@ pub mod relay;
 pub mod rng;
 mod startup;
 mod sync;
+pub mod trace;
 mod worker;
 
 pub use active::{

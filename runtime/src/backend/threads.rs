@@ -204,14 +204,22 @@ fn work(shared: Arc<Shared>) {
             if *p == Phase::Queued && !slot.is_cancelled() {
                 *p = Phase::Running;
                 drop(p);
-                body::run(
+                let started = std::time::Instant::now();
+                let ran = body::run(
                     task.entry,
                     &task.captures,
                     &shared.nested,
                     task.stream,
                     Some(task.capture_output),
                     task.timeout.as_ref(),
-                )
+                );
+                crate::trace::span(
+                    "future",
+                    crate::trace::this_thread(),
+                    started,
+                    task.label.iter().map(|l| ("label", l.clone())).collect(),
+                );
+                ran
             } else {
                 (Err(Error::Cancelled { label: None }), Output::default())
             }

@@ -232,6 +232,16 @@ where
                 failed_at.fetch_min(index, AtomicOrdering::Relaxed);
             }
             lock(&here.queue).planner.record(range.len(), elapsed);
+            if crate::trace::on() {
+                let mut args = vec![(
+                    "elements",
+                    format!("{}..={}", range.start, range.end.saturating_sub(1)),
+                )];
+                if let Some(l) = &options.label {
+                    args.push(("label", l.clone()));
+                }
+                crate::trace::span("chunk", crate::trace::this_thread(), started, args);
+            }
             done.push((range, Ok(output)));
         }
         lock(&self.finished).append(&mut done);

@@ -165,6 +165,17 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         let (task, progress) = task_for(&range)?;
         let started = Instant::now();
         let slot = slot_of(workers.submit_chunk(task));
+        if crate::trace::on() {
+            crate::trace::span(
+                "chunk queued",
+                crate::trace::Lane::Leader,
+                started,
+                vec![(
+                    "elements",
+                    format!("{}..={}", range.start, range.end.saturating_sub(1)),
+                )],
+            );
+        }
         in_flight.push(InFlight {
             range,
             slot,

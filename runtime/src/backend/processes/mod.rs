@@ -43,6 +43,8 @@ pub(super) struct Running {
     id: u64,
     slot: Arc<ResultSlot>,
     task: Dispatch,
+    /// When it was sent, for the trace.
+    sent: std::time::Instant,
 }
 
 /// What the reader needs to know of a task, besides its messages.
@@ -55,6 +57,8 @@ pub(super) struct Dispatch {
     timeout_limit: Option<std::time::Duration>,
     /// The bar of the call a chunk belongs to.
     progress: Option<Arc<ChunkProgress>>,
+    /// For a chunk, its elements (for the trace).
+    elements: Option<std::ops::Range<usize>>,
 }
 
 /// What a task runs with on its worker.
@@ -305,6 +309,7 @@ impl ProcessPool {
                     id,
                     slot: slot.clone(),
                     task: task.clone(),
+                    sent: std::time::Instant::now(),
                 });
             }
             let limit = codec::max_frame_bytes();
@@ -377,6 +382,7 @@ impl Backend for ProcessPool {
             timeout: task.timeout.as_ref().map(|t| t.text.clone()),
             timeout_limit: task.timeout.as_ref().map(|t| t.limit),
             progress: None,
+            elements: None,
         };
         self.dispatch(dispatch, |_, id| {
             let message = ToWorker::Run {
@@ -403,6 +409,7 @@ impl ChunkWorkers for ProcessPool {
             timeout: chunk.timeout.as_ref().map(|t| t.text.clone()),
             timeout_limit: chunk.timeout.as_ref().map(|t| t.limit),
             progress: chunk.progress.clone(),
+            elements: Some(chunk.first..chunk.first + chunk.len),
         };
         self.dispatch(dispatch, |worker, id| {
             let mut messages = Vec::with_capacity(2);

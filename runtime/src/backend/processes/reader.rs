@@ -6,12 +6,13 @@
 //! `ended` under the `running` lock, so dispatch never hands that worker a
 //! task that nobody would answer.
 
-use super::{Shared, Worker, silence};
+use super::{Running, Shared, Worker, silence};
 use crate::Error;
 use crate::backend::replies::{emit_log, outcome_to_result};
 use crate::protocol::codec;
 use crate::protocol::wire::{self, FromWorker};
 use crate::sync::lock;
+use crate::trace;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -38,6 +39,9 @@ pub(super) fn read_replies(
                 let running = lock(&worker.running).take();
                 match running {
                     Some(r) if r.id == id => {
+                        if trace::on() {
+                            trace_task(&worker, &r);
+                        }
                         // Free the worker first: whoever collects the value
                         // then already sees it free.
                         shared.release(&worker);
@@ -133,4 +137,23 @@ pub(super) fn read_replies(
             elements: None,
         }));
     }
+}
+
+/// The span of a task on its worker's lane: from sending it to its answer.
+fn trace_task(worker: &Worker, r: &Running) {
+    let mut args = Vec::new();
+    if let Some(label) = &r.task.label {
+        args.push(("label", label.clone()));
+    }
+    let name = match &r.task.elements {
+        Some(e) => {
+            args.push((
+                "elements",
+                format!("{}..={}", e.start, e.end.saturating_sub(1)),
+            ));
+            "chunk"
+        }
+        None => "future",
+    };
+    trace::span(name, trace::Lane::Worker(worker.describe()), r.sent, args);
 }

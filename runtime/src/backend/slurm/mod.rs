@@ -278,6 +278,7 @@ fn pending(job: String, dir: &Arc<CallDir>, task: &str, label: Option<String>) -
         progress: None,
         ended: None,
         done: None,
+        submitted: std::time::Instant::now(),
     }
 }
 

@@ -32,6 +32,8 @@ pub(super) struct Pending {
     pub(super) ended: Option<(Instant, String)>,
     /// Called once the job is answered or given up (frees its place).
     pub(super) done: Option<Box<dyn FnOnce() + Send>>,
+    /// When it was submitted, for the trace.
+    pub(super) submitted: Instant,
 }
 
 /// The jobs waited for, and the wake-up of the thread that waits.
@@ -156,6 +158,16 @@ fn answer(mut p: Pending) {
     if matches!(result, Err(Error::Protocol(_))) {
         p.dir.keep();
     }
+    let mut args = Vec::new();
+    if let Some(l) = &p.label {
+        args.push(("label", l.clone()));
+    }
+    crate::trace::span(
+        "job",
+        crate::trace::Lane::Worker(format!("Slurm job {}", p.job)),
+        p.submitted,
+        args,
+    );
     if let Some(done) = p.done.take() {
         done();
     }
