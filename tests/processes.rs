@@ -395,3 +395,48 @@ fn child_reports_a_worker_start() {
         Err(e) => println!("error {e}"),
     }
 }
+
+#[test]
+fn workers_get_their_share_of_the_cores_for_rayon_and_blas() {
+    if is_child() {
+        return;
+    }
+    // Run in a child: its environment decides what the user set.
+    let out = child(
+        "child_reports_thread_variables",
+        &[("FUTURIZE_AVAILABLE_CORES", "8"), ("OMP_NUM_THREADS", "3")],
+    )
+    .wait_with_output()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Eight cores over two workers: four each; OMP_NUM_THREADS was the user's.
+    assert!(
+        text.contains(
+            "vars RAYON_NUM_THREADS=4 OMP_NUM_THREADS=3 OPENBLAS_NUM_THREADS=4 MKL_NUM_THREADS=4"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn child_reports_thread_variables() {
+    if !is_child() || std::env::var_os("OMP_NUM_THREADS").is_none() {
+        return;
+    }
+    let _g = with_plan(Multiprocess::workers(2));
+    let vars = future!(
+        [
+            "RAYON_NUM_THREADS",
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "MKL_NUM_THREADS"
+        ]
+        .iter()
+        .map(|v| format!("{v}={}", std::env::var(v).unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(" ")
+    )
+    .value()
+    .unwrap();
+    println!("vars {vars}");
+}

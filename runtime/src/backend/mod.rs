@@ -209,7 +209,10 @@ pub(crate) fn start(level: &Level, nested: NestedPlan) -> Result<Arc<dyn Backend
             *workers,
             *fresh,
             nested.plan(),
-            Box::new(processes::LocalLauncher::default()),
+            Box::new(processes::LocalLauncher {
+                env: processes::thread_shares(*workers),
+                cwd: None,
+            }),
         )?),
         Level::Slurm(spec) => Arc::new(slurm::SlurmBackend::start(spec, nested.plan())?),
         Level::FirstFit(levels) => Arc::new(first_fit::FirstFit::new(levels, nested)),

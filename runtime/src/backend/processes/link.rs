@@ -63,6 +63,27 @@ pub(crate) trait Launcher: Send + Sync {
     fn capacity(&self) -> crate::plan::Capacity;
 }
 
+/// The thread-count variables of the common parallel libraries (rayon,
+/// OpenMP, OpenBLAS, MKL).
+pub(crate) const THREAD_VARIABLES: [&str; 4] = [
+    "RAYON_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+];
+
+/// What each of `workers` local worker processes gets so that rayon or a
+/// BLAS inside bodies does not oversubscribe: its share of the cores (at
+/// least one) in each of [`THREAD_VARIABLES`], except those the user set.
+pub(crate) fn thread_shares(workers: usize) -> Vec<(String, String)> {
+    let share = (crate::cores::available_cores() / workers.max(1)).max(1);
+    THREAD_VARIABLES
+        .iter()
+        .filter(|v| std::env::var_os(v).is_none())
+        .map(|v| (v.to_string(), share.to_string()))
+        .collect()
+}
+
 /// Starts workers on this machine: this executable, run again with the
 /// worker marker in its environment (and, for a host agent, the variables
 /// and working directory its leader asked for).

@@ -21,7 +21,7 @@ mod silence;
 
 pub(crate) use agent::{run_agent, take_agent_environment};
 pub(crate) use cluster::ClusterLauncher;
-pub(crate) use link::LocalLauncher;
+pub(crate) use link::{LocalLauncher, thread_shares};
 
 use super::{
     Backend, ChunkProgress, ChunkTask, ChunkWorkers, MapCall, ResultSlot, Submitted, Task,
