@@ -292,9 +292,10 @@ pub use futurize_runtime::plan::Resources;
 /// The random-number traits `rng()` implements (`Rng`, `TryRng`), from `rand_core`.
 pub use futurize_runtime::rng::ElementRng;
 pub use futurize_runtime::{
-    Cluster, Error, Future, Level, Multiprocess, Multithread, Panic, Plan, PlanGuard, Resolvable,
-    Sequential, Slurm, Values, available_cores, available_workers, current_plan,
-    nbr_of_free_workers, nbr_of_workers, resolve, resolved, rng, set_seed, value, with_plan,
+    AsCompleted, Cluster, Error, Future, FutureVec, HostInfo, HostState, Level, Multiprocess,
+    Multithread, Panic, Plan, PlanGuard, Resolvable, Sequential, SessionInfo, Slurm, Values,
+    as_completed, available_cores, available_workers, current_plan, nbr_of_free_workers,
+    nbr_of_workers, resolve, resolved, rng, session_info, set_seed, value, with_plan,
 };
 pub use rand_core;
 
@@ -332,9 +333,10 @@ macro_rules! progress {
 /// Everything a program using futurize needs: `use futurize::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Cluster, Future, Multiprocess, Multithread, Sequential, Slurm, available_cores,
-        available_workers, current_plan, foreach, future, futurize, nbr_of_free_workers,
-        nbr_of_workers, plan, progress, resolve, resolved, rng, set_seed, value, with_plan,
+        Cluster, Future, FutureVec, Multiprocess, Multithread, Sequential, SessionInfo, Slurm,
+        as_completed, available_cores, available_workers, current_plan, foreach, future, futurize,
+        nbr_of_free_workers, nbr_of_workers, plan, progress, resolve, resolved, rng, session_info,
+        set_seed, value, with_plan,
     };
     /// Brings `next_u64()` and friends into scope for `rng()`.
     pub use rand_core::Rng as _;

@@ -234,3 +234,13 @@ pub fn nbr_of_workers() -> Result<usize, Error> {
 pub fn nbr_of_free_workers() -> Result<usize, Error> {
     Ok(active()?.backend()?.free_workers())
 }
+
+/// Idle workers of the plan in force, without starting its backend: all of
+/// them when it has not started.
+pub(crate) fn free_workers_without_starting() -> Result<usize, Error> {
+    let plan = active()?;
+    Ok(match plan.backend.get() {
+        Some(Ok(backend)) => backend.free_workers(),
+        _ => plan.plan().first().workers(),
+    })
+}

@@ -79,19 +79,48 @@ fn positive(text: &str) -> Option<usize> {
     text.trim().parse::<usize>().ok().filter(|&n| n > 0)
 }
 
-fn cores_from(env: Lookup, fs: Lookup, affinity: usize) -> usize {
-    if let Some(n) = env("FUTURIZE_AVAILABLE_CORES")
-        .as_deref()
-        .and_then(positive)
-    {
-        return n;
-    }
-    let mut candidates = vec![affinity.max(1)];
-    candidates.extend(cgroup_quota(fs));
+/// The variable whose value [`available_cores`] takes outright.
+const CORES_OVERRIDE: &str = "FUTURIZE_AVAILABLE_CORES";
+
+/// What each source of [`available_cores`] says in this process, `None`
+/// where it is unset or not a positive number: the override first, then
+/// the limits whose smallest is the answer (for `session_info()`).
+pub(crate) fn cores_by_method() -> Vec<(&'static str, Option<usize>)> {
+    let affinity = std::thread::available_parallelism().map_or(1, |n| n.get());
+    methods_from(&|k| std::env::var(k).ok(), &read_file, affinity)
+}
+
+fn methods_from(env: Lookup, fs: Lookup, affinity: usize) -> Vec<(&'static str, Option<usize>)> {
+    let mut methods = vec![
+        (
+            CORES_OVERRIDE,
+            env(CORES_OVERRIDE).as_deref().and_then(positive),
+        ),
+        ("affinity", Some(affinity.max(1))),
+        ("cgroup quota", cgroup_quota(fs)),
+    ];
     for var in ["SLURM_CPUS_PER_TASK", "NSLOTS", "PBS_NUM_PPN"] {
-        candidates.extend(env(var).as_deref().and_then(positive));
+        methods.push((var, env(var).as_deref().and_then(positive)));
     }
-    candidates.into_iter().min().unwrap_or(1).max(1)
+    methods
+}
+
+fn cores_from(env: Lookup, fs: Lookup, affinity: usize) -> usize {
+    deciding_method(&methods_from(env, fs, affinity)).1
+}
+
+/// The method whose count [`available_cores`] answers, and that count: the
+/// override when it is set, else the smallest limit (never below one).
+pub(crate) fn deciding_method(methods: &[(&'static str, Option<usize>)]) -> (&'static str, usize) {
+    let set = || methods.iter().filter_map(|&(name, n)| Some((name, n?)));
+    set()
+        .find(|&(name, _)| name == CORES_OVERRIDE)
+        .or_else(|| {
+            set()
+                .filter(|&(name, _)| name != CORES_OVERRIDE)
+                .min_by_key(|&(_, n)| n)
+        })
+        .unwrap_or(("affinity", 1))
 }
 
 /// Cores allowed by the cgroup CPU quota, if one is set.
@@ -334,6 +363,30 @@ mod tests {
     fn the_user_override_wins_outright() {
         let env = [("FUTURIZE_AVAILABLE_CORES", "16"), ("NSLOTS", "2")];
         assert_eq!(cores(&env, &[], 4), 16);
+    }
+
+    #[test]
+    fn every_method_is_reported_and_the_deciding_one_named() {
+        let env = lookup(&[("NSLOTS", "3"), ("PBS_NUM_PPN", "x")]);
+        let methods = methods_from(&env, &lookup(&[]), 8);
+        let names: Vec<&str> = methods.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "FUTURIZE_AVAILABLE_CORES",
+                "affinity",
+                "cgroup quota",
+                "SLURM_CPUS_PER_TASK",
+                "NSLOTS",
+                "PBS_NUM_PPN"
+            ]
+        );
+        assert_eq!(methods[4], ("NSLOTS", Some(3)));
+        assert_eq!(methods[5], ("PBS_NUM_PPN", None), "not a number: unset");
+        assert_eq!(deciding_method(&methods), ("NSLOTS", 3));
+        let env = lookup(&[("NSLOTS", "3"), ("FUTURIZE_AVAILABLE_CORES", "16")]);
+        let methods = methods_from(&env, &lookup(&[]), 8);
+        assert_eq!(deciding_method(&methods), ("FUTURIZE_AVAILABLE_CORES", 16));
     }
 
     #[test]

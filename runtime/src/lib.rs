@@ -40,6 +40,7 @@
 mod active;
 mod backend;
 pub mod body;
+mod collect;
 pub mod cores;
 mod error;
 mod future;
@@ -49,6 +50,7 @@ pub mod progress;
 mod protocol;
 pub mod relay;
 pub mod rng;
+mod session;
 mod startup;
 mod sync;
 pub mod trace;
@@ -57,12 +59,14 @@ mod worker;
 pub use active::{
     DISABLE_ENV, PlanGuard, current_plan, nbr_of_free_workers, nbr_of_workers, plan, with_plan,
 };
+pub use collect::{AsCompleted, FutureVec, as_completed};
 pub use cores::{available_cores, available_workers};
 pub use error::{Error, Panic};
 pub use future::{Future, Resolvable, Values, resolve, resolved, value};
 pub use plan::{Cluster, Level, Multiprocess, Multithread, Plan, Sequential, Slurm};
 pub use protocol::{codec, wire};
 pub use rng::{ElementRng, rng, set_seed};
+pub use session::{HostInfo, HostState, SessionInfo, session_info};
 
 /// What the macros expand to. Not a public API: names and signatures here
 /// change without notice.

@@ -24,7 +24,7 @@ mod slot;
 mod slurm;
 mod threads;
 
-pub(crate) use processes::{run_agent, take_agent_environment};
+pub(crate) use processes::{command_for as host_command, run_agent, take_agent_environment};
 pub(crate) use slot::ResultSlot;
 
 use crate::body::NestedPlan;

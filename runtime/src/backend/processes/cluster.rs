@@ -316,8 +316,9 @@ fn via_srun(spec: &Cluster) -> bool {
     }
 }
 
-/// The command that starts `script` on `host`.
-fn command_for(spec: &Cluster, host: &Host, script: &str) -> Command {
+/// The command that starts `script` on `host`: over srun inside an
+/// allocation, else over ssh as the plan and `FUTURIZE_SSH_COMMAND` say.
+pub(crate) fn command_for(spec: &Cluster, host: &Host, script: &str) -> Command {
     if via_srun(spec) {
         let mut c = Command::new("srun");
         c.args([

@@ -20,7 +20,7 @@ mod reader;
 mod silence;
 
 pub(crate) use agent::{run_agent, take_agent_environment};
-pub(crate) use cluster::ClusterLauncher;
+pub(crate) use cluster::{ClusterLauncher, command_for};
 pub(crate) use link::{LocalLauncher, thread_shares};
 
 use super::{
