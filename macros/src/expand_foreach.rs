@@ -79,7 +79,7 @@ fn generate(
     let etags = tuple(
         iters
             .iter()
-            .map(|it| quote!((&#p::__wrap_item(&#it)).__futurize_tag()))
+            .map(|it| quote!(#p::__wrap_item(&#it).__futurize_element_tag()))
             .collect(),
     );
     let pats = bindings.iter().map(|b| &b.pat);
@@ -89,11 +89,16 @@ fn generate(
             .map(|c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_each_tag()))
             .collect(),
     );
+    // At the captured name's span, before anything else uses the capture:
+    // the first error about a capture that cannot travel names the variable.
     let checks = captured.iter().map(|c| {
         quote_spanned!(c.span()=>
             #p::__check_not_mut(&(&&&#p::__wrap(&#c)).__futurize_each_tag());
-            #p::__check_serialize(&#c);
-            #p::__check_each_capture(&(&&&#p::__wrap(&#c)).__futurize_each_tag());
+            {
+                let __futurize_rebuilt =
+                    (&&&#p::__wrap(&#c)).__futurize_each_tag().__futurize_rebuilt();
+                #p::__check_serialize(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind());
+            }
         )
     });
     let cpats = tuple(captured.iter().map(|c| quote!(#c)).collect());
@@ -137,10 +142,7 @@ fn generate(
     };
     quote!({
         #[allow(unused_imports)]
-        use #p::{
-            EachViaBorrow as _, EachViaCopy as _, EachViaMutRef as _, EachViaRef as _,
-            ViaMutRef as _, ViaOwned as _, ViaRef as _,
-        };
+        use #p::{EachViaBorrow as _, EachViaCopy as _, EachViaMutRef as _, EachViaRef as _};
         #(let #iters = ::core::iter::IntoIterator::into_iter(#iterables);)*
         let __futurize_etags = #etags;
         #self_binding

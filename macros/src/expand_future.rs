@@ -56,11 +56,15 @@ fn generate(
             .map(|c| quote_spanned!(c.span()=> (&#p::__wrap(&#c)).__futurize_tag()))
             .collect(),
     );
+    // At the captured name's span, before anything else uses the capture:
+    // the first error about a capture that cannot travel names the variable.
     let checks = captured.iter().map(|c| {
         quote_spanned!(c.span()=>
             #p::__check_not_mut(&(&#p::__wrap(&#c)).__futurize_tag());
-            #p::__check_serialize(&#c);
-            #p::__check_capture(&(&#p::__wrap(&#c)).__futurize_tag());
+            {
+                let __futurize_rebuilt = (&#p::__wrap(&#c)).__futurize_tag().__futurize_rebuilt();
+                #p::__check_serialize(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind());
+            }
         )
     });
     let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());

@@ -2,13 +2,23 @@
 //! pipelines become parallel maps under the plan; everything else stays as
 //! written.
 //!
-//! A pipeline is a method chain whose source is `x.iter()`, `x.into_iter()`
-//! or a range, whose first adapter is `map`, `filter_map` or `flat_map`, and
-//! which ends in `collect`, `sum`, `product`, `fold`, `reduce` or `count`.
-//! The first adapter becomes a `foreach!` (the expensive, per-element part);
-//! the rest of the chain runs on its values, in element order, where the
-//! function runs. A panic in an element is a panic of the function, as it
-//! was before, with the element's index in the message.
+//! A pipeline is a method chain with three parts:
+//! - a source: `xs.iter()`, `xs.into_iter()`, a range or `(range).into_iter()`,
+//!   optionally shaped by `enumerate()`, `zip(..)`, `copied()` or `cloned()`;
+//! - a first adapter: `map`, `filter_map` or `flat_map`;
+//! - an end: `collect`, `sum`, `product`, `fold`, `reduce` or `count`.
+//!
+//! The first adapter becomes a `foreach!` over the source (the expensive,
+//! per-element part); the rest of the chain runs on its values, in element
+//! order, where the function runs. A panic in an element is a panic of the
+//! function, as it was before, with the element's index in the message.
+//!
+//! `when = expr` makes that conditional: `expr` is evaluated once per call,
+//! first thing in the function (so it may use the parameters, and should
+//! only borrow them), and each pipeline runs in parallel when it holds and
+//! as written when not. Independently of `when`, `FUTURIZE_DISABLE=1` in
+//! the environment makes every plan sequential: pipelines still go through
+//! `foreach!`, one element after the other in the calling thread.
 
 use crate::options::{self, RawOption};
 use proc_macro2::{Span, TokenStream};
@@ -20,10 +30,16 @@ use syn::{Expr, ExprMethodCall, ImplItemFn, ItemFn, Pat, Token};
 
 const ADAPTERS: &[&str] = &["map", "filter_map", "flat_map"];
 const TERMINALS: &[&str] = &["collect", "sum", "product", "fold", "reduce", "count"];
+/// Links that shape a source's elements before the first adapter, with the
+/// number of arguments each takes.
+const SHAPERS: &[(&str, usize)] = &[("enumerate", 0), ("zip", 1), ("copied", 0), ("cloned", 0)];
 const LOOKS_FOR: &str = "`#[futurize]` found no pipeline to run in parallel: it looks for \
-    `xs.iter()`, `xs.into_iter()` or a range followed by `map`, `filter_map` or `flat_map` \
-    and ending in `collect`, `sum`, `product`, `fold`, `reduce` or `count`, such as \
+    `xs.iter()`, `xs.into_iter()` or a range (optionally followed by `enumerate()`, `zip(..)`, \
+    `copied()` or `cloned()`), then `map`, `filter_map` or `flat_map`, ending in `collect`, \
+    `sum`, `product`, `fold`, `reduce` or `count`, such as \
     `params.iter().map(|p| run_one(p)).collect()`";
+const WHEN_HINT: &str = "`when` takes a condition, evaluated at each call, such as \
+    `when = xs.len() > 1000`";
 const PASSED_ON: &[&str] = &[
     "chunk_size",
     "scheduling",
@@ -43,13 +59,25 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         Err(e) => return with_item(e, item),
     };
     let mut errors = Vec::new();
-    for o in &raw {
-        let name = o.name.to_string();
-        if !PASSED_ON.contains(&name.as_str()) {
+    let mut seen = Vec::new();
+    let mut when = None;
+    let mut opts = Vec::new();
+    for RawOption { name, value } in raw {
+        if !options::first_time(&mut seen, &name, &mut errors) {
+            continue;
+        }
+        if name == "when" {
+            match when_value(value) {
+                Ok(v) => when = Some(v),
+                Err(e) => errors.push(e),
+            }
+        } else if PASSED_ON.contains(&name.to_string().as_str()) {
+            opts.push(quote!(#name = #value));
+        } else {
             errors.push(syn::Error::new(
-                o.name.span(),
+                name.span(),
                 format!(
-                    "`{name}` is not an option of `#[futurize]`; it takes `chunk_size`, \
+                    "`{name}` is not an option of `#[futurize]`; it takes `when`, `chunk_size`, \
                      `scheduling`, `ordering`, `label`, `seed`, `timeout`, `retries`, \
                      `progress`, `stdout` and `resources` (the rest of the pipeline decides how values \
                      are combined)"
@@ -60,19 +88,18 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     if let Some(e) = options::combine(errors) {
         return with_item(e, item);
     }
-    let opts: Vec<TokenStream> = raw
-        .iter()
-        .map(|o| {
-            let (n, v) = (&o.name, &o.value);
-            quote!(#n = #v)
-        })
-        .collect();
-    let mut rewriter = Rewriter { opts, rewritten: 0 };
+    let mut rewriter = Rewriter {
+        opts,
+        when: when
+            .as_ref()
+            .map(|_| syn::Ident::new("__futurize_when", Span::mixed_site())),
+        rewritten: 0,
+    };
     let output = if let Ok(mut f) = syn::parse2::<ItemFn>(item.clone()) {
-        rewriter.visit_block_mut(&mut f.block);
+        rewriter.rewrite_block(&mut f.block, when);
         f.into_token_stream()
     } else if let Ok(mut f) = syn::parse2::<ImplItemFn>(item.clone()) {
-        rewriter.visit_block_mut(&mut f.block);
+        rewriter.rewrite_block(&mut f.block, when);
         f.into_token_stream()
     } else {
         let e = syn::Error::new(
@@ -88,6 +115,19 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     output
 }
 
+/// Checks `when = ...`: any expression but a literal other than `true` or
+/// `false` (the compiler checks that it is a `bool`).
+fn when_value(value: Expr) -> syn::Result<Expr> {
+    match &value {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Bool(_),
+            ..
+        }) => Ok(value),
+        Expr::Lit(other) => Err(syn::Error::new_spanned(other, WHEN_HINT)),
+        _ => Ok(value),
+    }
+}
+
 /// The error, next to the item as written (one error, not a cascade).
 fn with_item(e: syn::Error, item: TokenStream) -> TokenStream {
     let e = e.to_compile_error();
@@ -96,6 +136,8 @@ fn with_item(e: syn::Error, item: TokenStream) -> TokenStream {
 
 struct Rewriter {
     opts: Vec<TokenStream>,
+    /// The local that holds the `when` condition, if there is one.
+    when: Option<syn::Ident>,
     rewritten: usize,
 }
 
@@ -128,27 +170,83 @@ fn strip_parens(e: &Expr) -> &Expr {
     }
 }
 
+impl Link {
+    fn is(&self, method: &str, arguments: usize) -> bool {
+        self.method == method && self.args.len() == arguments && self.turbofish.is_none()
+    }
+
+    fn as_call(&self) -> TokenStream {
+        let (m, t, a) = (&self.method, &self.turbofish, &self.args);
+        quote!(.#m #t (#a))
+    }
+}
+
+/// The source of a pipeline and the index of the link after it: `x.iter()`,
+/// `x.into_iter()`, a range or `(range).into_iter()`, then any shapers.
+fn source(root: &Expr, links: &[Link]) -> Option<(TokenStream, usize)> {
+    let mut source = root.to_token_stream();
+    let mut next = 0;
+    let starts = |l: &Link| l.is("iter", 0) || l.is("into_iter", 0);
+    match strip_parens(root) {
+        Expr::Range(_) => {
+            if links.first().is_some_and(|l| l.is("into_iter", 0)) {
+                next = 1;
+            }
+        }
+        _ if links.first().is_some_and(starts) => next = 1,
+        _ => return None,
+    }
+    while let Some(l) = links.get(next)
+        && SHAPERS.iter().any(|(m, n)| l.is(m, *n))
+    {
+        next += 1;
+    }
+    links[..next]
+        .iter()
+        .for_each(|l| source.extend(l.as_call()));
+    Some((source, next))
+}
+
+/// A closure parameter as a `foreach!` binding: the type, if written, is
+/// left to inference.
+fn binding(pat: &Pat) -> Pat {
+    match pat {
+        Pat::Type(t) => (*t.pat).clone(),
+        other => other.clone(),
+    }
+}
+
 impl Rewriter {
-    /// The parallel form of a pipeline, if `call` is one.
+    /// Rewrites the pipelines of a function's body, and evaluates the
+    /// `when` condition first thing in it.
+    fn rewrite_block(&mut self, block: &mut syn::Block, when: Option<Expr>) {
+        self.visit_block_mut(block);
+        if let (Some(local), Some(condition)) = (&self.when, when) {
+            block
+                .stmts
+                .insert(0, syn::parse_quote!(let #local: bool = #condition;));
+        }
+    }
+
+    /// The parallel form of a pipeline, if `call` is one; with `when`, the
+    /// parallel form when the condition holds and `call` as written when not.
     fn rewrite(&mut self, call: &ExprMethodCall) -> Option<Expr> {
+        let parallel = self.parallel(call)?;
+        Some(match &self.when {
+            Some(when) => syn::parse_quote!(if #when { #parallel } else { #call }),
+            None => parallel,
+        })
+    }
+
+    /// The parallel form of a pipeline, if `call` is one.
+    fn parallel(&mut self, call: &ExprMethodCall) -> Option<Expr> {
         let whole = Expr::MethodCall(call.clone());
         let (root, links) = unchain(&whole);
         let terminal = links.last()?;
         if !TERMINALS.contains(&terminal.method.to_string().as_str()) {
             return None;
         }
-        // The source: `x.iter()` / `x.into_iter()`, or a range.
-        let (source, first_adapter) = match strip_parens(root) {
-            Expr::Range(_) => (root.to_token_stream(), 0),
-            _ => {
-                let m = links.first()?.method.to_string();
-                if m != "iter" && m != "into_iter" || !links[0].args.is_empty() {
-                    return None;
-                }
-                let Link { method, .. } = &links[0];
-                (quote!(#root.#method()), 1)
-            }
-        };
+        let (source, first_adapter) = source(root, &links)?;
         let adapter = links.get(first_adapter)?;
         let kind = adapter.method.to_string();
         if !ADAPTERS.contains(&kind.as_str())
@@ -158,7 +256,7 @@ impl Rewriter {
             return None;
         }
         let (pat, body) = match &adapter.args[0] {
-            Expr::Closure(c) if c.inputs.len() == 1 => (c.inputs[0].clone(), (*c.body).clone()),
+            Expr::Closure(c) if c.inputs.len() == 1 => (binding(&c.inputs[0]), (*c.body).clone()),
             Expr::Path(f) => {
                 let x = syn::Ident::new("__futurize_element", Span::mixed_site());
                 let pat: Pat = syn::parse_quote!(#x);
@@ -177,10 +275,7 @@ impl Rewriter {
             "map" => quote!(),
             _ => quote!(.flatten()),
         };
-        let rest = links[first_adapter + 1..].iter().map(|l| {
-            let (m, t, a) = (&l.method, &l.turbofish, &l.args);
-            quote!(.#m #t (#a))
-        });
+        let rest = links[first_adapter + 1..].iter().map(Link::as_call);
         let opts = &self.opts;
         self.rewritten += 1;
         Some(syn::parse_quote!({
@@ -207,4 +302,96 @@ impl VisitMut for Rewriter {
 
     /// Items nested in the function are left as written.
     fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+    use quote::quote;
+
+    /// The `foreach!` iterables the expansion of `body` runs over.
+    fn sources(attr: proc_macro2::TokenStream, body: proc_macro2::TokenStream) -> Vec<String> {
+        let out = expand(
+            attr,
+            quote!(fn f(xs: &[f64], ys: &[f64], n: u64) -> f64 { #body }),
+        );
+        let text = out.to_string();
+        assert!(!text.contains("compile_error"), "{text}");
+        text.split(":: futurize :: foreach !")
+            .skip(1)
+            .map(|s| {
+                let from = s.find(" in ").expect("a binding") + 4;
+                let to = s.find(" =>").expect("a body");
+                s[from..to].to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_common_shapes_are_pipelines() {
+        let cases = [
+            (
+                quote!((0..n).into_iter().map(|i| i as f64).sum()),
+                "(0 .. n) . into_iter ()",
+            ),
+            (quote!((0..n).map(|i| i as f64).sum()), "(0 .. n)"),
+            (
+                quote!(xs.iter().enumerate().map(|(i, x)| i as f64 * x).sum()),
+                "xs . iter () . enumerate ()",
+            ),
+            (
+                quote!(xs.iter().zip(ys.iter()).map(|(x, y)| x * y).sum()),
+                "xs . iter () . zip (ys . iter ())",
+            ),
+            (
+                quote!(
+                    xs.iter()
+                        .copied()
+                        .enumerate()
+                        .map(|(i, x): (usize, f64)| x)
+                        .sum()
+                ),
+                "xs . iter () . copied () . enumerate ()",
+            ),
+        ];
+        for (body, source) in cases {
+            assert_eq!(sources(quote!(), body), vec![source.to_string()]);
+        }
+    }
+
+    #[test]
+    fn other_chains_are_left_as_written() {
+        for body in [
+            quote!(xs.iter().rev().map(|x| x * 2.0).sum()),
+            quote!(xs.iter().enumerate().count() as f64),
+            quote!((0..n).into_iter().sum::<u64>() as f64),
+        ] {
+            let out = expand(quote!(), quote!(fn f(xs: &[f64], n: u64) -> f64 { #body }));
+            assert!(out.to_string().contains("found no pipeline"), "{out}");
+        }
+    }
+
+    #[test]
+    fn when_keeps_the_pipeline_as_written_beside_the_parallel_form() {
+        let out = expand(
+            quote!(when = xs.len() > 100, chunk_size = 2),
+            quote!(
+                fn f(xs: &[f64]) -> f64 {
+                    xs.iter().map(|x| x * 2.0).sum()
+                }
+            ),
+        )
+        .to_string();
+        assert!(
+            out.contains("let __futurize_when : bool = xs . len () > 100 ;"),
+            "{out}"
+        );
+        assert!(out.contains("if __futurize_when {"), "{out}");
+        assert!(
+            out.contains("else { xs . iter () . map (| x | x * 2.0) . sum () }"),
+            "{out}"
+        );
+        assert!(out.contains("% dofuture % chunk_size = 2"), "{out}");
+        assert!(!out.contains("when = "), "`when` is not passed on: {out}");
+    }
 }

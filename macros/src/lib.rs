@@ -44,6 +44,14 @@ pub fn foreach(input: TokenStream) -> TokenStream {
 
 /// Runs a function's iterator pipelines (`iter().map(..).collect()` and
 /// kin) as parallel maps under the plan. See the `futurize` crate.
+///
+/// Sources may be shaped first: `(0..n).into_iter()`, `xs.iter().enumerate()`,
+/// `xs.iter().zip(ys.iter())`, `xs.iter().copied()`. Options go to each
+/// pipeline's `foreach!`, except `when = condition`: evaluated at each call
+/// (it may use the parameters), it runs the pipelines in parallel when it
+/// holds and as written when not, e.g. `#[futurize(when = xs.len() > 1000)]`.
+/// `FUTURIZE_DISABLE=1` in the environment is the global off switch: every
+/// plan becomes sequential, whatever `when` says.
 #[proc_macro_attribute]
 pub fn futurize(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_futurize::expand(attr.into(), item.into()).into()

@@ -175,7 +175,7 @@ pub fn seed_value(value: Expr) -> syn::Result<Option<Seed>> {
 }
 
 /// Notes an option's name; false (with an error) when it was given before.
-fn first_time(seen: &mut Vec<String>, name: &Ident, errors: &mut Vec<syn::Error>) -> bool {
+pub fn first_time(seen: &mut Vec<String>, name: &Ident, errors: &mut Vec<syn::Error>) -> bool {
     let key = name.to_string();
     if seen.contains(&key) {
         errors.push(syn::Error::new(

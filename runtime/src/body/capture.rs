@@ -18,12 +18,28 @@
 //! compile time (a closure coerces to a `fn` pointer only if it captures
 //! nothing), and `__entry` asserts the closure type has size zero, so the
 //! entry function can conjure the closure from its type alone.
+//!
+//! Before any of that, [`__check_serialize`] (in `sendable`) checks that
+//! each capture can travel at all, so that a capture which cannot (an `Rc`,
+//! a closure, a file, a borrow nested in a value) is reported at the
+//! variable, in futurize's words.
+//!
+//! The elements of a `foreach!` get tags by a probe of their own
+//! ([`__wrap_item`]), which also splits the pairs that `enumerate()`,
+//! `zip` and map iterators yield into a tag per side: `(usize, &T)` gets
+//! `(OwnedTag<usize>, RefTag<T>)`, so the worker rebuilds `(usize, T)` and
+//! the body sees `(usize, &T)`.
 
 use crate::Error;
 use crate::protocol::{codec, identity};
 use serde::{Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+
+mod sendable;
+
+pub use sendable::__check_serialize;
+pub(crate) use sendable::Rebuilt;
 
 /// The uniform entry of every future: decode the captures, run the body,
 /// encode its value. One monomorphised copy per `future!` call site.
@@ -43,9 +59,86 @@ pub fn __wrap<T>(_: &T) -> Wrap<T> {
     Wrap(PhantomData)
 }
 
-/// Starts the tag probe for the elements an iterator yields.
-pub fn __wrap_item<I: Iterator>(_: &I) -> Wrap<I::Item> {
-    Wrap(PhantomData)
+/// Starts the tag probe for the elements an iterator yields:
+/// `__wrap_item(&it).__futurize_element_tag()`.
+pub fn __wrap_item<I: Iterator>(_: &I) -> ElementProbe<I::Item> {
+    ElementProbe(PairOwnedRef(PairRefOwned(OwnedElement(PhantomData))))
+}
+
+/// Element probe, first level: `&U`, `&mut U` and `(&A, &B)`. Each level
+/// derefs to the next, so method resolution takes the first that matches.
+pub struct ElementProbe<T>(PairOwnedRef<T>);
+
+/// Element probe, second level: `(A, &B)`, as `enumerate()` yields.
+pub struct PairOwnedRef<T>(PairRefOwned<T>);
+
+/// Element probe, third level: `(&A, B)`.
+pub struct PairRefOwned<T>(OwnedElement<T>);
+
+/// Element probe, last level: any other element is received by value.
+pub struct OwnedElement<T>(PhantomData<fn() -> T>);
+
+impl<T> std::ops::Deref for ElementProbe<T> {
+    type Target = PairOwnedRef<T>;
+    fn deref(&self) -> &PairOwnedRef<T> {
+        &self.0
+    }
+}
+
+impl<T> std::ops::Deref for PairOwnedRef<T> {
+    type Target = PairRefOwned<T>;
+    fn deref(&self) -> &PairRefOwned<T> {
+        &self.0
+    }
+}
+
+impl<T> std::ops::Deref for PairRefOwned<T> {
+    type Target = OwnedElement<T>;
+    fn deref(&self) -> &OwnedElement<T> {
+        &self.0
+    }
+}
+
+impl<U: ?Sized> ElementProbe<&U> {
+    /// The tag of an element that is a reference.
+    pub fn __futurize_element_tag(&self) -> RefTag<U> {
+        RefTag(PhantomData)
+    }
+}
+
+impl<U: ?Sized> ElementProbe<&mut U> {
+    /// The tag of an element that is `&mut` (which cannot be shipped).
+    pub fn __futurize_element_tag(&self) -> MutRefTag<U> {
+        MutRefTag(PhantomData)
+    }
+}
+
+impl<A: ?Sized, B: ?Sized> ElementProbe<(&A, &B)> {
+    /// The tag of a pair of references (`a.iter().zip(b.iter())`, a map's `iter()`).
+    pub fn __futurize_element_tag(&self) -> (RefTag<A>, RefTag<B>) {
+        (RefTag(PhantomData), RefTag(PhantomData))
+    }
+}
+
+impl<A, B: ?Sized> PairOwnedRef<(A, &B)> {
+    /// The tag of a value paired with a reference (`xs.iter().enumerate()`).
+    pub fn __futurize_element_tag(&self) -> (OwnedTag<A>, RefTag<B>) {
+        (OwnedTag(PhantomData), RefTag(PhantomData))
+    }
+}
+
+impl<A: ?Sized, B> PairRefOwned<(&A, B)> {
+    /// The tag of a reference paired with a value.
+    pub fn __futurize_element_tag(&self) -> (RefTag<A>, OwnedTag<B>) {
+        (RefTag(PhantomData), OwnedTag(PhantomData))
+    }
+}
+
+impl<T> OwnedElement<T> {
+    /// The tag of an element received by value.
+    pub fn __futurize_element_tag(&self) -> OwnedTag<T> {
+        OwnedTag(PhantomData)
+    }
 }
 
 /// Chosen first (by-value receiver): the captured variable is a reference.
@@ -96,6 +189,29 @@ impl<U: ?Sized> NotMutRef for RefTag<U> {}
 
 /// Checks, at the captured name's span, that a capture is not `&mut`.
 pub fn __check_not_mut<C: NotMutRef>(_: &C) {}
+
+impl<T> OwnedTag<T> {
+    /// The type a worker rebuilds, for [`__check_serialize`].
+    pub fn __futurize_rebuilt(&self) -> Rebuilt<T> {
+        Rebuilt::new()
+    }
+}
+
+impl<U: ?Sized> RefTag<U> {
+    /// The type a worker rebuilds (`str` stands for `String`, `[T]` for
+    /// `Vec<T>`), for [`__check_serialize`].
+    pub fn __futurize_rebuilt(&self) -> Rebuilt<U> {
+        Rebuilt::new()
+    }
+}
+
+impl<U: ?Sized> MutRefTag<U> {
+    /// What the capture refers to, for [`__check_serialize`] (the capture
+    /// itself fails [`__check_not_mut`]).
+    pub fn __futurize_rebuilt(&self) -> Rebuilt<U> {
+        Rebuilt::new()
+    }
+}
 
 /// Chosen otherwise (autoref'd receiver): the captured variable is a value.
 pub trait ViaOwned {
@@ -279,9 +395,6 @@ tuple_capture!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k, L l);
 
 /// The most captures one `future!` may have; the macro nests beyond this.
 pub const MAX_FLAT_CAPTURES: usize = 12;
-
-/// Checks, at the captured name's span, that a capture can be sent.
-pub fn __check_serialize<T: Serialize + ?Sized>(_: &T) {}
 
 /// Checks, at the captured name's span, that a capture can be rebuilt.
 pub fn __check_capture<C: Capture>(_: &C) {}

@@ -12,9 +12,13 @@
 //! [`EachCapture`] gives that view from the caller's variable (threads and
 //! in place: no bytes, no copy) or from the decoded copy on a worker process
 //! (decoded once per worker per call, then viewed for every element).
-//! Elements use the [`Capture`] tags of `future!` with [`Capture::pass`].
+//! Elements use the [`Capture`] tags of `future!` with [`Capture::pass`],
+//! picked by a probe of their own ([`__wrap_item`](super::capture::__wrap_item))
+//! that splits the pairs `enumerate()` and `zip` yield. Each tag also names
+//! the type a worker rebuilds, which the sendability check judges
+//! ([`__check_serialize`](super::capture::__check_serialize)).
 
-use super::capture::{Capture, MutRefTag, NotMutRef, RefTag, Wrap};
+use super::capture::{Capture, MutRefTag, NotMutRef, Rebuilt, RefTag, Wrap};
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -57,6 +61,20 @@ impl<U: ?Sized> EachViaMutRef for &&Wrap<&mut U> {
 
 impl<T> NotMutRef for CopyTag<T> {}
 impl<T> NotMutRef for BorrowTag<T> {}
+
+impl<T> CopyTag<T> {
+    /// The type a worker rebuilds, for [`__check_serialize`](super::capture::__check_serialize).
+    pub fn __futurize_rebuilt(&self) -> Rebuilt<T> {
+        Rebuilt::new()
+    }
+}
+
+impl<T> BorrowTag<T> {
+    /// The type a worker rebuilds, for [`__check_serialize`](super::capture::__check_serialize).
+    pub fn __futurize_rebuilt(&self) -> Rebuilt<T> {
+        Rebuilt::new()
+    }
+}
 
 /// Probe, second choice: the variable is `Copy`.
 pub trait EachViaCopy {

@@ -1,4 +1,4 @@
-// An `Rc` cannot be sent to a worker: captures must be serializable.
+// An `Rc` cannot be sent to a worker, which rebuilds every capture from bytes.
 // Fix: capture the value inside (`let n = *shared;`) or an owned, serializable copy.
 use futurize::prelude::*;
 use std::rc::Rc;
