@@ -75,13 +75,12 @@ pub mod __private {
     pub use crate::body::TimeLimit;
     pub use crate::body::capture::__wrap_item;
     pub use crate::body::capture::{
-        __check_capture, __check_not_mut, __check_serialize, __entry_of, __no_capture, __typed,
-        __wrap, EntryOf, ViaMutRef, ViaOwned, ViaRef,
+        __check_not_mut, __check_serialize, __entry_of, __no_capture, __typed, __wrap, EntryOf,
+        ViaMutRef, ViaOwned, ViaRef,
     };
     pub use crate::body::chunk::{__chunk_entry_of, __combine_with, __no_combine};
     pub use crate::body::foreach_capture::{
-        __check_each_capture, __no_capture_each, __typed_each, EachViaBorrow, EachViaCopy,
-        EachViaMutRef, EachViaRef,
+        __no_capture_each, __typed_each, EachViaBorrow, EachViaCopy, EachViaMutRef, EachViaRef,
     };
     pub use crate::future::FutureOptions;
     pub use crate::map::{

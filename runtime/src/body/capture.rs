@@ -396,9 +396,6 @@ tuple_capture!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k, L l);
 /// The most captures one `future!` may have; the macro nests beyond this.
 pub const MAX_FLAT_CAPTURES: usize = 12;
 
-/// Checks, at the captured name's span, that a capture can be rebuilt.
-pub fn __check_capture<C: Capture>(_: &C) {}
-
 /// Types the body closure: its parameter is exactly what the worker rebuilds.
 pub fn __typed<C: Capture, R, F>(_: &C, body: F) -> F
 where

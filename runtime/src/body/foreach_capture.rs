@@ -257,9 +257,6 @@ tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF);
 tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF, G g VG);
 tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF, G g VG, H h VH);
 
-/// Checks, at the captured name's span, that a capture can be rebuilt.
-pub fn __check_each_capture<C: EachCapture>(_: &C) {}
-
 /// Types a per-element body: captures as [`EachCapture`] views, elements as
 /// [`Capture`] values.
 pub fn __typed_each<C: EachCapture, E: Capture, R, F>(_: &C, _: &E, body: F) -> F
