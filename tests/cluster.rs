@@ -101,10 +101,11 @@ fn eight_workers_on_one_host_share_one_connection() {
         return;
     };
     let _g = with_plan(c);
-    // Sixteen elements of 300 ms, one per chunk: all eight workers run.
+    // Eight elements of 1.5 s, one per chunk: all eight workers run at once
+    // (long enough for the pool to start them all, even on a busy machine).
     let started = Instant::now();
-    let pids: Vec<u32> = foreach!(_i in 0..16u32 => {
-        std::thread::sleep(Duration::from_millis(300));
+    let pids: Vec<u32> = foreach!(_i in 0..8u32 => {
+        std::thread::sleep(Duration::from_millis(1500));
         std::process::id()
     } %dofuture% chunk_size = 1)
     .unwrap();
@@ -113,7 +114,7 @@ fn eight_workers_on_one_host_share_one_connection() {
     distinct.dedup();
     assert_eq!(distinct.len(), 8, "eight workers served: {pids:?}");
     assert!(
-        started.elapsed() < Duration::from_millis(16 * 300 / 2),
+        started.elapsed() < Duration::from_millis(8 * 1500 / 2),
         "the workers ran side by side: {:?}",
         started.elapsed()
     );
@@ -258,15 +259,22 @@ fn a_host_that_drops_mid_call_loses_its_chunks_and_retries_run_them_elsewhere() 
         return;
     };
     let _g = with_plan(c);
+    let dir = std::env::temp_dir().join(format!("futurize-drop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let marker = dir.join("node2-runs");
     let killer = || {
-        std::thread::spawn(|| {
-            // Once node2's workers run, cut its connection.
-            let deadline = Instant::now() + Duration::from_secs(20);
+        let marker = marker.clone();
+        let _ = std::fs::remove_file(&marker);
+        std::thread::spawn(move || {
+            // Once a body runs on node2, cut node2's connection.
+            let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(150));
-                let clients = ssh_clients_to("node2");
-                if let Some(pid) = clients.first() {
-                    std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(20));
+                if !marker.exists() {
+                    continue;
+                }
+                if let Some(pid) = ssh_clients_to("node2").first() {
                     // SAFETY: a signal to our own ssh child.
                     unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
                     return true;
@@ -277,6 +285,9 @@ fn a_host_that_drops_mid_call_loses_its_chunks_and_retries_run_them_elsewhere() 
     };
     let cut = killer();
     let r: Result<Vec<u32>, Error> = foreach!(i in 0..24u32 => {
+        if node() == "node2" {
+            let _ = std::fs::write(&marker, b"");
+        }
         std::thread::sleep(Duration::from_millis(100));
         i * 2
     } %dofuture% chunk_size = 1);
@@ -293,12 +304,16 @@ fn a_host_that_drops_mid_call_loses_its_chunks_and_retries_run_them_elsewhere() 
     // With retries the same call gives every value.
     let cut = killer();
     let values: Vec<u32> = foreach!(i in 0..24u32 => {
+        if node() == "node2" {
+            let _ = std::fs::write(&marker, b"");
+        }
         std::thread::sleep(Duration::from_millis(100));
         i * 2
     } %dofuture% chunk_size = 1, retries = 3)
     .unwrap();
     assert!(cut.join().unwrap());
     assert_eq!(values, (0..24).map(|i| i * 2).collect::<Vec<u32>>());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

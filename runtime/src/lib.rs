@@ -44,6 +44,7 @@ mod collect;
 pub mod cores;
 mod error;
 mod future;
+mod many_futures;
 pub mod map;
 pub mod plan;
 pub mod progress;
@@ -62,7 +63,8 @@ pub use active::{
 pub use collect::{AsCompleted, FutureVec, as_completed};
 pub use cores::{available_cores, available_workers};
 pub use error::{Error, Panic};
-pub use future::{Future, Resolvable, Values, resolve, resolved, value};
+pub use future::Future;
+pub use many_futures::{Resolvable, Values, resolve, resolved, value};
 pub use plan::{Cluster, Level, Multiprocess, Multithread, Plan, Sequential, Slurm};
 pub use protocol::{codec, wire};
 pub use rng::{ElementRng, rng, set_seed};

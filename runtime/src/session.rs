@@ -16,7 +16,6 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-
 /// How long one check may take in all (connecting, logging in, `true`).
 const CHECK_LIMIT: Duration = Duration::from_secs(15);
 

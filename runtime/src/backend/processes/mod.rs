@@ -14,6 +14,7 @@
 
 mod agent;
 mod cluster;
+mod connection;
 mod fds;
 mod link;
 mod reader;

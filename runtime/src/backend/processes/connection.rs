@@ -1,0 +1,458 @@
+//! One host's connection: the ssh (or srun) process that runs the host's
+//! agent, its start-up (finding or receiving the executable), the thread
+//! that routes the agent's frames to each worker's link, and the remote
+//! worker as the pool controls it.
+//!
+//! Invariant: when a connection ends, every worker on it ends with it for
+//! the pool (their links close, their readers report `WorkerDied` naming the
+//! host).
+
+use super::cluster::{Seat, command_for, start_script};
+use super::link::{Link, WorkerProcess};
+use crate::plan::{Cluster, Host};
+use crate::protocol::agent::{AGENT_READY, FromAgent, SEND_EXECUTABLE, ToAgent};
+use crate::protocol::{codec, wire};
+use crate::sync::lock;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, PipeWriter, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::time::Duration;
+
+/// Variables every remote worker gets from the leader when they are set.
+const ALWAYS_PASSED: [&str; 3] = ["RUST_LOG", "RUST_BACKTRACE", "FUTURIZE_MAX_FRAME_BYTES"];
+
+/// Lines of a connection's stderr kept for error messages.
+const STDERR_LINES: usize = 12;
+
+/// The connection to one host's agent.
+pub(super) struct Connection {
+    host: String,
+    to_agent: Mutex<ChildStdin>,
+    routes: Arc<Routes>,
+}
+
+/// Where each worker's bytes go, and what the demultiplexer learned.
+struct Routes {
+    map: Mutex<RouteMap>,
+    changed: Condvar,
+    /// The last lines ssh (or the agent, or a worker outside its tasks)
+    /// wrote to stderr.
+    stderr: Arc<Mutex<VecDeque<String>>>,
+}
+
+#[derive(Default)]
+struct RouteMap {
+    routes: HashMap<u32, Route>,
+    /// Why the connection ended, once it has.
+    ended: Option<String>,
+}
+
+#[derive(Default)]
+struct Route {
+    output: Option<PipeWriter>,
+    started: Option<Result<u32, String>>,
+    exited: Option<(String, Option<String>)>,
+}
+
+/// Runs `program` with its stderr lines kept (the last few) and passed on to
+/// this process's stderr once the connection is up.
+fn keep_stderr(from: impl Read + Send + 'static, host: String) -> Arc<Mutex<VecDeque<String>>> {
+    let kept = Arc::new(Mutex::new(VecDeque::new()));
+    let tail = kept.clone();
+    let _ = std::thread::Builder::new()
+        .name(format!("futurize-stderr-{host}"))
+        .spawn(move || {
+            for line in BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[{host}] {line}");
+                let mut tail = lock(&tail);
+                if tail.len() == STDERR_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        });
+    kept
+}
+
+fn tail_of(stderr: &Mutex<VecDeque<String>>) -> String {
+    let lines: Vec<String> = lock(stderr).iter().cloned().collect();
+    if lines.is_empty() {
+        "nothing on stderr".into()
+    } else {
+        format!("its stderr: {}", lines.join(" | "))
+    }
+}
+
+impl Connection {
+    /// Starts the host's agent: runs the start-up script, sends the
+    /// executable when asked, and waits for the agent, within the plan's
+    /// launch timeout.
+    pub(super) fn open(spec: &Cluster, host: &Host) -> Result<Connection, String> {
+        let name = host.to_string();
+        let fail = |why: String| format!("{name}: {why}");
+        let script = start_script(spec.always_ship).map_err(fail)?;
+        let mut command = command_for(spec, host, &script);
+        // Its own process group, so that ending it ends an ssh started
+        // through `sh -c` too.
+        let mut child = command
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(format!("could not run {:?}: {e}", command.get_program())))?;
+        let stderr = keep_stderr(child.stderr.take().expect("piped"), name.clone());
+        let mut stdin = child.stdin.take().expect("piped");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let pid = child.id();
+        // Past the limit the connection is ended, which ends the wait below.
+        let (cancel, cancelled) = mpsc::channel::<()>();
+        let limit = spec.launch_timeout;
+        let timer = std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = cancelled.recv_timeout(limit) {
+                // SAFETY: signals the process group of our own child, which
+                // is reaped only below.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                return true;
+            }
+            false
+        });
+        let started = bootstrap(&mut stdin, &mut stdout);
+        let _ = cancel.send(());
+        let timed_out = timer.join().unwrap_or(false);
+        let agent_pid = match started {
+            Ok(pid) => pid,
+            Err(why) => {
+                // SAFETY: as above.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                let status = child
+                    .wait()
+                    .map(super::link::describe_exit)
+                    .unwrap_or_default();
+                // Let the stderr thread take the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                let why = if timed_out {
+                    format!("it did not start within {limit:?}")
+                } else {
+                    why
+                };
+                return Err(fail(format!(
+                    "{why} (the connection ended with {status}; {})",
+                    tail_of(&stderr)
+                )));
+            }
+        };
+        let routes = Arc::new(Routes {
+            map: Mutex::new(RouteMap::default()),
+            changed: Condvar::new(),
+            stderr,
+        });
+        let for_thread = routes.clone();
+        std::thread::Builder::new()
+            .name(format!("futurize-host-{name}"))
+            .spawn(move || demultiplex(stdout, child, &for_thread))
+            .map_err(|e| fail(e.to_string()))?;
+        log::debug!("futurize: agent {agent_pid} serves on {name}");
+        Ok(Connection {
+            host: name,
+            to_agent: Mutex::new(stdin),
+            routes,
+        })
+    }
+
+    pub(super) fn is_alive(&self) -> bool {
+        lock(&self.routes.map).ended.is_none()
+    }
+
+    fn send(&self, message: &ToAgent, payload: &[u8]) -> std::io::Result<()> {
+        let mut to = lock(&self.to_agent);
+        wire::write_message(&mut *to, message, payload, codec::max_frame_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::BrokenPipe, e.to_string()))
+    }
+
+    /// Asks the agent for worker `worker`; its link once it runs.
+    pub(super) fn start_worker(
+        self: &Arc<Self>,
+        worker: u32,
+        spec: &Cluster,
+    ) -> Result<(Link, u32, Arc<Connection>), String> {
+        let (reader, writer) = std::io::pipe().map_err(|e| format!("{}: {e}", self.host))?;
+        lock(&self.routes.map).routes.insert(
+            worker,
+            Route {
+                output: Some(writer),
+                ..Route::default()
+            },
+        );
+        let env: Vec<(String, String)> = ALWAYS_PASSED
+            .iter()
+            .map(|s| s.to_string())
+            .chain(spec.env.iter().cloned())
+            .filter_map(|k| std::env::var(&k).ok().map(|v| (k, v)))
+            .collect();
+        let cwd = std::env::current_dir()
+            .ok()
+            .map(|d| d.to_string_lossy().into_owned());
+        let asked = self.send(&ToAgent::Start { worker, env, cwd }, &[]);
+        let answer = {
+            let map = lock(&self.routes.map);
+            let (map, _) = self
+                .routes
+                .changed
+                .wait_timeout_while(map, spec.launch_timeout, |m| {
+                    asked.is_ok() && m.ended.is_none() && m.routes[&worker].started.is_none()
+                })
+                .unwrap_or_else(|p| p.into_inner());
+            match (&asked, &map.ended, &map.routes[&worker].started) {
+                (_, _, Some(started)) => started.clone(),
+                (Err(e), _, _) => Err(e.to_string()),
+                (_, Some(why), _) => Err(why.clone()),
+                _ => Err(format!(
+                    "the agent did not start a worker within {:?}",
+                    spec.launch_timeout
+                )),
+            }
+        };
+        if let Err(why) = answer {
+            lock(&self.routes.map).routes.remove(&worker);
+            return Err(format!("{}: {why}", self.host));
+        }
+        let link = Link {
+            input: Box::new(RemoteInput {
+                connection: self.clone(),
+                worker,
+            }),
+            output: BufReader::new(Box::new(reader)),
+            // Replaced by the launcher, which knows the worker's seat.
+            process: Box::new(Unseated),
+        };
+        Ok((link, worker, self.clone()))
+    }
+}
+
+/// A placeholder until the launcher seats the worker.
+struct Unseated;
+
+impl WorkerProcess for Unseated {
+    fn kill(&mut self) {}
+    fn wait(&mut self) -> String {
+        String::new()
+    }
+}
+
+/// Reads the start-up script's lines until the agent is ready, sending the
+/// executable when asked; the agent's pid.
+fn bootstrap(stdin: &mut ChildStdin, stdout: &mut BufReader<ChildStdout>) -> Result<u32, String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdout.read_line(&mut line) {
+            Ok(0) => return Err("the host ended the connection before the agent started".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading from the connection: {e}")),
+        }
+        match line.trim_end() {
+            AGENT_READY => break,
+            SEND_EXECUTABLE => {
+                let mut exe = std::fs::File::open("/proc/self/exe")
+                    .map_err(|e| format!("the leader's executable: {e}"))?;
+                std::io::copy(&mut exe, stdin)
+                    .and_then(|_| stdin.flush())
+                    .map_err(|e| format!("copying the executable to the host: {e}"))?;
+            }
+            // Text from the user's login files: not ours.
+            _ => {}
+        }
+    }
+    match wire::read_message::<_, FromAgent>(stdout, codec::max_frame_bytes()) {
+        Ok(Some((FromAgent::Ready { pid }, _))) => Ok(pid),
+        Ok(other) => Err(format!("the agent said {other:?} instead of hello")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Routes the agent's frames to the workers until the connection ends, then
+/// closes every worker's link and reaps the connection's process.
+fn demultiplex(mut from: BufReader<ChildStdout>, mut child: Child, routes: &Routes) {
+    let limit = codec::max_frame_bytes();
+    let why = loop {
+        let (message, payload) = match wire::read_message::<_, FromAgent>(&mut from, limit) {
+            Ok(Some(m)) => m,
+            Ok(None) => break "the connection ended".to_string(),
+            Err(e) => break e.to_string(),
+        };
+        let mut map = lock(&routes.map);
+        match message {
+            FromAgent::Output { worker } => {
+                let Some(mut out) = map.routes.get_mut(&worker).and_then(|r| r.output.take())
+                else {
+                    continue;
+                };
+                drop(map);
+                let delivered = out.write_all(&payload).is_ok();
+                let mut map = lock(&routes.map);
+                if let Some(route) = map.routes.get_mut(&worker)
+                    && delivered
+                    && route.exited.is_none()
+                {
+                    route.output = Some(out);
+                }
+                continue;
+            }
+            FromAgent::Started { worker, pid } => {
+                if let Some(r) = map.routes.get_mut(&worker) {
+                    r.started = Some(Ok(pid));
+                }
+            }
+            FromAgent::Failed { worker, reason } => {
+                if let Some(r) = map.routes.get_mut(&worker) {
+                    r.started = Some(Err(reason));
+                }
+            }
+            FromAgent::Exited {
+                worker,
+                how,
+                last_words,
+            } => {
+                if let Some(r) = map.routes.get_mut(&worker) {
+                    r.output = None;
+                    r.exited = Some((how, last_words));
+                }
+            }
+            FromAgent::Ready { .. } => {}
+        }
+        routes.changed.notify_all();
+    };
+    let status = child
+        .wait()
+        .map(super::link::describe_exit)
+        .unwrap_or_default();
+    // Let the stderr thread take the last lines.
+    std::thread::sleep(Duration::from_millis(20));
+    let mut map = lock(&routes.map);
+    map.ended = Some(format!("{why} ({status}; {})", tail_of(&routes.stderr)));
+    for r in map.routes.values_mut() {
+        r.output = None;
+    }
+    routes.changed.notify_all();
+}
+
+/// What the pool writes to a remote worker: `Input` frames on its host's
+/// connection.
+struct RemoteInput {
+    connection: Arc<Connection>,
+    worker: u32,
+}
+
+impl Write for RemoteInput {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.connection.send(
+            &ToAgent::Input {
+                worker: self.worker,
+            },
+            bytes,
+        )?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RemoteInput {
+    fn drop(&mut self) {
+        let _ = self.connection.send(
+            &ToAgent::Close {
+                worker: self.worker,
+            },
+            &[],
+        );
+    }
+}
+
+/// Ends a remote worker that has not finished its handshake within
+/// `limit` (its link then closes, and the handshake fails). Dropping the
+/// returned sender disarms it.
+pub(super) fn handshake_watchdog(
+    connection: &Arc<Connection>,
+    worker: u32,
+    limit: Duration,
+) -> mpsc::Sender<()> {
+    let (disarm, disarmed) = mpsc::channel::<()>();
+    let connection = Arc::downgrade(connection);
+    let _ = std::thread::Builder::new()
+        .name("futurize-handshake".into())
+        .spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(limit)
+                && let Some(c) = connection.upgrade()
+            {
+                let _ = c.send(&ToAgent::Kill { worker }, &[]);
+            }
+        });
+    disarm
+}
+
+/// A worker on another host, as the pool controls it.
+pub(super) struct RemoteProcess {
+    /// Armed until the handshake is over.
+    pub(super) watchdog: Option<mpsc::Sender<()>>,
+    pub(super) connection: Arc<Connection>,
+    pub(super) worker: u32,
+    pub(super) host: String,
+    pub(super) last_words: Option<String>,
+    /// Its place on the host, given back once it has ended.
+    pub(super) seat: Option<Seat>,
+}
+
+impl WorkerProcess for RemoteProcess {
+    fn kill(&mut self) {
+        let _ = self.connection.send(
+            &ToAgent::Kill {
+                worker: self.worker,
+            },
+            &[],
+        );
+    }
+
+    fn wait(&mut self) -> String {
+        let routes = &self.connection.routes;
+        let mut map = routes
+            .changed
+            .wait_while(lock(&routes.map), |m| {
+                m.ended.is_none()
+                    && m.routes
+                        .get(&self.worker)
+                        .is_some_and(|r| r.exited.is_none())
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        let route = map.routes.remove(&self.worker).unwrap_or_default();
+        // Ended: its place is free for a replacement before the pool looks.
+        self.seat = None;
+        match (route.exited, &map.ended) {
+            (Some((how, words)), _) => {
+                self.last_words = words;
+                how
+            }
+            (None, Some(why)) => format!("the connection to {} was lost: {why}", self.host),
+            (None, None) => "it ended".into(),
+        }
+    }
+
+    fn last_words(&self) -> Option<String> {
+        self.last_words.clone()
+    }
+
+    fn host(&self) -> Option<&str> {
+        Some(&self.host)
+    }
+
+    fn handshake_done(&mut self) {
+        if let Some(disarm) = self.watchdog.take() {
+            let _ = disarm.send(());
+        }
+    }
+}
