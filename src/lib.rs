@@ -33,7 +33,10 @@
 //! them at compile time and ships them to the worker, which rebuilds them
 //! from bytes (serde). A future works on its own copy: it may consume or
 //! mutate it, and the caller's variable is untouched. Assigning to a
-//! captured variable is a compile error, since nothing is written back.
+//! captured variable is a compile error, since nothing is written back. So
+//! is capturing what cannot travel (an `Rc`, a closure, an open file, a raw
+//! pointer, a borrow inside a value such as `&[&str]`): the error is at the
+//! variable and says what to capture instead.
 //!
 //! ## Worker processes
 //! Under [`Multiprocess`] futures run in worker processes that are this same
@@ -57,7 +60,11 @@
 //! tagged `label` and `index`. `timeout = "10m"` limits each element (a
 //! stuck worker process is killed), `retries = n` runs a chunk again when
 //! its worker died, `progress = true` shows a bar moved by finished elements
-//! and by [`progress!`] steps.
+//! and by [`progress!`] steps. Worker processes send a heartbeat twice a
+//! second; one that stops answering (a stopped process, say) is killed
+//! after `FUTURIZE_SILENCE_LIMIT` (30 s), or after its `timeout` when one is
+//! set, and reported as an [`Error::WorkerDied`] "not responding", so
+//! `retries` run its chunk again.
 //!
 //! ```
 //! use futurize::prelude::*;
@@ -82,6 +89,74 @@
 //! | [`Slurm::jobs()`](Slurm::jobs) | `slurm`, `slurm:n` | each future a batch job, each `foreach!` a job array; at most `n` (100) jobs in flight |
 //! | [`Plan::first_fit([a, b])`](Plan::first_fit) | `a\|b` | on the first of `a`, `b` that can meet the work's `resources` |
 //! | `[a.into(), b.into()]` | `a/b` | on `a`; futures created there run on `b` |
+//!
+//! Worker processes of [`Multiprocess`] get their share of the cores in
+//! `RAYON_NUM_THREADS`, `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and
+//! `MKL_NUM_THREADS` (those the user did not set), so rayon or a BLAS inside
+//! the bodies does not oversubscribe the machine. A pool raises the soft
+//! open-file limit to the hard one (a worker costs three descriptors), so a
+//! thousand workers start under the usual soft limit of 1024; a hard limit too
+//! low is an [`Error::Launch`] saying how many are needed, before any worker
+//! starts, and so is a temporary directory (`TMPDIR`) that cannot hold the
+//! files a worker's output is captured in.
+//!
+//! ## Observing and debugging
+//! - `FUTURIZE_DISABLE=1` runs every `future!`, `foreach!` and `#[futurize]`
+//!   in place, in the calling thread, whatever the plan (also one set in
+//!   code): the global off switch for a debugger.
+//! - `FUTURIZE_TRACE=trace.json` writes a Chrome trace when the program
+//!   exits: one lane per worker (host and pid, a thread, a Slurm job), a span
+//!   per future and chunk with its label and elements, and on the leader's
+//!   lane when each future was created, queued and collected. It opens in
+//!   Perfetto or chrome://tracing. The efficiency (busy time ÷ workers × wall
+//!   time) goes into the file, and to stderr with `FUTURIZE_TRACE_SUMMARY=1`.
+//! - [`session_info()`] reports this build (version, build id, rustc), the
+//!   machine (OS, cores by each method of [`available_cores`], memory), the
+//!   plan in force with its workers, and a cluster's hosts. It starts no
+//!   worker and connects nowhere; [`SessionInfo::check_hosts`] asks the hosts
+//!   (and Slurm) whether they answer. `cargo run --example session_info`
+//!   prints it.
+//!
+//! ```
+//! use futurize::prelude::*;
+//! let _g = with_plan(Multiprocess::workers(2));
+//! let info = session_info();
+//! assert_eq!(info.plan.as_ref().unwrap().to_string(), "multiprocess:2");
+//! assert_eq!(info.workers.as_ref().ok(), Some(&2));
+//! assert!(info.cores >= 1);
+//! println!("{info}"); // a report to paste into a bug report
+//! ```
+//!
+//! [`as_completed`] yields the futures' values in the order they finish,
+//! each with its index, as Python's `concurrent.futures.as_completed`; a
+//! failure comes as an `Err` at its index and the others go on.
+//! [`FutureVec`] is R's listenv pattern `x[[i]] %<-% { … }`: push futures,
+//! then read `x[i]` or [`FutureVec::get`], which waits for that element only.
+//!
+//! ```
+//! use futurize::prelude::*;
+//! use std::time::Duration;
+//!
+//! fn nap(ms: u64) -> u64 {
+//!     std::thread::sleep(Duration::from_millis(ms));
+//!     ms
+//! }
+//!
+//! let _g = with_plan(Multithread::workers(2));
+//! let fs: Vec<Future<u64>> = vec![future!(nap(400)), future!(nap(10))];
+//! let order: Vec<(usize, u64)> = as_completed(fs).map(|(i, v)| (i, v.unwrap())).collect();
+//! assert_eq!(order, vec![(1, 10), (0, 400)]); // the short nap first
+//!
+//! let mut x = FutureVec::new();
+//! for ms in [300u64, 1, 2] {
+//!     x.push(future!(nap(ms)));
+//! }
+//! assert_eq!(x[1], 1); // waits for element 1 only
+//! assert_eq!(*x.get(2)?, 2);
+//! assert_eq!(x.len(), 3);
+//! assert_eq!(x.values()?, vec![300, 1, 2]);
+//! # Ok::<(), futurize::Error>(())
+//! ```
 //!
 //! ## Other machines: Cluster, Slurm and resources
 //! [`Cluster`] runs the same worker processes on other hosts, as R's
@@ -222,6 +297,12 @@ pub use futurize_macros::future;
 /// element under the plan (`%do%`: here, one after the other) and returns
 /// the values in element order, `Result<_, Error>`.
 ///
+/// A binding is any pattern over any iterable, as in a `for` loop:
+/// `(i, x) in xs.iter().enumerate()`, `(x, y) in xs.iter().zip(&ys)`,
+/// `i in (0..n).into_iter()`. Several bindings are zipped. A body may itself
+/// run a `foreach!` or create futures: on a worker they run under the next
+/// level of the plan.
+///
 /// Options:
 /// - `chunk_size = n`, `scheduling = s`, `ordering = "forward" | "reverse" |
 ///   "random"`, `globals = [a, b]`, `combine = |a, b| ...`,
@@ -255,13 +336,33 @@ pub use futurize_macros::future;
 /// let each: Vec<Result<u32, futurize::Error>> =
 ///     foreach!(i in 0..3u32 => if i == 1 { panic!("one") } else { i } %dofuture% errors = "pass")?;
 /// assert!(each[1].is_err() && each[2].as_ref().is_ok_and(|v| *v == 2));
+/// let words = vec!["a".to_string(), "bb".to_string()];
+/// let numbered: Vec<String> =
+///     foreach!((i, w) in words.iter().enumerate() => format!("{i}:{w}") %dofuture%)?;
+/// assert_eq!(numbered, vec!["0:a", "1:bb"]);
 /// # Ok::<(), futurize::Error>(())
 /// ```
 pub use futurize_macros::foreach;
 
 /// `#[futurize]` on a function: its iterator pipelines
 /// (`xs.iter().map(..).collect()`, `sum`, `fold`, …) run as parallel maps
-/// under the plan. Options passed on to the maps: `chunk_size`,
+/// under the plan.
+///
+/// A pipeline's source is `xs.iter()`, `xs.into_iter()`, a range or
+/// `(0..n).into_iter()`, optionally shaped by `enumerate()`, `zip(..)`,
+/// `copied()` or `cloned()` (`xs.iter().zip(ys.iter())`); then `map`,
+/// `filter_map` or `flat_map`; then `collect`, `sum`, `product`, `fold`,
+/// `reduce` or `count`. The first adapter runs in parallel; the rest of the
+/// chain runs on its values in element order, in the function.
+///
+/// `when = condition` is evaluated at each call, first thing in the function
+/// (it may use the parameters and `self`, and should only borrow them): the
+/// pipelines run in parallel when it holds and as written when not, e.g.
+/// `#[futurize(when = xs.len() > 1000)]`. `FUTURIZE_DISABLE=1` in the
+/// environment is the global off switch: every plan becomes sequential,
+/// whatever `when` says.
+///
+/// The other options are passed on to each pipeline's map: `chunk_size`,
 /// `scheduling`, `ordering`, `label`, `seed`, `timeout`, `retries`,
 /// `progress`, `stdout`, and
 /// `resources = (cpus = 4, mem = "2G", time = "1h30m", partition = "short",
@@ -281,8 +382,28 @@ pub use futurize_macros::foreach;
 /// fn squares(xs: &[u64]) -> Vec<u64> {
 ///     xs.iter().map(|x| x * x).collect()
 /// }
+///
+/// #[futurize(when = xs.len() >= 3)] // small inputs run as written
+/// fn weighted(xs: &[f64]) -> f64 {
+///     xs.iter().enumerate().map(|(i, x)| i as f64 * x).sum()
+/// }
+///
+/// #[futurize]
+/// fn dot(xs: &[f64], ys: &[f64]) -> f64 {
+///     xs.iter().zip(ys.iter()).map(|(x, y)| x * y).sum()
+/// }
+///
+/// #[futurize]
+/// fn squares_below(n: u64) -> Vec<u64> {
+///     (0..n).into_iter().map(|i| i * i).collect()
+/// }
+///
 /// let _g = with_plan(Multithread::workers(2));
 /// assert_eq!(squares(&[1, 2, 3]), vec![1, 4, 9]);
+/// assert_eq!(weighted(&[5.0, 1.0]), 1.0);
+/// assert_eq!(weighted(&[5.0, 1.0, 2.0]), 5.0);
+/// assert_eq!(dot(&[1.0, 2.0], &[3.0, 4.0]), 11.0);
+/// assert_eq!(squares_below(4), vec![0, 1, 4, 9]);
 /// ```
 pub use futurize_macros::futurize;
 /// `plan()`, and the plan types in detail: cluster hosts, resources, what a

@@ -485,3 +485,58 @@ fn child_scenario() {
     }
     println!("END");
 }
+
+#[test]
+fn a_remote_worker_that_stops_answering_is_noticed_and_its_chunk_rerun() {
+    let Some(c) = sshd::cluster(&["node1", "node1"]) else {
+        return;
+    };
+    let _g = with_plan(c);
+    let dir = std::env::temp_dir().join(format!("futurize-stop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let pid_file = dir.join("pid");
+    let stopper = {
+        let pid_file = pid_file.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Some(pid) = std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<i32>().ok())
+                {
+                    // SAFETY: a plain signal to a worker of this test.
+                    unsafe { libc::kill(pid, libc::SIGSTOP) };
+                    return pid as u32;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            0
+        })
+    };
+    let started = Instant::now();
+    let values: Vec<u32> = foreach!(i in 0..8u32 => {
+        if i == 5 && std::fs::create_dir(pid_file.with_extension("once")).is_ok() {
+            let tmp = pid_file.with_extension("tmp");
+            std::fs::write(&tmp, std::process::id().to_string()).unwrap();
+            std::fs::rename(&tmp, &pid_file).unwrap();
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        i * 10
+    } %dofuture% chunk_size = 2, retries = 1, timeout = "3s")
+    .unwrap();
+    let pid = stopper.join().unwrap();
+    assert!(pid > 0, "the remote worker was stopped");
+    assert_eq!(values, (0..8).map(|i| i * 10).collect::<Vec<u32>>());
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    let gone = Instant::now() + Duration::from_secs(5);
+    while alive(pid) && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(pid), "the agent ended the stopped worker");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -21,13 +21,30 @@ use crate::{active, backend, worker};
 #[unsafe(link_section = ".init_array")]
 static TAKE_OVER_BEFORE_MAIN: extern "C" fn() = take_over_before_main;
 
+/// Removes what only the leader acts on from a worker's, agent's or job's
+/// environment: its trace would overwrite the leader's file.
+///
+/// # Safety
+/// As for the environment changes below: before `main`, single-threaded.
+unsafe fn forget_leader_settings() {
+    // SAFETY: by the caller's promise no other thread reads the environment.
+    unsafe {
+        std::env::remove_var(crate::trace::TRACE_ENV);
+        std::env::remove_var(crate::trace::TRACE_SUMMARY_ENV);
+    }
+}
+
 extern "C" fn take_over_before_main() {
     // SAFETY: this runs before `main`, while the process has a single thread.
     if let Some(wanted) = unsafe { backend::take_agent_environment() } {
+        // SAFETY: as above.
+        unsafe { forget_leader_settings() };
         backend::run_agent(&wanted);
     }
     // SAFETY: as above.
     if let Some((dir, task)) = unsafe { worker::take_job_environment() } {
+        // SAFETY: as above.
+        unsafe { forget_leader_settings() };
         let code = match worker::run_job(&dir, &task, active::nested_plan) {
             Ok(()) => 0,
             Err(e) => {
@@ -41,6 +58,8 @@ extern "C" fn take_over_before_main() {
     if !unsafe { worker::take_worker_environment() } {
         return;
     }
+    // SAFETY: as above.
+    unsafe { forget_leader_settings() };
     let code = match worker::serve(active::nested_plan) {
         Ok(()) => 0,
         Err(e) => {

@@ -54,6 +54,8 @@ struct Route {
     output: Option<PipeWriter>,
     started: Option<Result<u32, String>>,
     exited: Option<(String, Option<String>)>,
+    /// The leader gave it up: its link is closed whatever its host does.
+    killed: bool,
 }
 
 /// Runs `program` with its stderr lines kept (the last few) and passed on to
@@ -297,6 +299,7 @@ fn demultiplex(mut from: BufReader<ChildStdout>, mut child: Child, routes: &Rout
                 if let Some(route) = map.routes.get_mut(&worker)
                     && delivered
                     && route.exited.is_none()
+                    && !route.killed
                 {
                     route.output = Some(out);
                 }
@@ -409,13 +412,25 @@ pub(super) struct RemoteProcess {
 }
 
 impl WorkerProcess for RemoteProcess {
+    /// Closes the worker's link at once (so that its reader ends even when
+    /// the host no longer answers), and asks the agent to end the process,
+    /// from a thread of its own: a frozen connection must not hold the
+    /// caller.
     fn kill(&mut self) {
-        let _ = self.connection.send(
-            &ToAgent::Kill {
-                worker: self.worker,
-            },
-            &[],
-        );
+        {
+            let mut map = lock(&self.connection.routes.map);
+            if let Some(route) = map.routes.get_mut(&self.worker) {
+                route.killed = true;
+                route.output = None;
+            }
+            self.connection.routes.changed.notify_all();
+        }
+        let (connection, worker) = (self.connection.clone(), self.worker);
+        let _ = std::thread::Builder::new()
+            .name("futurize-kill".into())
+            .spawn(move || {
+                let _ = connection.send(&ToAgent::Kill { worker }, &[]);
+            });
     }
 
     fn wait(&mut self) -> String {
@@ -426,7 +441,7 @@ impl WorkerProcess for RemoteProcess {
                 m.ended.is_none()
                     && m.routes
                         .get(&self.worker)
-                        .is_some_and(|r| r.exited.is_none())
+                        .is_some_and(|r| r.exited.is_none() && !r.killed)
             })
             .unwrap_or_else(|p| p.into_inner());
         let route = map.routes.remove(&self.worker).unwrap_or_default();
@@ -437,6 +452,7 @@ impl WorkerProcess for RemoteProcess {
                 self.last_words = words;
                 how
             }
+            (None, _) if route.killed => format!("ended by the leader on {}", self.host),
             (None, Some(why)) => format!("the connection to {} was lost: {why}", self.host),
             (None, None) => "it ended".into(),
         }

@@ -6,9 +6,9 @@
 //! the elements, and `retries` run them again elsewhere.
 //!
 //! The limit is `FUTURIZE_SILENCE_LIMIT` (default 30 s); for a task with a
-//! `timeout`, it is that timeout plus a second, so that the leader enforces
-//! the limit itself whatever the worker does (a stopped worker's own timer
-//! stops with it).
+//! shorter `timeout`, it is that timeout plus a second, so that the leader
+//! enforces the limit itself whatever the worker does (a stopped worker's
+//! own timer stops with it).
 
 use super::{Shared, Worker};
 use crate::protocol::HEARTBEAT_EVERY;
@@ -34,7 +34,11 @@ pub(super) fn default_limit() -> Duration {
 /// The silence limit of a worker running a task limited to `timeout`.
 pub(super) fn limit_for(timeout: Option<Duration>) -> Duration {
     match timeout {
-        Some(t) => (t + Duration::from_secs(1)).clamp(HEARTBEAT_EVERY * 3, default_limit().max(t)),
+        // Silence past the default limit is never normal; a timeout only
+        // makes the limit shorter.
+        Some(t) => (t + Duration::from_secs(1))
+            .min(default_limit())
+            .max(HEARTBEAT_EVERY * 3),
         None => default_limit(),
     }
 }
