@@ -1,5 +1,6 @@
 //! Waiting for jobs: one thread per Slurm backend polls the registry for
-//! answer files (NFS has no inotify), with a backoff from 20 ms to 1 s, and
+//! answer files (NFS has no inotify), every tenth of the youngest waiting
+//! job's age (20 ms to 1 s; a new job wakes it), and
 //! asks Slurm now and then for the states of the jobs still waited for, so
 //! that a job that ended without an answer (failed, cancelled, out of time
 //! or memory, its node lost) becomes an error with its id, state, exit code
@@ -74,7 +75,6 @@ impl Watch {
 }
 
 fn watch(watch: Weak<Watch>) {
-    let mut pause = Duration::from_millis(20);
     let mut asked = Instant::now() - ASK_EVERY;
     loop {
         let Some(w) = watch.upgrade() else { return };
@@ -86,22 +86,26 @@ fn watch(watch: Weak<Watch>) {
                     .added
                     .wait_timeout(pending, Duration::from_secs(1))
                     .unwrap_or_else(|p| p.into_inner());
-                pause = Duration::from_millis(20);
                 continue;
             }
         }
-        let answered = collect_answers(&w);
+        collect_answers(&w);
         if Instant::now() >= asked + ASK_EVERY {
             asked = Instant::now();
             look_at_states(&w);
         }
-        drop(w);
-        pause = if answered {
-            Duration::from_millis(20)
-        } else {
-            (pause * 3 / 2).min(Duration::from_secs(1))
-        };
-        std::thread::sleep(pause);
+        // Look again after a tenth of the youngest job's age (20 ms to 1 s):
+        // a short job is answered soon after it ends, a long one costs few
+        // looks. A job submitted meanwhile wakes the wait.
+        let pending = lock(&w.pending);
+        let youngest = pending.iter().map(|p| p.submitted.elapsed()).min();
+        let pause = youngest.map_or(Duration::from_secs(1), |age| {
+            (age / 10).clamp(Duration::from_millis(20), Duration::from_secs(1))
+        });
+        let _ = w
+            .added
+            .wait_timeout(pending, pause)
+            .unwrap_or_else(|p| p.into_inner());
     }
 }
 
