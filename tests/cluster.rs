@@ -481,9 +481,64 @@ fn child_scenario() {
             } %dofuture% chunk_size = 1)
             .unwrap();
         }
+        "frame_limit" => {
+            plan(futurize::Cluster::hosts(["node1"]));
+            for n in (900..1100usize).step_by(4) {
+                let v = vec![7u8; n];
+                let sent = future!(v.len()).value();
+                let back = future!(vec![7u8; n]).value();
+                // A value or an error naming the limit; never a hang.
+                let over = |e: &Error| e.to_string().contains("frame limit");
+                assert!(
+                    matches!(&sent, Ok(m) if *m == n) || sent.as_ref().is_err_and(over),
+                    "{n}: {sent:?}"
+                );
+                assert!(
+                    matches!(&back, Ok(w) if w.len() == n) || back.as_ref().is_err_and(over),
+                    "{n}: {:?}",
+                    back.as_ref().map(Vec::len)
+                );
+            }
+            println!("all answered");
+        }
         other => panic!("no scenario {other}"),
     }
     println!("END");
+}
+
+#[test]
+fn frames_near_the_limit_are_answered_on_a_cluster_too() {
+    if sshd::sshd().is_none() {
+        return;
+    }
+    let mut child = child_command(
+        "frame_limit",
+        &std::env::current_dir().unwrap(),
+        &[("FUTURIZE_MAX_FRAME_BYTES", "1000")],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            use std::io::Read;
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            assert!(status.success() && out.contains("all answered"), "{out}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a future near the frame limit hung on the cluster");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

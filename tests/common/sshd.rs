@@ -33,6 +33,8 @@ extern "C" fn stop_at_exit() {
     }
     if let Some(dir) = DIR.get() {
         let _ = std::fs::remove_dir_all(dir);
+        // The script's lock file sits beside the directory.
+        let _ = std::fs::remove_file(dir.with_extension("lock"));
     }
 }
 

@@ -20,6 +20,13 @@ use serde::{Deserialize, Serialize};
 /// value is the build id (hex) the leader expects.
 pub(crate) const AGENT_ENV: &str = "FUTURIZE_AGENT";
 
+/// The frame limit between a leader and an agent: room for a worker's whole
+/// frame (up to the frame limit) inside an `Input`, or for 64 KiB of its
+/// output inside an `Output`, plus the wrapping.
+pub(crate) fn connection_frame_limit() -> u64 {
+    crate::protocol::codec::max_frame_bytes().max(64 << 10) + 4096
+}
+
 /// The exit status of an agent whose build is not the one asked for.
 pub(crate) const WRONG_BUILD_EXIT: i32 = 75;
 

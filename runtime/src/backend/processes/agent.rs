@@ -13,8 +13,10 @@
 
 use super::link::{Launcher, LocalLauncher, WorkerProcess};
 use crate::Error;
-use crate::protocol::agent::{AGENT_ENV, AGENT_READY, FromAgent, ToAgent, WRONG_BUILD_EXIT};
-use crate::protocol::{self, codec, hex, identity, wire};
+use crate::protocol::agent::{
+    AGENT_ENV, AGENT_READY, FromAgent, ToAgent, WRONG_BUILD_EXIT, connection_frame_limit,
+};
+use crate::protocol::{self, hex, identity, wire};
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::fs::File;
@@ -58,7 +60,7 @@ struct ToLeader(Mutex<File>);
 impl ToLeader {
     fn send(&self, message: &FromAgent, payload: &[u8]) -> Result<(), Error> {
         let mut out = lock(&self.0);
-        wire::write_message(&mut *out, message, payload, codec::max_frame_bytes())
+        wire::write_message(&mut *out, message, payload, connection_frame_limit())
     }
 }
 
@@ -83,7 +85,7 @@ fn serve() -> Result<(), Error> {
     )?;
     let mut input = BufReader::new(input);
     let mut workers: HashMap<u32, Started> = HashMap::new();
-    let limit = codec::max_frame_bytes();
+    let limit = connection_frame_limit();
     let ended = loop {
         let (message, payload) = match wire::read_message::<_, ToAgent>(&mut input, limit) {
             Ok(Some(m)) => m,

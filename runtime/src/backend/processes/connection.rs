@@ -10,8 +10,10 @@
 use super::cluster::{Seat, command_for, start_script};
 use super::link::{Link, WorkerProcess};
 use crate::plan::{Cluster, Host};
-use crate::protocol::agent::{AGENT_READY, FromAgent, SEND_EXECUTABLE, ToAgent};
-use crate::protocol::{codec, wire};
+use crate::protocol::agent::{
+    AGENT_READY, FromAgent, SEND_EXECUTABLE, ToAgent, connection_frame_limit,
+};
+use crate::protocol::wire;
 use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, PipeWriter, Read, Write};
@@ -171,7 +173,7 @@ impl Connection {
 
     fn send(&self, message: &ToAgent, payload: &[u8]) -> std::io::Result<()> {
         let mut to = lock(&self.to_agent);
-        wire::write_message(&mut *to, message, payload, codec::max_frame_bytes())
+        wire::write_message(&mut *to, message, payload, connection_frame_limit())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::BrokenPipe, e.to_string()))
     }
 
@@ -269,7 +271,7 @@ fn bootstrap(stdin: &mut ChildStdin, stdout: &mut BufReader<ChildStdout>) -> Res
             _ => {}
         }
     }
-    match wire::read_message::<_, FromAgent>(stdout, codec::max_frame_bytes()) {
+    match wire::read_message::<_, FromAgent>(stdout, connection_frame_limit()) {
         Ok(Some((FromAgent::Ready { pid }, _))) => Ok(pid),
         Ok(other) => Err(format!("the agent said {other:?} instead of hello")),
         Err(e) => Err(e.to_string()),
@@ -279,7 +281,7 @@ fn bootstrap(stdin: &mut ChildStdin, stdout: &mut BufReader<ChildStdout>) -> Res
 /// Routes the agent's frames to the workers until the connection ends, then
 /// closes every worker's link and reaps the connection's process.
 fn demultiplex(mut from: BufReader<ChildStdout>, mut child: Child, routes: &Routes) {
-    let limit = codec::max_frame_bytes();
+    let limit = connection_frame_limit();
     let why = loop {
         let (message, payload) = match wire::read_message::<_, FromAgent>(&mut from, limit) {
             Ok(Some(m)) => m,
@@ -329,6 +331,10 @@ fn demultiplex(mut from: BufReader<ChildStdout>, mut child: Child, routes: &Rout
         }
         routes.changed.notify_all();
     };
+    // The connection is over for us, whatever ssh thinks: end it (it would
+    // wait for the stdin we still hold).
+    // SAFETY: signals the process group of our own child, reaped just below.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     let status = child
         .wait()
         .map(super::link::describe_exit)

@@ -1,0 +1,435 @@
+//! Cluster plans over ssh (issue 13), against a private OpenSSH server on
+//! 127.0.0.1–3 started by the project's own scripts/test-sshd.sh (hosts
+//! node1..node3; the "machines" are this one, so every figure here is ssh
+//! and the host agent on loopback, not a network).
+//!
+//! - a round trip on a cluster worker next to a 64-byte ping-pong through a
+//!   plain ssh connection (`ssh node1 cat`) to the same sshd, and next to
+//!   Multiprocess(2);
+//! - start-up, from the plan to values from all of its workers: 1 worker,
+//!   8 workers on one host, 3 hosts × 4, next to `ssh node1 true`;
+//! - a 1e5-element `foreach!` over 3 hosts next to Multiprocess(2);
+//! - a 100 MB capture sent to a remote worker next to
+//!   `head -c 100M /dev/zero | ssh node1 'cat > /dev/null'`.
+//!
+//! `cargo bench --bench cluster -- --noplot` (numbers go to
+//! docs/benchmarks.md); `cargo test --benches` runs each once as a smoke
+//! test. Without `/usr/sbin/sshd` it prints a SKIPPED line and succeeds.
+
+use criterion::{Criterion, SamplingMode};
+use futurize::prelude::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The private sshd of this bench binary (as tests/common/sshd.rs does it
+/// for the tests: started once on a free port, ended by pid at exit).
+mod sshd {
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::sync::Mutex;
+
+    /// The running sshd's pid and directory, for the exit hook.
+    static RUNNING: Mutex<Option<(u32, PathBuf)>> = Mutex::new(None);
+
+    /// A running private sshd; stopped when dropped (or at exit).
+    pub struct Sshd {
+        /// What runs ssh with the generated config: `ssh -F <dir>/ssh_config`.
+        pub ssh_command: String,
+    }
+
+    /// Whether `pid` runs (a zombie does not count).
+    pub fn alive(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z'),
+            Err(_) => false,
+        }
+    }
+
+    /// Ends the sshd (by pid, waiting up to 5 s) and removes its directory.
+    pub fn stop() {
+        let Some((pid, dir)) = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        // SAFETY: a plain signal to a process this binary started.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        for _ in 0..100 {
+            if !alive(pid) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if alive(pid) {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(dir.with_extension("lock"));
+    }
+
+    extern "C" fn stop_at_exit() {
+        stop();
+    }
+
+    impl Drop for Sshd {
+        fn drop(&mut self) {
+            stop();
+        }
+    }
+
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        l.local_addr().expect("a bound address").port()
+    }
+
+    /// Starts the private sshd; `None` (with a message) when this machine
+    /// has no OpenSSH server.
+    pub fn start() -> Option<Sshd> {
+        if !std::path::Path::new("/usr/sbin/sshd").exists() {
+            println!(
+                "SKIPPED: the cluster benchmarks need OpenSSH's sshd (/usr/sbin/sshd): \
+                 apt-get install openssh-server (.ci/run does)"
+            );
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("futurize-bench-sshd-{}", std::process::id()));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-sshd.sh");
+        // A free port can be taken between the probe and sshd's bind: try a few.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let out = Command::new("bash")
+                .arg(script)
+                .arg("start")
+                .env("SSHD_DIR", &dir)
+                .env("SSHD_PORT", free_port().to_string())
+                .output()
+                .expect("bash runs");
+            if out.status.success() {
+                let pid: u32 = std::fs::read_to_string(dir.join("sshd.pid"))
+                    .expect("the script writes sshd.pid")
+                    .trim()
+                    .parse()
+                    .expect("a pid");
+                *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some((pid, dir.clone()));
+                // SAFETY: registers a plain extern "C" function.
+                unsafe { libc::atexit(stop_at_exit) };
+                return Some(Sshd {
+                    ssh_command: format!("ssh -F {}", dir.join("ssh_config").display()),
+                });
+            }
+            failures.push(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        panic!("scripts/test-sshd.sh start failed: {}", failures.join("\n"));
+    }
+}
+
+/// How long each element of the start-up loops sleeps: longer than it takes
+/// to start the remaining workers, so that every worker gets one element
+/// (no worker becomes idle and takes a second one). Subtracted from the
+/// figures.
+const START_SLEEP: Duration = Duration::from_millis(500);
+
+/// Whether criterion runs each benchmark once (`cargo test --benches`):
+/// without `--bench`, or with `--test`.
+fn smoke() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    !args.iter().any(|a| a == "--bench") || args.iter().any(|a| a == "--test")
+}
+
+fn cluster(ssh: &str, hosts: &[&str]) -> Cluster {
+    Cluster::hosts(hosts)
+        .ssh_command(ssh)
+        .launch_timeout(Duration::from_secs(30))
+}
+
+/// `ssh` (as the cluster runs it: `sh -c "$FUTURIZE_SSH_COMMAND \"$@\""`)
+/// with `args`.
+fn ssh(ssh_command: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!("{ssh_command} \"$@\""))
+        .arg("bench-ssh")
+        .args(["-o", "BatchMode=yes", "-T"])
+        .args(args);
+    c
+}
+
+/// Processes whose parent is this one and which have not ended: the ssh
+/// connections of cluster pools (each runs as `sh -c ssh …` or `ssh`).
+fn live_children() -> Vec<u32> {
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if fields.first() != Some(&"Z") && fields.get(1) == Some(&me.to_string().as_str()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Waits (untimed) until the connections of the pools dropped before have
+/// ended, so that one iteration's tear-down does not overlap the next one's
+/// start; says so when one outlives 10 s.
+fn wait_for_connections_to_end() {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !live_children().is_empty() {
+        if Instant::now() > until {
+            eprintln!(
+                "warning: connections of dropped cluster plans still run after 10 s: {:?}",
+                live_children()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn round_trips(c: &mut Criterion, ssh_command: &str) {
+    let mut group = c.benchmark_group("cluster_round_trip");
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    {
+        let _g = with_plan(cluster(ssh_command, &["node1"]));
+        // Start the worker before measuring.
+        future!(0u32).value().unwrap();
+        future!(0u32).value().unwrap();
+        group.bench_function("cluster_node1", |b| {
+            b.iter(|| future!(1u32).value().unwrap())
+        });
+    }
+    wait_for_connections_to_end();
+    // The floor, and the same with two more pipe hops on the remote side
+    // (what the agent adds: connection -> agent -> worker -> agent).
+    for (name, remote) in [
+        ("raw_ssh_ping_pong_64b", "cat"),
+        ("raw_ssh_ping_pong_64b_cat_cat_cat", "cat | cat | cat"),
+    ] {
+        group.bench_function(name, |b| {
+            let mut child = ssh(ssh_command, &["node1", remote])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("ssh runs");
+            let mut to = child.stdin.take().unwrap();
+            let mut from = child.stdout.take().unwrap();
+            let mut buf = [1u8; 64];
+            // The first exchange waits for the connection.
+            to.write_all(&buf).unwrap();
+            from.read_exact(&mut buf).unwrap();
+            b.iter(|| {
+                to.write_all(&buf).unwrap();
+                from.read_exact(&mut buf).unwrap();
+            });
+            drop(to);
+            let _ = child.wait();
+        });
+    }
+    {
+        let _g = with_plan(Multiprocess::workers(2));
+        future!(0u32).value().unwrap();
+        future!(0u32).value().unwrap();
+        group.bench_function("multiprocess_2", |b| {
+            b.iter(|| future!(1u32).value().unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// From the plan to a value from each of its `hosts.len()` workers, less
+/// [`START_SLEEP`]: one element per worker, each sleeping that long, so the
+/// loop ends about that long after the last worker started.
+fn all_workers_answer(ssh_command: &str, hosts: &[&str], iters: u64) -> Duration {
+    let n = hosts.len();
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let started = Instant::now();
+        let g = with_plan(cluster(ssh_command, hosts));
+        let pids: Vec<u32> = foreach!(_i in 0..n => {
+            std::thread::sleep(START_SLEEP);
+            std::process::id()
+        } %dofuture% chunk_size = 1)
+        .unwrap();
+        total += started.elapsed().saturating_sub(START_SLEEP);
+        drop(g);
+        let mut distinct = pids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() != n {
+            eprintln!(
+                "warning: {} of {n} workers answered (a worker took two elements: \
+                 starting them took longer than {START_SLEEP:?})",
+                distinct.len()
+            );
+        }
+        wait_for_connections_to_end();
+    }
+    total
+}
+
+fn start_up(c: &mut Criterion, ssh_command: &str) {
+    let mut group = c.benchmark_group("cluster_start");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(4));
+    group.bench_function("ssh_node1_true", |b| {
+        b.iter(|| {
+            let s = ssh(ssh_command, &["node1", "true"])
+                .stdin(Stdio::null())
+                .status()
+                .expect("ssh runs");
+            assert!(s.success());
+        })
+    });
+    group.bench_function("1_worker_first_value", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let started = Instant::now();
+                let g = with_plan(cluster(ssh_command, &["node1"]));
+                assert_eq!(future!(1u32).value().unwrap(), 1);
+                total += started.elapsed();
+                drop(g);
+                wait_for_connections_to_end();
+            }
+            total
+        })
+    });
+    group.bench_function("1_worker", |b| {
+        b.iter_custom(|iters| all_workers_answer(ssh_command, &["node1"], iters))
+    });
+    group.bench_function("8_workers_1_host", |b| {
+        b.iter_custom(|iters| all_workers_answer(ssh_command, &["node1"; 8], iters))
+    });
+    let three_by_four: Vec<&str> = ["node1", "node2", "node3"].repeat(4);
+    group.bench_function("3_hosts_x_4_workers", |b| {
+        b.iter_custom(|iters| all_workers_answer(ssh_command, &three_by_four, iters))
+    });
+    group.finish();
+}
+
+fn foreach_1e5(c: &mut Criterion, ssh_command: &str) {
+    let mut group = c.benchmark_group("cluster_foreach_1e5");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    let plans: Vec<(&str, futurize::Plan)> = vec![
+        (
+            "cluster_3_hosts",
+            cluster(ssh_command, &["node1", "node2", "node3"]).into(),
+        ),
+        ("multiprocess_2", Multiprocess::workers(2).into()),
+    ];
+    for (name, p) in plans {
+        let _g = with_plan(p);
+        // Warm: every worker started.
+        let _: Vec<u64> = foreach!(i in 0..100_000u64 => i * 2 %dofuture%).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let v: Vec<u64> = foreach!(i in 0..100_000u64 => i * 2 %dofuture%).unwrap();
+                v
+            })
+        });
+    }
+    wait_for_connections_to_end();
+    group.finish();
+}
+
+fn capture_100mb(c: &mut Criterion, ssh_command: &str) {
+    // The smoke run (`cargo test --benches`, an unoptimized build) sends
+    // 1 MB: 100 MB take half a minute there.
+    let size: usize = if smoke() { 1 << 20 } else { 100 << 20 };
+    let mut group = c.benchmark_group("cluster_capture_100mb");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(8));
+    let big = vec![7u8; size];
+    {
+        let _g = with_plan(cluster(ssh_command, &["node1"]));
+        future!(0u8).value().unwrap();
+        group.bench_function("cluster_node1", |b| {
+            b.iter(|| assert_eq!(future!(big.len()).value().unwrap(), size))
+        });
+    }
+    wait_for_connections_to_end();
+    // The issue's floor, as a shell runs it (a new connection each time).
+    let pipe = format!("head -c {size} /dev/zero | {ssh_command} node1 'cat > /dev/null'");
+    group.bench_function("head_c_100M_pipe_ssh_cat", |b| {
+        b.iter(|| {
+            let s = Command::new("sh")
+                .arg("-c")
+                .arg(&pipe)
+                .stdin(Stdio::null())
+                .status()
+                .expect("sh runs");
+            assert!(s.success());
+        })
+    });
+    // The same bytes through a connection opened once, as the cluster's is:
+    // the remote side counts each 100 MB and says how many it got.
+    group.bench_function("open_ssh_connection_100mb", |b| {
+        let counter = format!(
+            "while :; do n=$(head -c {size} | wc -c); [ \"$n\" -gt 0 ] || exit 0; echo \"$n\"; done"
+        );
+        let mut child = ssh(ssh_command, &["node1", &counter])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ssh runs");
+        let mut to = child.stdin.take().unwrap();
+        let mut from = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        b.iter(|| {
+            to.write_all(&big).unwrap();
+            line.clear();
+            from.read_line(&mut line).unwrap();
+            assert_eq!(line.trim(), size.to_string());
+        });
+        drop(to);
+        let _ = child.wait();
+    });
+    {
+        let _g = with_plan(Multiprocess::workers(1));
+        future!(0u8).value().unwrap();
+        group.bench_function("multiprocess_1", |b| {
+            b.iter(|| assert_eq!(future!(big.len()).value().unwrap(), size))
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    let Some(sshd) = sshd::start() else {
+        return;
+    };
+    let mut c = Criterion::default().configure_from_args();
+    round_trips(&mut c, &sshd.ssh_command);
+    start_up(&mut c, &sshd.ssh_command);
+    foreach_1e5(&mut c, &sshd.ssh_command);
+    capture_100mb(&mut c, &sshd.ssh_command);
+    c.final_summary();
+    drop(sshd);
+}
