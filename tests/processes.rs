@@ -440,3 +440,39 @@ fn child_reports_thread_variables() {
     .unwrap();
     println!("vars {vars}");
 }
+
+#[test]
+fn a_full_temporary_directory_is_an_error_naming_it() {
+    // A file system with no room for another file: a tmpfs of one inode.
+    let full = std::env::temp_dir().join(format!("futurize-full-{}", std::process::id()));
+    std::fs::create_dir_all(&full).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4k,nr_inodes=1", "tmpfs"])
+        .arg(&full)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: mounting a full tmpfs needs root (mount -t tmpfs)"
+        );
+        let _ = std::fs::remove_dir(&full);
+        return;
+    }
+    let out = child(
+        "child_reports_a_worker_start",
+        &[("TMPDIR", full.to_str().unwrap())],
+    )
+    .wait_with_output()
+    .unwrap();
+    let _ = Command::new("umount").arg(&full).status();
+    let _ = std::fs::remove_dir(&full);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("temporary directory {}", full.display())),
+        "{text}"
+    );
+    assert!(text.contains("No space left on device"), "{text}");
+    assert!(text.contains("TMPDIR"), "{text}");
+}
