@@ -60,8 +60,27 @@ const DECODE_ALLOCATION_LIMIT: usize = 1 << 30;
 
 /// Decodes a value that [`encode`] produced. Trailing bytes are an error, so a
 /// mismatch between the leader's and the worker's idea of a type is caught.
+///
+/// A string or byte buffer takes as many input bytes as it claims, so what
+/// one decode may claim is bounded by the input's length, rounded up to one
+/// of three sizes (bincode takes the bound as a constant): a short frame
+/// cannot make a decoder allocate more than 64 KiB however long a length
+/// inside it claims (the fuzzer found 16 bytes that claimed 512 MiB).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
-    let config = CONFIG.with_limit::<DECODE_ALLOCATION_LIMIT>();
+    const SMALL: usize = 64 << 10;
+    const MEDIUM: usize = 16 << 20;
+    match bytes.len() {
+        0..=SMALL => decode_within::<T, SMALL>(bytes, what),
+        0..=MEDIUM => decode_within::<T, MEDIUM>(bytes, what),
+        _ => decode_within::<T, DECODE_ALLOCATION_LIMIT>(bytes, what),
+    }
+}
+
+fn decode_within<T: DeserializeOwned, const CLAIMS: usize>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, Error> {
+    let config = CONFIG.with_limit::<CLAIMS>();
     let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config)
         .map_err(|e| Error::Protocol(format!("could not decode {what}: {e}")))?;
     if used != bytes.len() {
