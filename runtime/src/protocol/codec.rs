@@ -71,7 +71,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error>
     const MEDIUM: usize = 16 << 20;
     match bytes.len() {
         0..=SMALL => decode_within::<T, SMALL>(bytes, what),
-        0..=MEDIUM => decode_within::<T, MEDIUM>(bytes, what),
+        n if n <= MEDIUM => decode_within::<T, MEDIUM>(bytes, what),
         _ => decode_within::<T, DECODE_ALLOCATION_LIMIT>(bytes, what),
     }
 }
