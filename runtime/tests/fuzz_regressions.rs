@@ -128,8 +128,8 @@ fn handshake_artifact_oom_130af311() {
 }
 
 /// The `wire_decode` target's artifact `oom-6fb8c585678fbfc0d6df0cd74837ffbeebb5d9dd`:
-/// 30 bytes that `codec::decode` reads as an empty `Vec<f64>` and a `String`
-/// claiming 1,026,293,819 bytes, which it allocated before finding 25.
+/// 27 bytes that `codec::decode` reads as an empty `Vec<f64>` and a `String`
+/// claiming 1,026,293,819 bytes, which it allocated before finding 21.
 #[test]
 fn wire_decode_artifact_oom_6fb8c585() {
     let input: &[u8] = &[

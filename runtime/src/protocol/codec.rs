@@ -58,35 +58,49 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Vec<u8>, E
 /// decode.
 const DECODE_ALLOCATION_LIMIT: usize = 1 << 30;
 
-/// Decodes a value that [`encode`] produced. Trailing bytes are an error, so a
-/// mismatch between the leader's and the worker's idea of a type is caught.
-///
-/// A string or byte buffer takes as many input bytes as it claims, so what
-/// one decode may claim is bounded by the input's length, rounded up to one
-/// of three sizes (bincode takes the bound as a constant): a short frame
-/// cannot make a decoder allocate more than 64 KiB however long a length
-/// inside it claims (the fuzzer found 16 bytes that claimed 512 MiB).
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
-    const SMALL: usize = 64 << 10;
-    const MEDIUM: usize = 16 << 20;
-    match bytes.len() {
-        0..=SMALL => decode_within::<T, SMALL>(bytes, what),
-        n if n <= MEDIUM => decode_within::<T, MEDIUM>(bytes, what),
-        _ => decode_within::<T, DECODE_ALLOCATION_LIMIT>(bytes, what),
+/// The bytes left to decode: bincode's `Reader` over a slice, whose remaining
+/// length tells how many bytes a decode left over.
+struct Remaining<'a>(&'a [u8]);
+
+impl bincode::de::read::Reader for Remaining<'_> {
+    fn read(&mut self, bytes: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
+        let Some((head, rest)) = self.0.split_at_checked(bytes.len()) else {
+            return Err(bincode::error::DecodeError::UnexpectedEnd {
+                additional: bytes.len() - self.0.len(),
+            });
+        };
+        bytes.copy_from_slice(head);
+        self.0 = rest;
+        Ok(())
     }
 }
 
-fn decode_within<T: DeserializeOwned, const CLAIMS: usize>(
-    bytes: &[u8],
-    what: &str,
-) -> Result<T, Error> {
-    let config = CONFIG.with_limit::<CLAIMS>();
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config)
-        .map_err(|e| Error::Protocol(format!("could not decode {what}: {e}")))?;
-    if used != bytes.len() {
+/// Decodes a value that [`encode`] produced. Trailing bytes are an error, so a
+/// mismatch between the leader's and the worker's idea of a type is caught.
+///
+/// A string or byte buffer claims its length (and bincode allocates it)
+/// before its bytes are read, so the claims are limited to the input's own
+/// length: no length inside the bytes can make a decode allocate more than
+/// 16 times the bytes it was given.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
+    use bincode::de::{Decode, Decoder, DecoderImpl};
+    let failed =
+        |e: bincode::error::DecodeError| Error::Protocol(format!("could not decode {what}: {e}"));
+    let config = CONFIG.with_limit::<DECODE_ALLOCATION_LIMIT>();
+    let mut decoder = DecoderImpl::new(Remaining(bytes), config, ());
+    // bincode claims a string's or byte buffer's length, and each number's
+    // size in memory (up to 16 bytes for at least one byte of input): claims
+    // past 16 times the input's length are a corrupt or hostile length.
+    let allowed = bytes.len().saturating_mul(16).min(DECODE_ALLOCATION_LIMIT);
+    decoder
+        .claim_bytes_read(DECODE_ALLOCATION_LIMIT - allowed)
+        .map_err(failed)?;
+    let bincode::serde::Compat(value) =
+        bincode::serde::Compat::<T>::decode(&mut decoder).map_err(failed)?;
+    let left = decoder.reader().0.len();
+    if left != 0 {
         return Err(Error::Protocol(format!(
-            "could not decode {what}: {} trailing bytes",
-            bytes.len() - used
+            "could not decode {what}: {left} trailing bytes"
         )));
     }
     Ok(value)
