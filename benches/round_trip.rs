@@ -1,6 +1,7 @@
 //! Round trips per backend, against the floor of a Unix-socket ping-pong
 //! measured in the same run; a 100 MB capture against a plain pipe copy;
-//! the start-up cost of a fresh worker process.
+//! the start-up cost of a fresh worker process. The capture is a
+//! `Vec<u8>` and a `Vec<f64>` of the same size (`multiprocess_1_f64`).
 //!
 //! `cargo bench --bench round_trip` (numbers go to docs/benchmarks.md);
 //! `cargo test --benches` runs each once as a smoke test.
@@ -76,6 +77,10 @@ fn large_capture(c: &mut Criterion) {
             future!(0u8).value().unwrap();
             group.bench_function(format!("{mb}mb/multiprocess_1"), |b| {
                 b.iter(|| future!(data.len()).value().unwrap())
+            });
+            let floats = vec![0.5f64; size / 8];
+            group.bench_function(format!("{mb}mb/multiprocess_1_f64"), |b| {
+                b.iter(|| future!(floats.len()).value().unwrap())
             });
         }
         group.bench_function(format!("{mb}mb/floor_pipe_copy"), |b| {

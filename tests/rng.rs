@@ -175,3 +175,48 @@ fn rng_outside_a_seeded_body_panics_with_the_fix() {
         .unwrap();
     assert!(message.contains("add `seed = true`"), "{message}");
 }
+
+/// Each element's draws, computed one element at a time from the streams
+/// themselves: the reference for the cases below.
+fn own_draws(seed: u64, index: u64, n: usize) -> Vec<u64> {
+    let mut g = futurize::__private::__stream_generator(seed, index);
+    (0..n).map(|_| g.next_u64()).collect()
+}
+
+#[test]
+fn a_seeded_call_nested_in_an_element_leaves_its_stream_where_it_was() {
+    for p in [
+        futurize::Plan::from(Sequential),
+        Multithread::workers(2).into(),
+        Multiprocess::workers(2).into(),
+    ] {
+        let _g = with_plan(p.clone());
+        // Elements draw, run a nested seeded call (in place: %do%), draw
+        // again; odd elements do not draw at all.
+        let got: Vec<(u64, u64, Vec<u64>)> = foreach!(i in 0..40u64 => {
+            if i % 2 == 1 {
+                (0, 0, Vec::new())
+            } else {
+                let first = rng().next_u64();
+                let inner: Vec<u64> =
+                    foreach!(j in 0..3u64 => rng().next_u64() ^ j %do% seed = 99).unwrap();
+                let second = rng().next_u64();
+                (first, second, inner)
+            }
+        } %dofuture% seed = 5)
+        .unwrap();
+        let inner: Vec<u64> = own_draws(99, 0, 1)
+            .into_iter()
+            .chain(own_draws(99, 1, 1).into_iter().map(|x| x ^ 1))
+            .chain(own_draws(99, 2, 1).into_iter().map(|x| x ^ 2))
+            .collect();
+        for (i, (first, second, nested)) in got.iter().enumerate() {
+            if i % 2 == 1 {
+                continue;
+            }
+            let own = own_draws(5, i as u64, 2);
+            assert_eq!((*first, *second), (own[0], own[1]), "plan {p}, element {i}");
+            assert_eq!(nested, &inner, "plan {p}, element {i}");
+        }
+    }
+}

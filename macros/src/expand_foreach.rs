@@ -20,6 +20,9 @@ use syn::{Expr, Ident, Pat};
 /// Most captures of one `foreach!`.
 const MAX_CAPTURES: usize = 8;
 
+/// Most bindings of one `foreach!` (the runtime zips up to this many).
+const MAX_BINDINGS: usize = 8;
+
 pub fn expand(input: TokenStream) -> TokenStream {
     let parsed: ForeachInput = match syn::parse2(input) {
         Ok(p) => p,
@@ -46,6 +49,15 @@ pub fn expand(input: TokenStream) -> TokenStream {
             format!(
                 "a `foreach!` body may capture at most {MAX_CAPTURES} variables; group them \
                  in a struct (or a tuple) and capture that"
+            ),
+        ));
+    }
+    if parsed.bindings.len() > MAX_BINDINGS {
+        errors.push(syn::Error::new_spanned(
+            &parsed.bindings[MAX_BINDINGS].pat,
+            format!(
+                "a `foreach!` takes at most {MAX_BINDINGS} bindings; zip the iterables \
+                 yourself (`p in a.iter().zip(b.iter())`) and bind the pairs"
             ),
         ));
     }
@@ -103,16 +115,14 @@ fn generate(
     });
     let cpats = tuple(captured.iter().map(|c| quote!(#c)).collect());
     let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
-    // Zip the iterators and flatten the nested pairs into one tuple.
-    let names: Vec<Ident> = (0..bindings.len())
-        .map(|i| format_ident!("__futurize_e{}", i))
-        .collect();
-    let (first_iter, other_iters) = (&iters[0], &iters[1..]);
-    let first_name = &names[0];
-    let nested = names[1..]
-        .iter()
-        .fold(quote!(#first_name), |acc, n| quote!((#acc, #n)));
-    let items = quote!(#first_iter #(.zip(#other_iters))* .map(|#nested| (#(#names,)*)));
+    // The elements: taken by index when every binding allows it (slices,
+    // ranges, vectors of plain values), else pulled from the zipped iterators.
+    let elements = quote!({
+        let __futurize_iters = (#(#iters,)*);
+        (&&#p::__elements_probe(&__futurize_iters))
+            .__futurize_elements_kind()
+            .__elements(__futurize_iters)
+    });
     let (combine, combine_check) = match &opts.combine {
         Some(f) => (
             quote!(#p::__combine_with(&__futurize_ctags, &__futurize_etags, &__futurize_body, #f)),
@@ -142,7 +152,10 @@ fn generate(
     };
     quote!({
         #[allow(unused_imports)]
-        use #p::{EachViaBorrow as _, EachViaCopy as _, EachViaMutRef as _, EachViaRef as _};
+        use #p::{
+            EachViaBorrow as _, EachViaCopy as _, EachViaMutRef as _, EachViaRef as _,
+            ElementsViaIndex as _, ElementsViaIter as _,
+        };
         #(let #iters = ::core::iter::IntoIterator::into_iter(#iterables);)*
         let __futurize_etags = #etags;
         #self_binding
@@ -186,7 +199,7 @@ fn generate(
             __futurize_combine,
             __futurize_entry,
             &#refs,
-            #items,
+            #elements,
             __futurize_options,
         )
     })

@@ -53,16 +53,16 @@ fn generate(
     let tags = tuple(
         captured
             .iter()
-            .map(|c| quote_spanned!(c.span()=> (&#p::__wrap(&#c)).__futurize_tag()))
+            .map(|c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_tag()))
             .collect(),
     );
     // At the captured name's span, before anything else uses the capture:
     // the first error about a capture that cannot travel names the variable.
     let checks = captured.iter().map(|c| {
         quote_spanned!(c.span()=>
-            #p::__check_not_mut(&(&#p::__wrap(&#c)).__futurize_tag());
+            #p::__check_not_mut(&(&&&#p::__wrap(&#c)).__futurize_tag());
             {
-                let __futurize_rebuilt = (&#p::__wrap(&#c)).__futurize_tag().__futurize_rebuilt();
+                let __futurize_rebuilt = (&&&#p::__wrap(&#c)).__futurize_tag().__futurize_rebuilt();
                 #p::__check_serialize(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind());
             }
         )
@@ -97,7 +97,7 @@ fn generate(
             resources: #resources,
         };
         let __futurize_captures =
-            #p::__encode_captures(&#refs, __futurize_options.label.as_deref());
+            #p::__encode_captures_of(&__futurize_tags, #refs, __futurize_options.label.as_deref());
         // SAFETY: `__no_capture` above proved that the body captures nothing.
         #[allow(unsafe_code)]
         let __futurize_entry = unsafe { #p::__entry_of(&__futurize_tags, &__futurize_body) };

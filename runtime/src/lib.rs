@@ -77,8 +77,8 @@ pub mod __private {
     pub use crate::body::TimeLimit;
     pub use crate::body::capture::__wrap_item;
     pub use crate::body::capture::{
-        __check_not_mut, __check_serialize, __entry_of, __no_capture, __typed, __wrap, EntryOf,
-        ViaMutRef, ViaOwned, ViaRef,
+        __check_not_mut, __check_serialize, __encode_captures_of, __entry_of, __no_capture,
+        __typed, __wrap, EntryOf, ViaMutRef, ViaOwned, ViaRef,
     };
     pub use crate::body::chunk::{__chunk_entry_of, __combine_with, __no_combine};
     pub use crate::body::foreach_capture::{
@@ -86,8 +86,8 @@ pub mod __private {
     };
     pub use crate::future::FutureOptions;
     pub use crate::map::{
-        __foreach_collect, __foreach_combine, __foreach_pass, ErrorPolicy, MapOptions, Ordering,
-        Sizing,
+        __elements_probe, __foreach_collect, __foreach_combine, __foreach_pass, ElementsViaIndex,
+        ElementsViaIter, ErrorPolicy, MapOptions, Ordering, Sizing,
     };
     pub use crate::plan::Resources;
     pub use crate::progress::__progress_step;
@@ -95,6 +95,12 @@ pub mod __private {
     pub use crate::{
         __relay_dbg, __relay_eprint, __relay_eprintln, __relay_print, __relay_println,
     };
+
+    /// The generator of element `index` of the calls with `seed = seed`, for
+    /// tests that check draws against the streams themselves.
+    pub fn __stream_generator(seed: u64, index: u64) -> rand_xoshiro::Xoshiro256PlusPlus {
+        crate::rng::Streams::from_seed(seed).generator(index)
+    }
 
     /// Bytes of captures and elements sent to worker processes so far.
     pub fn __bytes_sent_to_workers() -> u64 {

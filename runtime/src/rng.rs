@@ -18,7 +18,7 @@ use crate::sync::lock;
 use rand_core::{Infallible, SeedableRng, TryRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Mutex, OnceLock};
 
 /// The generator's state as four words (its `state()` bytes, little-endian).
@@ -224,37 +224,57 @@ fn take_session_streams(count: u64) -> Streams {
     streams
 }
 
-struct Current {
-    streams: Streams,
-    index: u64,
-    generator: Option<Xoshiro256PlusPlus>,
-}
-
 thread_local! {
-    static CURRENT: RefCell<Option<Current>> = const { RefCell::new(None) };
+    /// The streams of the call (or future) running on this thread.
+    static STREAMS: Cell<Option<Streams>> = const { Cell::new(None) };
+    /// The index of the element running now, in those streams.
+    static INDEX: Cell<u64> = const { Cell::new(0) };
+    /// The generator of the element that drew last, with its index.
+    static GENERATOR: Cell<Option<(u64, Xoshiro256PlusPlus)>> = const { Cell::new(None) };
     /// The last stream this thread started: (base, stream number, start state).
     static CURSOR: RefCell<Option<(State, u64, State)>> = const { RefCell::new(None) };
+}
+
+/// The streams [`rng`] draws from while it lives (a chunk, a future); what
+/// it replaced comes back when it ends, so a seeded call nested in an
+/// element leaves that element's own stream where it was.
+pub(crate) struct StreamScope {
+    streams: Option<Streams>,
+    index: u64,
+    generator: Option<(u64, Xoshiro256PlusPlus)>,
+}
+
+impl Drop for StreamScope {
+    fn drop(&mut self) {
+        STREAMS.set(self.streams);
+        INDEX.set(self.index);
+        GENERATOR.set(self.generator.take());
+    }
+}
+
+/// Makes `streams` the ones [`rng`] draws from until the scope ends; each
+/// element then says which it is with [`set_element`].
+pub(crate) fn stream_scope(streams: Streams) -> StreamScope {
+    StreamScope {
+        streams: STREAMS.replace(Some(streams)),
+        index: INDEX.get(),
+        generator: GENERATOR.take(),
+    }
+}
+
+/// Element `index` of the current scope's streams runs next: one
+/// thread-local write, as no generator is made until the element draws.
+#[inline(always)]
+pub(crate) fn set_element(index: u64) {
+    INDEX.set(index);
 }
 
 /// Runs `f` with element `index` of `streams` as the stream [`rng`] draws from
 /// (nothing changes when `streams` is `None`).
 pub(crate) fn with_stream<R>(streams: Option<Streams>, index: u64, f: impl FnOnce() -> R) -> R {
     let Some(streams) = streams else { return f() };
-    let previous = CURRENT.with(|c| {
-        c.borrow_mut().replace(Current {
-            streams,
-            index,
-            generator: None,
-        })
-    });
-    struct Restore(Option<Option<Current>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let previous = self.0.take().flatten();
-            CURRENT.with(|c| *c.borrow_mut() = previous);
-        }
-    }
-    let _restore = Restore(Some(previous));
+    let _scope = stream_scope(streams);
+    set_element(index);
     f()
 }
 
@@ -302,22 +322,30 @@ pub struct ElementRng {
 
 impl ElementRng {
     fn with<R>(&mut self, f: impl FnOnce(&mut Xoshiro256PlusPlus) -> R) -> R {
-        CURRENT.with(|c| {
-            let mut current = c.borrow_mut();
-            let Some(current) = current.as_mut() else {
-                panic!(
-                    "futurize::rng() was called outside a body with a seed: add `seed = true` \
-                     (or `seed = 42` for a fixed seed) to the options of the foreach!, future! \
-                     or #[futurize] that runs this code"
-                );
-            };
-            let generator = current.generator.get_or_insert_with(|| {
-                let k = current.streams.first + current.index;
-                Xoshiro256PlusPlus::from_seed(bytes(&start_of(&current.streams.base, k)))
-            });
-            f(generator)
-        })
+        let index = INDEX.get();
+        let mut generator = current_generator(index);
+        let drawn = f(&mut generator);
+        GENERATOR.set(Some((index, generator)));
+        drawn
     }
+}
+
+/// The generator of element `index`, made at its first draw.
+fn current_generator(index: u64) -> Xoshiro256PlusPlus {
+    if let Some((i, generator)) = GENERATOR.take()
+        && i == index
+    {
+        return generator;
+    }
+    let Some(streams) = STREAMS.get() else {
+        panic!(
+            "futurize::rng() was called outside a body with a seed: add `seed = true` \
+             (or `seed = 42` for a fixed seed) to the options of the foreach!, future! \
+             or #[futurize] that runs this code"
+        );
+    };
+    let k = streams.first + index;
+    Xoshiro256PlusPlus::from_seed(bytes(&start_of(&streams.base, k)))
 }
 
 impl TryRng for ElementRng {

@@ -53,8 +53,8 @@ struct JoinCall {
     /// The call, borrowed from the calling thread's stack.
     ///
     /// Its lifetime is erased: [`ThreadPool::run_map`] does not return (nor
-    /// unwind) before every helper it sent has counted down `working`, and
-    /// nothing touches `call` after that.
+    /// unwind) before it has closed `working` and every helper that joined
+    /// has counted down; a helper that comes later does not touch `call`.
     call: *const (dyn MapCall + 'static),
     working: Arc<Working>,
 }
@@ -63,37 +63,69 @@ struct JoinCall {
 // the pointer is only dereferenced while the call is alive (see `call`).
 unsafe impl Send for JoinCall {}
 
-/// Counts the helpers of one call still working; the caller waits for zero.
+/// The helpers of one call: how many joined, how many still work, and
+/// whether the call still takes helpers.
 struct Working {
-    count: Mutex<usize>,
+    state: Mutex<Helpers>,
     zero: Condvar,
 }
 
+#[derive(Default)]
+struct Helpers {
+    joined: usize,
+    running: usize,
+    /// The caller has finished its own share: a helper that wakes up only
+    /// now has nothing to join (its admission slot was freed by the caller).
+    closed: bool,
+}
+
 impl Working {
+    /// A helper starts; false when the call no longer takes helpers.
+    fn join(&self) -> bool {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return false;
+        }
+        state.joined += 1;
+        state.running += 1;
+        true
+    }
+
     fn done(&self) {
-        let mut count = lock(&self.count);
-        *count -= 1;
-        if *count == 0 {
+        let mut state = lock(&self.state);
+        state.running -= 1;
+        if state.running == 0 {
             self.zero.notify_all();
         }
     }
 
-    fn wait_for_zero(&self) {
-        let count = lock(&self.count);
-        let _zero = self
+    /// Takes no more helpers and waits for those that joined; returns how
+    /// many of the `sent` never joined.
+    fn close(&self, sent: usize) -> usize {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        let state = self
             .zero
-            .wait_while(count, |c| *c > 0)
+            .wait_while(state, |s| s.running > 0)
             .unwrap_or_else(|p| p.into_inner());
+        sent - state.joined
     }
 }
 
-/// Waits for a call's helpers when dropped: on return and on unwind alike,
-/// so the borrowed call outlives every use of it.
-struct WaitForHelpers<'a>(&'a Working);
+/// Closes the call's helpers when dropped: on return and on unwind alike,
+/// so the borrowed call outlives every use of it. Frees the admission
+/// slots of helpers that never joined.
+struct WaitForHelpers<'a> {
+    working: &'a Working,
+    sent: usize,
+    admission: &'a Admission,
+}
 
 impl Drop for WaitForHelpers<'_> {
     fn drop(&mut self) {
-        self.0.wait_for_zero();
+        for _ in 0..self.working.close(self.sent) {
+            self.admission.release();
+        }
     }
 }
 
@@ -186,8 +218,13 @@ fn work(shared: Arc<Shared>) {
         let (task, slot, phase) = match job {
             Job::Future { task, slot, phase } => (task, slot, phase),
             Job::Chunks(join) => {
-                // SAFETY: the calling thread waits in `run_map` until
-                // `working` counts this helper down, so the call is alive.
+                if !join.working.join() {
+                    // The caller finished without us and freed our slot.
+                    continue;
+                }
+                // SAFETY: this helper joined before the call closed, so the
+                // calling thread waits in `run_map` until `working` counts it
+                // down: the call is alive.
                 let call = unsafe { &*join.call };
                 // Elements catch their own panics; this keeps the thread and
                 // the count right should the call's own code panic.
@@ -298,13 +335,18 @@ impl Backend for ThreadPool {
             admission.release();
         }
         let working = Arc::new(Working {
-            count: Mutex::new(helpers),
+            state: Mutex::new(Helpers::default()),
             zero: Condvar::new(),
         });
-        let waiter = WaitForHelpers(&working);
+        let mut waiter = WaitForHelpers {
+            working: &working,
+            sent: 0,
+            admission,
+        };
         // SAFETY: only the lifetime is erased; `waiter` keeps this function
-        // from returning or unwinding past the call before every helper has
-        // counted down (see `JoinCall::call`).
+        // from returning or unwinding past the call before the call is
+        // closed and every helper that joined has counted down (see
+        // `JoinCall::call`).
         let erased: *const (dyn MapCall + 'static) = unsafe {
             std::mem::transmute::<*const (dyn MapCall + '_), *const (dyn MapCall + 'static)>(call)
         };
@@ -317,7 +359,8 @@ impl Backend for ThreadPool {
                 // The threads have ended (cannot happen while the pool is
                 // alive); the caller does the work alone.
                 admission.release();
-                working.done();
+            } else {
+                waiter.sent += 1;
             }
         }
         let own = std::panic::catch_unwind(AssertUnwindSafe(|| {

@@ -1,13 +1,24 @@
 //! Typed captures: how a value captured by `future!` is shipped and rebuilt.
 //!
 //! The macros never name a capture's type. For every captured variable they
-//! call `(&__wrap(&x)).__futurize_tag()`, and method resolution (autoref
-//! specialisation) picks a zero-size *tag* from the inferred type:
+//! call `(&&&__wrap(&x)).__futurize_tag()`, and method resolution (autoref
+//! specialisation) picks a zero-size *tag* from the inferred type. Each
+//! level of the probe is a receiver with one reference less, so the first
+//! level that matches wins:
 //!
-//! * `x: &U` gives [`RefTag<U>`]: the worker rebuilds an owned `U` (or `String`
-//!   for `str`, `Vec<T>` for `[T]`, `PathBuf` for `Path`) and the body borrows it,
-//!   so inside the body `x` is `&U` exactly as outside.
-//! * anything else gives [`OwnedTag<T>`]: the body receives its own `T`.
+//! 1. `x: &[T]` or `&Vec<T>`, `T` a plain number ([`Plain`](crate::protocol::bulk::Plain)),
+//!    gives [`BulkRefTag`]: the bytes travel in one piece (`capture/bulk.rs`).
+//! 2. `x: &U` gives [`RefTag<U>`]: the worker rebuilds an owned `U` (or `String`
+//!    for `str`, `Vec<T>` for `[T]`, `PathBuf` for `Path`) and the body borrows it,
+//!    so inside the body `x` is `&U` exactly as outside. (`&mut U` gives a
+//!    [`MutRefTag`], which fails a check.)
+//! 3. `x: Vec<T>`, `T` a plain number, gives [`BulkTag`]: the body receives
+//!    its own `Vec<T>`, sent as bytes in one piece.
+//! 4. anything else gives [`OwnedTag<T>`]: the body receives its own `T`.
+//!
+//! [`SendCapture`] writes the captures as their tags say, at creation
+//! ([`__encode_captures_of`]); strings need no tag of their own, since serde
+//! already writes and reads a `str` as one piece of bytes.
 //!
 //! [`Capture`] maps a tag (or a tuple of tags) to the wire form, the storage on
 //! the worker and the type the body sees. The body closure is typed
@@ -36,8 +47,11 @@ use serde::{Serialize, de::DeserializeOwned};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
+mod bulk;
+mod send;
 mod sendable;
 
+pub use bulk::{__encode_captures_of, BulkRefTag, BulkTag, SendCapture};
 pub use sendable::__check_serialize;
 pub(crate) use sendable::Rebuilt;
 
@@ -149,7 +163,7 @@ pub trait ViaRef {
     fn __futurize_tag(self) -> Self::Tag;
 }
 
-impl<U: ?Sized> ViaRef for &Wrap<&U> {
+impl<U: ?Sized> ViaRef for &&Wrap<&U> {
     type Tag = RefTag<U>;
     fn __futurize_tag(self) -> RefTag<U> {
         RefTag(PhantomData)
@@ -168,7 +182,7 @@ pub trait ViaMutRef {
     fn __futurize_tag(self) -> Self::Tag;
 }
 
-impl<U: ?Sized> ViaMutRef for &Wrap<&mut U> {
+impl<U: ?Sized> ViaMutRef for &&Wrap<&mut U> {
     type Tag = MutRefTag<U>;
     fn __futurize_tag(self) -> MutRefTag<U> {
         MutRefTag(PhantomData)
@@ -221,7 +235,7 @@ pub trait ViaOwned {
     fn __futurize_tag(&self) -> Self::Tag;
 }
 
-impl<T> ViaOwned for &Wrap<T> {
+impl<T> ViaOwned for Wrap<T> {
     type Tag = OwnedTag<T>;
     fn __futurize_tag(&self) -> OwnedTag<T> {
         OwnedTag(PhantomData)
@@ -474,6 +488,7 @@ where
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_borrow)] // the probe's references are the point
 mod tests {
     use super::*;
     #[allow(unused_imports)]
@@ -485,14 +500,14 @@ mod tests {
         let n = 3u8;
         let s = "abc";
         let tags = (
-            (&__wrap(&xs)).__futurize_tag(),
-            (&__wrap(&n)).__futurize_tag(),
-            (&__wrap(&s)).__futurize_tag(),
+            (&&&__wrap(&xs)).__futurize_tag(),
+            (&&&__wrap(&n)).__futurize_tag(),
+            (&&&__wrap(&s)).__futurize_tag(),
         );
         let body = __typed(&tags, |(xs, n, s)| xs.len() + n as usize + s.len());
         __no_capture(body);
         let entry = unsafe { __entry_of(&tags, &body) };
-        let bytes = codec::encode(&(&xs, &n, &s), "captures").unwrap();
+        let bytes = __encode_captures_of(&tags, (&xs, &n, &s), None).unwrap();
         let out = (entry.entry())(&bytes).unwrap();
         let v: usize = codec::decode(&out, "value").unwrap();
         assert_eq!(v, 2 + 3 + 3);

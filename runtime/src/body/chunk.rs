@@ -341,13 +341,17 @@ where
     // no-capture checks coerced to fn pointers, so they have no fields and the
     // empty bit pattern is a valid value of each.
     let (body, combine): (F, G) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    // Elements say which stream is theirs; the streams are set once.
+    let seeded = streams.is_some();
+    let _streams = streams.map(rng::stream_scope);
     let mut index = 0u64;
     let run = |e: E::Owned| {
+        if seeded {
+            rng::set_element(index);
+        }
         index += 1;
         let mut store = E::store(e);
-        rng::with_stream(streams, index - 1, || {
-            body(C::view_owned(captures), E::rebuild(&mut store))
-        })
+        body(C::view_owned(captures), E::rebuild(&mut store))
     };
     let output = run_chunk(
         elements.into_iter(),

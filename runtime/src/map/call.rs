@@ -8,6 +8,8 @@
 //! found so far are not started.
 
 use super::chunks::{ChunkPlanner, Ordering};
+use super::elements::Elements;
+use super::in_place::{Slots, run_chunk_in_place};
 use super::{ErrorPolicy, Finished, MapOptions, remote};
 use crate::Error;
 use crate::backend::{ChunkWorkers, MapCall};
@@ -21,7 +23,7 @@ use crate::sync::lock;
 use crate::{relay, rng};
 use serde::{Serialize, de::DeserializeOwned};
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -31,26 +33,62 @@ const TARGET_CHUNK_TIME: Duration = Duration::from_micros(100);
 /// Chunks larger than this gain nothing here and fall out of the cache.
 const MAX_CHUNK: usize = 16 << 10;
 
+/// Below this expected duration a call runs on the calling thread alone:
+/// waking a pool thread and waiting for it costs about as much.
+const ALONE_BELOW: Duration = Duration::from_micros(50);
+
+/// What an element of each call site took last time (seconds, as `f32`
+/// bits), under a tag of the site's chunk entry address. Two sites with the
+/// same slot only share a guess, which sizes chunks and decides whether to
+/// wake pool threads, never what runs.
+static SITE_COSTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+
+fn site_slot(entry: ChunkFn) -> (&'static AtomicU64, u64) {
+    let address = entry as usize as u64;
+    let mixed = address.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (&SITE_COSTS[(mixed >> 56) as usize], (mixed >> 32) | 1)
+}
+
+/// What an element of this call site took last time, if known.
+fn remembered_cost(entry: ChunkFn) -> Option<f64> {
+    let (slot, tag) = site_slot(entry);
+    let v = slot.load(AtomicOrdering::Relaxed);
+    (v >> 32 == tag).then(|| f64::from(f32::from_bits(v as u32)))
+}
+
+fn remember_cost(entry: ChunkFn, per_element: f64) {
+    let (slot, tag) = site_slot(entry);
+    slot.store(
+        (tag << 32) | u64::from((per_element as f32).to_bits()),
+        AtomicOrdering::Relaxed,
+    );
+}
+
 /// Where chunks take their elements from.
-enum Source<I: Iterator> {
+enum Source<It: Iterator> {
+    /// Indexed elements: chunks are ranges of indices, and whoever runs a
+    /// chunk takes its elements from the call's source directly.
+    Indexed,
     /// Chunks come in element order from an iterator of known length: pull
     /// them from it directly.
-    Pulled(I),
+    Pulled(It),
     /// Chunks come in element order: move them out of the collected elements.
-    InOrder(std::vec::IntoIter<I::Item>),
+    InOrder(std::vec::IntoIter<It::Item>),
     /// Chunks come in another order: take them by index.
-    ByIndex(Vec<Option<I::Item>>),
+    ByIndex(Vec<Option<It::Item>>),
 }
 
-struct Queue<I: Iterator> {
+struct Queue<It: Iterator> {
     planner: ChunkPlanner,
-    source: Source<I>,
+    source: Source<It>,
 }
 
-impl<I: Iterator> Queue<I> {
-    fn next_chunk(&mut self) -> Option<(Range<usize>, Vec<I::Item>)> {
+impl<It: Iterator> Queue<It> {
+    /// The next chunk's range, and its elements unless they are indexed.
+    fn next_chunk(&mut self) -> Option<(Range<usize>, Vec<It::Item>)> {
         let range = self.planner.next_chunk()?;
         let elements = match &mut self.source {
+            Source::Indexed => Vec::new(),
             Source::Pulled(rest) => rest.by_ref().take(range.len()).collect(),
             Source::InOrder(rest) => rest.by_ref().take(range.len()).collect(),
             Source::ByIndex(items) => items[range.clone()]
@@ -63,38 +101,40 @@ impl<I: Iterator> Queue<I> {
 }
 
 /// The call's chunks as planned for workers in this process.
-struct Here<I: Iterator> {
-    queue: Mutex<Queue<I>>,
+struct Here<It: Iterator, R> {
+    queue: Mutex<Queue<It>>,
     streams: Option<Streams>,
+    /// The output, when values are written in place.
+    slots: Option<Slots<R>>,
 }
 
 /// One `foreach!` call: its body, captures, elements and options, and what
 /// its chunks produced.
-pub(super) struct Call<'a, 'v, C, E, R, F, G, V: ?Sized, I: Iterator> {
+pub(super) struct Call<'a, 'v, C, E, R, F, G, V: ?Sized, S: Elements> {
     pub(super) body: &'a F,
     pub(super) combine: G,
     pub(super) entry: ChunkFn,
     pub(super) vars: &'v V,
     pub(super) options: &'a MapOptions,
-    /// The elements until the call is planned (here) or sent (as bytes).
-    pub(super) items: Mutex<Option<I>>,
+    /// The elements.
+    pub(super) elements: S,
     pub(super) finished: Mutex<Finished<R>>,
     /// The call's bar, started once the number of elements is known.
     pub(super) bar: OnceLock<Option<Arc<Progress>>>,
-    here: OnceLock<Here<I>>,
-    /// The lowest failed element index so far: elements after it are not run
-    /// (under `stop`), elements before it still are, as they may fail earlier.
+    here: OnceLock<Here<S::Iter, R>>,
+    /// The lowest failed element index so far: chunks after it are not run
+    /// (under `stop`), chunks before it still are, as they may fail earlier.
     failed_at: AtomicUsize,
     _types: std::marker::PhantomData<fn() -> (C, E)>,
 }
 
-impl<'a, 'v, C, E, R, F, G, V: ?Sized, I: Iterator> Call<'a, 'v, C, E, R, F, G, V, I> {
+impl<'a, 'v, C, E, R, F, G, V: ?Sized, S: Elements> Call<'a, 'v, C, E, R, F, G, V, S> {
     pub(super) fn new(
         body: &'a F,
         combine: G,
         entry: ChunkFn,
         vars: &'v V,
-        items: I,
+        elements: S,
         options: &'a MapOptions,
     ) -> Self {
         Call {
@@ -103,7 +143,7 @@ impl<'a, 'v, C, E, R, F, G, V: ?Sized, I: Iterator> Call<'a, 'v, C, E, R, F, G, 
             entry,
             vars,
             options,
-            items: Mutex::new(Some(items)),
+            elements,
             finished: Mutex::new(Vec::new()),
             bar: OnceLock::new(),
             here: OnceLock::new(),
@@ -124,14 +164,57 @@ impl<'a, 'v, C, E, R, F, G, V: ?Sized, I: Iterator> Call<'a, 'v, C, E, R, F, G, 
             })
             .as_ref()
     }
+
+    /// Keeps what an element took for this call site's next call.
+    pub(super) fn remember_cost(&self) {
+        if let Some(here) = self.here.get()
+            && let Some(t) = lock(&here.queue).planner.estimate()
+        {
+            remember_cost(self.entry, t);
+        }
+    }
+
+    /// All values in element order, when they were written in place and
+    /// every element ran and succeeded. Otherwise the values written in
+    /// place move into their chunks' outputs (so that `finished` holds every
+    /// value) and this gives `None`.
+    pub(super) fn values_in_place(&mut self) -> Option<Vec<R>> {
+        let slots = self.here.take()?.slots?;
+        let finished = self.finished.get_mut().unwrap_or_else(|p| p.into_inner());
+        let complete = finished
+            .iter()
+            .map(|(range, r)| match r {
+                Ok(out) if out.failures.is_empty() => range.len(),
+                _ => 0,
+            })
+            .sum::<usize>()
+            == slots.len();
+        if complete {
+            // SAFETY: the chunks cover every slot (their ranges are disjoint
+            // and their lengths add up to all), and a chunk without failures
+            // wrote each of its slots and moved none out.
+            return Some(unsafe { slots.into_full() });
+        }
+        for (range, result) in finished.iter_mut() {
+            if let Ok(out) = result
+                && out.failures.is_empty()
+            {
+                // SAFETY: this chunk ran all its elements without failing,
+                // so it wrote every slot of its range; its range is moved
+                // out once, here.
+                out.values = unsafe { slots.take(range.clone(), &[]) };
+            }
+        }
+        None
+    }
 }
 
-impl<'a, 'v: 'a, C, E, R, F, G, V, I> MapCall for Call<'a, 'v, C, E, R, F, G, V, I>
+impl<'a, 'v: 'a, C, E, R, F, G, V, S> MapCall for Call<'a, 'v, C, E, R, F, G, V, S>
 where
     C: ViewOf<V> + 'v,
     C::Owned: 'static,
     E: Capture + 'v,
-    I: Iterator<Item = E::Item<'v>> + Send,
+    S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Serialize + Sync + ?Sized,
     R: Serialize + DeserializeOwned + Send,
@@ -139,22 +222,29 @@ where
     G: Combine<R>,
 {
     fn plan_here(&self, workers: usize) -> usize {
-        let items = lock(&self.items)
-            .take()
-            .expect("a call is planned or sent once");
-        let (lower, upper) = items.size_hint();
-        let (total, source) = match self.options.ordering {
-            Ordering::Forward if upper == Some(lower) => (lower, Source::Pulled(items)),
-            Ordering::Forward => {
-                let all: Vec<E::Item<'v>> = items.collect();
-                (all.len(), Source::InOrder(all.into_iter()))
-            }
-            _ => {
-                let all: Vec<Option<E::Item<'v>>> = items.map(Some).collect();
-                (all.len(), Source::ByIndex(all))
+        let (total, source) = if S::INDEXED {
+            (self.elements.len(), Source::Indexed)
+        } else {
+            let items = self
+                .elements
+                .take_iter()
+                .expect("a call is planned or sent once");
+            let (lower, upper) = items.size_hint();
+            match self.options.ordering {
+                Ordering::Forward if upper == Some(lower) => (lower, Source::Pulled(items)),
+                Ordering::Forward => {
+                    let all: Vec<E::Item<'v>> = items.collect();
+                    (all.len(), Source::InOrder(all.into_iter()))
+                }
+                _ => {
+                    let all: Vec<Option<E::Item<'v>>> = items.map(Some).collect();
+                    (all.len(), Source::ByIndex(all))
+                }
             }
         };
-        let workers = workers.min(total).max(1);
+        let cost = remembered_cost(self.entry);
+        let alone = cost.is_some_and(|t| t * total as f64 <= ALONE_BELOW.as_secs_f64());
+        let workers = if alone { 1 } else { workers.min(total).max(1) };
         self.start_bar(total);
         let planner = ChunkPlanner::new(
             total,
@@ -163,10 +253,12 @@ where
             self.options.ordering,
             TARGET_CHUNK_TIME,
         )
-        .with_max_chunk(MAX_CHUNK);
+        .with_max_chunk(MAX_CHUNK)
+        .with_estimate(cost);
         let here = Here {
             queue: Mutex::new(Queue { planner, source }),
             streams: self.options.seed.map(|s| s.streams(total as u64)),
+            slots: (S::INDEXED && !G::ACTIVE).then(|| Slots::new(total)),
         };
         if self.here.set(here).is_err() {
             unreachable!("a call is planned once");
@@ -178,9 +270,14 @@ where
         let Some(here) = self.here.get() else { return };
         let options = self.options;
         let (body, vars, combine, streams) = (self.body, self.vars, self.combine, here.streams);
+        let source = &self.elements;
         let bar = self.bar.get().and_then(Option::as_ref);
         let stop = options.errors == ErrorPolicy::Stop;
         let failed_at = &self.failed_at;
+        let watched = bar.is_some() || options.timeout.is_some();
+        // Elements say which stream is theirs; the streams are set once.
+        let seeded = streams.is_some();
+        let _streams = streams.map(rng::stream_scope);
         let mut done = Vec::new();
         loop {
             let next = lock(&here.queue).next_chunk();
@@ -189,32 +286,44 @@ where
                 continue;
             }
             let started = Instant::now();
-            let watched = bar.is_some() || options.timeout.is_some();
             let mut watch = ElementWatch {
                 bar: bar.map(|b| &**b),
                 limit: options.timeout.as_ref(),
                 started: None,
             };
+            // By value, so that the loop holds what it needs in registers.
+            let run_element = move |i: usize, e: E::Item<'v>| {
+                if seeded {
+                    rng::set_element(i as u64);
+                }
+                body(C::view(vars), E::pass(e))
+            };
             // Without a bar or a time limit nothing happens around elements:
             // a separate instance keeps the per-element loop as tight as before.
             macro_rules! run_with {
                 ($watch:expr) => {
-                    run_chunk(
-                        elements.into_iter(),
-                        {
-                            let mut index = range.start as u64;
-                            move |e| {
-                                index += 1;
-                                rng::with_stream(streams, index - 1, || {
-                                    body(C::view(vars), E::pass(e))
-                                })
-                            }
-                        },
-                        combine,
-                        stop,
-                        |p| stop && range.start + p > failed_at.load(AtomicOrdering::Relaxed),
-                        $watch,
-                    )
+                    if let Some(slots) = &here.slots {
+                        run_chunk_in_place(range.clone(), source, run_element, slots, stop, $watch)
+                    } else if S::INDEXED {
+                        run_chunk(
+                            // SAFETY: chunks lie inside `0..len()`, the total planned.
+                            range.clone().map(|i| (i, unsafe { source.get(i) })),
+                            |(i, e)| run_element(i, e),
+                            combine,
+                            stop,
+                            |_| false,
+                            $watch,
+                        )
+                    } else {
+                        run_chunk(
+                            (range.start..).zip(elements),
+                            |(i, e)| run_element(i, e),
+                            combine,
+                            stop,
+                            |_| false,
+                            $watch,
+                        )
+                    }
                 };
             }
             let (mut output, printed) = relay::capture(options.stdout, || {
@@ -248,10 +357,17 @@ where
     }
 
     fn send_chunks(&self, workers: &dyn ChunkWorkers) -> Result<(), Error> {
-        let items: Vec<E::Item<'v>> = lock(&self.items)
-            .take()
-            .expect("a call is planned or sent once")
-            .collect();
+        let items: Vec<E::Item<'v>> = if S::INDEXED {
+            (0..self.elements.len())
+                // SAFETY: `i < len()`.
+                .map(|i| unsafe { self.elements.get(i) })
+                .collect()
+        } else {
+            self.elements
+                .take_iter()
+                .expect("a call is planned or sent once")
+                .collect()
+        };
         let bar = self.start_bar(items.len()).cloned();
         let finished = remote::run(
             workers,

@@ -118,6 +118,18 @@ impl ChunkPlanner {
         self
     }
 
+    /// Starts adaptive sizing from what an element is expected to take
+    /// (seconds), instead of from a first chunk of one element.
+    pub(crate) fn with_estimate(mut self, per_element: Option<f64>) -> Self {
+        self.per_element = per_element.filter(|t| t.is_finite() && *t >= 0.0);
+        self
+    }
+
+    /// What an element takes (seconds), as measured so far.
+    pub(crate) fn estimate(&self) -> Option<f64> {
+        self.per_element
+    }
+
     /// The next chunk to hand out.
     pub(crate) fn next_chunk(&mut self) -> Option<Range<usize>> {
         if let Some(planned) = &mut self.planned {

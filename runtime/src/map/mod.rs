@@ -19,9 +19,15 @@
 
 mod call;
 mod chunks;
+mod elements;
+mod in_place;
 mod remote;
 
 pub use chunks::{Ordering, Sizing};
+pub use elements::{
+    __elements_probe, BindingsByIndex, ByIndex, Elements, ElementsProbe, ElementsViaIndex,
+    ElementsViaIter, Indexed, IndexedKind, Pulled, PulledKind, Zipped,
+};
 
 use crate::Error;
 use crate::active;
@@ -100,29 +106,29 @@ impl Default for MapOptions {
 /// why the whole chunk was lost).
 pub(crate) type Finished<R> = Vec<(Range<usize>, Result<ChunkOutput<R>, Error>)>;
 
-/// Runs every element and returns the raw chunk results.
+/// Runs every element and returns what the chunks produced.
 #[allow(clippy::too_many_arguments)]
-fn run<'v, C, E, R, F, G, V, I>(
+fn run<'v, C, E, R, F, G, V, S>(
     body: &F,
     combine: G,
     entry: ChunkEntryOf<R>,
     vars: &'v V,
-    items: I,
+    elements: S,
     options: &MapOptions,
-) -> Result<Finished<R>, Error>
+) -> Result<Ran<R>, Error>
 where
     C: ViewOf<V> + 'v,
     C::Owned: 'static,
     E: Capture + 'v,
-    I: Iterator<Item = E::Item<'v>> + Send,
+    S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Serialize + Sync + ?Sized,
     R: Serialize + DeserializeOwned + Send,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
 {
-    let call =
-        call::Call::<C, E, R, F, G, V, I>::new(body, combine, entry.entry, vars, items, options);
+    let mut call =
+        call::Call::<C, E, R, F, G, V, S>::new(body, combine, entry.entry, vars, elements, options);
     let ran = if options.in_place {
         call.plan_here(1);
         call.work_here();
@@ -137,7 +143,21 @@ where
         bar.finish();
     }
     ran?;
-    Ok(std::mem::take(&mut *lock(&call.finished)))
+    call.remember_cost();
+    let in_place = call.values_in_place();
+    let finished = std::mem::take(&mut *lock(&call.finished));
+    Ok(Ran {
+        finished: in_order(finished),
+        in_place,
+    })
+}
+
+/// What a call's chunks produced: every chunk's output in element order,
+/// and all values when they were written in place and every element
+/// succeeded (the chunks' outputs then hold no values).
+struct Ran<R> {
+    finished: Finished<R>,
+    in_place: Option<Vec<R>>,
 }
 
 /// Shows what the chunks printed, in element order; under `errors = "stop"`
@@ -246,21 +266,21 @@ fn chunk_results<R>(
 /// in element order.
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
-pub fn __foreach_collect<'v, C, E, R, F, G, V, I, Out>(
+pub fn __foreach_collect<'v, C, E, R, F, G, V, S, Out>(
     _: &C,
     _: &E,
     body: &F,
     combine: G,
     entry: ChunkEntryOf<R>,
     vars: &'v V,
-    items: I,
+    elements: S,
     options: MapOptions,
 ) -> Result<Out, Error>
 where
     C: ViewOf<V> + 'v,
     C::Owned: 'static,
     E: Capture + 'v,
-    I: Iterator<Item = E::Item<'v>> + Send,
+    S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Serialize + Sync + ?Sized,
     R: Serialize + DeserializeOwned + Send,
@@ -268,8 +288,12 @@ where
     G: Combine<R>,
     Out: FromIterator<R>,
 {
-    let finished = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
-    let finished = in_order(finished);
+    let Ran { finished, in_place } =
+        run::<C, E, R, F, G, V, S>(body, combine, entry, vars, elements, &options)?;
+    if let Some(values) = in_place {
+        relay_output(&finished, None);
+        return Ok(values.into_iter().collect());
+    }
     let failure = match options.errors {
         ErrorPolicy::Stop => first_failure(&finished, options.label.as_deref()),
         _ => None,
@@ -289,21 +313,21 @@ where
 /// `foreach!` with `errors = "pass"`: one `Result` per element, in order.
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
-pub fn __foreach_pass<'v, C, E, R, F, G, V, I, Out>(
+pub fn __foreach_pass<'v, C, E, R, F, G, V, S, Out>(
     _: &C,
     _: &E,
     body: &F,
     combine: G,
     entry: ChunkEntryOf<R>,
     vars: &'v V,
-    items: I,
+    elements: S,
     options: MapOptions,
 ) -> Result<Out, Error>
 where
     C: ViewOf<V> + 'v,
     C::Owned: 'static,
     E: Capture + 'v,
-    I: Iterator<Item = E::Item<'v>> + Send,
+    S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Serialize + Sync + ?Sized,
     R: Serialize + DeserializeOwned + Send,
@@ -311,10 +335,12 @@ where
     G: Combine<R>,
     Out: FromIterator<Result<R, Error>>,
 {
-    let finished = in_order(run::<C, E, R, F, G, V, I>(
-        body, combine, entry, vars, items, &options,
-    )?);
+    let Ran { finished, in_place } =
+        run::<C, E, R, F, G, V, S>(body, combine, entry, vars, elements, &options)?;
     relay_output(&finished, None);
+    if let Some(values) = in_place {
+        return Ok(values.into_iter().map(Ok).collect());
+    }
     let label = options.label.as_deref();
     Ok(finished
         .into_iter()
@@ -326,29 +352,29 @@ where
 /// then across chunks here, in element order.
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
-pub fn __foreach_combine<'v, C, E, R, F, G, V, I>(
+pub fn __foreach_combine<'v, C, E, R, F, G, V, S>(
     _: &C,
     _: &E,
     body: &F,
     combine: G,
     entry: ChunkEntryOf<R>,
     vars: &'v V,
-    items: I,
+    elements: S,
     options: MapOptions,
 ) -> Result<R, Error>
 where
     C: ViewOf<V> + 'v,
     C::Owned: 'static,
     E: Capture + 'v,
-    I: Iterator<Item = E::Item<'v>> + Send,
+    S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Serialize + Sync + ?Sized,
     R: Serialize + DeserializeOwned + Send,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
 {
-    let finished = run::<C, E, R, F, G, V, I>(body, combine, entry, vars, items, &options)?;
-    let finished = in_order(finished);
+    let Ran { finished, .. } =
+        run::<C, E, R, F, G, V, S>(body, combine, entry, vars, elements, &options)?;
     let failure = match options.errors {
         ErrorPolicy::Stop => first_failure(&finished, options.label.as_deref()),
         _ => None,

@@ -35,17 +35,26 @@ const CONFIG: bincode::config::Configuration = bincode::config::standard();
 
 /// Encodes a value; `what` names it in the error when it is too large or its
 /// `Serialize` implementation fails.
+///
+/// The size is measured first and the bytes written into a buffer of
+/// exactly that size (with huge pages when large, see
+/// [`bulk`](super::bulk)): a large capture is written once, never regrown.
 pub fn encode<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Vec<u8>, Error> {
-    let bytes = bincode::serde::encode_to_vec(value, CONFIG)
-        .map_err(|e| Error::Protocol(format!("could not serialize {what}: {e}")))?;
+    let failed = |e: bincode::error::EncodeError| {
+        Error::Protocol(format!("could not serialize {what}: {e}"))
+    };
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, CONFIG).map_err(failed)?;
     let limit = max_frame_bytes();
-    if bytes.len() as u64 > limit {
+    if size.bytes_written as u64 > limit {
         return Err(Error::TooLarge {
             what: what.to_string(),
-            size: bytes.len() as u64,
+            size: size.bytes_written as u64,
             limit,
         });
     }
+    let mut bytes = super::bulk::vec_with_capacity(size.bytes_written);
+    bincode::serde::encode_into_std_write(value, &mut bytes, CONFIG).map_err(failed)?;
     Ok(bytes)
 }
 
@@ -59,19 +68,34 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Vec<u8>, E
 const DECODE_ALLOCATION_LIMIT: usize = 1 << 30;
 
 /// The bytes left to decode: bincode's `Reader` over a slice, whose remaining
-/// length tells how many bytes a decode left over.
+/// length tells how many bytes a decode left over. As a `BorrowReader` it
+/// lends slices of the input, so bulk data ([`bulk`](super::bulk)) is copied
+/// once, straight into its typed buffer.
 struct Remaining<'a>(&'a [u8]);
 
 impl bincode::de::read::Reader for Remaining<'_> {
     fn read(&mut self, bytes: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
-        let Some((head, rest)) = self.0.split_at_checked(bytes.len()) else {
+        let head = self.take(bytes.len())?;
+        bytes.copy_from_slice(head);
+        Ok(())
+    }
+}
+
+impl<'a> bincode::de::read::BorrowReader<'a> for Remaining<'a> {
+    fn take_bytes(&mut self, length: usize) -> Result<&'a [u8], bincode::error::DecodeError> {
+        self.take(length)
+    }
+}
+
+impl<'a> Remaining<'a> {
+    fn take(&mut self, length: usize) -> Result<&'a [u8], bincode::error::DecodeError> {
+        let Some((head, rest)) = self.0.split_at_checked(length) else {
             return Err(bincode::error::DecodeError::UnexpectedEnd {
-                additional: bytes.len() - self.0.len(),
+                additional: length - self.0.len(),
             });
         };
-        bytes.copy_from_slice(head);
         self.0 = rest;
-        Ok(())
+        Ok(head)
     }
 }
 
@@ -83,7 +107,7 @@ impl bincode::de::read::Reader for Remaining<'_> {
 /// length: no length inside the bytes can make a decode allocate more than
 /// 16 times the bytes it was given.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
-    use bincode::de::{Decode, Decoder, DecoderImpl};
+    use bincode::de::{BorrowDecode, Decoder, DecoderImpl};
     let failed =
         |e: bincode::error::DecodeError| Error::Protocol(format!("could not decode {what}: {e}"));
     let config = CONFIG.with_limit::<DECODE_ALLOCATION_LIMIT>();
@@ -95,8 +119,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error>
     decoder
         .claim_bytes_read(DECODE_ALLOCATION_LIMIT - allowed)
         .map_err(failed)?;
-    let bincode::serde::Compat(value) =
-        bincode::serde::Compat::<T>::decode(&mut decoder).map_err(failed)?;
+    let bincode::serde::BorrowCompat(value) =
+        bincode::serde::BorrowCompat::<T>::borrow_decode(&mut decoder).map_err(failed)?;
     let left = decoder.reader().0.len();
     if left != 0 {
         return Err(Error::Protocol(format!(

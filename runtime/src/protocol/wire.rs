@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::io::{ErrorKind, Read, Write};
 
 /// The protocol version; leader and worker refuse each other when it differs.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Frames up to this size are written with a single `write` (one wake-up of
 /// the reader); larger ones as header and payload.
@@ -76,6 +76,33 @@ pub enum ToWorker {
     },
     /// End the worker.
     Shutdown,
+    /// The next message's payload is in the worker's shared inbox, not in
+    /// its own frame (a local worker, a payload of 1 MiB or more; version 6).
+    Shared(SharedPayload),
+}
+
+/// Where a payload waits in a local worker's inbox: bytes
+/// `offset..offset + len` of the leader's memfd.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SharedPayload {
+    /// Where the payload starts.
+    pub offset: u64,
+    /// Its length.
+    pub len: u64,
+    /// The inbox to open first, the first time it is used (or after it was
+    /// replaced by a larger one).
+    pub open: Option<InboxFile>,
+}
+
+/// A memfd of the leader, which a worker opens as `/proc/<pid>/fd/<fd>`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct InboxFile {
+    /// The leader's process id.
+    pub pid: u32,
+    /// The descriptor number in the leader.
+    pub fd: i32,
+    /// The memfd's size.
+    pub size: u64,
 }
 
 /// What a worker says to its leader.
@@ -268,22 +295,35 @@ pub fn read_message<R: Read, H: DeserializeOwned>(
             "a frame of {total} bytes has no header length"
         )));
     }
-    let mut body = vec![0u8; total as usize];
-    r.read_exact(&mut body).map_err(|e| match e.kind() {
+    let truncated = |e: std::io::Error| match e.kind() {
         ErrorKind::UnexpectedEof => {
             Error::Protocol(format!("a frame of {total} bytes was truncated"))
         }
         _ => closed(e),
-    })?;
-    let header_len = u32::from_le_bytes([body[0], body[1], body[2], body[3]]) as usize;
-    if header_len > body.len() - 4 {
+    };
+    let mut header_len = [0u8; 4];
+    r.read_exact(&mut header_len).map_err(truncated)?;
+    let header_len = u64::from(u32::from_le_bytes(header_len));
+    if header_len > total - 4 {
         return Err(Error::Protocol(format!(
             "a frame of {total} bytes claims a header of {header_len} bytes"
         )));
     }
-    let header: H = codec::decode(&body[4..4 + header_len], "a message")?;
-    body.drain(..4 + header_len);
-    Ok(Some((header, body)))
+    let mut header = vec![0u8; header_len as usize];
+    r.read_exact(&mut header).map_err(truncated)?;
+    let header: H = codec::decode(&header, "a message")?;
+    // The payload goes straight into a buffer of its size, read once.
+    let len = (total - 4 - header_len) as usize;
+    let mut payload = super::bulk::vec_with_capacity(len);
+    r.take(len as u64)
+        .read_to_end(&mut payload)
+        .map_err(truncated)?;
+    if payload.len() != len {
+        return Err(Error::Protocol(format!(
+            "a frame of {total} bytes was truncated"
+        )));
+    }
+    Ok(Some((header, payload)))
 }
 
 #[cfg(test)]
@@ -327,6 +367,15 @@ mod tests {
                 settings: TaskSettings::default(),
             },
             ToWorker::Shutdown,
+            ToWorker::Shared(SharedPayload {
+                offset: 64,
+                len: 1 << 30,
+                open: Some(InboxFile {
+                    pid: 4321,
+                    fd: 9,
+                    size: 2 << 30,
+                }),
+            }),
         ]
     }
 

@@ -20,6 +20,7 @@
 //! the worker.
 
 mod fds;
+mod inbox;
 mod job;
 mod task;
 
@@ -31,6 +32,7 @@ use crate::protocol::wire::{self, FromWorker, Outcome, ToWorker};
 use crate::protocol::{self, CAPTURE_ENV, Output, WORKER_ENV, codec, hex, identity};
 use crate::{Error, Plan};
 use fds::FdCapture;
+use inbox::InboxMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::sync::OnceLock;
@@ -173,6 +175,9 @@ pub(crate) fn serve_on(
     body::set_worker_step_hook(task::progress_step);
     let nested = nested(plan);
     let mut cache: Option<CaptureCache> = None;
+    // The leader's shared memory, and where the next payload waits in it.
+    let mut inbox: Option<InboxMap> = None;
+    let mut shared = None;
     // The leader's files, else memfds; without either, tasks run uncaptured.
     let mut fds = FdCapture::new(files)
         .or_else(|_| FdCapture::new(None))
@@ -183,7 +188,16 @@ pub(crate) fn serve_on(
             );
         })
         .ok();
-    while let Some((message, payload)) = wire::read_message::<_, ToWorker>(&mut input, limit)? {
+    while let Some((message, piped)) = wire::read_message::<_, ToWorker>(&mut input, limit)? {
+        if let ToWorker::Shared(next) = message {
+            shared = Some(next);
+            continue;
+        }
+        let in_inbox = shared.is_some();
+        let payload: Result<&[u8], Error> = match shared.take() {
+            Some(at) => InboxMap::payload(&mut inbox, &at),
+            None => Ok(&piped),
+        };
         let (id, (result, output)) = match message {
             ToWorker::Run {
                 id,
@@ -198,19 +212,33 @@ pub(crate) fn serve_on(
                 let entry = unsafe { entry_at(entry_offset) };
                 task::begin_task(id, 0, settings);
                 let run = || {
+                    let payload = payload?;
                     task::element_started(None);
-                    let (result, _) = body::run(entry, &payload, &nested, stream, None, None);
+                    let (result, _) = body::run(entry, payload, &nested, stream, None, None);
                     task::element_finished();
                     result
                 };
                 (id, captured(&mut fds, settings.capture_output, run))
             }
             ToWorker::Stash { call } => {
-                cache = Some(CaptureCache {
-                    call,
-                    bytes: payload,
-                    decoded: None,
-                });
+                // Copied out of the inbox at once: the leader may use the
+                // inbox again for the call's next chunk.
+                cache = match payload {
+                    Ok(_) if !in_inbox => Some(CaptureCache {
+                        call,
+                        bytes: piped,
+                        decoded: None,
+                    }),
+                    Ok(bytes) => Some(CaptureCache {
+                        call,
+                        bytes: copied(bytes),
+                        decoded: None,
+                    }),
+                    Err(e) => {
+                        eprintln!("futurize worker {}: {e}", std::process::id());
+                        None
+                    }
+                };
                 continue;
             }
             ToWorker::RunChunk {
@@ -234,11 +262,12 @@ pub(crate) fn serve_on(
                         Output::default(),
                     ),
                     Some(c) => captured(&mut fds, settings.capture_output, || {
+                        let payload = payload?;
                         nested.run(|| {
                             body::catch(|| {
                                 entry(
                                     c,
-                                    &payload,
+                                    payload,
                                     stop_at_failure,
                                     streams,
                                     &mut task::WorkerEvents,
@@ -252,6 +281,7 @@ pub(crate) fn serve_on(
                 (id, result)
             }
             ToWorker::Shutdown => break,
+            ToWorker::Shared(_) => unreachable!("taken before the match"),
             ToWorker::Hello { .. } => {
                 return Err(Error::Protocol("a second handshake".into()));
             }
@@ -286,6 +316,13 @@ pub(crate) fn serve_on(
         }
     }
     Ok(())
+}
+
+/// A copy of bytes, in a buffer of their size (huge pages when large).
+fn copied(bytes: &[u8]) -> Vec<u8> {
+    let mut v = protocol::bulk::vec_with_capacity(bytes.len());
+    v.extend_from_slice(bytes);
+    v
 }
 
 /// Runs a task with its output captured at the fds; `keep` false silences

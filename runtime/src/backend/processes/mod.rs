@@ -16,6 +16,7 @@ mod agent;
 mod cluster;
 mod connection;
 mod fds;
+mod inbox;
 mod link;
 mod reader;
 mod silence;
@@ -34,6 +35,7 @@ use crate::protocol::wire::{self, TaskSettings, ToWorker};
 use crate::protocol::{Output, WORKER_ENV, codec, level_number};
 use crate::sync::lock;
 use crate::{Error, Plan};
+use inbox::{Inbox, SHARED_FROM};
 use link::{Launcher, Link, launch_error};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -96,6 +98,9 @@ pub(super) struct Worker {
     last_heard: Mutex<std::time::Instant>,
     /// Set when it was killed for not answering: why.
     unresponsive: Mutex<Option<String>>,
+    /// Its shared memory for large payloads (`inbox.rs`); always `None` for
+    /// a worker on another host, whose payloads go through the connection.
+    inbox: Mutex<Option<Inbox>>,
 }
 
 impl Worker {
@@ -264,6 +269,7 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<Worker>, Error> {
         ended: AtomicBool::new(false),
         last_heard: Mutex::new(std::time::Instant::now()),
         unresponsive: Mutex::new(None),
+        inbox: Mutex::new(None),
     });
     {
         let mut all = lock(&shared.workers);
@@ -315,7 +321,10 @@ impl ProcessPool {
             }
             let limit = codec::max_frame_bytes();
             let mut sent = Ok(());
-            for (message, payload) in messages(&worker, id) {
+            for (message, payload) in through_inbox(&worker, messages(&worker, id)) {
+                if let ToWorker::Shared(shared) = &message {
+                    BYTES_SENT.fetch_add(shared.len, Ordering::Relaxed);
+                }
                 sent = match lock(&worker.input).as_mut() {
                     Some(input) => wire::write_message(input, &message, payload, limit),
                     None => Err(Error::Protocol("the worker's channel is closed".into())),
@@ -360,6 +369,43 @@ impl ProcessPool {
             return Submitted::Running(slot);
         }
     }
+}
+
+/// Moves the large payloads of one dispatch into a local worker's inbox:
+/// each such message is preceded by a `Shared` one saying where its payload
+/// is, and goes with an empty payload itself. Everything stays on the pipe
+/// for a remote worker, for small payloads, and when no shared memory can be
+/// had.
+fn through_inbox<'p>(
+    worker: &Worker,
+    messages: Vec<(ToWorker, &'p [u8])>,
+) -> Vec<(ToWorker, &'p [u8])> {
+    let large = |payload: &[u8]| payload.len() >= SHARED_FROM;
+    if worker.host.is_some() || !messages.iter().any(|(_, p)| large(p)) {
+        return messages;
+    }
+    let payloads: Vec<&[u8]> = messages
+        .iter()
+        .map(|(_, p)| *p)
+        .filter(|p| large(p))
+        .collect();
+    let needed = payloads.iter().map(|p| p.len().next_multiple_of(64)).sum();
+    let mut inbox = lock(&worker.inbox);
+    let Some(inbox) = Inbox::with_room(&mut inbox, needed) else {
+        return messages;
+    };
+    let mut placed = inbox.place(&payloads).into_iter();
+    let mut out = Vec::with_capacity(messages.len() + payloads.len());
+    for (message, payload) in messages {
+        if large(payload) {
+            let shared = placed.next().expect("one place per large payload");
+            out.push((ToWorker::Shared(shared), &[][..]));
+            out.push((message, &[][..]));
+        } else {
+            out.push((message, payload));
+        }
+    }
+    out
 }
 
 impl Backend for ProcessPool {

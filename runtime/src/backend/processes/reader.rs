@@ -36,6 +36,10 @@ pub(super) fn read_replies(
                 },
                 value,
             ))) => {
+                // The worker has opened its inbox, if it was offered one.
+                if let Some(inbox) = lock(&worker.inbox).as_mut() {
+                    inbox.answered();
+                }
                 let running = lock(&worker.running).take();
                 match running {
                     Some(r) if r.id == id => {

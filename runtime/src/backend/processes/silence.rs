@@ -64,6 +64,7 @@ fn run(shared: Weak<Shared>) {
         drop(shared);
         for w in workers {
             check(&w);
+            release_inbox(&w);
         }
     }
 }
@@ -93,6 +94,18 @@ fn check(w: &Worker) {
     );
     w.killed.store(true, std::sync::atomic::Ordering::Release);
     lock(&w.process).kill();
+}
+
+/// Gives back the pages of an idle worker's inbox not used for a while.
+/// `running` is held throughout, so no task can be dispatched meanwhile.
+fn release_inbox(w: &Worker) {
+    let running = lock(&w.running);
+    if running.is_none()
+        && let Ok(mut inbox) = w.inbox.try_lock()
+        && let Some(inbox) = inbox.as_mut()
+    {
+        inbox.release_if_idle();
+    }
 }
 
 /// Notes that `w` was heard from now.
