@@ -45,6 +45,17 @@ fn fine_grained(c: &mut Criterion) {
             })
         });
     }
+    {
+        let _g = with_plan(Multithread::workers(2));
+        group.bench_function("futurize_multithread_2_range", |b| {
+            b.iter(|| {
+                let v: Vec<f64> =
+                    foreach!(i in 0..1_000_000u32 => (f64::from(i) * 1.5).sqrt() + 1.0 %dofuture%)
+                        .unwrap();
+                v
+            })
+        });
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
@@ -55,6 +66,23 @@ fn fine_grained(c: &mut Criterion) {
                 let v: Vec<f64> = xs.par_iter().map(|x| (x * 1.5).sqrt() + 1.0).collect();
                 v
             })
+        })
+    });
+    group.bench_function("rayon_2_range", |b| {
+        b.iter(|| {
+            pool.install(|| {
+                let v: Vec<f64> = (0..1_000_000u32)
+                    .into_par_iter()
+                    .map(|i| (f64::from(i) * 1.5).sqrt() + 1.0)
+                    .collect();
+                v
+            })
+        })
+    });
+    group.bench_function("plain_loop", |b| {
+        b.iter(|| {
+            let v: Vec<f64> = xs.iter().map(|x| (x * 1.5).sqrt() + 1.0).collect();
+            v
         })
     });
     group.finish();
@@ -96,6 +124,22 @@ fn cpu_bound(c: &mut Criterion) {
 fn seeded(c: &mut Criterion) {
     let mut group = c.benchmark_group("seeded_1e5");
     group.sample_size(20);
+    {
+        let _g = with_plan(Multithread::workers(2));
+        group.bench_function("multithread_2/unseeded", |b| {
+            b.iter(|| {
+                let v: Vec<u64> = foreach!(i in 0..100_000u64 => i * 2 %dofuture%).unwrap();
+                v
+            })
+        });
+        group.bench_function("multithread_2/seeded_no_draw", |b| {
+            b.iter(|| {
+                let v: Vec<u64> =
+                    foreach!(i in 0..100_000u64 => i * 2 %dofuture% seed = 1).unwrap();
+                v
+            })
+        });
+    }
     let _g = with_plan(Multiprocess::workers(2));
     let _: Vec<u64> = foreach!(i in 0..10u64 => i %dofuture%).unwrap();
     group.bench_function("unseeded", |b| {

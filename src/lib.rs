@@ -455,10 +455,13 @@ macro_rules! progress {
 pub mod prelude {
     pub use crate::{
         Cluster, Future, FutureVec, Multiprocess, Multithread, Sequential, SessionInfo, Slurm,
-        as_completed, available_cores, available_workers, current_plan, foreach, future, futurize,
+        as_completed, available_cores, available_workers, current_plan, foreach, future,
         nbr_of_free_workers, nbr_of_workers, plan, progress, resolve, resolved, rng, session_info,
         set_seed, value, with_plan,
     };
+    // The attribute macro alone: `crate::futurize` also names this crate
+    // (`extern crate self`), which may not be re-exported.
+    pub use futurize_macros::futurize;
     /// Brings `next_u64()` and friends into scope for `rng()`.
     pub use rand_core::Rng as _;
 }
