@@ -166,6 +166,45 @@ fn a_worker_killed_before_reading_its_payload_leaks_nothing_and_does_not_hang() 
     assert_eq!(future!(data.len()).value().unwrap(), BIG);
 }
 
+/// The worker's anonymous memory (its heap; the inbox it maps is shared
+/// memory, counted apart), in MiB.
+fn worker_anon_mib() -> u64 {
+    future!({
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("RssAnon:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb >> 10
+    })
+    .value()
+    .unwrap()
+}
+
+/// A worker that received a capture above glibc's largest mmap threshold
+/// keeps the decoded vector's pages for the next one (no fresh pages to
+/// fault in and zero), and gives them back once idle for two seconds.
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn a_worker_keeps_the_pages_of_large_captures_until_it_is_idle() {
+    let _g = with_plan(Multiprocess::workers(1));
+    let before = worker_anon_mib();
+    let data = vec![3u8; 64 << 20];
+    assert_eq!(future!(data.len()).value().unwrap(), data.len());
+    let kept = worker_anon_mib();
+    assert!(kept >= before + 60, "kept {kept} MiB, {before} MiB before");
+    // Still kept right after, so the next capture lands in them.
+    assert_eq!(future!(data.len()).value().unwrap(), data.len());
+    assert!(worker_anon_mib() >= before + 60);
+    std::thread::sleep(Duration::from_millis(3500));
+    let idle = worker_anon_mib();
+    assert!(
+        idle < before + 20,
+        "{idle} MiB once idle, {before} MiB before"
+    );
+}
+
 fn is_child() -> bool {
     std::env::var_os("FUTURIZE_TEST_CHILD").is_some()
 }

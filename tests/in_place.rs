@@ -165,28 +165,38 @@ fn every_element_runs_once_across_threads() {
     assert!(runs.iter().all(|r| r.load(Ordering::Relaxed) == 1));
 }
 
+thread_local! {
+    /// Set on the test's own thread: bodies say whether they ran there.
+    static ON_CALLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 #[test]
 fn a_tiny_call_runs_on_the_calling_thread_once_its_site_is_known() {
     let _g = with_plan(Multithread::workers(2));
-    let me = format!("{:?}", std::thread::current().id());
-    let mut threads_seen = Vec::new();
-    for _ in 0..3 {
-        let ids: Vec<String> =
-            foreach!(i in 0..64u32 => format!("{:?}", std::thread::current().id()) %dofuture%)
-                .unwrap();
-        threads_seen.push(ids.iter().filter(|id| **id != me).count());
+    ON_CALLER.with(|c| c.set(true));
+    let mut elsewhere = Vec::new();
+    for _ in 0..6 {
+        let here: Vec<bool> =
+            foreach!(i in 0..16u32 => ON_CALLER.with(|c| c.get()) %dofuture%).unwrap();
+        elsewhere.push(here.iter().filter(|h| !**h).count());
     }
     // The first call does not know what an element costs; the later ones do
-    // and do not wake a pool thread for microseconds of work.
-    assert_eq!(&threads_seen[1..], &[0, 0], "{threads_seen:?}");
+    // and do not wake a pool thread for microseconds of work. (One of them
+    // may still, if this thread was descheduled while it measured.)
+    let alone = elsewhere[1..].iter().filter(|n| **n == 0).count();
+    assert!(alone >= 4, "elements run elsewhere per call: {elsewhere:?}");
 }
 
 #[test]
 fn slow_elements_still_use_every_thread() {
     let _g = with_plan(Multithread::workers(2));
     for round in 0..2 {
+        // The first element is cheap: what the call remembers must still
+        // say that its elements take time.
         let ids: Vec<String> = foreach!(i in 0..8u32 => {
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            if i > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             format!("{:?}", std::thread::current().id())
         } %dofuture%)
         .unwrap();

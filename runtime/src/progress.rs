@@ -209,16 +209,24 @@ thread_local! {
 /// Runs `f` with `progress!()` on this thread going to `bar`.
 pub(crate) fn with_bar<R>(bar: Option<&Arc<Progress>>, f: impl FnOnce() -> R) -> R {
     let Some(bar) = bar else { return f() };
-    let outer = CURRENT.with(|c| c.borrow_mut().replace(bar.clone()));
-    struct Restore(Option<Arc<Progress>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let outer = self.0.take();
-            CURRENT.with(|c| *c.borrow_mut() = outer);
-        }
-    }
-    let _restore = Restore(outer);
+    // Generic over `f` only for the call: the thread-local work is in
+    // non-generic functions.
+    let _restore = RestoreBar(set_current_bar(Some(bar.clone())));
     f()
+}
+
+/// Puts the outer bar back as the scope ends (or a panic passes).
+struct RestoreBar(Option<Arc<Progress>>);
+
+impl Drop for RestoreBar {
+    fn drop(&mut self) {
+        set_current_bar(self.0.take());
+    }
+}
+
+/// Makes `bar` this thread's bar; returns the one it replaces.
+fn set_current_bar(bar: Option<Arc<Progress>>) -> Option<Arc<Progress>> {
+    CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), bar))
 }
 
 /// What `progress!()` expands to: one step of the running element, with an

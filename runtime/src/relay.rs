@@ -58,26 +58,51 @@ thread_local! {
 /// is false (`stdout = false`: the output is silenced, as R's
 /// `stdout = FALSE` does).
 pub(crate) fn capture<R>(keep: bool, f: impl FnOnce() -> R) -> (R, Output) {
-    let outer = SINK.with(|s| s.borrow_mut().replace(Output::default()));
-    let outer_discard = DISCARD.with(|d| d.replace(!keep));
-    struct Restore(Option<Option<Output>>, bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if let Some(outer) = self.0.take() {
-                SINK.with(|s| *s.borrow_mut() = outer);
-                DISCARD.with(|d| d.set(self.1));
-            }
+    // Generic over `f` only for the call: the thread-local work is in
+    // non-generic functions, shared by every caller.
+    let restore = Restore(Some(begin_capture(keep)));
+    let value = f();
+    (value, restore.end(keep))
+}
+
+/// What a capture replaced on this thread: the outer sink and its
+/// discard flag.
+type Outer = (Option<Output>, bool);
+
+/// Puts the outer sink back, when the capture ends or as a panic passes.
+struct Restore(Option<Outer>);
+
+impl Restore {
+    fn end(mut self, keep: bool) -> Output {
+        let outer = self.0.take().expect("restored once");
+        end_capture(keep, outer)
+    }
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if let Some(outer) = self.0.take() {
+            let _ = end_capture(false, outer);
         }
     }
-    let mut restore = Restore(Some(outer), outer_discard);
-    let value = f();
-    let outer = restore.0.take().expect("restored once");
-    DISCARD.with(|d| d.set(restore.1));
+}
+
+/// Starts a capture on this thread; returns what it replaced.
+fn begin_capture(keep: bool) -> Outer {
+    let outer = SINK.with(|s| s.borrow_mut().replace(Output::default()));
+    let outer_discard = DISCARD.with(|d| d.replace(!keep));
+    (outer, outer_discard)
+}
+
+/// Ends a capture: puts `outer` back and returns what was captured (nothing
+/// unless `keep`).
+fn end_capture(keep: bool, (outer, outer_discard): Outer) -> Output {
+    DISCARD.with(|d| d.set(outer_discard));
     let captured = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer));
     if !keep {
-        return (value, Output::default());
+        return Output::default();
     }
-    (value, captured.unwrap_or_default())
+    captured.unwrap_or_default()
 }
 
 /// Shows a capture where this thread's output goes now: into the capture of

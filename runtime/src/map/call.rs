@@ -15,9 +15,10 @@ use crate::Error;
 use crate::backend::{ChunkWorkers, MapCall};
 use crate::body::TimeLimit;
 use crate::body::capture::Capture;
-use crate::body::chunk::{ChunkFn, Combine, Failure, Unwatched, Watch, run_chunk};
+use crate::body::chunk::{ChunkFn, ChunkOutput, Combine, Failure, Unwatched, Watch, run_chunk};
 use crate::body::foreach_capture::ViewOf;
 use crate::progress::{self, Progress};
+use crate::protocol::Output;
 use crate::rng::Streams;
 use crate::sync::lock;
 use crate::{relay, rng};
@@ -108,16 +109,158 @@ struct Here<It: Iterator, R> {
     slots: Option<Slots<R>>,
 }
 
-/// One `foreach!` call: its body, captures, elements and options, and what
-/// its chunks produced.
-pub(super) struct Call<'a, 'v, C, E, R, F, G, V: ?Sized, S: Elements> {
-    pub(super) body: &'a F,
-    pub(super) combine: G,
-    pub(super) entry: ChunkFn,
-    pub(super) vars: &'v V,
-    pub(super) options: &'a MapOptions,
+/// One chunk to run in this thread, as the driver hands it to the call
+/// site's [`Site`].
+pub(super) struct ChunkHere<'c, S: Elements, R> {
+    /// The chunk's element indices.
+    range: Range<usize>,
+    /// Where indexed elements are taken from.
+    source: &'c S,
+    /// The chunk's elements, when they are not indexed: the first
+    /// `range.len()` of these.
+    elements: &'c mut std::vec::IntoIter<S::Item>,
+    /// The output, when values are written in place.
+    slots: Option<&'c Slots<R>>,
+    /// `errors = "stop"`: the chunk ends at its first failure.
+    stop: bool,
+    /// Elements say which random stream is theirs.
+    seeded: bool,
+}
+
+/// The part of a `foreach!` call compiled once per call site: its body
+/// running a chunk here (the per-element loop, monomorphic), and its
+/// captures travelling to worker processes. Everything else (planning,
+/// driving chunks, output capture, the bar, collecting) is generic over the
+/// elements and the value alone, and calls this once per chunk.
+pub(super) trait Site<S: Elements, R>: Sync {
+    /// Runs one chunk in this thread, nothing around its elements.
+    fn run(&self, chunk: ChunkHere<'_, S, R>) -> ChunkOutput<R>;
+    /// Runs the call's `items` on worker processes.
+    fn send(
+        &self,
+        workers: &dyn ChunkWorkers,
+        entry: ChunkFn,
+        items: &[S::Item],
+        options: &MapOptions,
+        bar: Option<&Arc<Progress>>,
+    ) -> Result<Finished<R>, Error>;
+    /// Combines two values (when the call combines).
+    fn combine(&self, a: R, b: R) -> R;
+}
+
+/// A call site's body, combine function and captures: its [`Site`].
+pub(super) struct Body<'a, 'v, C, E, F, G, V: ?Sized> {
+    body: &'a F,
+    combine: G,
+    vars: &'v V,
+    _types: std::marker::PhantomData<fn() -> (C, E)>,
+}
+
+impl<'a, 'v, C, E, F, G, V: ?Sized> Body<'a, 'v, C, E, F, G, V> {
+    pub(super) fn new(body: &'a F, combine: G, vars: &'v V) -> Self {
+        Body {
+            body,
+            combine,
+            vars,
+            _types: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'a, 'v, C, E, R, F, G, V, S> Site<S, R> for Body<'a, 'v, C, E, F, G, V>
+where
+    C: ViewOf<V> + 'v,
+    E: Capture + 'v,
+    S: Elements<Item = E::Item<'v>>,
+    E::Item<'v>: Serialize,
+    V: Serialize + Sync + ?Sized,
+    R: DeserializeOwned,
+    F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
+    G: Combine<R>,
+{
+    fn run(&self, chunk: ChunkHere<'_, S, R>) -> ChunkOutput<R> {
+        let (body, vars, seeded) = (self.body, self.vars, chunk.seeded);
+        // By value, so that the loop holds what it needs in registers.
+        let run_element = move |i: usize, e: E::Item<'v>| {
+            if seeded {
+                rng::set_element(i as u64);
+            }
+            body(C::view(vars), E::pass(e))
+        };
+        run_with(chunk, run_element, self.combine, &mut Unwatched)
+    }
+
+    fn send(
+        &self,
+        workers: &dyn ChunkWorkers,
+        entry: ChunkFn,
+        items: &[S::Item],
+        options: &MapOptions,
+        bar: Option<&Arc<Progress>>,
+    ) -> Result<Finished<R>, Error> {
+        remote::run(workers, entry, self.vars, items, options, bar)
+    }
+
+    fn combine(&self, a: R, b: R) -> R {
+        self.combine.combine(a, b)
+    }
+}
+
+/// Runs `chunk` through `run_element`: values in place when the call writes
+/// them there, else collected or combined. The branches are on constants of
+/// the element source and the combine function, so a call site compiles
+/// only the one it takes.
+fn run_with<S: Elements, R, G: Combine<R>, W: Watch>(
+    chunk: ChunkHere<'_, S, R>,
+    run_element: impl Fn(usize, S::Item) -> R + Copy,
+    combine: G,
+    watch: &mut W,
+) -> ChunkOutput<R> {
+    let ChunkHere {
+        range,
+        source,
+        elements,
+        slots,
+        stop,
+        ..
+    } = chunk;
+    if S::INDEXED {
+        if G::ACTIVE {
+            run_chunk(
+                // SAFETY: chunks lie inside `0..len()`, the total planned.
+                range.clone().map(|i| (i, unsafe { source.get(i) })),
+                |(i, e)| run_element(i, e),
+                combine,
+                stop,
+                |_| false,
+                watch,
+            )
+        } else {
+            let slots = slots.expect("indexed values without combine are written in place");
+            run_chunk_in_place(range, source, run_element, slots, stop, watch)
+        }
+    } else {
+        run_chunk(
+            (range.start..).zip(elements.by_ref().take(range.len())),
+            |(i, e)| run_element(i, e),
+            combine,
+            stop,
+            |_| false,
+            watch,
+        )
+    }
+}
+
+/// One `foreach!` call as the backends see it: its elements, options and
+/// what its chunks produced, and its [`Site`] for what depends on the body.
+pub(super) struct Call<'a, S: Elements, R> {
+    site: &'a dyn Site<S, R>,
+    entry: ChunkFn,
+    options: &'a MapOptions,
     /// The elements.
-    pub(super) elements: S,
+    elements: S,
+    /// Values go into place (indexed elements, no combine).
+    writes_in_place: bool,
     pub(super) finished: Mutex<Finished<R>>,
     /// The call's bar, started once the number of elements is known.
     pub(super) bar: OnceLock<Option<Arc<Progress>>>,
@@ -125,30 +268,26 @@ pub(super) struct Call<'a, 'v, C, E, R, F, G, V: ?Sized, S: Elements> {
     /// The lowest failed element index so far: chunks after it are not run
     /// (under `stop`), chunks before it still are, as they may fail earlier.
     failed_at: AtomicUsize,
-    _types: std::marker::PhantomData<fn() -> (C, E)>,
 }
 
-impl<'a, 'v, C, E, R, F, G, V: ?Sized, S: Elements> Call<'a, 'v, C, E, R, F, G, V, S> {
+impl<'a, S: Elements, R> Call<'a, S, R> {
     pub(super) fn new(
-        body: &'a F,
-        combine: G,
+        site: &'a dyn Site<S, R>,
+        combines: bool,
         entry: ChunkFn,
-        vars: &'v V,
         elements: S,
         options: &'a MapOptions,
     ) -> Self {
         Call {
-            body,
-            combine,
+            site,
             entry,
-            vars,
             options,
+            writes_in_place: S::INDEXED && !combines,
             elements,
             finished: Mutex::new(Vec::new()),
             bar: OnceLock::new(),
             here: OnceLock::new(),
             failed_at: AtomicUsize::new(usize::MAX),
-            _types: std::marker::PhantomData,
         }
     }
 
@@ -168,7 +307,7 @@ impl<'a, 'v, C, E, R, F, G, V: ?Sized, S: Elements> Call<'a, 'v, C, E, R, F, G, 
     /// Keeps what an element took for this call site's next call.
     pub(super) fn remember_cost(&self) {
         if let Some(here) = self.here.get()
-            && let Some(t) = lock(&here.queue).planner.estimate()
+            && let Some(t) = lock(&here.queue).planner.mean()
         {
             remember_cost(self.entry, t);
         }
@@ -209,17 +348,11 @@ impl<'a, 'v, C, E, R, F, G, V: ?Sized, S: Elements> Call<'a, 'v, C, E, R, F, G, 
     }
 }
 
-impl<'a, 'v: 'a, C, E, R, F, G, V, S> MapCall for Call<'a, 'v, C, E, R, F, G, V, S>
+impl<S, R> MapCall for Call<'_, S, R>
 where
-    C: ViewOf<V> + 'v,
-    C::Owned: 'static,
-    E: Capture + 'v,
-    S: Elements<Item = E::Item<'v>>,
-    E::Item<'v>: Serialize + Send,
-    V: Serialize + Sync + ?Sized,
-    R: Serialize + DeserializeOwned + Send,
-    F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
-    G: Combine<R>,
+    S: Elements,
+    S::Item: Send,
+    R: Send,
 {
     fn plan_here(&self, workers: usize) -> usize {
         let (total, source) = if S::INDEXED {
@@ -233,11 +366,11 @@ where
             match self.options.ordering {
                 Ordering::Forward if upper == Some(lower) => (lower, Source::Pulled(items)),
                 Ordering::Forward => {
-                    let all: Vec<E::Item<'v>> = items.collect();
+                    let all: Vec<S::Item> = items.collect();
                     (all.len(), Source::InOrder(all.into_iter()))
                 }
                 _ => {
-                    let all: Vec<Option<E::Item<'v>>> = items.map(Some).collect();
+                    let all: Vec<Option<S::Item>> = items.map(Some).collect();
                     (all.len(), Source::ByIndex(all))
                 }
             }
@@ -258,7 +391,7 @@ where
         let here = Here {
             queue: Mutex::new(Queue { planner, source }),
             streams: self.options.seed.map(|s| s.streams(total as u64)),
-            slots: (S::INDEXED && !G::ACTIVE).then(|| Slots::new(total)),
+            slots: self.writes_in_place.then(|| Slots::new(total)),
         };
         if self.here.set(here).is_err() {
             unreachable!("a call is planned once");
@@ -269,15 +402,14 @@ where
     fn work_here(&self) {
         let Some(here) = self.here.get() else { return };
         let options = self.options;
-        let (body, vars, combine, streams) = (self.body, self.vars, self.combine, here.streams);
-        let source = &self.elements;
+        let site = self.site;
         let bar = self.bar.get().and_then(Option::as_ref);
         let stop = options.errors == ErrorPolicy::Stop;
         let failed_at = &self.failed_at;
         let watched = bar.is_some() || options.timeout.is_some();
         // Elements say which stream is theirs; the streams are set once.
-        let seeded = streams.is_some();
-        let _streams = streams.map(rng::stream_scope);
+        let seeded = here.streams.is_some();
+        let _streams = here.streams.map(rng::stream_scope);
         let mut done = Vec::new();
         loop {
             let next = lock(&here.queue).next_chunk();
@@ -291,47 +423,21 @@ where
                 limit: options.timeout.as_ref(),
                 started: None,
             };
-            // By value, so that the loop holds what it needs in registers.
-            let run_element = move |i: usize, e: E::Item<'v>| {
-                if seeded {
-                    rng::set_element(i as u64);
-                }
-                body(C::view(vars), E::pass(e))
+            let mut elements = elements.into_iter();
+            let chunk = ChunkHere {
+                range: range.clone(),
+                source: &self.elements,
+                elements: &mut elements,
+                slots: here.slots.as_ref(),
+                stop,
+                seeded,
             };
-            // Without a bar or a time limit nothing happens around elements:
-            // a separate instance keeps the per-element loop as tight as before.
-            macro_rules! run_with {
-                ($watch:expr) => {
-                    if let Some(slots) = &here.slots {
-                        run_chunk_in_place(range.clone(), source, run_element, slots, stop, $watch)
-                    } else if S::INDEXED {
-                        run_chunk(
-                            // SAFETY: chunks lie inside `0..len()`, the total planned.
-                            range.clone().map(|i| (i, unsafe { source.get(i) })),
-                            |(i, e)| run_element(i, e),
-                            combine,
-                            stop,
-                            |_| false,
-                            $watch,
-                        )
-                    } else {
-                        run_chunk(
-                            (range.start..).zip(elements),
-                            |(i, e)| run_element(i, e),
-                            combine,
-                            stop,
-                            |_| false,
-                            $watch,
-                        )
-                    }
-                };
-            }
             let (mut output, printed) = relay::capture(options.stdout, || {
                 progress::with_bar(bar, || {
                     if watched {
-                        run_with!(&mut watch)
+                        run_watched(site, chunk, &mut watch)
                     } else {
-                        run_with!(&mut Unwatched)
+                        site.run(chunk)
                     }
                 })
             });
@@ -357,7 +463,7 @@ where
     }
 
     fn send_chunks(&self, workers: &dyn ChunkWorkers) -> Result<(), Error> {
-        let items: Vec<E::Item<'v>> = if S::INDEXED {
+        let items: Vec<S::Item> = if S::INDEXED {
             (0..self.elements.len())
                 // SAFETY: `i < len()`.
                 .map(|i| unsafe { self.elements.get(i) })
@@ -369,17 +475,92 @@ where
                 .collect()
         };
         let bar = self.start_bar(items.len()).cloned();
-        let finished = remote::run(
-            workers,
-            self.entry,
-            self.vars,
-            &items,
-            self.options,
-            bar.as_ref(),
-        )?;
+        let finished = self
+            .site
+            .send(workers, self.entry, &items, self.options, bar.as_ref())?;
         *lock(&self.finished) = finished;
         Ok(())
     }
+}
+
+/// Runs a chunk with something around each element (a bar, a time limit):
+/// its elements one at a time through the call site's one chunk loop, the
+/// watch around each. A call site thus compiles one loop, the tight one;
+/// what a watched element costs more (a call and a panic catcher) is small
+/// next to what the watch itself does.
+fn run_watched<S: Elements, R>(
+    site: &dyn Site<S, R>,
+    chunk: ChunkHere<'_, S, R>,
+    watch: &mut ElementWatch<'_>,
+) -> ChunkOutput<R> {
+    let ChunkHere {
+        range,
+        source,
+        elements,
+        slots,
+        stop,
+        seeded,
+    } = chunk;
+    let mut out = ChunkOutput {
+        values: Vec::new(),
+        folded: None,
+        failures: Vec::new(),
+        output: Output::default(),
+    };
+    let mut end = range.start;
+    for (p, i) in range.clone().enumerate() {
+        watch.started(p);
+        let one = site.run(ChunkHere {
+            range: i..i + 1,
+            source,
+            elements: &mut *elements,
+            slots,
+            stop,
+            seeded,
+        });
+        let over = watch.finished(p);
+        end = i + 1;
+        let failure = if let Some((_, failure)) = one.failures.into_iter().next() {
+            Some(failure)
+        } else if let Some(failure) = over {
+            if let Some(slots) = slots {
+                // SAFETY: the element succeeded, so its slot was written;
+                // it is moved out once, here, and skipped below.
+                drop(unsafe { slots.take(i..i + 1, &[]) });
+            }
+            Some(failure)
+        } else {
+            out.values.extend(one.values);
+            match (out.folded.take(), one.folded) {
+                (Some(acc), Some(v)) => match crate::body::catch(|| site.combine(acc, v)) {
+                    Ok(v) => {
+                        out.folded = Some(v);
+                        None
+                    }
+                    Err(panic) => Some(Failure::Panicked(panic)),
+                },
+                (acc, v) => {
+                    out.folded = acc.or(v);
+                    None
+                }
+            }
+        };
+        if let Some(failure) = failure {
+            out.failures.push((p as u32, failure));
+            if stop {
+                break;
+            }
+        }
+    }
+    if let Some(slots) = slots
+        && !out.failures.is_empty()
+    {
+        // SAFETY: this chunk wrote the slots of `range.start..end` but the
+        // failed ones (which `take` skips, as the timed-out ones were moved
+        // out above); they are moved out once, here.
+        out.values = unsafe { slots.take(range.start..end, &out.failures) };
+    }
+    out
 }
 
 /// Around each element here: the bar moves as it returns, and an element

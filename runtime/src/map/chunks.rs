@@ -47,6 +47,8 @@ pub(crate) struct ChunkPlanner {
     next: usize,
     target: Duration,
     per_element: Option<f64>,
+    /// Elements measured so far, and their seconds in all.
+    measured: (usize, f64),
     /// Once the rest fits in one target duration per worker: the size of
     /// each worker's share of it.
     final_share: Option<usize>,
@@ -97,6 +99,7 @@ impl ChunkPlanner {
             next: 0,
             target,
             per_element: None,
+            measured: (0, 0.0),
             final_share: None,
             max_chunk: usize::MAX,
             even_final_round: false,
@@ -125,9 +128,12 @@ impl ChunkPlanner {
         self
     }
 
-    /// What an element takes (seconds), as measured so far.
-    pub(crate) fn estimate(&self) -> Option<f64> {
-        self.per_element
+    /// What an element took on average (seconds) in the chunks so far:
+    /// the whole call's cost per element, which one slow chunk or a first
+    /// chunk of one element barely moves, and which cheap elements beside
+    /// costly ones cannot understate.
+    pub(crate) fn mean(&self) -> Option<f64> {
+        (self.measured.0 > 0).then(|| self.measured.1 / self.measured.0 as f64)
     }
 
     /// The next chunk to hand out.
@@ -171,6 +177,8 @@ impl ChunkPlanner {
             return;
         }
         let t = elapsed.as_secs_f64() / elements as f64;
+        self.measured.0 += elements;
+        self.measured.1 += elapsed.as_secs_f64();
         self.per_element = Some(match self.per_element {
             None => t,
             // A measured time includes the chunk's fixed cost (a round trip on
@@ -250,6 +258,16 @@ mod tests {
         chunks.sort_by_key(|r| r.start);
         let covered: Vec<usize> = chunks.into_iter().flatten().collect();
         assert_eq!(covered, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_mean_weighs_every_element_measured() {
+        let mut p = ChunkPlanner::new(100, 2, Sizing::Adaptive, Ordering::Forward, T);
+        assert_eq!(p.mean(), None);
+        p.record(1, Duration::from_micros(1));
+        p.record(9, Duration::from_millis(9));
+        let mean = p.mean().unwrap();
+        assert!((mean - 9.001e-4).abs() < 1e-9, "{mean}");
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::active;
 use crate::backend::MapCall;
 use crate::body::TimeLimit;
 use crate::body::capture::Capture;
-use crate::body::chunk::{ChunkEntryOf, ChunkOutput, Combine};
+use crate::body::chunk::{ChunkEntryOf, ChunkFn, ChunkOutput, Combine};
 use crate::body::foreach_capture::ViewOf;
 use crate::plan::Resources;
 use crate::relay;
@@ -106,29 +106,22 @@ impl Default for MapOptions {
 /// why the whole chunk was lost).
 pub(crate) type Finished<R> = Vec<(Range<usize>, Result<ChunkOutput<R>, Error>)>;
 
-/// Runs every element and returns what the chunks produced.
-#[allow(clippy::too_many_arguments)]
-fn run<'v, C, E, R, F, G, V, S>(
-    body: &F,
-    combine: G,
-    entry: ChunkEntryOf<R>,
-    vars: &'v V,
+/// Runs every element of a call and returns what the chunks produced: the
+/// driver, generic over the elements and the value alone; what depends on
+/// the body is behind `site`.
+fn run<S, R>(
+    site: &dyn call::Site<S, R>,
+    combines: bool,
+    entry: ChunkFn,
     elements: S,
     options: &MapOptions,
 ) -> Result<Ran<R>, Error>
 where
-    C: ViewOf<V> + 'v,
-    C::Owned: 'static,
-    E: Capture + 'v,
-    S: Elements<Item = E::Item<'v>>,
-    E::Item<'v>: Serialize + Send,
-    V: Serialize + Sync + ?Sized,
-    R: Serialize + DeserializeOwned + Send,
-    F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
-    G: Combine<R>,
+    S: Elements,
+    S::Item: Send,
+    R: Send,
 {
-    let mut call =
-        call::Call::<C, E, R, F, G, V, S>::new(body, combine, entry.entry, vars, elements, options);
+    let mut call = call::Call::new(site, combines, entry, elements, options);
     let ran = if options.in_place {
         call.plan_here(1);
         call.work_here();
@@ -288,8 +281,18 @@ where
     G: Combine<R>,
     Out: FromIterator<R>,
 {
-    let Ran { finished, in_place } =
-        run::<C, E, R, F, G, V, S>(body, combine, entry, vars, elements, &options)?;
+    let site = call::Body::<C, E, F, G, V>::new(body, combine, vars);
+    let ran = run::<S, R>(&site, G::ACTIVE, entry.entry, elements, &options);
+    collected(ran, &options)
+}
+
+/// The values of a call in element order, as `__foreach_collect` returns
+/// them (generic over the value and the collection alone).
+fn collected<R, Out: FromIterator<R>>(
+    ran: Result<Ran<R>, Error>,
+    options: &MapOptions,
+) -> Result<Out, Error> {
+    let Ran { finished, in_place } = ran?;
     if let Some(values) = in_place {
         relay_output(&finished, None);
         return Ok(values.into_iter().collect());
@@ -335,8 +338,17 @@ where
     G: Combine<R>,
     Out: FromIterator<Result<R, Error>>,
 {
-    let Ran { finished, in_place } =
-        run::<C, E, R, F, G, V, S>(body, combine, entry, vars, elements, &options)?;
+    let site = call::Body::<C, E, F, G, V>::new(body, combine, vars);
+    let ran = run::<S, R>(&site, G::ACTIVE, entry.entry, elements, &options);
+    passed(ran, &options)
+}
+
+/// One `Result` per element, in order, as `__foreach_pass` returns them.
+fn passed<R, Out: FromIterator<Result<R, Error>>>(
+    ran: Result<Ran<R>, Error>,
+    options: &MapOptions,
+) -> Result<Out, Error> {
+    let Ran { finished, in_place } = ran?;
     relay_output(&finished, None);
     if let Some(values) = in_place {
         return Ok(values.into_iter().map(Ok).collect());
@@ -373,8 +385,18 @@ where
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
 {
-    let Ran { finished, .. } =
-        run::<C, E, R, F, G, V, S>(body, combine, entry, vars, elements, &options)?;
+    let site = call::Body::<C, E, F, G, V>::new(body, combine, vars);
+    let ran = run::<S, R>(&site, G::ACTIVE, entry.entry, elements, &options);
+    combined(ran, &|a, b| combine.combine(a, b), &options)
+}
+
+/// The combined value of a call, as `__foreach_combine` returns it.
+fn combined<R>(
+    ran: Result<Ran<R>, Error>,
+    combine: &dyn Fn(R, R) -> R,
+    options: &MapOptions,
+) -> Result<R, Error> {
+    let Ran { finished, .. } = ran?;
     let failure = match options.errors {
         ErrorPolicy::Stop => first_failure(&finished, options.label.as_deref()),
         _ => None,
@@ -386,7 +408,7 @@ where
     finished
         .into_iter()
         .filter_map(|(_, r)| r.ok().and_then(|out| out.folded))
-        .reduce(|a, b| combine.combine(a, b))
+        .reduce(combine)
         .ok_or_else(|| Error::NothingToCombine {
             label: options.label.clone(),
         })

@@ -17,9 +17,12 @@
 //! transparent huge pages: writing 100 MB into fresh 4 KiB pages costs more
 //! page faults than copying the bytes, a 2 MiB page takes one fault.
 
+use crate::sync::lock;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::{Serialize, Serializer};
 use std::marker::PhantomData;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 mod sealed {
     pub trait Sealed {}
@@ -54,6 +57,85 @@ pub fn vec_with_capacity<T>(len: usize) -> Vec<T> {
         advise_huge_pages(v.as_ptr().cast(), bytes);
     }
     v
+}
+
+/// Encode buffers from this size on are kept for the next encode once a
+/// dispatch has sent their bytes ([`reuse`]): glibc serves allocations
+/// above 32 MiB with fresh `mmap`ed memory each time, and faulting in and
+/// zeroing 100 MB of new pages costs as much as copying the bytes.
+pub const REUSE_FROM: usize = 32 << 20;
+
+/// How many spare buffers are kept at most.
+const SPARES: usize = 2;
+
+/// How long a spare buffer is kept unused.
+pub const KEEP_SPARES_FOR: Duration = Duration::from_secs(2);
+
+/// Buffers of sent captures, with when each was given back.
+static SPARE: Mutex<Vec<(Vec<u8>, Instant)>> = Mutex::new(Vec::new());
+
+/// An empty buffer for `len` encoded bytes: from [`REUSE_FROM`] on, the
+/// smallest spare buffer that holds them, if any, else a new one.
+pub fn encode_buffer(len: usize) -> Vec<u8> {
+    if len >= REUSE_FROM {
+        let mut spare = lock(&SPARE);
+        let best = (spare.iter().enumerate())
+            .filter(|(_, (b, _))| b.capacity() >= len)
+            .min_by_key(|(_, (b, _))| b.capacity())
+            .map(|(i, _)| i);
+        if let Some(i) = best {
+            let mut buffer = spare.swap_remove(i).0;
+            buffer.clear();
+            return buffer;
+        }
+    }
+    vec_with_capacity(len)
+}
+
+/// Keeps a buffer whose bytes were sent, for the next [`encode_buffer`];
+/// a small one is simply dropped, and so is the smallest when more than a
+/// few are kept. A thread drops each spare left unused for
+/// [`KEEP_SPARES_FOR`], and ends when none is left.
+pub fn reuse(buffer: Vec<u8>) {
+    if buffer.capacity() < REUSE_FROM {
+        return;
+    }
+    let mut spare = lock(&SPARE);
+    if spare.is_empty() {
+        let reaper = std::thread::Builder::new()
+            .name("futurize-spares".into())
+            .spawn(|| {
+                while release_idle_spares() > 0 {
+                    std::thread::sleep(KEEP_SPARES_FOR / 4);
+                }
+            });
+        if reaper.is_err() {
+            return;
+        }
+    }
+    spare.push((buffer, Instant::now()));
+    if spare.len() > SPARES
+        && let Some(i) = (0..spare.len()).min_by_key(|&i| spare[i].0.capacity())
+    {
+        let smallest = spare.swap_remove(i);
+        drop(spare);
+        drop(smallest);
+    }
+}
+
+/// Drops the spare buffers not used for [`KEEP_SPARES_FOR`]; how many are
+/// left.
+fn release_idle_spares() -> usize {
+    let (stale, left) = {
+        let mut spare = lock(&SPARE);
+        let (stale, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *spare)
+            .into_iter()
+            .partition(|(_, at)| at.elapsed() >= KEEP_SPARES_FOR);
+        *spare = kept;
+        (stale, spare.len())
+    };
+    drop(stale);
+    left
 }
 
 /// Asks the kernel to back the whole pages inside `start..start + len` with
@@ -187,5 +269,40 @@ mod tests {
         let mut v: Vec<u8> = vec_with_capacity(HUGE_PAGES_FROM * 2 + 5);
         v.resize(HUGE_PAGES_FROM * 2 + 5, 3);
         assert!(v.iter().all(|&b| b == 3));
+    }
+
+    #[test]
+    fn large_encode_buffers_are_reused_and_idle_ones_dropped() {
+        let capacities = || {
+            let mut c: Vec<usize> = lock(&SPARE).iter().map(|(b, _)| b.capacity()).collect();
+            c.sort();
+            c
+        };
+        let mut a = encode_buffer(REUSE_FROM);
+        a.extend_from_slice(&[1, 2, 3]);
+        let at = a.as_ptr();
+        reuse(a);
+        reuse(Vec::with_capacity(1000)); // small: not kept
+        assert_eq!(capacities(), [REUSE_FROM]);
+        let small = encode_buffer(REUSE_FROM - 1);
+        assert_eq!(capacities(), [REUSE_FROM], "not for a smaller one");
+        drop(small);
+        let b = encode_buffer(REUSE_FROM);
+        assert_eq!((b.as_ptr(), b.len()), (at, 0), "the same memory, empty");
+        assert!(capacities().is_empty());
+        // At most a few kept: the smallest goes.
+        reuse(b);
+        reuse(Vec::with_capacity(REUSE_FROM + 1));
+        reuse(Vec::with_capacity(REUSE_FROM + 2));
+        assert_eq!(capacities(), [REUSE_FROM + 1, REUSE_FROM + 2]);
+        assert_eq!(
+            encode_buffer(REUSE_FROM).capacity(),
+            REUSE_FROM + 1,
+            "smallest that fits"
+        );
+        // Unused for long enough: dropped.
+        lock(&SPARE)[0].1 -= KEEP_SPARES_FOR;
+        release_idle_spares();
+        assert!(capacities().is_empty());
     }
 }

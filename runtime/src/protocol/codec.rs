@@ -53,7 +53,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Vec<u8>, E
             limit,
         });
     }
-    let mut bytes = super::bulk::vec_with_capacity(size.bytes_written);
+    let mut bytes = super::bulk::encode_buffer(size.bytes_written);
     bincode::serde::encode_into_std_write(value, &mut bytes, CONFIG).map_err(failed)?;
     Ok(bytes)
 }

@@ -22,6 +22,7 @@
 mod fds;
 mod inbox;
 mod job;
+mod memory;
 mod task;
 
 pub(crate) use job::{run_job, take_job_environment};
@@ -198,6 +199,7 @@ pub(crate) fn serve_on(
             Some(at) => InboxMap::payload(&mut inbox, &at),
             None => Ok(&piped),
         };
+        memory::task_starts(payload.as_ref().map_or(0, |p| p.len()));
         let (id, (result, output)) = match message {
             ToWorker::Run {
                 id,
@@ -297,6 +299,7 @@ pub(crate) fn serve_on(
             ),
         };
         task::end_task();
+        memory::task_ended();
         let done = FromWorker::Done {
             id,
             outcome,

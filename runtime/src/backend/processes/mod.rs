@@ -431,7 +431,7 @@ impl Backend for ProcessPool {
             progress: None,
             elements: None,
         };
-        self.dispatch(dispatch, |_, id| {
+        let submitted = self.dispatch(dispatch, |_, id| {
             let message = ToWorker::Run {
                 id,
                 entry_offset: entry_offset(task.entry),
@@ -440,7 +440,10 @@ impl Backend for ProcessPool {
                 settings: settings(task.capture_output, task.timeout.as_ref(), false),
             };
             vec![(message, &task.captures[..])]
-        })
+        });
+        // Sent: a large buffer serves the next future's captures.
+        crate::protocol::bulk::reuse(task.captures);
+        submitted
     }
 }
 
