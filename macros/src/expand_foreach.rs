@@ -98,17 +98,17 @@ fn generate(
     let ctags = tuple(
         captured
             .iter()
-            .map(|c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_each_tag()))
+            .map(|c| quote_spanned!(c.span()=> (&&&&#p::__wrap(&#c)).__futurize_each_tag()))
             .collect(),
     );
     // At the captured name's span, before anything else uses the capture:
     // the first error about a capture that cannot travel names the variable.
     let checks = captured.iter().map(|c| {
         quote_spanned!(c.span()=>
-            #p::__check_not_mut(&(&&&#p::__wrap(&#c)).__futurize_each_tag());
+            #p::__check_not_mut(&(&&&&#p::__wrap(&#c)).__futurize_each_tag());
             {
                 let __futurize_rebuilt =
-                    (&&&#p::__wrap(&#c)).__futurize_each_tag().__futurize_rebuilt();
+                    (&&&&#p::__wrap(&#c)).__futurize_each_tag().__futurize_rebuilt();
                 #p::__check_serialize(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind());
             }
         )
@@ -153,7 +153,7 @@ fn generate(
     quote!({
         #[allow(unused_imports)]
         use #p::{
-            EachViaBorrow as _, EachViaCopy as _, EachViaMutRef as _, EachViaRef as _,
+            EachViaBorrow as _, EachViaBulk as _, EachViaCopy as _, EachViaMutRef as _, EachViaRef as _,
             ElementsViaIndex as _, ElementsViaIter as _,
         };
         #(let #iters = ::core::iter::IntoIterator::into_iter(#iterables);)*

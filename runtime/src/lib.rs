@@ -82,7 +82,8 @@ pub mod __private {
     };
     pub use crate::body::chunk::{__chunk_entry_of, __combine_with, __no_combine};
     pub use crate::body::foreach_capture::{
-        __no_capture_each, __typed_each, EachViaBorrow, EachViaCopy, EachViaMutRef, EachViaRef,
+        __no_capture_each, __typed_each, EachViaBorrow, EachViaBulk, EachViaCopy, EachViaMutRef,
+        EachViaRef,
     };
     pub use crate::future::FutureOptions;
     pub use crate::map::{

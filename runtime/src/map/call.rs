@@ -173,7 +173,7 @@ where
     E: Capture + 'v,
     S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize,
-    V: Serialize + Sync + ?Sized,
+    V: Sync + ?Sized,
     R: DeserializeOwned,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
@@ -198,7 +198,7 @@ where
         options: &MapOptions,
         bar: Option<&Arc<Progress>>,
     ) -> Result<Finished<R>, Error> {
-        remote::run(workers, entry, self.vars, items, options, bar)
+        remote::run(workers, entry, &C::sent(self.vars), items, options, bar)
     }
 
     fn combine(&self, a: R, b: R) -> R {

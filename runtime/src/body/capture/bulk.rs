@@ -8,6 +8,10 @@
 //! `Vec<T>` before any owned value. A `T` that is not plain (a `String`, a
 //! struct) fails the level's bound, and resolution moves on to the general
 //! tags.
+//!
+//! `foreach!` uses [`BulkRefTag`] too, from a probe level of its own
+//! (`foreach_capture`): there a body sees the caller's `&[T]` or `&Vec<T>` on
+//! threads, and only the bytes sent to worker processes are in bulk.
 
 use super::{Capture, NotMutRef, Rebuilt, ViaOwned, ViaRef, Wrap};
 use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
@@ -19,7 +23,7 @@ pub use super::send::{__encode_captures_of, SendCapture};
 pub struct BulkTag<T>(PhantomData<fn() -> T>);
 
 /// Tag of a `&[T]` or `&Vec<T>` of plain numbers (`U` is `[T]` or `Vec<T>`).
-pub struct BulkRefTag<U: ?Sized>(PhantomData<fn() -> *const U>);
+pub struct BulkRefTag<U: ?Sized>(pub(crate) PhantomData<fn() -> *const U>);
 
 impl<T: Plain> ViaRef for &&&Wrap<&[T]> {
     type Tag = BulkRefTag<[T]>;
