@@ -4,7 +4,11 @@
 //! asks Slurm now and then for the states of the jobs still waited for, so
 //! that a job that ended without an answer (failed, cancelled, out of time
 //! or memory, its node lost) becomes an error with its id, state, exit code
-//! and the end of its log.
+//! and the end of its log. When Slurm itself stops answering (squeue
+//! fails, as when slurmctld is down) for longer than
+//! `FUTURIZE_SLURM_SILENCE_LIMIT` (default 5 minutes), the jobs still waited
+//! for are given up with an error quoting squeue, rather than waited for
+//! forever.
 
 use super::registry::{self, CallDir};
 use super::scheduler;
@@ -43,6 +47,21 @@ pub(super) struct Watch {
     pending: Mutex<Vec<Pending>>,
     added: Condvar,
     started: Mutex<bool>,
+    /// Since when squeue has failed, and its last complaint.
+    unanswered: Mutex<Option<(Instant, String)>>,
+}
+
+/// How long Slurm may fail to answer before the jobs waited for are given up.
+const DEFAULT_SILENCE_LIMIT: Duration = Duration::from_secs(300);
+
+fn silence_limit() -> Duration {
+    static LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("FUTURIZE_SLURM_SILENCE_LIMIT")
+            .ok()
+            .and_then(|t| crate::plan::parse_duration(&t).ok())
+            .unwrap_or(DEFAULT_SILENCE_LIMIT)
+    })
 }
 
 /// How long an answer may lag behind its job's end on a shared file system.
@@ -185,10 +204,25 @@ fn answer(mut p: Pending) {
 /// Asks Slurm about the jobs still waited for; those it has ended without
 /// an answer fail (after a grace for the file to show up).
 fn look_at_states(w: &Watch) {
-    let Ok(states) = scheduler::states() else {
-        return;
-    };
     let now = Instant::now();
+    let states = match scheduler::states() {
+        Ok(states) => {
+            *lock(&w.unanswered) = None;
+            states
+        }
+        Err(complaint) => {
+            let since = {
+                let mut unanswered = lock(&w.unanswered);
+                let (since, last) = unanswered.get_or_insert((now, String::new()));
+                *last = complaint;
+                *since
+            };
+            if now.duration_since(since) >= silence_limit() {
+                give_up(w, now.duration_since(since));
+            }
+            return;
+        }
+    };
     let mut failed = Vec::new();
     {
         let mut pending = lock(&w.pending);
@@ -219,6 +253,41 @@ fn look_at_states(w: &Watch) {
     }
     for p in failed {
         fail(p);
+    }
+}
+
+/// Slurm has not answered for `silent`: every job still waited for fails
+/// (it may still run; its registry is kept for a look by hand).
+fn give_up(w: &Watch, silent: Duration) {
+    let complaint = lock(&w.unanswered)
+        .take()
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    let given_up = std::mem::take(&mut *lock(&w.pending));
+    for mut p in given_up {
+        p.dir.keep();
+        let cause = format!(
+            "Slurm has not answered for {} s (squeue: {}), so its job {} was given up; it may \
+             still run; the registry is kept at {} (FUTURIZE_SLURM_SILENCE_LIMIT sets how long \
+             to wait)",
+            silent.as_secs(),
+            complaint.trim(),
+            p.job,
+            p.dir.path.display()
+        );
+        if let Some(done) = p.done.take() {
+            done();
+        }
+        let error = Error::WorkerDied {
+            worker: format!("Slurm job {}", p.job),
+            cause,
+            label: p.label.clone(),
+            index: None,
+            elements: None,
+        };
+        let slot = p.slot.clone();
+        drop(p);
+        slot.fill(Err(error));
     }
 }
 
