@@ -422,6 +422,7 @@ where
                 bar: bar.map(|b| &**b),
                 limit: options.timeout.as_ref(),
                 started: None,
+                last_end: None,
             };
             let mut elements = elements.into_iter();
             let chunk = ChunkHere {
@@ -570,12 +571,16 @@ struct ElementWatch<'a> {
     bar: Option<&'a Progress>,
     limit: Option<&'a TimeLimit>,
     started: Option<Instant>,
+    /// When the previous element of the chunk ended: the next one starts
+    /// then (what runs between two elements takes nanoseconds), so each
+    /// element reads the clock once.
+    last_end: Option<Instant>,
 }
 
 impl Watch for ElementWatch<'_> {
     fn started(&mut self, _: usize) {
         if self.limit.is_some() {
-            self.started = Some(Instant::now());
+            self.started = Some(self.last_end.take().unwrap_or_else(Instant::now));
         }
     }
 
@@ -583,11 +588,11 @@ impl Watch for ElementWatch<'_> {
         if let Some(bar) = self.bar {
             bar.elements(1);
         }
-        match (self.limit, self.started.take()) {
-            (Some(limit), Some(t)) if t.elapsed() > limit.limit => Some(Failure::TimedOut {
-                after: limit.text.clone(),
-            }),
-            _ => None,
-        }
+        let (limit, started) = (self.limit?, self.started.take()?);
+        let now = Instant::now();
+        self.last_end = Some(now);
+        (now.duration_since(started) > limit.limit).then(|| Failure::TimedOut {
+            after: limit.text.clone(),
+        })
     }
 }
