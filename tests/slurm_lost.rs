@@ -27,13 +27,50 @@ fn script() -> Command {
 }
 
 /// Stops this test's Slurm (step processes, slurmd, munged, a controller
-/// that still runs), on return and on panic alike.
+/// that still runs), on return and on panic alike; then ends the
+/// `slurmstepd` of the job, which outlives slurmd while it waits to report
+/// to the dead controller.
 struct Stop;
 
 impl Drop for Stop {
     fn drop(&mut self) {
         let _ = script().arg("stop").output();
+        for pid in of_this_slurm() {
+            // SAFETY: a plain signal to a process of this test's Slurm.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
+}
+
+/// Processes (other than this one) started by this test's Slurm: their
+/// environment names its configuration.
+fn of_this_slurm() -> Vec<i32> {
+    let marker = format!("SLURM_CONF={DIR}/etc/slurm.conf");
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+                .unwrap_or(false)
+        })
+        .filter(|pid| {
+            // A zombie has ended already.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|st| {
+                    !st.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 fn running_job(within: Duration) -> Option<String> {
@@ -129,4 +166,14 @@ fn a_future_whose_slurm_stops_answering_fails_quoting_squeue() {
         "given up before the job itself would have answered: {waited:?}"
     );
     let _ = std::fs::remove_dir_all(&registry);
+    drop(_stop);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !of_this_slurm().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        of_this_slurm(),
+        Vec::<i32>::new(),
+        "processes of this test's Slurm left"
+    );
 }
