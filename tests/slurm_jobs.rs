@@ -83,24 +83,6 @@ fn a_foreach_is_one_job_array_with_seeds_as_everywhere() {
     assert!(left_in(&registry).is_empty(), "{:?}", left_in(&registry));
 }
 
-/// The job id of the first job of this user that squeue shows as running
-/// with `name` in its job name.
-fn running_job(name: &str, within: Duration) -> Option<String> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        let out = Command::new("squeue")
-            .args(["--me", "-h", "-t", "RUNNING", "-o", "%i %j"])
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if let Some(line) = text.lines().find(|l| l.contains(name)) {
-            return line.split_whitespace().next().map(str::to_string);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
 #[test]
 fn a_job_cancelled_from_outside_is_an_error_naming_it_and_its_registry_stays() {
     let Some((plan, registry)) = jobs("scancel") else {
@@ -115,7 +97,7 @@ fn a_job_cancelled_from_outside_is_an_error_naming_it_and_its_registry_stays() {
         },
         label = "victim"
     );
-    let job = running_job("futurize-victim", Duration::from_secs(30)).expect("the job runs");
+    let job = slurm::running_job("futurize-victim", Duration::from_secs(30)).expect("the job runs");
     let status = Command::new("scancel").arg(&job).status().unwrap();
     assert!(status.success());
     let started = Instant::now();
@@ -205,7 +187,8 @@ fn dropping_a_future_cancels_its_job() {
         },
         label = "dropped"
     );
-    let job = running_job("futurize-dropped", Duration::from_secs(30)).expect("the job runs");
+    let job =
+        slurm::running_job("futurize-dropped", Duration::from_secs(30)).expect("the job runs");
     drop(f);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

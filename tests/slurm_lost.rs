@@ -4,9 +4,10 @@
 //! forever. A Slurm of this test's own (its own directory, ports and
 //! munged, from scripts/test-slurm.sh), since its controller is killed.
 
+mod common;
+
 use futurize::prelude::*;
 use futurize::{Error, Slurm};
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -58,54 +59,15 @@ fn of_this_slurm() -> Vec<i32> {
                 .map(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
                 .unwrap_or(false)
         })
-        .filter(|pid| {
-            // A zombie has ended already.
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|st| {
-                    !st.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
-                .unwrap_or(false)
-        })
+        // A zombie has ended already.
+        .filter(|pid| common::alive(*pid as u32))
         .collect()
-}
-
-fn running_job(within: Duration) -> Option<String> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        let out = Command::new("squeue")
-            .args(["--me", "-h", "-t", "RUNNING", "-o", "%i"])
-            .output()
-            .ok()?;
-        if let Some(id) = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-        {
-            return Some(id.to_string());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
 }
 
 #[test]
 fn a_future_whose_slurm_stops_answering_fails_quoting_squeue() {
-    for tool in [
-        "/usr/sbin/slurmctld",
-        "/usr/sbin/slurmd",
-        "/usr/sbin/munged",
-    ] {
-        if !std::path::Path::new(tool).exists() {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: the lost-Slurm case needs {tool}: apt-get install slurm-wlm munge \
-                 (.ci/run does)"
-            );
-            return;
-        }
+    if !common::slurm::installed() {
+        return;
     }
     let out = script().arg("start").output().expect("bash runs");
     let _stop = Stop;
@@ -130,11 +92,15 @@ fn a_future_whose_slurm_stops_answering_fails_quoting_squeue() {
     let registry =
         std::env::temp_dir().join(format!("futurize-registry-lost-{}", std::process::id()));
     let _g = with_plan(Slurm::jobs().registry(&registry));
-    let f = future!({
-        std::thread::sleep(std::time::Duration::from_secs(40));
-        1u32
-    });
-    let job = running_job(Duration::from_secs(60)).expect("the job starts");
+    let f = future!(
+        {
+            std::thread::sleep(std::time::Duration::from_secs(40));
+            1u32
+        },
+        label = "lost"
+    );
+    let job = common::slurm::running_job("futurize-lost", Duration::from_secs(60))
+        .expect("the job starts");
     let pid: i32 = std::fs::read_to_string(format!("{DIR}/run/slurmctld.pid"))
         .expect("the controller's pid file")
         .trim()

@@ -118,16 +118,4 @@ pub mod __private {
     pub fn __unreachable_result<T>() -> Result<T, crate::Error> {
         unreachable!("emitted only next to a compile error")
     }
-
-    /// Encodes the captures of a future, naming them in a size error.
-    pub fn __encode_captures<T: serde::Serialize>(
-        captures: &T,
-        label: Option<&str>,
-    ) -> Result<Vec<u8>, crate::Error> {
-        let what = match label {
-            Some(l) => format!("the captures of future \"{l}\""),
-            None => "the captures of a future".to_string(),
-        };
-        crate::codec::encode(captures, &what)
-    }
 }

@@ -39,7 +39,9 @@ extern "C" fn stop_at_exit() {
     }
 }
 
-fn start(verb: &str) -> Option<Slurm> {
+/// Says that the Slurm cases are skipped, and why, when one of Slurm's
+/// daemons is not installed; true when they are all there.
+pub fn installed() -> bool {
     for tool in [
         "/usr/sbin/slurmctld",
         "/usr/sbin/slurmd",
@@ -50,8 +52,33 @@ fn start(verb: &str) -> Option<Slurm> {
                 "SKIPPED: the Slurm cases need {tool}: apt-get install slurm-wlm munge \
                  (.ci/run does)"
             ));
-            return None;
+            return false;
         }
+    }
+    true
+}
+
+/// The job id of the first job of this user that squeue shows as running
+/// with `name` in its job name, waiting up to `within` for one.
+pub fn running_job(name: &str, within: std::time::Duration) -> Option<String> {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        let out = Command::new("squeue")
+            .args(["--me", "-h", "-t", "RUNNING", "-o", "%i %j"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(line) = text.lines().find(|l| l.contains(name)) {
+            return line.split_whitespace().next().map(str::to_string);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
+fn start(verb: &str) -> Option<Slurm> {
+    if !installed() {
+        return None;
     }
     let out = Command::new("bash")
         .arg(script())

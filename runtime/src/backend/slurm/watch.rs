@@ -264,8 +264,7 @@ fn give_up(w: &Watch, silent: Duration) {
         .map(|(_, c)| c)
         .unwrap_or_default();
     let given_up = std::mem::take(&mut *lock(&w.pending));
-    for mut p in given_up {
-        p.dir.keep();
+    for p in given_up {
         let cause = format!(
             "Slurm has not answered for {} s (squeue: {}), so its job {} was given up; it may \
              still run; the registry is kept at {} (FUTURIZE_SLURM_SILENCE_LIMIT sets how long \
@@ -275,31 +274,18 @@ fn give_up(w: &Watch, silent: Duration) {
             p.job,
             p.dir.path.display()
         );
-        if let Some(done) = p.done.take() {
-            done();
-        }
-        let error = Error::WorkerDied {
-            worker: format!("Slurm job {}", p.job),
-            cause,
-            label: p.label.clone(),
-            index: None,
-            elements: None,
-        };
-        let slot = p.slot.clone();
-        drop(p);
-        slot.fill(Err(error));
+        lost(p, cause);
     }
 }
 
 /// A job that ended without an answer.
-fn fail(mut p: Pending) {
+fn fail(p: Pending) {
     let (state, code) = scheduler::final_state(&p.job).unwrap_or_else(|| {
         (
             p.ended.as_ref().map(|(_, s)| s.clone()).unwrap_or_default(),
             "unknown".into(),
         )
     });
-    p.dir.keep();
     let cause = format!(
         "Slurm job {} ended {state} with exit code {code} and no answer; {}; \
          the registry is kept at {}",
@@ -307,6 +293,13 @@ fn fail(mut p: Pending) {
         registry::log_tail(&p.log),
         p.dir.path.display()
     );
+    lost(p, cause);
+}
+
+/// A job given up without an answer, for `cause`: its registry is kept, its
+/// place freed, its slot filled with `WorkerDied`.
+fn lost(mut p: Pending, cause: String) {
+    p.dir.keep();
     if let Some(done) = p.done.take() {
         done();
     }
