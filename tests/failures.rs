@@ -380,7 +380,7 @@ fn on_threads_a_timed_out_future_returns_at_its_deadline_and_its_thread_is_repla
 }
 
 #[test]
-fn a_dead_workers_last_words_on_stderr_are_in_the_error() {
+fn the_end_of_a_dead_workers_stderr_is_in_the_error() {
     let _g = with_plan(Multiprocess::workers(1));
     let f: Future<usize> = future!({
         // The allocator cannot give a petabyte: std prints why and aborts.
@@ -392,9 +392,7 @@ fn a_dead_workers_last_words_on_stderr_are_in_the_error() {
     assert!(matches!(e, Error::WorkerDied { .. }), "{text}");
     assert!(text.contains("SIGABRT"), "{text}");
     assert!(
-        text.contains(
-            "its last words on stderr: memory allocation of 1125899906842624 bytes failed"
-        ),
+        text.contains("the end of its stderr: memory allocation of 1125899906842624 bytes failed"),
         "{text}"
     );
     let r: Result<Vec<u32>, Error> = foreach!(i in 0..4u32 => {
@@ -408,7 +406,7 @@ fn a_dead_workers_last_words_on_stderr_are_in_the_error() {
     let text = r.unwrap_err().to_string();
     assert!(text.contains("exit status 9"), "{text}");
     assert!(
-        text.contains("its last words on stderr: element 2 gives up"),
+        text.contains("the end of its stderr: element 2 gives up"),
         "{text}"
     );
     // The capture files of workers leave no names behind (other tests here

@@ -145,7 +145,10 @@ fn generate(
     let seed = seed_tokens(&opts.seed);
     let (stdout, progress) = (opts.stdout, opts.progress);
     let timeout = option_tokens(opts.timeout.as_ref());
-    let resources = option_tokens(opts.resources.as_ref());
+    let resources = match &opts.resources {
+        Some(r) => r.clone(),
+        None => quote!(::core::default::Default::default()),
+    };
     let retries = match &opts.retries {
         Some(r) => quote!(#r),
         None => quote!(0),
@@ -180,17 +183,20 @@ fn generate(
         // here; texts are `String::from(..)` whether they are `&str` or `String`.
         #[allow(clippy::needless_update, clippy::useless_conversion)]
         let __futurize_options = #p::MapOptions {
-            label: #label,
             sizing: #p::Sizing::#sizing,
             ordering: #p::Ordering::#ordering,
-            errors: #p::ErrorPolicy::#errors,
             in_place: #in_place,
             seed: #seed,
-            stdout: #stdout,
-            timeout: #timeout,
-            retries: #retries,
-            progress: #progress,
-            resources: #resources,
+            settings: #p::Settings {
+                label: #label,
+                stdout: #stdout,
+                timeout: #timeout,
+                retries: #retries,
+                progress: #progress,
+                errors: #p::ErrorPolicy::#errors,
+                resources: #resources,
+                ..::core::default::Default::default()
+            },
         };
         #p::#engine(
             &__futurize_ctags,

@@ -74,7 +74,10 @@ fn generate(
     let seed = seed_tokens(&opts.seed);
     let stdout = opts.stdout;
     let timeout = option_tokens(opts.timeout.as_ref());
-    let resources = option_tokens(opts.resources.as_ref());
+    let resources = match &opts.resources {
+        Some(r) => r.clone(),
+        None => quote!(::core::default::Default::default()),
+    };
     quote!({
         #[allow(unused_imports)]
         use #p::{ViaMutRef as _, ViaOwned as _, ViaRef as _};
@@ -89,15 +92,18 @@ fn generate(
         // here; texts are `String::from(..)` whether they are `&str` or `String`.
         #[allow(clippy::needless_update, clippy::useless_conversion)]
         let __futurize_options = #p::FutureOptions {
-            label: #label,
             lazy: #lazy,
             seed: #seed,
-            stdout: #stdout,
-            timeout: #timeout,
-            resources: #resources,
+            settings: #p::Settings {
+                label: #label,
+                stdout: #stdout,
+                timeout: #timeout,
+                resources: #resources,
+                ..::core::default::Default::default()
+            },
         };
         let __futurize_captures =
-            #p::__encode_captures_of(&__futurize_tags, #refs, __futurize_options.label.as_deref());
+            #p::__encode_captures_of(&__futurize_tags, #refs, __futurize_options.settings.label.as_deref());
         // SAFETY: `__no_capture` above proved that the body captures nothing.
         #[allow(unsafe_code)]
         let __futurize_entry = unsafe { #p::__entry_of(&__futurize_tags, &__futurize_body) };

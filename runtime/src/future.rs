@@ -7,13 +7,13 @@
 
 use crate::Error;
 use crate::active::{self, ActivePlan};
-use crate::backend::{ResultSlot, Submitted, Task};
+use crate::backend::{Entry, ResultSlot, Submitted, Work};
 use crate::body::TimeLimit;
 use crate::body::capture::EntryOf;
-use crate::plan::Resources;
 use crate::protocol::codec;
 use crate::relay::{self, Output};
 use crate::rng::SeedSpec;
+use crate::settings::Settings;
 use crate::sync::lock;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
@@ -23,38 +23,18 @@ use std::time::{Duration, Instant};
 
 /// Options of one future, as written after its body in `future!`.
 #[doc(hidden)]
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FutureOptions {
-    /// `label = "..."`: names the future in errors.
-    pub label: Option<String>,
     /// `lazy = true`: start at the first `resolved()` or `value()`.
     pub lazy: bool,
     /// `seed = ...`: the future gets its own random stream.
     pub seed: Option<SeedSpec>,
-    /// `stdout = false`: silence what the body prints (default: capture it
-    /// and relay it at `value()`).
-    pub stdout: bool,
-    /// `timeout = "10m"`.
-    pub timeout: Option<TimeLimit>,
-    /// `resources = (mem = "2G", ...)`: what the future needs.
-    pub resources: Option<Resources>,
-}
-
-impl Default for FutureOptions {
-    fn default() -> Self {
-        FutureOptions {
-            label: None,
-            lazy: false,
-            seed: None,
-            stdout: true,
-            timeout: None,
-            resources: None,
-        }
-    }
+    /// Everything else, as the future runs with it.
+    pub settings: Settings,
 }
 
 enum State {
-    Lazy(Task, Arc<ActivePlan>),
+    Lazy(Work, Arc<ActivePlan>),
     Running(Arc<ResultSlot>),
     Done(Result<Vec<u8>, Error>, Output),
     /// A lazy future asked whether it is resolved while its plan's workers
@@ -75,7 +55,7 @@ struct Queued {
 
 impl Queued {
     /// Starts `task` on a thread of its own (which may wait for a free worker).
-    fn start(task: Task, plan: Arc<ActivePlan>) -> Arc<Queued> {
+    fn start(task: Work, plan: Arc<ActivePlan>) -> Arc<Queued> {
         let q = Arc::new(Queued {
             started: Mutex::new(None),
             arrived: std::sync::Condvar::new(),
@@ -161,8 +141,13 @@ impl<T: DeserializeOwned> Future<T> {
         captures: Result<Vec<u8>, Error>,
         options: FutureOptions,
     ) -> Self {
-        let label = options.label;
-        let timeout = options.timeout.clone();
+        let FutureOptions {
+            lazy,
+            seed,
+            mut settings,
+        } = options;
+        let label = settings.label.clone();
+        let timeout = settings.timeout.clone();
         let mut backend_keeps_time = false;
         let created = Instant::now();
         if crate::trace::on() {
@@ -174,16 +159,13 @@ impl<T: DeserializeOwned> Future<T> {
         let state = match (captures, active::active()) {
             (Err(e), _) | (_, Err(e)) => State::Done(Err(e), Output::default()),
             (Ok(captures), Ok(plan)) => {
-                let task = Task {
-                    entry: entry.entry,
-                    captures,
-                    label: label.clone(),
-                    stream: options.seed.map(|s| s.streams(1)),
-                    capture_output: options.stdout,
-                    timeout: options.timeout,
-                    resources: options.resources.unwrap_or_default(),
+                settings.streams = seed.map(|s| s.streams(1));
+                let task = Work {
+                    entry: Entry::Future(entry.entry),
+                    payload: captures,
+                    settings,
                 };
-                if options.lazy {
+                if lazy {
                     State::Lazy(task, plan)
                 } else {
                     let (state, keeps) = start(task, &plan);
@@ -453,10 +435,10 @@ impl<T: DeserializeOwned> Future<T> {
 
 /// Starts `task` on the backend of `plan` that can meet its resources; and
 /// whether that backend enforces the time limit itself.
-fn start(task: Task, plan: &Arc<ActivePlan>) -> (State, bool) {
+fn start(task: Work, plan: &Arc<ActivePlan>) -> (State, bool) {
     let backend = plan
         .backend()
-        .and_then(|b| crate::backend::for_resources(b, Some(&task.resources)));
+        .and_then(|b| crate::backend::for_resources(b, Some(&task.settings.resources)));
     match backend {
         Err(e) => (State::Done(Err(e), Output::default()), false),
         Ok(backend) => {

@@ -18,7 +18,9 @@
 //! * [`body`]: running user code wherever it stands: captures
 //!   ([`body::capture`], [`body::foreach_capture`]), chunks of elements ([`body::chunk`]),
 //!   panics and time limits;
-//! * [`relay`]: what bodies print, captured and shown in order.
+//! * [`relay`]: what bodies print, captured and shown in order;
+//! * `settings`: [`Settings`](__private::Settings), how one future or chunk runs, the
+//!   one shape of its options from the macro to the worker.
 //!
 //! The leader side:
 //! * `active`: which plan is in force, and its backend;
@@ -52,6 +54,7 @@ mod protocol;
 pub mod relay;
 pub mod rng;
 mod session;
+mod settings;
 mod startup;
 mod sync;
 pub mod trace;
@@ -93,6 +96,7 @@ pub mod __private {
     pub use crate::plan::Resources;
     pub use crate::progress::__progress_step;
     pub use crate::rng::SeedSpec;
+    pub use crate::settings::Settings;
     pub use crate::{
         __relay_dbg, __relay_eprint, __relay_eprintln, __relay_print, __relay_println,
     };

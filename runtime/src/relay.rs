@@ -10,7 +10,7 @@
 //!   to the terminal: a thread cannot take over the process's stdout.
 //! * In a worker process: file descriptors 1 and 2 point at two capture
 //!   files while tasks run (files the leader created, so it can read a dead
-//!   worker's last words; memfds otherwise), so everything a task writes
+//!   end of a dead worker's stderr; memfds otherwise), so everything a task writes
 //!   (its body, the functions it calls, C code) is captured. The rewritten
 //!   macros write to the real stdout there, so their text keeps its place
 //!   among the rest.

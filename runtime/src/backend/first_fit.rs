@@ -4,7 +4,7 @@
 //! only when work is given to it, so a plan may name a Slurm that only
 //! some work needs.
 
-use super::{Backend, MapCall, Submitted, Task, slurm, start, this_machine};
+use super::{Backend, ChunkWorkers, Submitted, Work, slurm, start, this_machine};
 use crate::Error;
 use crate::body::NestedPlan;
 use crate::plan::{Capacity, Level, Resources};
@@ -58,9 +58,12 @@ impl FirstFit {
     }
 
     fn started(&self, a: &Alternative) -> Result<Arc<dyn Backend>, Error> {
+        self.started_ref(a).clone()
+    }
+
+    fn started_ref<'s>(&'s self, a: &'s Alternative) -> &'s Result<Arc<dyn Backend>, Error> {
         a.backend
             .get_or_init(|| start(&a.level, self.nested.clone()))
-            .clone()
     }
 
     fn first(&self) -> Result<Arc<dyn Backend>, Error> {
@@ -69,12 +72,13 @@ impl FirstFit {
 }
 
 impl Backend for FirstFit {
-    fn submit(&self, task: Task) -> Submitted {
+    fn submit(&self, task: Work) -> Submitted {
         let backend = self.first().and_then(|first| {
-            if task.resources.is_empty() {
+            if task.settings.resources.is_empty() {
                 Ok(first)
             } else {
-                self.choose(&task.resources).map(|b| b.unwrap_or(first))
+                self.choose(&task.settings.resources)
+                    .map(|b| b.unwrap_or(first))
             }
         });
         match backend {
@@ -83,9 +87,21 @@ impl Backend for FirstFit {
         }
     }
 
-    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error> {
-        // The map engine chose already; work with no resources goes to the first.
-        self.first()?.run_map(call)
+    fn chunk_workers(&self) -> ChunkWorkers<'_> {
+        // The map engine chose already (`plain`, `choose`); this is only
+        // reached by work asking for nothing, which goes to the first.
+        match self.started_ref(&self.alternatives[0]) {
+            Ok(first) => first.chunk_workers(),
+            // Each chunk submitted here is then refused with the reason.
+            Err(_) => ChunkWorkers::Remote {
+                workers: 1,
+                all_at_once: false,
+            },
+        }
+    }
+
+    fn plain(&self) -> Option<Result<Arc<dyn Backend>, Error>> {
+        Some(self.first())
     }
 
     fn free_workers(&self) -> usize {

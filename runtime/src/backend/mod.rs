@@ -3,14 +3,14 @@
 //! `Future` handle nor the map engine ever knows which kind runs its work
 //! (the shape of crossbeam-channel's `flavors/`).
 //!
-//! * [`Backend::submit`] takes a future ([`Task`]): its entry function and
-//!   encoded captures.
-//! * [`Backend::run_map`] takes a whole `foreach!` call ([`MapCall`]) and
-//!   returns when every chunk of it has ended. A backend whose workers live
-//!   in this process lets them join the call ([`MapCall::work_here`]: the
-//!   bodies borrow the caller's captures and elements, nothing is encoded); a
-//!   backend of worker processes lets the call hand it chunks as bytes
-//!   ([`MapCall::send_chunks`] through [`ChunkWorkers`]).
+//! * [`Backend::submit`] takes one [`Work`]: a future or a chunk of a
+//!   `foreach!` call, its payload as bytes and its [`Settings`].
+//! * [`Backend::chunk_workers`] tells the map engine, once per call, how
+//!   this backend runs chunks: threads of this process that it lends to the
+//!   call ([`LendThreads`]: the bodies borrow the caller's captures and
+//!   elements, nothing is encoded), or workers elsewhere that take each
+//!   chunk as a [`Work`] through `submit`. The engine calls down into the
+//!   backend; the backend never calls back into the engine.
 //!
 //! Either way a backend with `n` workers never runs more than `n` bodies at
 //! once, futures and chunks together. Bodies see the next level of the plan
@@ -28,29 +28,62 @@ pub(crate) use processes::{command_for as host_command, run_agent, take_agent_en
 pub(crate) use slot::ResultSlot;
 
 use crate::body::NestedPlan;
-use crate::body::TimeLimit;
 use crate::body::capture::EntryFn;
 use crate::body::chunk::ChunkFn;
 use crate::plan::{Capacity, Resources};
 use crate::progress::Progress;
 use crate::protocol::Output;
-use crate::rng::Streams;
+use crate::settings::Settings;
 use crate::{Error, Level};
+use std::ops::Range;
 use std::sync::Arc;
 
-/// One future's work: its entry function and its encoded captures.
-pub(crate) struct Task {
-    pub(crate) entry: EntryFn,
-    pub(crate) captures: Vec<u8>,
-    pub(crate) label: Option<String>,
-    /// The future's random stream, with `seed`.
-    pub(crate) stream: Option<Streams>,
-    /// `stdout = true`: capture what the body prints.
-    pub(crate) capture_output: bool,
-    /// `timeout = "..."`.
-    pub(crate) timeout: Option<TimeLimit>,
-    /// What it needs (empty: nothing in particular).
-    pub(crate) resources: Resources,
+/// One unit of work, a future or a chunk of a `foreach!` call: what runs
+/// (its entry), on what (its payload: a future's encoded captures, or a
+/// chunk's encoded elements) and how (its settings, carried unchanged from
+/// the macro to the worker).
+pub(crate) struct Work {
+    pub(crate) entry: Entry,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) settings: Settings,
+}
+
+/// What a [`Work`] runs.
+pub(crate) enum Entry {
+    /// A future's body.
+    Future(EntryFn),
+    /// A chunk of a call's elements.
+    Chunk(Chunk),
+}
+
+/// A chunk of a `foreach!` call, as a backend sees it.
+pub(crate) struct Chunk {
+    /// The call site's chunk entry function.
+    pub(crate) entry: ChunkFn,
+    /// The call's captures, which a worker keeps for the call's next chunks.
+    pub(crate) call: Arc<CallCaptures>,
+    /// The chunk's element indices.
+    pub(crate) elements: Range<usize>,
+    /// The call's bar and what this chunk has reported to it.
+    pub(crate) progress: Option<Arc<ChunkProgress>>,
+}
+
+impl Work {
+    /// A chunk's element indices; `None` for a future.
+    pub(crate) fn elements(&self) -> Option<Range<usize>> {
+        match &self.entry {
+            Entry::Future(_) => None,
+            Entry::Chunk(c) => Some(c.elements.clone()),
+        }
+    }
+
+    /// A chunk's share of its call's bar.
+    pub(crate) fn progress(&self) -> Option<&Arc<ChunkProgress>> {
+        match &self.entry {
+            Entry::Future(_) => None,
+            Entry::Chunk(c) => c.progress.as_ref(),
+        }
+    }
 }
 
 /// Where a submitted task's value will appear.
@@ -69,29 +102,6 @@ pub(crate) struct CallCaptures {
     pub(crate) bytes: Vec<u8>,
 }
 
-/// One chunk of a `foreach!` call, as bytes for a worker process.
-pub(crate) struct ChunkTask {
-    pub(crate) entry: ChunkFn,
-    pub(crate) call: Arc<CallCaptures>,
-    pub(crate) elements: Vec<u8>,
-    pub(crate) stop_at_failure: bool,
-    pub(crate) label: Option<String>,
-    /// The random streams of the chunk's elements, from its first element.
-    pub(crate) streams: Option<Streams>,
-    /// The element index of the chunk's first element.
-    pub(crate) first: usize,
-    /// How many elements it has.
-    pub(crate) len: usize,
-    /// `stdout = true`: capture what the elements print.
-    pub(crate) capture_output: bool,
-    /// `timeout = "..."`, per element.
-    pub(crate) timeout: Option<TimeLimit>,
-    /// What the chunk needs (empty: nothing in particular).
-    pub(crate) resources: Resources,
-    /// The call's bar and what this chunk has reported to it.
-    pub(crate) progress: Option<Arc<ChunkProgress>>,
-}
-
 /// A chunk's share of its call's progress bar: the elements it reported
 /// while running, so that its end adds only the rest.
 pub(crate) struct ChunkProgress {
@@ -99,13 +109,17 @@ pub(crate) struct ChunkProgress {
     pub(crate) reported: std::sync::atomic::AtomicU64,
 }
 
-/// A backend: something that runs futures and `foreach!` calls.
+/// A backend: something that runs futures and `foreach!` chunks.
 pub(crate) trait Backend: Send + Sync {
-    /// Starts `task`, blocking while every worker is busy (R semantics).
-    fn submit(&self, task: Task) -> Submitted;
-    /// Runs every chunk of `call`, blocking while every worker is busy, and
-    /// returns when all have ended (their outputs are in the call).
-    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error>;
+    /// Starts `work`, blocking while every worker is busy (R semantics).
+    fn submit(&self, work: Work) -> Submitted;
+    /// Starts all of `works` (a call's chunks, for workers that take them
+    /// at once: a Slurm job array).
+    fn submit_all(&self, works: Vec<Work>) -> Vec<Submitted> {
+        works.into_iter().map(|w| self.submit(w)).collect()
+    }
+    /// How this backend runs a `foreach!` call's chunks.
+    fn chunk_workers(&self) -> ChunkWorkers<'_>;
     /// Workers that are idle now.
     fn free_workers(&self) -> usize;
     /// The most one future or call can have here.
@@ -127,6 +141,40 @@ pub(crate) trait Backend: Send + Sync {
             }),
         }
     }
+    /// The backend that runs work asking for nothing in particular: `None`
+    /// for this one (a backend of several alternatives names its first).
+    fn plain(&self) -> Option<Result<Arc<dyn Backend>, Error>> {
+        None
+    }
+}
+
+/// How a backend runs a `foreach!` call's chunks, as it tells the map
+/// engine once per call.
+pub(crate) enum ChunkWorkers<'a> {
+    /// Threads of this process join the call: its chunks run here and
+    /// borrow the caller's captures and elements, nothing is encoded.
+    Threads(&'a dyn LendThreads),
+    /// Worker processes or jobs: each chunk is a [`Work`] given to
+    /// [`Backend::submit`] (or, with `all_at_once`, all of them to
+    /// [`Backend::submit_all`]).
+    Remote {
+        /// How many chunks can run at once.
+        workers: usize,
+        /// The workers take a call's chunks all at once (a Slurm job
+        /// array): the call cuts one chunk per worker unless it fixed their
+        /// size.
+        all_at_once: bool,
+    },
+}
+
+/// Threads lent to one `foreach!` call.
+pub(crate) trait LendThreads {
+    /// Admits the calling thread and the free threads, tells `plan` how
+    /// many there are (it answers how many have something to do), and runs
+    /// `work` on the calling thread and on that many threads less one;
+    /// returns when all have. Never more threads run bodies than the pool
+    /// has workers, futures and calls together.
+    fn lend(&self, plan: &mut dyn FnMut(usize) -> usize, work: &(dyn Fn() + Sync));
 }
 
 /// The backend of `backend`'s plan that runs work needing `r` (checked
@@ -136,7 +184,7 @@ pub(crate) fn for_resources(
     r: Option<&Resources>,
 ) -> Result<Arc<dyn Backend>, Error> {
     match r.filter(|r| !r.is_empty()) {
-        None => Ok(backend),
+        None => backend.plain().unwrap_or(Ok(backend)),
         Some(r) => {
             r.check().map_err(|why| Error::Resources {
                 asked: r.to_string(),
@@ -160,38 +208,12 @@ pub(crate) fn this_machine(name: String) -> Capacity {
     }
 }
 
-/// A `foreach!` call as a backend sees it: chunks it can run in this
-/// process, or hand out as bytes.
-pub(crate) trait MapCall: Sync {
-    /// Cuts the call into chunks for up to `workers` that run them in this
-    /// process; called once, before any [`MapCall::work_here`]. Returns how
-    /// many workers have something to do (fewer when there are fewer
-    /// elements).
-    fn plan_here(&self, workers: usize) -> usize;
-    /// Runs chunks in the calling thread until none is left (or the call
-    /// stops at a failure). Several threads may do so at once.
-    fn work_here(&self);
-    /// Hands the call's chunks to worker processes, as bytes, and returns
-    /// when every chunk has ended.
-    fn send_chunks(&self, workers: &dyn ChunkWorkers) -> Result<(), Error>;
-}
-
-/// Worker processes, as a map call hands them chunks.
-pub(crate) trait ChunkWorkers {
-    /// How many chunks can run at once.
-    fn workers(&self) -> usize;
-    /// Starts `chunk` on an idle worker, blocking while all are busy.
-    fn submit_chunk(&self, chunk: ChunkTask) -> Submitted;
-    /// Whether these workers take a call's chunks all at once (a Slurm job
-    /// array): the call then cuts one chunk per worker unless it fixed
-    /// their size, and hands them over together.
-    fn takes_chunks_at_once(&self) -> bool {
-        false
-    }
-    /// Starts all of `chunks` (for workers that take them at once).
-    fn submit_chunks(&self, chunks: Vec<ChunkTask>) -> Vec<Submitted> {
-        chunks.into_iter().map(|c| self.submit_chunk(c)).collect()
-    }
+/// What a backend whose chunks run in this process answers when given a
+/// chunk as bytes: the map engine never does that.
+pub(crate) fn in_process_only() -> Error {
+    Error::Protocol(
+        "a chunk was sent as bytes to a backend that runs chunks in this process".into(),
+    )
 }
 
 /// Bytes of captures and elements sent to worker processes so far.

@@ -3,8 +3,7 @@
 //! future still goes through the codec, so it has its own copy of its
 //! captures and behaves as it would on a worker.
 
-use super::{Backend, MapCall, Submitted, Task};
-use crate::Error;
+use super::{Backend, ChunkWorkers, Entry, LendThreads, Submitted, Work, in_process_only};
 use crate::body::{self, NestedPlan};
 
 pub(crate) struct SequentialBackend {
@@ -18,22 +17,16 @@ impl SequentialBackend {
 }
 
 impl Backend for SequentialBackend {
-    fn submit(&self, task: Task) -> Submitted {
-        let (result, output) = body::run(
-            task.entry,
-            &task.captures,
-            &self.nested,
-            task.stream,
-            Some(task.capture_output),
-            task.timeout.as_ref(),
-        );
+    fn submit(&self, work: Work) -> Submitted {
+        let Entry::Future(entry) = work.entry else {
+            return Submitted::Ready(Err(in_process_only()), Default::default());
+        };
+        let (result, output) = body::run(entry, &work.payload, &self.nested, &work.settings, true);
         Submitted::Ready(result, output)
     }
 
-    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error> {
-        call.plan_here(1);
-        self.nested.run(|| call.work_here());
-        Ok(())
+    fn chunk_workers(&self) -> ChunkWorkers<'_> {
+        ChunkWorkers::Threads(self)
     }
 
     fn free_workers(&self) -> usize {
@@ -42,5 +35,12 @@ impl Backend for SequentialBackend {
 
     fn capacity(&self) -> crate::plan::Capacity {
         super::this_machine("sequential (this machine)".into())
+    }
+}
+
+impl LendThreads for SequentialBackend {
+    fn lend(&self, plan: &mut dyn FnMut(usize) -> usize, work: &(dyn Fn() + Sync)) {
+        plan(1);
+        self.nested.run(work);
     }
 }

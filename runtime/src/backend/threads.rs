@@ -15,7 +15,9 @@
 //! thread takes its place at once, and the old one ends when its body
 //! returns, its value discarded.
 
-use super::{Backend, MapCall, ResultSlot, Submitted, Task};
+use super::{
+    Backend, ChunkWorkers, Entry, LendThreads, ResultSlot, Submitted, Work, in_process_only,
+};
 use crate::Error;
 use crate::body::{self, NestedPlan};
 use crate::protocol::Output;
@@ -39,7 +41,7 @@ enum Phase {
 enum Job {
     /// A future.
     Future {
-        task: Box<Task>,
+        task: Box<Work>,
         slot: Arc<ResultSlot>,
         phase: Arc<Mutex<Phase>>,
     },
@@ -50,17 +52,18 @@ enum Job {
 /// A `foreach!` call that a pool thread joins, and the count of its helpers
 /// still working.
 struct JoinCall {
-    /// The call, borrowed from the calling thread's stack.
+    /// What a helper runs: the call's chunks, borrowed from the calling
+    /// thread's stack.
     ///
-    /// Its lifetime is erased: [`ThreadPool::run_map`] does not return (nor
+    /// Its lifetime is erased: [`ThreadPool::lend`] does not return (nor
     /// unwind) before it has closed `working` and every helper that joined
-    /// has counted down; a helper that comes later does not touch `call`.
-    call: *const (dyn MapCall + 'static),
+    /// has counted down; a helper that comes later does not touch `work`.
+    work: *const (dyn Fn() + Sync + 'static),
     working: Arc<Working>,
 }
 
-// SAFETY: `MapCall: Sync`, so using the call from another thread is sound;
-// the pointer is only dereferenced while the call is alive (see `call`).
+// SAFETY: the work is `Sync`, so running it from another thread is sound;
+// the pointer is only dereferenced while it is alive (see `work`).
 unsafe impl Send for JoinCall {}
 
 /// The helpers of one call: how many joined, how many still work, and
@@ -225,12 +228,10 @@ fn work(shared: Arc<Shared>) {
                 // SAFETY: this helper joined before the call closed, so the
                 // calling thread waits in `run_map` until `working` counts it
                 // down: the call is alive.
-                let call = unsafe { &*join.call };
+                let work = unsafe { &*join.work };
                 // Elements catch their own panics; this keeps the thread and
                 // the count right should the call's own code panic.
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    shared.nested.run(|| call.work_here())
-                }));
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| shared.nested.run(work)));
                 shared.admission.release();
                 join.working.done();
                 continue;
@@ -242,19 +243,21 @@ fn work(shared: Arc<Shared>) {
                 *p = Phase::Running;
                 drop(p);
                 let started = std::time::Instant::now();
-                let ran = body::run(
-                    task.entry,
-                    &task.captures,
-                    &shared.nested,
-                    task.stream,
-                    Some(task.capture_output),
-                    task.timeout.as_ref(),
-                );
+                let ran = match task.entry {
+                    Entry::Future(entry) => {
+                        body::run(entry, &task.payload, &shared.nested, &task.settings, true)
+                    }
+                    Entry::Chunk(_) => (Err(in_process_only()), Output::default()),
+                };
                 crate::trace::span(
                     "future",
                     crate::trace::this_thread(),
                     started,
-                    task.label.iter().map(|l| ("label", l.clone())).collect(),
+                    task.settings
+                        .label
+                        .iter()
+                        .map(|l| ("label", l.clone()))
+                        .collect(),
                 );
                 ran
             } else {
@@ -282,7 +285,7 @@ fn work(shared: Arc<Shared>) {
 }
 
 impl Backend for ThreadPool {
-    fn submit(&self, task: Task) -> Submitted {
+    fn submit(&self, task: Work) -> Submitted {
         self.shared.admission.admit();
         let slot = ResultSlot::new();
         let phase = Arc::new(Mutex::new(Phase::Queued));
@@ -321,7 +324,24 @@ impl Backend for ThreadPool {
         Submitted::Running(slot)
     }
 
-    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error> {
+    fn chunk_workers(&self) -> ChunkWorkers<'_> {
+        ChunkWorkers::Threads(self)
+    }
+
+    fn free_workers(&self) -> usize {
+        self.shared.admission.free()
+    }
+
+    fn capacity(&self) -> crate::plan::Capacity {
+        super::this_machine(format!(
+            "multithread:{} (this machine)",
+            self.shared.admission.limit
+        ))
+    }
+}
+
+impl LendThreads for ThreadPool {
+    fn lend(&self, plan: &mut dyn FnMut(usize) -> usize, work: &(dyn Fn() + Sync)) {
         let admission = &self.shared.admission;
         // The calling thread is one of the workers; the others free now join.
         admission.admit();
@@ -329,7 +349,7 @@ impl Backend for ThreadPool {
         while helpers + 1 < admission.limit && admission.try_admit() {
             helpers += 1;
         }
-        let useful = call.plan_here(helpers + 1);
+        let useful = plan(helpers + 1);
         while helpers + 1 > useful.max(1) {
             helpers -= 1;
             admission.release();
@@ -344,15 +364,17 @@ impl Backend for ThreadPool {
             admission,
         };
         // SAFETY: only the lifetime is erased; `waiter` keeps this function
-        // from returning or unwinding past the call before the call is
-        // closed and every helper that joined has counted down (see
-        // `JoinCall::call`).
-        let erased: *const (dyn MapCall + 'static) = unsafe {
-            std::mem::transmute::<*const (dyn MapCall + '_), *const (dyn MapCall + 'static)>(call)
+        // from returning or unwinding past `work` before the call is closed
+        // and every helper that joined has counted down (see
+        // `JoinCall::work`).
+        let erased: *const (dyn Fn() + Sync + 'static) = unsafe {
+            std::mem::transmute::<*const (dyn Fn() + Sync + '_), *const (dyn Fn() + Sync + 'static)>(
+                work,
+            )
         };
         for _ in 0..helpers {
             let join = JoinCall {
-                call: erased,
+                work: erased,
                 working: working.clone(),
             };
             if self.jobs.send(Job::Chunks(join)).is_err() {
@@ -363,25 +385,11 @@ impl Backend for ThreadPool {
                 waiter.sent += 1;
             }
         }
-        let own = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.shared.nested.run(|| call.work_here())
-        }));
+        let own = std::panic::catch_unwind(AssertUnwindSafe(|| self.shared.nested.run(work)));
         admission.release();
         drop(waiter);
         if let Err(payload) = own {
             std::panic::resume_unwind(payload);
         }
-        Ok(())
-    }
-
-    fn free_workers(&self) -> usize {
-        self.shared.admission.free()
-    }
-
-    fn capacity(&self) -> crate::plan::Capacity {
-        super::this_machine(format!(
-            "multithread:{} (this machine)",
-            self.shared.admission.limit
-        ))
     }
 }

@@ -24,7 +24,8 @@ pub mod chunk;
 pub mod foreach_capture;
 
 use crate::relay::{self, Output};
-use crate::rng::{self, Streams};
+use crate::rng;
+use crate::settings::Settings;
 use crate::{Error, Panic, Plan};
 use capture::EntryFn;
 use std::cell::{Cell, RefCell};
@@ -131,7 +132,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// A `timeout = "..."` option: the limit, and the text the user wrote (for
 /// the error).
 #[doc(hidden)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TimeLimit {
     /// The limit.
     pub limit: Duration,
@@ -165,20 +166,22 @@ impl TimeLimit {
     }
 }
 
-/// Runs `entry` on `captures` with `nested` as the plan in force. With
-/// `sink`, what the body's print macros write is captured on this thread
-/// (and kept when `Some(true)`); a worker process passes `None`, as it
-/// captures its file descriptors instead. A body in this process
-/// cannot be stopped, so its time limit is checked when it returns.
+/// Runs a future's `entry` on `captures` with `nested` as the plan in force
+/// and the future's `settings`. In this process (`in_process`), what the
+/// body's print macros write is captured on this thread (kept unless
+/// `stdout = false`), and its time limit is checked when it returns (a body
+/// here cannot be stopped); a worker process captures its file descriptors
+/// instead, and its timer enforces the limit.
 pub(crate) fn run(
     entry: EntryFn,
     captures: &[u8],
     nested: &NestedPlan,
-    stream: Option<Streams>,
-    sink: Option<bool>,
-    limit: Option<&TimeLimit>,
+    settings: &Settings,
+    in_process: bool,
 ) -> (Result<Vec<u8>, Error>, Output) {
+    let limit = settings.timeout.as_ref().filter(|_| in_process);
     let started = limit.map(|_| Instant::now());
+    let stream = settings.streams;
     let run = || {
         nested.run(|| {
             catch(|| rng::with_stream(stream, 0, || entry(captures)))
@@ -186,9 +189,10 @@ pub(crate) fn run(
                 .and_then(|r| r)
         })
     };
-    let (result, output) = match sink {
-        Some(keep) => relay::capture(keep, run),
-        None => (run(), Output::default()),
+    let (result, output) = if in_process {
+        relay::capture(settings.stdout, run)
+    } else {
+        (run(), Output::default())
     };
     let result = match (result, limit, started) {
         (Ok(_), Some(l), Some(t)) if t.elapsed() > l.limit => Err(l.error()),

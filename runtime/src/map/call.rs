@@ -1,7 +1,7 @@
-//! One `foreach!` call as the backends see it: a [`MapCall`] that runs its
-//! chunks in this process (on the calling thread and on pool threads, which
-//! borrow the caller's captures and elements directly) or hands them out as
-//! bytes to worker processes (`remote`).
+//! One `foreach!` call: its chunks run in this process (on the calling
+//! thread and on threads a backend lends it, which borrow the caller's
+//! captures and elements directly) or are handed out as bytes to workers
+//! elsewhere (`remote`).
 //!
 //! Invariant: every chunk ends up in `finished` exactly once, with its
 //! element range; under `errors = "stop"` chunks after the lowest failure
@@ -10,9 +10,9 @@
 use super::chunks::{ChunkPlanner, Ordering};
 use super::elements::Elements;
 use super::in_place::{Slots, run_chunk_in_place};
-use super::{ErrorPolicy, Finished, MapOptions, remote};
+use super::{Finished, MapOptions, remote};
 use crate::Error;
-use crate::backend::{ChunkWorkers, MapCall};
+use crate::backend::{Backend, ChunkWorkers};
 use crate::body::TimeLimit;
 use crate::body::capture::Capture;
 use crate::body::chunk::{ChunkFn, ChunkOutput, Combine, Failure, Unwatched, Watch, run_chunk};
@@ -101,8 +101,8 @@ impl<It: Iterator> Queue<It> {
     }
 }
 
-/// The call's chunks as planned for workers in this process.
-struct Here<It: Iterator, R> {
+/// The call's chunks as planned for threads of this process.
+struct LocalChunks<It: Iterator, R> {
     queue: Mutex<Queue<It>>,
     streams: Option<Streams>,
     /// The output, when values are written in place.
@@ -135,10 +135,10 @@ pub(super) struct ChunkHere<'c, S: Elements, R> {
 pub(super) trait Site<S: Elements, R>: Sync {
     /// Runs one chunk in this thread, nothing around its elements.
     fn run(&self, chunk: ChunkHere<'_, S, R>) -> ChunkOutput<R>;
-    /// Runs the call's `items` on worker processes.
+    /// Runs the call's `items` on workers elsewhere.
     fn send(
         &self,
-        workers: &dyn ChunkWorkers,
+        workers: &remote::Workers<'_>,
         entry: ChunkFn,
         items: &[S::Item],
         options: &MapOptions,
@@ -192,7 +192,7 @@ where
 
     fn send(
         &self,
-        workers: &dyn ChunkWorkers,
+        workers: &remote::Workers<'_>,
         entry: ChunkFn,
         items: &[S::Item],
         options: &MapOptions,
@@ -264,7 +264,7 @@ pub(super) struct Call<'a, S: Elements, R> {
     pub(super) finished: Mutex<Finished<R>>,
     /// The call's bar, started once the number of elements is known.
     pub(super) bar: OnceLock<Option<Arc<Progress>>>,
-    here: OnceLock<Here<S::Iter, R>>,
+    local: OnceLock<LocalChunks<S::Iter, R>>,
     /// The lowest failed element index so far: chunks after it are not run
     /// (under `stop`), chunks before it still are, as they may fail earlier.
     failed_at: AtomicUsize,
@@ -286,7 +286,7 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
             elements,
             finished: Mutex::new(Vec::new()),
             bar: OnceLock::new(),
-            here: OnceLock::new(),
+            local: OnceLock::new(),
             failed_at: AtomicUsize::new(usize::MAX),
         }
     }
@@ -295,8 +295,8 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
     fn start_bar(&self, total: usize) -> Option<&Arc<Progress>> {
         self.bar
             .get_or_init(|| {
-                if self.options.progress {
-                    Progress::start(total, self.options.label.as_deref())
+                if self.options.settings.progress {
+                    Progress::start(total, self.options.settings.label.as_deref())
                 } else {
                     None
                 }
@@ -306,8 +306,8 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
 
     /// Keeps what an element took for this call site's next call.
     pub(super) fn remember_cost(&self) {
-        if let Some(here) = self.here.get()
-            && let Some(t) = lock(&here.queue).planner.mean()
+        if let Some(local) = self.local.get()
+            && let Some(t) = lock(&local.queue).planner.mean()
         {
             remember_cost(self.entry, t);
         }
@@ -318,7 +318,7 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
     /// place move into their chunks' outputs (so that `finished` holds every
     /// value) and this gives `None`.
     pub(super) fn values_in_place(&mut self) -> Option<Vec<R>> {
-        let slots = self.here.take()?.slots?;
+        let slots = self.local.take()?.slots?;
         let finished = self.finished.get_mut().unwrap_or_else(|p| p.into_inner());
         let complete = finished
             .iter()
@@ -348,13 +348,36 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
     }
 }
 
-impl<S, R> MapCall for Call<'_, S, R>
+impl<S, R> Call<'_, S, R>
 where
     S: Elements,
     S::Item: Send,
     R: Send,
 {
-    fn plan_here(&self, workers: usize) -> usize {
+    /// Runs every chunk on `backend`, as it says it runs chunks; returns
+    /// when all have ended (their outputs are in `finished`).
+    pub(super) fn run_on(&self, backend: &dyn Backend) -> Result<(), Error> {
+        match backend.chunk_workers() {
+            ChunkWorkers::Threads(threads) => {
+                threads.lend(&mut |n| self.plan_here(n), &|| self.work_here());
+                Ok(())
+            }
+            ChunkWorkers::Remote {
+                workers,
+                all_at_once,
+            } => self.send_chunks(&remote::Workers {
+                backend,
+                count: workers,
+                all_at_once,
+            }),
+        }
+    }
+
+    /// Cuts the call into chunks for up to `workers` threads of this
+    /// process; called once, before any [`Call::work_here`]. Returns how
+    /// many threads have something to do (fewer when there are fewer
+    /// elements).
+    pub(super) fn plan_here(&self, workers: usize) -> usize {
         let (total, source) = if S::INDEXED {
             (self.elements.len(), Source::Indexed)
         } else {
@@ -388,25 +411,27 @@ where
         )
         .with_max_chunk(MAX_CHUNK)
         .with_estimate(cost);
-        let here = Here {
+        let local = LocalChunks {
             queue: Mutex::new(Queue { planner, source }),
             streams: self.options.seed.map(|s| s.streams(total as u64)),
             slots: self.writes_in_place.then(|| Slots::new(total)),
         };
-        if self.here.set(here).is_err() {
+        if self.local.set(local).is_err() {
             unreachable!("a call is planned once");
         }
         workers
     }
 
-    fn work_here(&self) {
-        let Some(here) = self.here.get() else { return };
+    /// Runs chunks in the calling thread until none is left (or the call
+    /// stops at a failure). Several threads may do so at once.
+    pub(super) fn work_here(&self) {
+        let Some(here) = self.local.get() else { return };
         let options = self.options;
         let site = self.site;
         let bar = self.bar.get().and_then(Option::as_ref);
-        let stop = options.errors == ErrorPolicy::Stop;
+        let stop = options.settings.stops_at_failure();
         let failed_at = &self.failed_at;
-        let watched = bar.is_some() || options.timeout.is_some();
+        let watched = bar.is_some() || options.settings.timeout.is_some();
         // Elements say which stream is theirs; the streams are set once.
         let seeded = here.streams.is_some();
         let _streams = here.streams.map(rng::stream_scope);
@@ -420,7 +445,7 @@ where
             let started = Instant::now();
             let mut watch = ElementWatch {
                 bar: bar.map(|b| &**b),
-                limit: options.timeout.as_ref(),
+                limit: options.settings.timeout.as_ref(),
                 started: None,
                 last_end: None,
             };
@@ -433,7 +458,7 @@ where
                 stop,
                 seeded,
             };
-            let (mut output, printed) = relay::capture(options.stdout, || {
+            let (mut output, printed) = relay::capture(options.settings.stdout, || {
                 progress::with_bar(bar, || {
                     if watched {
                         run_watched(site, chunk, &mut watch)
@@ -453,7 +478,7 @@ where
                     "elements",
                     format!("{}..={}", range.start, range.end.saturating_sub(1)),
                 )];
-                if let Some(l) = &options.label {
+                if let Some(l) = &options.settings.label {
                     args.push(("label", l.clone()));
                 }
                 crate::trace::span("chunk", crate::trace::this_thread(), started, args);
@@ -463,7 +488,9 @@ where
         lock(&self.finished).append(&mut done);
     }
 
-    fn send_chunks(&self, workers: &dyn ChunkWorkers) -> Result<(), Error> {
+    /// Hands the call's chunks to workers elsewhere, as bytes, and returns
+    /// when every chunk has ended.
+    fn send_chunks(&self, workers: &remote::Workers<'_>) -> Result<(), Error> {
         let items: Vec<S::Item> = if S::INDEXED {
             (0..self.elements.len())
                 // SAFETY: `i < len()`.

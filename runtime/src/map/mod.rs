@@ -1,15 +1,17 @@
 //! The map engine behind `foreach!`: elements cut into chunks, chunks run
 //! where the plan's backend runs them, values back in element order.
 //!
-//! The engine never asks which kind of backend it has. It wraps the call in
-//! a [`MapCall`](crate::backend::MapCall) (`call`) and gives it to the
-//! backend of the plan in force, which either lets its workers join the call
-//! in this process (the calling thread among them; bodies borrow the
-//! caller's captures and elements directly, nothing is copied or encoded) or
-//! takes its chunks as bytes (`remote`: the captures are encoded once per
-//! call and sent once to each worker process that runs a chunk of the call,
-//! which caches them; each chunk carries only its elements). `%do%` runs the
-//! call in the calling thread, whatever the plan.
+//! The engine never asks which kind of backend it has. It asks the backend
+//! of the plan in force, once per call, how it runs chunks
+//! ([`ChunkWorkers`](crate::backend::ChunkWorkers)): threads of this process
+//! that it lends to the call (the calling thread among them; bodies borrow
+//! the caller's captures and elements directly, nothing is copied or
+//! encoded), or workers elsewhere that take each chunk as a
+//! [`Work`](crate::backend::Work) (`remote`: the captures are encoded once
+//! per call and sent once to each worker process that runs a chunk of the
+//! call, which keeps them; each chunk carries only its elements). The engine
+//! calls down into the backend and the backend never calls back. `%do%`
+//! runs the call in the calling thread, whatever the plan.
 //!
 //! Every element runs under its own panic catcher, so one failure never
 //! takes its chunk's other values with it. What happens next is the error
@@ -31,73 +33,43 @@ pub use elements::{
 
 use crate::Error;
 use crate::active;
-use crate::backend::MapCall;
-use crate::body::TimeLimit;
 use crate::body::capture::Capture;
 use crate::body::chunk::{ChunkEntryOf, ChunkFn, ChunkOutput, Combine};
 use crate::body::foreach_capture::ViewOf;
-use crate::plan::Resources;
 use crate::relay;
 use crate::rng::SeedSpec;
+use crate::settings::Settings;
 use crate::sync::lock;
 use serde::{Serialize, de::DeserializeOwned};
 use std::ops::Range;
 
-/// What `errors = "..."` asks for when elements fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ErrorPolicy {
-    /// Return the first failure (lowest index) and stop the rest.
-    #[default]
-    Stop,
-    /// Leave failed elements out of the result.
-    Remove,
-    /// Give one `Result` per element.
-    Pass,
-}
+pub use crate::settings::ErrorPolicy;
 
-/// The options of one `foreach!` call.
+/// The options of one `foreach!` call: how its elements are cut and
+/// ordered, and the [`Settings`] its chunks run with.
 #[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct MapOptions {
-    /// `label = ".."`.
-    pub label: Option<String>,
     /// `chunk_size` / `scheduling`, or adaptive.
     pub sizing: Sizing,
     /// `ordering = ".."`.
     pub ordering: Ordering,
-    /// `errors = ".."`.
-    pub errors: ErrorPolicy,
     /// `%do%`: run in the calling thread whatever the plan.
     pub in_place: bool,
     /// `seed = ...`: every element gets its own random stream.
     pub seed: Option<SeedSpec>,
-    /// `stdout = false`: silence what elements print (default: capture it,
-    /// and relay it in element order when the call returns).
-    pub stdout: bool,
-    /// `timeout = "10m"`: the time limit of each element.
-    pub timeout: Option<TimeLimit>,
-    /// `retries = n`: run a chunk lost with its worker again, up to `n` times.
-    pub retries: u32,
-    /// `progress = true`: show a progress bar.
-    pub progress: bool,
-    /// `resources = (mem = "2G", ...)`: what each chunk needs.
-    pub resources: Option<Resources>,
+    /// Everything else, as each chunk runs with it.
+    pub settings: Settings,
 }
 
 impl Default for MapOptions {
     fn default() -> Self {
         MapOptions {
-            label: None,
             sizing: Sizing::Adaptive,
             ordering: Ordering::Forward,
-            errors: ErrorPolicy::Stop,
             in_place: false,
             seed: None,
-            stdout: true,
-            timeout: None,
-            retries: 0,
-            progress: false,
-            resources: None,
+            settings: Settings::default(),
         }
     }
 }
@@ -129,8 +101,8 @@ where
     } else {
         active::active()
             .and_then(|plan| plan.backend())
-            .and_then(|backend| crate::backend::for_resources(backend, options.resources.as_ref()))
-            .and_then(|backend| backend.run_map(&call))
+            .and_then(|b| crate::backend::for_resources(b, Some(&options.settings.resources)))
+            .and_then(|backend| call.run_on(&*backend))
     };
     if let Some(Some(bar)) = call.bar.get() {
         bar.finish();
@@ -297,8 +269,8 @@ fn collected<R, Out: FromIterator<R>>(
         relay_output(&finished, None);
         return Ok(values.into_iter().collect());
     }
-    let failure = match options.errors {
-        ErrorPolicy::Stop => first_failure(&finished, options.label.as_deref()),
+    let failure = match options.settings.errors {
+        ErrorPolicy::Stop => first_failure(&finished, options.settings.label.as_deref()),
         _ => None,
     };
     relay_output(&finished, failure.as_ref().map(|(i, _)| *i));
@@ -353,7 +325,7 @@ fn passed<R, Out: FromIterator<Result<R, Error>>>(
     if let Some(values) = in_place {
         return Ok(values.into_iter().map(Ok).collect());
     }
-    let label = options.label.as_deref();
+    let label = options.settings.label.as_deref();
     Ok(finished
         .into_iter()
         .flat_map(|(range, result)| chunk_results(range, result, label))
@@ -397,8 +369,8 @@ fn combined<R>(
     options: &MapOptions,
 ) -> Result<R, Error> {
     let Ran { finished, .. } = ran?;
-    let failure = match options.errors {
-        ErrorPolicy::Stop => first_failure(&finished, options.label.as_deref()),
+    let failure = match options.settings.errors {
+        ErrorPolicy::Stop => first_failure(&finished, options.settings.label.as_deref()),
         _ => None,
     };
     relay_output(&finished, failure.as_ref().map(|(i, _)| *i));
@@ -410,6 +382,6 @@ fn combined<R>(
         .filter_map(|(_, r)| r.ok().and_then(|out| out.folded))
         .reduce(combine)
         .ok_or_else(|| Error::NothingToCombine {
-            label: options.label.clone(),
+            label: options.settings.label.clone(),
         })
 }

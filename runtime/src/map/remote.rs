@@ -1,19 +1,24 @@
-//! Chunks handed out, as bytes, to worker processes.
+//! Chunks handed out, as bytes, to workers elsewhere (worker processes, on
+//! this machine or others, and Slurm jobs).
 //!
-//! The captures are encoded once per call; the pool sends them to a worker
-//! only the first time that worker runs a chunk of this call (it caches
-//! them). The calling thread hands out chunks as workers free up, looks at
-//! finished chunks between hand-outs (to size the next chunk and to notice a
-//! failure under `errors = "stop"`), and at the end stops what still runs
-//! after a failure, or waits for it.
+//! The captures are encoded once per call; a worker process is sent them
+//! only the first time it runs a chunk of this call (it keeps them). Each
+//! chunk is one [`Work`] given to the backend, with the call's settings. The
+//! calling thread hands out chunks as workers free up, looks at finished
+//! chunks between hand-outs (to size the next chunk and to notice a failure
+//! under `errors = "stop"`), and at the end stops what still runs after a
+//! failure, or waits for it.
 
 use super::chunks::{ChunkPlanner, Sizing};
-use super::{ErrorPolicy, Finished, MapOptions};
+use super::{Finished, MapOptions};
 use crate::Error;
-use crate::backend::{CallCaptures, ChunkProgress, ChunkTask, ChunkWorkers, ResultSlot, Submitted};
+use crate::backend::{
+    Backend, CallCaptures, Chunk, ChunkProgress, Entry, ResultSlot, Submitted, Work,
+};
 use crate::body::chunk::{ChunkFn, ChunkOutput};
 use crate::progress::Progress;
 use crate::protocol::codec;
+use crate::settings::Settings;
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -29,6 +34,16 @@ const MAX_CHUNK: usize = 64 << 10;
 
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
+/// The workers a backend offers a call whose chunks travel as bytes.
+pub(crate) struct Workers<'a> {
+    /// Where each chunk is submitted.
+    pub(crate) backend: &'a dyn Backend,
+    /// How many chunks can run at once.
+    pub(crate) count: usize,
+    /// They take the call's chunks all at once (a Slurm job array).
+    pub(crate) all_at_once: bool,
+}
+
 struct InFlight {
     range: Range<usize>,
     slot: Arc<ResultSlot>,
@@ -42,17 +57,48 @@ struct InFlight {
 /// the rest of a chunk whose element ran out of time.
 type Again = VecDeque<(Range<usize>, u32)>;
 
+/// One call's chunks on their way out: how to make each chunk's [`Work`].
+struct Outgoing<'a, T> {
+    entry: ChunkFn,
+    call: Arc<CallCaptures>,
+    items: &'a [T],
+    settings: Settings,
+    bar: Option<&'a Arc<Progress>>,
+}
+
+impl<T: Serialize> Outgoing<'_, T> {
+    /// The work of the chunk of elements `range`.
+    fn work(&self, range: &Range<usize>) -> Result<Work, Error> {
+        let payload = codec::encode(&self.items[range.clone()], "the elements of a chunk")?;
+        let progress = self.bar.map(|bar| {
+            Arc::new(ChunkProgress {
+                bar: bar.clone(),
+                reported: AtomicU64::new(0),
+            })
+        });
+        Ok(Work {
+            entry: Entry::Chunk(Chunk {
+                entry: self.entry,
+                call: self.call.clone(),
+                elements: range.clone(),
+                progress,
+            }),
+            payload,
+            settings: self.settings.clone(),
+        })
+    }
+}
+
 /// Runs every element of `items` on `workers`, a chunk at a time.
 pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
-    workers: &dyn ChunkWorkers,
+    workers: &Workers<'_>,
     entry: ChunkFn,
     vars: &V,
     items: &[T],
     options: &MapOptions,
     bar: Option<&Arc<Progress>>,
 ) -> Result<Finished<R>, Error> {
-    let stop = options.errors == ErrorPolicy::Stop;
-    let what = match &options.label {
+    let what = match &options.settings.label {
         Some(l) => format!("the captures of foreach! \"{l}\""),
         None => "the captures of a foreach!".to_string(),
     };
@@ -60,69 +106,82 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         id: NEXT_CALL.fetch_add(1, Ordering::Relaxed),
         bytes: codec::encode(vars, &what)?,
     });
-    let streams = options.seed.map(|s| s.streams(items.len() as u64));
-    let at_once = workers.takes_chunks_at_once();
+    let out = Outgoing {
+        entry,
+        call,
+        items,
+        settings: Settings {
+            streams: options.seed.map(|s| s.streams(items.len() as u64)),
+            ..options.settings.clone()
+        },
+        bar,
+    };
     // Chunks all known up front are one per worker unless the call says.
     let sizing = match options.sizing {
-        Sizing::Adaptive if at_once => Sizing::PerWorker(1.0),
+        Sizing::Adaptive if workers.all_at_once => Sizing::PerWorker(1.0),
         other => other,
     };
     let mut planner = ChunkPlanner::new(
         items.len(),
-        workers.workers(),
+        workers.count,
         sizing,
         options.ordering,
         TARGET_CHUNK_TIME,
     )
     .with_max_chunk(MAX_CHUNK)
     .with_even_final_round();
-    let task_for =
-        |range: &Range<usize>| -> Result<(ChunkTask, Option<Arc<ChunkProgress>>), Error> {
-            let elements = codec::encode(&items[range.clone()], "the elements of a chunk")?;
-            let progress = bar.map(|bar| {
-                Arc::new(ChunkProgress {
-                    bar: bar.clone(),
-                    reported: AtomicU64::new(0),
-                })
-            });
-            let task = ChunkTask {
-                entry,
-                call: call.clone(),
-                elements,
-                stop_at_failure: stop,
-                label: options.label.clone(),
-                streams: streams.map(|s| s.skip(range.start as u64)),
-                first: range.start,
-                len: range.len(),
-                capture_output: options.stdout,
-                timeout: options.timeout.clone(),
-                resources: options.resources.clone().unwrap_or_default(),
-                progress: progress.clone(),
-            };
-            Ok((task, progress))
-        };
-    let mut in_flight: Vec<InFlight> = Vec::new();
-    if at_once {
-        let ranges: Vec<Range<usize>> = std::iter::from_fn(|| planner.next_chunk()).collect();
-        let mut tasks = Vec::with_capacity(ranges.len());
-        let mut bars = Vec::with_capacity(ranges.len());
-        for range in &ranges {
-            let (task, progress) = task_for(range)?;
-            tasks.push(task);
-            bars.push(progress);
-        }
-        let started = Instant::now();
-        let submitted = workers.submit_chunks(tasks);
-        for ((range, progress), submitted) in ranges.into_iter().zip(bars).zip(submitted) {
-            in_flight.push(InFlight {
-                range,
-                slot: slot_of(submitted),
-                started,
-                attempt: 0,
-                progress,
-            });
-        }
-    }
+    let mut in_flight = if workers.all_at_once {
+        submit_all(workers.backend, &out, &mut planner)?
+    } else {
+        Vec::new()
+    };
+    let mut finished = drive(workers.backend, &out, &mut planner, &mut in_flight, options)?;
+    // Chunks stopped on purpose are not failures of their own.
+    finished.retain(|(_, r)| !matches!(r, Err(Error::Cancelled { .. })));
+    Ok(finished)
+}
+
+/// Submits every chunk of the call at once (workers that take them so).
+fn submit_all<T: Serialize>(
+    backend: &dyn Backend,
+    out: &Outgoing<'_, T>,
+    planner: &mut ChunkPlanner,
+) -> Result<Vec<InFlight>, Error> {
+    let ranges: Vec<Range<usize>> = std::iter::from_fn(|| planner.next_chunk()).collect();
+    let works = ranges
+        .iter()
+        .map(|range| out.work(range))
+        .collect::<Result<Vec<Work>, Error>>()?;
+    let started = Instant::now();
+    let waiting: Vec<(Range<usize>, Option<Arc<ChunkProgress>>)> = works
+        .iter()
+        .map(|w| (w.elements().expect("chunks"), w.progress().cloned()))
+        .collect();
+    let submitted = backend.submit_all(works);
+    Ok(waiting
+        .into_iter()
+        .zip(submitted)
+        .map(|((range, progress), submitted)| InFlight {
+            range,
+            slot: slot_of(submitted),
+            started,
+            attempt: 0,
+            progress,
+        })
+        .collect())
+}
+
+/// Hands out chunks as workers free up and takes finished ones in, until
+/// every chunk has ended; under `errors = "stop"`, stops what runs after a
+/// failure.
+fn drive<T: Serialize, R: DeserializeOwned>(
+    backend: &dyn Backend,
+    out: &Outgoing<'_, T>,
+    planner: &mut ChunkPlanner,
+    in_flight: &mut Vec<InFlight>,
+    options: &MapOptions,
+) -> Result<Finished<R>, Error> {
+    let stop = options.settings.stops_at_failure();
     let mut finished: Finished<R> = Vec::new();
     let mut again: Again = VecDeque::new();
     // The lowest failed element index so far. Under `stop`, chunks after it
@@ -130,16 +189,8 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     // may hold an earlier failure.
     let mut failed_at: Option<usize> = None;
     loop {
-        failed_at = min_failure(
-            failed_at,
-            harvest(
-                &mut in_flight,
-                &mut finished,
-                &mut planner,
-                &mut again,
-                options,
-            ),
-        );
+        let ended = take_finished(in_flight, &mut finished, planner, &mut again, options);
+        failed_at = min_failure(failed_at, ended);
         let next = again
             .pop_front()
             .or_else(|| planner.next_chunk().map(|r| (r, 0)));
@@ -150,7 +201,7 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
                 }
             }
             if in_flight.is_empty() {
-                break;
+                return Ok(finished);
             }
             // Wait for the earliest chunk; it may lower `failed_at`.
             let earliest = (0..in_flight.len())
@@ -162,31 +213,40 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         if stop && failed_at.is_some_and(|f| range.start > f) {
             continue;
         }
-        let (task, progress) = task_for(&range)?;
-        let started = Instant::now();
-        let slot = slot_of(workers.submit_chunk(task));
-        if crate::trace::on() {
-            crate::trace::span(
-                "chunk queued",
-                crate::trace::Lane::Leader,
-                started,
-                vec![(
-                    "elements",
-                    format!("{}..={}", range.start, range.end.saturating_sub(1)),
-                )],
-            );
-        }
-        in_flight.push(InFlight {
-            range,
-            slot,
-            started,
-            attempt,
-            progress,
-        });
+        in_flight.push(submit_one(backend, out, &range, attempt)?);
     }
-    // Chunks stopped on purpose are not failures of their own.
-    finished.retain(|(_, r)| !matches!(r, Err(Error::Cancelled { .. })));
-    Ok(finished)
+}
+
+/// Submits the chunk of elements `range` (blocking while every worker is
+/// busy).
+fn submit_one<T: Serialize>(
+    backend: &dyn Backend,
+    out: &Outgoing<'_, T>,
+    range: &Range<usize>,
+    attempt: u32,
+) -> Result<InFlight, Error> {
+    let work = out.work(range)?;
+    let started = Instant::now();
+    let (elements, progress) = (range.clone(), work.progress().cloned());
+    let slot = slot_of(backend.submit(work));
+    if crate::trace::on() {
+        crate::trace::span(
+            "chunk queued",
+            crate::trace::Lane::Leader,
+            started,
+            vec![(
+                "elements",
+                format!("{}..={}", range.start, range.end.saturating_sub(1)),
+            )],
+        );
+    }
+    Ok(InFlight {
+        range: elements,
+        slot,
+        started,
+        attempt,
+        progress,
+    })
 }
 
 /// The slot a submitted chunk's result appears in.
@@ -221,7 +281,7 @@ fn failure_index<R>(range: &Range<usize>, output: &Result<ChunkOutput<R>, Error>
 
 /// Moves finished chunks from `in_flight` to `finished` (or back to `again`,
 /// to run again); returns the lowest failed element index among them.
-fn harvest<R: DeserializeOwned>(
+fn take_finished<R: DeserializeOwned>(
     in_flight: &mut Vec<InFlight>,
     finished: &mut Finished<R>,
     planner: &mut ChunkPlanner,
@@ -236,78 +296,106 @@ fn harvest<R: DeserializeOwned>(
             continue;
         }
         let f = in_flight.swap_remove(i);
-        let reported = f
-            .progress
-            .as_ref()
-            .map_or(0, |p| p.reported.load(Ordering::Relaxed));
-        let cancelled = f.slot.is_cancelled();
-        let result = f.slot.take();
-        let range = f.range;
-        let output: Result<ChunkOutput<R>, Error> = match result {
-            _ if cancelled => Err(Error::Cancelled { label: None }),
-            Err(Error::WorkerDied { .. }) if f.attempt < options.retries => {
-                // Run it again, on whichever worker is free next (a new
-                // process: this one is gone), with the same streams.
-                if let Some(p) = &f.progress {
-                    p.bar.lost(reported);
-                }
-                again.push_back((range, f.attempt + 1));
-                continue;
-            }
-            Err(Error::WorkerDied {
-                worker,
-                cause,
-                label,
-                ..
-            }) => Err(Error::WorkerDied {
-                worker,
-                cause,
-                label,
-                index: Some(range.start),
-                elements: Some(range.clone()),
-            }),
-            Err(e @ Error::Timeout { index: Some(t), .. }) if range.contains(&t) => {
-                // The worker is gone with the values of the elements before
-                // `t`: run the rest of the chunk again, without `t`.
-                if let Some(p) = &f.progress {
-                    p.bar.lost(reported);
-                    p.bar.elements(1);
-                }
-                for rest in [range.start..t, t + 1..range.end] {
-                    if !rest.is_empty() {
-                        again.push_back((rest, f.attempt));
-                    }
-                }
+        let (range, output) = match chunk_outcome(f, planner, again, options.settings.retries) {
+            Ended::Output(range, output) => (range, output),
+            Ended::Again => continue,
+            Ended::TimedOut(t, e) => {
                 failed_at = min_failure(failed_at, Some(t));
                 finished.push((t..t + 1, Err(e)));
                 continue;
             }
-            Err(Error::TooLarge { size, limit, .. }) => Err(Error::TooLarge {
-                what: format!(
-                    "the values and the printed output of elements {}..={}",
-                    range.start,
-                    range.end - 1
-                ),
-                size,
-                limit,
-            }),
-            Err(e) => Err(e),
-            Ok(bytes) => {
-                planner.record(range.len(), f.started.elapsed());
-                codec::decode::<ChunkOutput<R>>(&bytes, "the values of a chunk").map(|mut out| {
-                    out.output = f.slot.take_output();
-                    out
-                })
-            }
         };
-        if let Some(p) = &f.progress
-            && output.is_ok()
-        {
-            p.bar
-                .elements((range.len() as u64).saturating_sub(reported));
-        }
         failed_at = min_failure(failed_at, failure_index(&range, &output));
         finished.push((range, output));
     }
     failed_at
+}
+
+/// What became of a finished chunk.
+enum Ended<R> {
+    /// Its output, or why the whole chunk was lost.
+    Output(Range<usize>, Result<ChunkOutput<R>, Error>),
+    /// It runs again (queued in `again`).
+    Again,
+    /// Element `t` ran out of time (the rest of the chunk runs again).
+    TimedOut(usize, Error),
+}
+
+/// Reads a finished chunk's slot: its values, a loss to run again (within
+/// `retries`), or the element that ran out of time; moves its bar.
+fn chunk_outcome<R: DeserializeOwned>(
+    f: InFlight,
+    planner: &mut ChunkPlanner,
+    again: &mut Again,
+    retries: u32,
+) -> Ended<R> {
+    let reported = f
+        .progress
+        .as_ref()
+        .map_or(0, |p| p.reported.load(Ordering::Relaxed));
+    let cancelled = f.slot.is_cancelled();
+    let result = f.slot.take();
+    let range = f.range;
+    let output: Result<ChunkOutput<R>, Error> = match result {
+        _ if cancelled => Err(Error::Cancelled { label: None }),
+        Err(Error::WorkerDied { .. }) if f.attempt < retries => {
+            // Run it again, on whichever worker is free next (a new process:
+            // this one is gone), with the same streams.
+            if let Some(p) = &f.progress {
+                p.bar.lost(reported);
+            }
+            again.push_back((range, f.attempt + 1));
+            return Ended::Again;
+        }
+        Err(Error::WorkerDied {
+            worker,
+            cause,
+            label,
+            ..
+        }) => Err(Error::WorkerDied {
+            worker,
+            cause,
+            label,
+            index: Some(range.start),
+            elements: Some(range.clone()),
+        }),
+        Err(e @ Error::Timeout { index: Some(t), .. }) if range.contains(&t) => {
+            // The worker is gone with the values of the elements before `t`:
+            // run the rest of the chunk again, without `t`.
+            if let Some(p) = &f.progress {
+                p.bar.lost(reported);
+                p.bar.elements(1);
+            }
+            for rest in [range.start..t, t + 1..range.end] {
+                if !rest.is_empty() {
+                    again.push_back((rest, f.attempt));
+                }
+            }
+            return Ended::TimedOut(t, e);
+        }
+        Err(Error::TooLarge { size, limit, .. }) => Err(Error::TooLarge {
+            what: format!(
+                "the values and the printed output of elements {}..={}",
+                range.start,
+                range.end - 1
+            ),
+            size,
+            limit,
+        }),
+        Err(e) => Err(e),
+        Ok(bytes) => {
+            planner.record(range.len(), f.started.elapsed());
+            codec::decode::<ChunkOutput<R>>(&bytes, "the values of a chunk").map(|mut out| {
+                out.output = f.slot.take_output();
+                out
+            })
+        }
+    };
+    if let Some(p) = &f.progress
+        && output.is_ok()
+    {
+        p.bar
+            .elements((range.len() as u64).saturating_sub(reported));
+    }
+    Ended::Output(range, output)
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 /// assert_eq!(r.mem_bytes(), Some(2 << 30));
 /// assert!(Resources::new().mem("lots").check().is_err());
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Resources {
     /// Cores per task (`cpus`; batchtools' `ncpus`, `cpus_per_task`).
     pub cpus: Option<u32>,

@@ -101,6 +101,6 @@ pub enum FromAgent {
         /// How: `exit status 3`, `killed by signal 9 (SIGKILL)`.
         how: String,
         /// The end of what it wrote to stderr during its last task.
-        last_words: Option<String>,
+        stderr_tail: Option<String>,
     },
 }

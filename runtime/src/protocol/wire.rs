@@ -12,19 +12,22 @@
 //! [`Error::Protocol`].
 
 use super::{Output, codec};
-use crate::rng::Streams;
+use crate::settings::Settings;
 use crate::{Error, Panic};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::io::{ErrorKind, Read, Write};
 
 /// The protocol version; leader and worker refuse each other when it differs.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Frames up to this size are written with a single `write` (one wake-up of
 /// the reader); larger ones as header and payload.
 const ONE_WRITE: usize = 64 << 10;
 
 /// What a leader says to a worker.
+// A message is made, written and read one at a time: the size of its
+// largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum ToWorker {
     /// The handshake: the worker checks version and build, and takes
@@ -37,42 +40,25 @@ pub enum ToWorker {
         /// The text form of the next plan level.
         nested_plan: String,
     },
-    /// Run a future; the payload is its encoded captures.
+    /// Run one unit of work: a future (the payload is its encoded
+    /// captures) or a chunk of a `foreach!` call (the payload is its encoded
+    /// elements; version 7 made both one message).
     Run {
         /// The leader's id of this task.
         id: u64,
-        /// The entry function's offset from the anchor.
+        /// The entry function's offset from the anchor: a future's entry, or
+        /// a chunk entry for a chunk.
         entry_offset: i64,
-        /// The future's label.
-        label: Option<String>,
-        /// The future's random stream, with `seed`.
-        stream: Option<Streams>,
-        /// Output capture, log level, time limit, progress.
-        settings: TaskSettings,
+        /// For a chunk: its call and its first element.
+        chunk: Option<ChunkOf>,
+        /// How it runs, as the macro's options made it.
+        settings: Settings,
     },
-    /// Keep the payload as the captures of `foreach!` call `call`.
-    Stash {
+    /// Keep the payload as the captures of `foreach!` call `call`, for its
+    /// chunks.
+    KeepCaptures {
         /// The call the captures belong to.
         call: u64,
-    },
-    /// Run a chunk of call `call`; the payload is its encoded elements.
-    RunChunk {
-        /// The leader's id of this task.
-        id: u64,
-        /// The call whose stashed captures the chunk uses.
-        call: u64,
-        /// The chunk entry function's offset from the anchor.
-        entry_offset: i64,
-        /// End the chunk at its first failure.
-        stop_at_failure: bool,
-        /// The call's label.
-        label: Option<String>,
-        /// The random streams of the chunk's elements, from its first one.
-        streams: Option<Streams>,
-        /// The element index of the chunk's first element.
-        first: u64,
-        /// Output capture, log level, time limit, progress.
-        settings: TaskSettings,
     },
     /// End the worker.
     Shutdown,
@@ -163,18 +149,13 @@ pub enum FromWorker {
     },
 }
 
-/// How a task runs on its worker, besides what it runs.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TaskSettings {
-    /// Send back what the task printed (`stdout = true`); with false it is
-    /// silenced.
-    pub capture_output: bool,
-    /// The leader's `log::max_level()`, as a number (0 = off … 5 = trace).
-    pub log_level: u8,
-    /// The time limit of each element (or of the future), in milliseconds.
-    pub timeout_ms: Option<u64>,
-    /// Report finished elements and `progress!()` steps.
-    pub progress: bool,
+/// Which chunk of which call a [`ToWorker::Run`] is.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkOf {
+    /// The call whose kept captures ([`ToWorker::KeepCaptures`]) the chunk uses.
+    pub call: u64,
+    /// The element index of the chunk's first element.
+    pub first: u64,
 }
 
 /// A `log` record as it travels to the leader.
@@ -346,25 +327,31 @@ mod tests {
             ToWorker::Run {
                 id: 7,
                 entry_offset: -4096,
-                label: Some("a".into()),
-                stream: Some(Streams::from_seed(1)),
-                settings: TaskSettings {
-                    capture_output: true,
+                chunk: None,
+                settings: Settings {
+                    label: Some("a".into()),
+                    streams: Some(crate::rng::Streams::from_seed(1)),
+                    stdout: true,
                     log_level: 3,
-                    timeout_ms: Some(600_000),
+                    timeout: Some(crate::body::TimeLimit {
+                        limit: std::time::Duration::from_millis(600_000),
+                        text: "10m".into(),
+                    }),
                     progress: true,
+                    retries: 2,
+                    errors: crate::settings::ErrorPolicy::Pass,
+                    resources: crate::plan::Resources::new().mem("2G").sbatch("--qos=low"),
                 },
             },
-            ToWorker::Stash { call: 3 },
-            ToWorker::RunChunk {
+            ToWorker::KeepCaptures { call: 3 },
+            ToWorker::Run {
                 id: 8,
-                call: 3,
                 entry_offset: 12,
-                stop_at_failure: true,
-                label: None,
-                streams: None,
-                first: 1 << 40,
-                settings: TaskSettings::default(),
+                chunk: Some(ChunkOf {
+                    call: 3,
+                    first: 1 << 40,
+                }),
+                settings: Settings::default(),
             },
             ToWorker::Shutdown,
             ToWorker::Shared(SharedPayload {

@@ -68,7 +68,7 @@ fn flush_all() {
 
 impl FdCapture {
     /// Capture into `files` (opened from paths the leader gave, so the
-    /// leader can read a dead worker's last words), else into memfds.
+    /// leader can read the end of a dead worker's stderr), else into memfds.
     pub(crate) fn new(files: Option<(File, File)>) -> std::io::Result<FdCapture> {
         if relay::original_stderr().is_none() {
             relay::keep_original_stderr(duplicate(2)?);

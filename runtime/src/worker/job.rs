@@ -43,13 +43,18 @@ pub(crate) fn run_job(
     let partial = dir.join(format!(".{task}.out.{}", std::process::id()));
     let output = File::create(&partial)
         .map_err(|e| Error::Protocol(format!("{}: {e}", partial.display())))?;
-    // No heartbeats: nobody listens to a file while the job runs.
+    // No heartbeats: nobody listens to a file while the job runs; and no
+    // timer: the job's time limit is Slurm's to keep.
+    let mode = super::ServeMode {
+        heartbeat: false,
+        timed: false,
+    };
     let served = super::serve_on(
         input,
         output.try_clone().map_err(io)?,
         nested,
         || None,
-        false,
+        mode,
     );
     output.sync_all().map_err(io)?;
     // Published even when serving failed: what it holds says how far it got.

@@ -29,8 +29,9 @@ pub(crate) use job::{run_job, take_job_environment};
 
 use crate::body::chunk::{CaptureCache, chunk_entry_at};
 use crate::body::{self, NestedPlan, capture::entry_at};
-use crate::protocol::wire::{self, FromWorker, Outcome, ToWorker};
+use crate::protocol::wire::{self, ChunkOf, FromWorker, Outcome, SharedPayload, ToWorker};
 use crate::protocol::{self, CAPTURE_ENV, Output, WORKER_ENV, codec, hex, identity};
+use crate::settings::Settings;
 use crate::{Error, Plan};
 use fds::FdCapture;
 use inbox::InboxMap;
@@ -143,7 +144,22 @@ pub(crate) fn serve(nested: fn(Plan) -> NestedPlan) -> Result<(), Error> {
     watch_parent();
     // The leader's capture files, opened before the answer to the handshake:
     // the leader removes their names once it has the answer.
-    serve_on(input, output, nested, capture_files, true)
+    let mode = ServeMode {
+        heartbeat: true,
+        timed: true,
+    };
+    serve_on(input, output, nested, capture_files, mode)
+}
+
+/// How a serve loop runs its tasks besides what the leader says: a worker
+/// process beats its heart and keeps time limits; a Slurm job does neither
+/// (nobody listens to its files while it runs, and Slurm keeps its limit).
+#[derive(Clone, Copy)]
+pub(crate) struct ServeMode {
+    /// Tell the leader every few seconds that this process is alive.
+    pub(crate) heartbeat: bool,
+    /// End the process when an element runs past its `timeout`.
+    pub(crate) timed: bool,
 }
 
 /// Serves the tasks read from `input`, answering on `output`, until the
@@ -154,7 +170,7 @@ pub(crate) fn serve_on(
     output: File,
     nested: fn(Plan) -> NestedPlan,
     capture_files: fn() -> Option<(File, File)>,
-    heartbeat: bool,
+    mode: ServeMode,
 ) -> Result<(), Error> {
     task::open_channel(output);
     let limit = codec::max_frame_bytes();
@@ -169,156 +185,194 @@ pub(crate) fn serve_on(
     };
     let files = capture_files();
     task::send(&ready, &[])?;
-    if heartbeat {
+    if mode.heartbeat {
         task::start_heartbeat();
     }
     task::install_logger();
     body::set_worker_step_hook(task::progress_step);
-    let nested = nested(plan);
-    let mut cache: Option<CaptureCache> = None;
-    // The leader's shared memory, and where the next payload waits in it.
-    let mut inbox: Option<InboxMap> = None;
-    let mut shared = None;
-    // The leader's files, else memfds; without either, tasks run uncaptured.
-    let mut fds = FdCapture::new(files)
-        .or_else(|_| FdCapture::new(None))
-        .inspect_err(|e| {
-            eprintln!(
-                "futurize worker {}: cannot capture output: {e}",
-                std::process::id()
-            );
-        })
-        .ok();
+    let mut server = Server::new(nested(plan), files, mode);
     while let Some((message, piped)) = wire::read_message::<_, ToWorker>(&mut input, limit)? {
-        if let ToWorker::Shared(next) = message {
-            shared = Some(next);
-            continue;
+        if !server.handle(message, piped)? {
+            break;
         }
-        let in_inbox = shared.is_some();
-        let payload: Result<&[u8], Error> = match shared.take() {
-            Some(at) => InboxMap::payload(&mut inbox, &at),
-            None => Ok(&piped),
-        };
-        memory::task_starts(payload.as_ref().map_or(0, |p| p.len()));
-        let (id, (result, output)) = match message {
+    }
+    Ok(())
+}
+
+/// A serve loop's state between messages.
+struct Server {
+    /// The plan the bodies see.
+    nested: NestedPlan,
+    /// The captures of the `foreach!` call whose chunks run here.
+    captures: Option<CaptureCache>,
+    /// The leader's shared memory, and where the next payload waits in it.
+    inbox: Option<InboxMap>,
+    in_inbox: Option<SharedPayload>,
+    /// The leader's capture files, else memfds; without either, tasks run
+    /// uncaptured.
+    fds: Option<FdCapture>,
+    mode: ServeMode,
+}
+
+impl Server {
+    fn new(nested: NestedPlan, files: Option<(File, File)>, mode: ServeMode) -> Server {
+        let fds = FdCapture::new(files)
+            .or_else(|_| FdCapture::new(None))
+            .inspect_err(|e| {
+                eprintln!(
+                    "futurize worker {}: cannot capture output: {e}",
+                    std::process::id()
+                );
+            })
+            .ok();
+        Server {
+            nested,
+            captures: None,
+            inbox: None,
+            in_inbox: None,
+            fds,
+            mode,
+        }
+    }
+
+    /// Handles one message with its payload (`piped`, empty when the
+    /// payload waits in the inbox); false when the leader said to end.
+    fn handle(&mut self, message: ToWorker, piped: Vec<u8>) -> Result<bool, Error> {
+        match message {
+            ToWorker::Shared(next) => self.in_inbox = Some(next),
+            ToWorker::KeepCaptures { call } => self.keep_captures(call, piped),
             ToWorker::Run {
                 id,
                 entry_offset,
-                stream,
+                chunk,
                 settings,
-                ..
             } => {
+                let (result, output) = self.run(id, entry_offset, chunk, &settings, &piped);
+                answer(id, result, output)?;
+            }
+            ToWorker::Shutdown => return Ok(false),
+            ToWorker::Hello { .. } => {
+                return Err(Error::Protocol("a second handshake".into()));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Keeps the payload as call `call`'s captures. Copied out of the inbox
+    /// at once: the leader may use the inbox again for the call's next chunk.
+    fn keep_captures(&mut self, call: u64, piped: Vec<u8>) {
+        let bytes = match self.in_inbox.take() {
+            None => Ok(piped),
+            Some(at) => InboxMap::payload(&mut self.inbox, &at).map(copied),
+        };
+        // Large captures keep the pages the call's chunks free (`memory`).
+        memory::task_starts(bytes.as_ref().map_or(0, Vec::len));
+        self.captures = match bytes {
+            Ok(bytes) => Some(CaptureCache {
+                call,
+                bytes,
+                decoded: None,
+            }),
+            Err(e) => {
+                eprintln!("futurize worker {}: {e}", std::process::id());
+                None
+            }
+        };
+    }
+
+    /// Runs task `id`: a future, or a chunk of a call whose captures this
+    /// worker keeps; its result and what it printed.
+    fn run(
+        &mut self,
+        id: u64,
+        entry_offset: i64,
+        chunk: Option<ChunkOf>,
+        settings: &Settings,
+        piped: &[u8],
+    ) -> (Result<Vec<u8>, Error>, Output) {
+        let payload: Result<&[u8], Error> = match self.in_inbox.take() {
+            Some(at) => InboxMap::payload(&mut self.inbox, &at),
+            None => Ok(piped),
+        };
+        memory::task_starts(payload.as_ref().map_or(0, |p| p.len()));
+        task::begin_task(id, chunk.map_or(0, |c| c.first), settings, self.mode.timed);
+        let (nested, keep) = (&self.nested, settings.stdout);
+        let ran = match chunk {
+            None => {
                 // SAFETY: the handshake established that the leader runs this
                 // very executable (same build id), and offsets come from
                 // `entry_offset` in the leader.
                 let entry = unsafe { entry_at(entry_offset) };
-                task::begin_task(id, 0, settings);
-                let run = || {
+                captured(&mut self.fds, keep, || {
                     let payload = payload?;
                     task::element_started(None);
-                    let (result, _) = body::run(entry, payload, &nested, stream, None, None);
+                    let (result, _) = body::run(entry, payload, nested, settings, false);
                     task::element_finished();
                     result
-                };
-                (id, captured(&mut fds, settings.capture_output, run))
+                })
             }
-            ToWorker::Stash { call } => {
-                // Copied out of the inbox at once: the leader may use the
-                // inbox again for the call's next chunk.
-                cache = match payload {
-                    Ok(_) if !in_inbox => Some(CaptureCache {
-                        call,
-                        bytes: piped,
-                        decoded: None,
-                    }),
-                    Ok(bytes) => Some(CaptureCache {
-                        call,
-                        bytes: copied(bytes),
-                        decoded: None,
-                    }),
-                    Err(e) => {
-                        eprintln!("futurize worker {}: {e}", std::process::id());
-                        None
-                    }
-                };
-                continue;
-            }
-            ToWorker::RunChunk {
-                id,
-                call,
-                entry_offset,
-                stop_at_failure,
-                streams,
-                first,
-                settings,
-                ..
-            } => {
-                // SAFETY: as for `Run`, with an offset from `chunk_entry_offset`.
+            Some(ChunkOf { call, first }) => {
+                // SAFETY: as for a future, with an offset from
+                // `chunk_entry_offset`.
                 let entry = unsafe { chunk_entry_at(entry_offset) };
-                task::begin_task(id, first, settings);
-                let result = match cache.as_mut().filter(|c| c.call == call) {
+                let streams = settings.streams.map(|s| s.skip(first));
+                let stop = settings.stops_at_failure();
+                match self.captures.as_mut().filter(|c| c.call == call) {
                     None => (
                         Err(Error::Protocol(format!(
                             "the captures of call {call} never reached this worker"
                         ))),
                         Output::default(),
                     ),
-                    Some(c) => captured(&mut fds, settings.capture_output, || {
+                    Some(c) => captured(&mut self.fds, keep, || {
                         let payload = payload?;
                         nested.run(|| {
                             body::catch(|| {
-                                entry(
-                                    c,
-                                    payload,
-                                    stop_at_failure,
-                                    streams,
-                                    &mut task::WorkerEvents,
-                                )
+                                entry(c, payload, stop, streams, &mut task::WorkerEvents)
                             })
                             .map_err(Error::from)
                             .and_then(|r| r)
                         })
                     }),
-                };
-                (id, result)
+                }
             }
-            ToWorker::Shutdown => break,
-            ToWorker::Shared(_) => unreachable!("taken before the match"),
-            ToWorker::Hello { .. } => {
-                return Err(Error::Protocol("a second handshake".into()));
-            }
-        };
-        let (outcome, value) = match result {
-            Ok(value) => (Outcome::Value, value),
-            Err(Error::Panicked { panic, .. }) => (Outcome::Panicked(panic), Vec::new()),
-            Err(e) => (
-                Outcome::Failed {
-                    message: e.to_string(),
-                },
-                Vec::new(),
-            ),
         };
         task::end_task();
         memory::task_ended();
-        let done = FromWorker::Done {
-            id,
-            outcome,
-            output,
-        };
-        match task::send(&done, &value) {
-            // Value and output together exceed a frame: say so, and serve on.
-            Err(Error::TooLarge { size, limit, .. }) => task::send(
-                &FromWorker::Done {
-                    id,
-                    outcome: Outcome::TooLarge { size, limit },
-                    output: Output::default(),
-                },
-                &[],
-            )?,
-            other => other?,
-        }
+        ran
     }
-    Ok(())
+}
+
+/// Sends task `id`'s answer: its value (or why it has none) and what it
+/// printed. Value and output together over the frame limit are answered as
+/// `TooLarge`, and the worker serves on.
+fn answer(id: u64, result: Result<Vec<u8>, Error>, output: Output) -> Result<(), Error> {
+    let (outcome, value) = match result {
+        Ok(value) => (Outcome::Value, value),
+        Err(Error::Panicked { panic, .. }) => (Outcome::Panicked(panic), Vec::new()),
+        Err(e) => (
+            Outcome::Failed {
+                message: e.to_string(),
+            },
+            Vec::new(),
+        ),
+    };
+    let done = FromWorker::Done {
+        id,
+        outcome,
+        output,
+    };
+    match task::send(&done, &value) {
+        Err(Error::TooLarge { size, limit, .. }) => task::send(
+            &FromWorker::Done {
+                id,
+                outcome: Outcome::TooLarge { size, limit },
+                output: Output::default(),
+            },
+            &[],
+        ),
+        other => other,
+    }
 }
 
 /// A copy of bytes, in a buffer of their size (huge pages when large).

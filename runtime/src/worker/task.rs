@@ -1,6 +1,6 @@
 //! The task a worker process is running, as its logger, its progress
-//! reports and its timer see it. A worker runs one task at a time, so this
-//! state is process-wide.
+//! reports and its timer see it: one [`RunningTask`] value. A worker runs
+//! one task at a time, so this value is process-wide.
 //!
 //! Invariant: every message to the leader goes through the one channel lock
 //! ([`send`]), so frames never interleave; the timer decides a time-out under
@@ -9,8 +9,9 @@
 
 use crate::Error;
 use crate::body::chunk::ElementEvents;
-use crate::protocol::wire::{self, FromWorker, LogRecord, TaskSettings};
+use crate::protocol::wire::{self, FromWorker, LogRecord};
 use crate::protocol::{HEARTBEAT_EVERY, REPORT_EVERY, codec, level_filter, level_number};
+use crate::settings::Settings;
 use crate::sync::lock;
 use std::fs::File;
 use std::io::Write;
@@ -30,21 +31,45 @@ pub(super) fn open_channel(output: File) {
 /// No element: the task is a future.
 const NO_ELEMENT: u64 = u64::MAX;
 
-static TASK_ID: AtomicU64 = AtomicU64::new(0);
-static FIRST_ELEMENT: AtomicU64 = AtomicU64::new(0);
-static ELEMENT: AtomicU64 = AtomicU64::new(NO_ELEMENT);
-static PROGRESS_ON: AtomicBool = AtomicBool::new(false);
-static PENDING_ELEMENTS: AtomicU64 = AtomicU64::new(0);
-static PENDING_STEPS: AtomicU64 = AtomicU64::new(0);
-static PENDING_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
-static LAST_REPORT: Mutex<Option<Instant>> = Mutex::new(None);
-/// The time limit of one element in milliseconds; 0 when there is none.
-static TIMEOUT_MS: AtomicU64 = AtomicU64::new(0);
-/// When the running element started, in milliseconds since [`epoch`] plus
-/// one; 0 while no element runs.
-static STARTED_MS: AtomicU64 = AtomicU64::new(0);
-/// Counts started elements, so the timer can tell one element from the next.
-static ELEMENT_SERIAL: AtomicU64 = AtomicU64::new(0);
+/// The task this worker is running, as the logger, the progress reports and
+/// the timer (other threads) see it. One value; its fields are atomics so
+/// that the per-element updates cost a store each.
+struct RunningTask {
+    /// The leader's id of the task.
+    id: AtomicU64,
+    /// The element index of a chunk's first element (0 for a future).
+    first: AtomicU64,
+    /// The element running now ([`NO_ELEMENT`] for a future, or between).
+    element: AtomicU64,
+    /// `progress = true`: report finished elements and steps.
+    progress: AtomicBool,
+    pending_elements: AtomicU64,
+    pending_steps: AtomicU64,
+    pending_message: Mutex<Option<String>>,
+    last_report: Mutex<Option<Instant>>,
+    /// The time limit of one element in milliseconds; 0 when there is none.
+    timeout_ms: AtomicU64,
+    /// When the running element started, in milliseconds since [`epoch`]
+    /// plus one; 0 while no element runs.
+    started_ms: AtomicU64,
+    /// Counts started elements, so the timer can tell one element from the
+    /// next.
+    serial: AtomicU64,
+}
+
+static TASK: RunningTask = RunningTask {
+    id: AtomicU64::new(0),
+    first: AtomicU64::new(0),
+    element: AtomicU64::new(NO_ELEMENT),
+    progress: AtomicBool::new(false),
+    pending_elements: AtomicU64::new(0),
+    pending_steps: AtomicU64::new(0),
+    pending_message: Mutex::new(None),
+    last_report: Mutex::new(None),
+    timeout_ms: AtomicU64::new(0),
+    started_ms: AtomicU64::new(0),
+    serial: AtomicU64::new(0),
+};
 
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -71,14 +96,21 @@ fn write_to(channel: &mut Option<File>, message: &FromWorker, payload: &[u8]) ->
         .map_err(|e| Error::Protocol(format!("the channel to the leader closed: {e}")))
 }
 
-pub(super) fn begin_task(id: u64, first: u64, settings: TaskSettings) {
-    TASK_ID.store(id, Ordering::Relaxed);
-    FIRST_ELEMENT.store(first, Ordering::Relaxed);
-    PROGRESS_ON.store(settings.progress, Ordering::Relaxed);
-    *lock(&LAST_REPORT) = Some(Instant::now());
+/// Task `id` starts, with `settings`; `first` is a chunk's first element.
+/// With `timed`, an element that runs past its `timeout` ends this process
+/// (a Slurm job leaves its time limit to Slurm).
+pub(super) fn begin_task(id: u64, first: u64, settings: &Settings, timed: bool) {
+    let t = &TASK;
+    t.id.store(id, Ordering::Relaxed);
+    t.first.store(first, Ordering::Relaxed);
+    t.progress.store(settings.progress, Ordering::Relaxed);
+    *lock(&t.last_report) = Some(Instant::now());
     log::set_max_level(level_filter(settings.log_level));
-    let timeout = settings.timeout_ms.map_or(0, |t| t.max(1));
-    TIMEOUT_MS.store(timeout, Ordering::Relaxed);
+    let timeout = match &settings.timeout {
+        Some(limit) if timed => limit.millis(),
+        _ => 0,
+    };
+    t.timeout_ms.store(timeout, Ordering::Relaxed);
     if timeout > 0 {
         start_timer();
     }
@@ -86,42 +118,43 @@ pub(super) fn begin_task(id: u64, first: u64, settings: TaskSettings) {
 
 pub(super) fn end_task() {
     report_progress(true);
-    ELEMENT.store(NO_ELEMENT, Ordering::Relaxed);
-    STARTED_MS.store(0, Ordering::Relaxed);
-    TIMEOUT_MS.store(0, Ordering::Relaxed);
-    PROGRESS_ON.store(false, Ordering::Relaxed);
+    let t = &TASK;
+    t.element.store(NO_ELEMENT, Ordering::Relaxed);
+    t.started_ms.store(0, Ordering::Relaxed);
+    t.timeout_ms.store(0, Ordering::Relaxed);
+    t.progress.store(false, Ordering::Relaxed);
     // Between tasks no body runs, so no record is wanted.
     log::set_max_level(log::LevelFilter::Off);
 }
 
 /// The element the running task is at, for a chunk.
 fn current_element() -> Option<u64> {
-    let index = ELEMENT.load(Ordering::Acquire);
+    let index = TASK.element.load(Ordering::Acquire);
     (index != NO_ELEMENT).then_some(index)
 }
 
 pub(super) fn element_started(position: Option<usize>) {
-    let index = position.map_or(NO_ELEMENT, |p| {
-        FIRST_ELEMENT.load(Ordering::Relaxed) + p as u64
-    });
-    let timed = TIMEOUT_MS.load(Ordering::Relaxed) > 0;
+    let t = &TASK;
+    let index = position.map_or(NO_ELEMENT, |p| t.first.load(Ordering::Relaxed) + p as u64);
+    let timed = t.timeout_ms.load(Ordering::Relaxed) > 0;
     if timed {
-        ELEMENT_SERIAL.fetch_add(1, Ordering::AcqRel);
+        t.serial.fetch_add(1, Ordering::AcqRel);
     }
-    ELEMENT.store(index, Ordering::Release);
+    t.element.store(index, Ordering::Release);
     if timed {
-        STARTED_MS.store(now_ms(), Ordering::Release);
+        t.started_ms.store(now_ms(), Ordering::Release);
     }
 }
 
 pub(super) fn element_finished() {
+    let t = &TASK;
     // Only a timed task has a start to clear (a swap is a locked instruction;
     // untimed elements skip it).
-    if TIMEOUT_MS.load(Ordering::Relaxed) > 0 && STARTED_MS.swap(0, Ordering::AcqRel) != 0 {
-        ELEMENT_SERIAL.fetch_add(1, Ordering::AcqRel);
+    if t.timeout_ms.load(Ordering::Relaxed) > 0 && t.started_ms.swap(0, Ordering::AcqRel) != 0 {
+        t.serial.fetch_add(1, Ordering::AcqRel);
     }
-    if PROGRESS_ON.load(Ordering::Relaxed) {
-        PENDING_ELEMENTS.fetch_add(1, Ordering::Relaxed);
+    if t.progress.load(Ordering::Relaxed) {
+        t.pending_elements.fetch_add(1, Ordering::Relaxed);
         report_progress(false);
     }
 }
@@ -129,22 +162,23 @@ pub(super) fn element_finished() {
 /// Sends what progress is pending: at once with `now`, else when the last
 /// report is [`REPORT_EVERY`] old.
 fn report_progress(now: bool) {
+    let t = &TASK;
     {
-        let mut last = lock(&LAST_REPORT);
+        let mut last = lock(&t.last_report);
         if !now && last.is_some_and(|t| t.elapsed() < REPORT_EVERY) {
             return;
         }
         *last = Some(Instant::now());
     }
-    let elements = PENDING_ELEMENTS.swap(0, Ordering::Relaxed);
-    let steps = PENDING_STEPS.swap(0, Ordering::Relaxed);
-    let message = lock(&PENDING_MESSAGE).take();
+    let elements = t.pending_elements.swap(0, Ordering::Relaxed);
+    let steps = t.pending_steps.swap(0, Ordering::Relaxed);
+    let message = lock(&t.pending_message).take();
     if elements == 0 && steps == 0 && message.is_none() {
         return;
     }
     let _ = send(
         &FromWorker::Progress {
-            id: TASK_ID.load(Ordering::Relaxed),
+            id: t.id.load(Ordering::Relaxed),
             elements,
             steps,
             message,
@@ -155,12 +189,13 @@ fn report_progress(now: bool) {
 
 /// `progress!()` in a body running on this worker.
 pub(super) fn progress_step(message: Option<String>) {
-    if !PROGRESS_ON.load(Ordering::Relaxed) {
+    let t = &TASK;
+    if !t.progress.load(Ordering::Relaxed) {
         return;
     }
-    PENDING_STEPS.fetch_add(1, Ordering::Relaxed);
+    t.pending_steps.fetch_add(1, Ordering::Relaxed);
     if message.is_some() {
-        *lock(&PENDING_MESSAGE) = message;
+        *lock(&t.pending_message) = message;
     }
     report_progress(false);
 }
@@ -204,16 +239,17 @@ fn start_timer() {
         let _ = std::thread::Builder::new()
             .name("futurize-timer".into())
             .spawn(|| {
+                let t = &TASK;
                 loop {
-                    let limit = TIMEOUT_MS.load(Ordering::Relaxed);
+                    let limit = t.timeout_ms.load(Ordering::Relaxed);
                     let tick = if limit == 0 {
                         200
                     } else {
                         (limit / 20).clamp(2, 200)
                     };
                     std::thread::sleep(Duration::from_millis(tick));
-                    let serial = ELEMENT_SERIAL.load(Ordering::Acquire);
-                    let started = STARTED_MS.load(Ordering::Relaxed);
+                    let serial = t.serial.load(Ordering::Acquire);
+                    let started = t.started_ms.load(Ordering::Relaxed);
                     if limit == 0 || started == 0 || now_ms().saturating_sub(started) <= limit {
                         continue;
                     }
@@ -224,12 +260,12 @@ fn start_timer() {
                     // The serial changes when an element ends and when the
                     // next starts: read it last, so a change in between is seen.
                     let index = current_element();
-                    let still_running = STARTED_MS.load(Ordering::Acquire) != 0;
-                    if ELEMENT_SERIAL.load(Ordering::Acquire) != serial || !still_running {
+                    let still_running = t.started_ms.load(Ordering::Acquire) != 0;
+                    if t.serial.load(Ordering::Acquire) != serial || !still_running {
                         continue;
                     }
                     let message = FromWorker::TimedOut {
-                        id: TASK_ID.load(Ordering::Relaxed),
+                        id: t.id.load(Ordering::Relaxed),
                         index,
                     };
                     let _ = write_to(&mut channel, &message, &[]);
@@ -265,7 +301,7 @@ impl log::Log for ForwardLogger {
         };
         let _ = send(
             &FromWorker::Log {
-                id: TASK_ID.load(Ordering::Relaxed),
+                id: TASK.id.load(Ordering::Relaxed),
                 record,
             },
             &[],

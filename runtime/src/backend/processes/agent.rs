@@ -187,12 +187,12 @@ fn forward(
         }
     }
     let how = lock(&process).wait();
-    let last_words = lock(&process).last_words();
+    let stderr_tail = lock(&process).stderr_tail();
     let _ = leader.send(
         &FromAgent::Exited {
             worker,
             how,
-            last_words,
+            stderr_tail,
         },
         &[],
     );

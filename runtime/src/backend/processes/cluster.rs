@@ -161,7 +161,7 @@ impl Launcher for ClusterLauncher {
                         connection,
                         worker,
                         host: state.host.to_string(),
-                        last_words: None,
+                        stderr_tail: None,
                         seat: Some(Seat(state.clone())),
                     };
                     return Ok(Link {

@@ -320,11 +320,11 @@ fn demultiplex(mut from: BufReader<ChildStdout>, mut child: Child, routes: &Rout
             FromAgent::Exited {
                 worker,
                 how,
-                last_words,
+                stderr_tail,
             } => {
                 if let Some(r) = map.routes.get_mut(&worker) {
                     r.output = None;
-                    r.exited = Some((how, last_words));
+                    r.exited = Some((how, stderr_tail));
                 }
             }
             FromAgent::Ready { .. } => {}
@@ -412,7 +412,7 @@ pub(super) struct RemoteProcess {
     pub(super) connection: Arc<Connection>,
     pub(super) worker: u32,
     pub(super) host: String,
-    pub(super) last_words: Option<String>,
+    pub(super) stderr_tail: Option<String>,
     /// Its place on the host, given back once it has ended.
     pub(super) seat: Option<Seat>,
 }
@@ -455,7 +455,7 @@ impl WorkerProcess for RemoteProcess {
         self.seat = None;
         match (route.exited, &map.ended) {
             (Some((how, words)), _) => {
-                self.last_words = words;
+                self.stderr_tail = words;
                 how
             }
             (None, _) if route.killed => format!("ended by the leader on {}", self.host),
@@ -464,8 +464,8 @@ impl WorkerProcess for RemoteProcess {
         }
     }
 
-    fn last_words(&self) -> Option<String> {
-        self.last_words.clone()
+    fn stderr_tail(&self) -> Option<String> {
+        self.stderr_tail.clone()
     }
 
     fn host(&self) -> Option<&str> {

@@ -42,7 +42,7 @@ pub(crate) trait WorkerProcess: Send {
     /// The handshake is over: what was kept for it can go.
     fn handshake_done(&mut self) {}
     /// The end of what it wrote to stderr during its last task, if kept.
-    fn last_words(&self) -> Option<String> {
+    fn stderr_tail(&self) -> Option<String> {
         None
     }
     /// Where it runs, for messages: `None` on this machine.
@@ -163,8 +163,8 @@ impl WorkerProcess for LocalProcess {
         }
     }
 
-    fn last_words(&self) -> Option<String> {
-        last_words(self.capture.as_ref().map(|c| &c.stderr))
+    fn stderr_tail(&self) -> Option<String> {
+        stderr_tail(self.capture.as_ref().map(|c| &c.stderr))
     }
 
     fn os_pid(&self) -> Option<u32> {
@@ -300,7 +300,7 @@ impl CaptureFiles {
 /// The end of what a dead worker wrote to stderr during its last task, for
 /// the error that reports its death: its last few lines, leaving out the
 /// frames of a backtrace (the message before them is what explains).
-fn last_words(capture: Option<&File>) -> Option<String> {
+fn stderr_tail(capture: Option<&File>) -> Option<String> {
     const READ: u64 = 256 << 10;
     const LINES: usize = 5;
     const CHARS: usize = 2000;

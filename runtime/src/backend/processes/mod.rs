@@ -25,14 +25,12 @@ pub(crate) use agent::{run_agent, take_agent_environment};
 pub(crate) use cluster::{ClusterLauncher, command_for};
 pub(crate) use link::{LocalLauncher, thread_shares};
 
-use super::{
-    Backend, ChunkProgress, ChunkTask, ChunkWorkers, MapCall, ResultSlot, Submitted, Task,
-};
-use crate::body::TimeLimit;
+use super::{Backend, ChunkProgress, ChunkWorkers, Entry, ResultSlot, Submitted, Work};
 use crate::body::capture::entry_offset;
 use crate::body::chunk::chunk_entry_offset;
-use crate::protocol::wire::{self, TaskSettings, ToWorker};
-use crate::protocol::{Output, WORKER_ENV, codec, level_number};
+use crate::protocol::wire::{self, ChunkOf, ToWorker};
+use crate::protocol::{Output, WORKER_ENV, codec};
+use crate::settings::Settings;
 use crate::sync::lock;
 use crate::{Error, Plan};
 use inbox::{Inbox, SHARED_FROM};
@@ -41,37 +39,18 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-/// The future a worker is running.
+/// The work a worker is running: its slot and what the reader needs of it.
 pub(super) struct Running {
     id: u64,
     slot: Arc<ResultSlot>,
-    task: Dispatch,
-    /// When it was sent, for the trace.
-    sent: std::time::Instant,
-}
-
-/// What the reader needs to know of a task, besides its messages.
-#[derive(Clone)]
-pub(super) struct Dispatch {
-    label: Option<String>,
-    /// Its `timeout`, as the user wrote it.
-    timeout: Option<String>,
-    /// Its `timeout`.
-    timeout_limit: Option<std::time::Duration>,
-    /// The bar of the call a chunk belongs to.
-    progress: Option<Arc<ChunkProgress>>,
+    /// Its settings (label and time limit, for errors and the silence limit).
+    settings: Settings,
     /// For a chunk, its elements (for the trace).
     elements: Option<std::ops::Range<usize>>,
-}
-
-/// What a task runs with on its worker.
-fn settings(capture_output: bool, timeout: Option<&TimeLimit>, progress: bool) -> TaskSettings {
-    TaskSettings {
-        capture_output,
-        log_level: level_number(log::max_level()),
-        timeout_ms: timeout.map(TimeLimit::millis),
-        progress,
-    }
+    /// The bar of the call a chunk belongs to.
+    progress: Option<Arc<ChunkProgress>>,
+    /// When it was sent, for the trace.
+    sent: std::time::Instant,
 }
 
 /// One worker of the pool.
@@ -79,8 +58,8 @@ pub(super) struct Worker {
     pid: u32,
     /// Where it runs, for messages (`None`: this machine).
     host: Option<String>,
-    /// The `foreach!` call whose captures this worker holds.
-    cached_call: Mutex<Option<u64>>,
+    /// The `foreach!` call whose captures this worker keeps.
+    kept_call: Mutex<Option<u64>>,
     /// Set when the pool killed this worker: it must never be reused, even
     /// if it answered before the signal landed.
     killed: AtomicBool,
@@ -260,7 +239,7 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<Worker>, Error> {
     let worker = Arc::new(Worker {
         pid,
         host: process.host().map(str::to_string),
-        cached_call: Mutex::new(None),
+        kept_call: Mutex::new(None),
         killed: AtomicBool::new(false),
         timed_out: Mutex::new(None),
         input: Mutex::new(Some(input)),
@@ -289,15 +268,11 @@ fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<Worker>, Error> {
 pub(crate) static BYTES_SENT: AtomicU64 = AtomicU64::new(0);
 
 impl ProcessPool {
-    /// Sends `messages` (each with its payload) to an idle worker, which then
-    /// runs future `id`. When the channel turns out broken before the task
-    /// could start (the worker died while idle), the task goes to another
-    /// worker: it never ran, so it is not lost with that one.
-    fn dispatch<'p>(
-        &self,
-        task: Dispatch,
-        messages: impl Fn(&Worker, u64) -> Vec<(ToWorker, &'p [u8])>,
-    ) -> Submitted {
+    /// Sends `work` to an idle worker, which then runs it as task `id`.
+    /// When the channel turns out broken before the task could start (the
+    /// worker died while idle), the task goes to another worker: it never
+    /// ran, so it is not lost with that one.
+    fn dispatch(&self, work: &Work) -> Submitted {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let slot = ResultSlot::new();
         loop {
@@ -315,13 +290,15 @@ impl ProcessPool {
                 *running = Some(Running {
                     id,
                     slot: slot.clone(),
-                    task: task.clone(),
+                    settings: work.settings.clone(),
+                    elements: work.elements(),
+                    progress: work.progress().cloned(),
                     sent: std::time::Instant::now(),
                 });
             }
             let limit = codec::max_frame_bytes();
             let mut sent = Ok(());
-            for (message, payload) in through_inbox(&worker, messages(&worker, id)) {
+            for (message, payload) in through_inbox(&worker, messages(&worker, id, work)) {
                 if let ToWorker::Shared(shared) = &message {
                     BYTES_SENT.fetch_add(shared.len, Ordering::Relaxed);
                 }
@@ -349,7 +326,7 @@ impl ProcessPool {
                     let mut running = lock(&worker.running);
                     if running.as_ref().is_some_and(|r| r.id == id) {
                         running.take();
-                        *lock(&worker.cached_call) = None;
+                        *lock(&worker.kept_call) = None;
                         continue;
                     }
                 }
@@ -408,9 +385,55 @@ fn through_inbox<'p>(
     out
 }
 
+/// The messages that make `worker` run `work` as task `id`: for a chunk,
+/// first its call's captures unless the worker keeps them already.
+fn messages<'w>(worker: &Worker, id: u64, work: &'w Work) -> Vec<(ToWorker, &'w [u8])> {
+    let mut messages = Vec::with_capacity(2);
+    let (entry_offset, chunk) = match &work.entry {
+        Entry::Future(entry) => (entry_offset(*entry), None),
+        Entry::Chunk(chunk) => {
+            let mut kept = lock(&worker.kept_call);
+            if *kept != Some(chunk.call.id) {
+                messages.push((
+                    ToWorker::KeepCaptures {
+                        call: chunk.call.id,
+                    },
+                    &chunk.call.bytes[..],
+                ));
+                *kept = Some(chunk.call.id);
+            }
+            let of = ChunkOf {
+                call: chunk.call.id,
+                first: chunk.elements.start as u64,
+            };
+            (chunk_entry_offset(chunk.entry), Some(of))
+        }
+    };
+    let run = ToWorker::Run {
+        id,
+        entry_offset,
+        chunk,
+        settings: work.settings.clone(),
+    };
+    messages.push((run, &work.payload[..]));
+    messages
+}
+
 impl Backend for ProcessPool {
-    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error> {
-        call.send_chunks(self)
+    fn submit(&self, work: Work) -> Submitted {
+        let submitted = self.dispatch(&work);
+        if let Entry::Future(_) = work.entry {
+            // Sent: a large buffer serves the next future's captures.
+            crate::protocol::bulk::reuse(work.payload);
+        }
+        submitted
+    }
+
+    fn chunk_workers(&self) -> ChunkWorkers<'_> {
+        ChunkWorkers::Remote {
+            workers: self.shared.size,
+            all_at_once: false,
+        }
     }
 
     fn capacity(&self) -> crate::plan::Capacity {
@@ -420,76 +443,6 @@ impl Backend for ProcessPool {
     fn free_workers(&self) -> usize {
         let state = lock(&self.shared.state);
         self.shared.size - state.live - state.lost + state.idle.len()
-    }
-
-    fn submit(&self, task: Task) -> Submitted {
-        let label = task.label.clone();
-        let dispatch = Dispatch {
-            label: task.label.clone(),
-            timeout: task.timeout.as_ref().map(|t| t.text.clone()),
-            timeout_limit: task.timeout.as_ref().map(|t| t.limit),
-            progress: None,
-            elements: None,
-        };
-        let submitted = self.dispatch(dispatch, |_, id| {
-            let message = ToWorker::Run {
-                id,
-                entry_offset: entry_offset(task.entry),
-                label: label.clone(),
-                stream: task.stream,
-                settings: settings(task.capture_output, task.timeout.as_ref(), false),
-            };
-            vec![(message, &task.captures[..])]
-        });
-        // Sent: a large buffer serves the next future's captures.
-        crate::protocol::bulk::reuse(task.captures);
-        submitted
-    }
-}
-
-impl ChunkWorkers for ProcessPool {
-    fn workers(&self) -> usize {
-        self.shared.size
-    }
-
-    fn submit_chunk(&self, chunk: ChunkTask) -> Submitted {
-        let label = chunk.label.clone();
-        let dispatch = Dispatch {
-            label: chunk.label.clone(),
-            timeout: chunk.timeout.as_ref().map(|t| t.text.clone()),
-            timeout_limit: chunk.timeout.as_ref().map(|t| t.limit),
-            progress: chunk.progress.clone(),
-            elements: Some(chunk.first..chunk.first + chunk.len),
-        };
-        self.dispatch(dispatch, |worker, id| {
-            let mut messages = Vec::with_capacity(2);
-            let mut cached = lock(&worker.cached_call);
-            if *cached != Some(chunk.call.id) {
-                messages.push((
-                    ToWorker::Stash {
-                        call: chunk.call.id,
-                    },
-                    &chunk.call.bytes[..],
-                ));
-                *cached = Some(chunk.call.id);
-            }
-            let message = ToWorker::RunChunk {
-                id,
-                call: chunk.call.id,
-                entry_offset: chunk_entry_offset(chunk.entry),
-                stop_at_failure: chunk.stop_at_failure,
-                label: label.clone(),
-                streams: chunk.streams,
-                first: chunk.first as u64,
-                settings: settings(
-                    chunk.capture_output,
-                    chunk.timeout.as_ref(),
-                    chunk.progress.is_some(),
-                ),
-            };
-            messages.push((message, &chunk.elements[..]));
-            messages
-        })
     }
 }
 

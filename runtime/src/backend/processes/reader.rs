@@ -9,23 +9,53 @@
 use super::{Running, Shared, Worker, silence};
 use crate::Error;
 use crate::backend::replies::{emit_log, outcome_to_result};
+use crate::protocol::Output;
 use crate::protocol::codec;
-use crate::protocol::wire::{self, FromWorker};
+use crate::protocol::wire::{self, FromWorker, Outcome};
 use crate::sync::lock;
 use crate::trace;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Turns one worker's replies into results until its channel ends.
+/// Turns one worker's replies into results until its channel ends, then
+/// answers for the task it was running.
 pub(super) fn read_replies(
     shared: Arc<Shared>,
     worker: Arc<Worker>,
     mut output: std::io::BufReader<Box<dyn std::io::Read + Send>>,
 ) {
+    let problem = read_until_end(&shared, &worker, &mut output);
+    // From now on no task may be given to this worker (see `dispatch`).
+    {
+        let _running = lock(&worker.running);
+        worker.ended.store(true, Ordering::Release);
+    }
+    lock(&worker.input).take();
+    if problem.is_some() {
+        // It broke the protocol: it may still be running; end it.
+        lock(&worker.process).kill();
+    }
+    let status = lock(&worker.process).wait();
+    let running = lock(&worker.running).take();
+    // Forget the worker first: whoever collects the error then sees the pool
+    // without it.
+    shared.forget(&worker);
+    if let Some(r) = running {
+        answer_lost(&worker, r, status, problem);
+    }
+}
+
+/// Reads the worker's messages until its channel ends: `None` when it
+/// closed cleanly, else what was wrong with it.
+fn read_until_end(
+    shared: &Shared,
+    worker: &Arc<Worker>,
+    output: &mut std::io::BufReader<Box<dyn std::io::Read + Send>>,
+) -> Option<String> {
     let limit = codec::max_frame_bytes();
-    let ended = loop {
-        let message = wire::read_message::<_, FromWorker>(&mut output, limit);
-        silence::heard(&worker);
+    loop {
+        let message = wire::read_message::<_, FromWorker>(output, limit);
+        silence::heard(worker);
         match message {
             Ok(Some((FromWorker::Alive, _))) => {}
             Ok(Some((
@@ -36,37 +66,15 @@ pub(super) fn read_replies(
                 },
                 value,
             ))) => {
-                // The worker has opened its inbox, if it was offered one.
-                if let Some(inbox) = lock(&worker.inbox).as_mut() {
-                    inbox.answered();
-                }
-                let running = lock(&worker.running).take();
-                match running {
-                    Some(r) if r.id == id => {
-                        if trace::on() {
-                            trace_task(&worker, &r);
-                        }
-                        // Free the worker first: whoever collects the value
-                        // then already sees it free.
-                        shared.release(&worker);
-                        r.slot.set_output(output);
-                        r.slot.fill(outcome_to_result(outcome, value));
-                    }
-                    other => {
-                        // Put the task back: the end of the channel below
-                        // answers for it.
-                        *lock(&worker.running) = other;
-                        break Some(format!(
-                            "an answer for future {id}, which it was not running"
-                        ));
-                    }
+                if let Err(problem) = done(shared, worker, id, outcome, output, value) {
+                    return Some(problem);
                 }
             }
             Ok(Some((FromWorker::Log { id, record }, _))) => {
                 let label = lock(&worker.running)
                     .as_ref()
                     .filter(|r| r.id == id)
-                    .and_then(|r| r.task.label.clone());
+                    .and_then(|r| r.settings.label.clone());
                 emit_log(record, label.as_deref());
             }
             Ok(Some((
@@ -77,79 +85,109 @@ pub(super) fn read_replies(
                     message,
                 },
                 _,
-            ))) => {
-                let progress = lock(&worker.running)
-                    .as_ref()
-                    .filter(|r| r.id == id)
-                    .and_then(|r| r.task.progress.clone());
-                if let Some(p) = progress {
-                    p.reported.fetch_add(elements, Ordering::Relaxed);
-                    p.bar.elements(elements);
-                    if steps > 0 || message.is_some() {
-                        p.bar.steps(steps, message);
-                    }
-                }
-            }
+            ))) => progress(worker, id, elements, steps, message),
             Ok(Some((FromWorker::TimedOut { id, index }, _))) => {
                 *lock(&worker.timed_out) = Some((id, index));
             }
-            Ok(Some((other, _))) => break Some(format!("an unexpected message {other:?}")),
-            Ok(None) => break None,
-            Err(e) => break Some(e.to_string()),
+            Ok(Some((other, _))) => return Some(format!("an unexpected message {other:?}")),
+            Ok(None) => return None,
+            Err(e) => return Some(e.to_string()),
         }
-    };
-    // From now on no task may be given to this worker (see `dispatch`).
-    {
-        let _running = lock(&worker.running);
-        worker.ended.store(true, Ordering::Release);
     }
-    lock(&worker.input).take();
-    if ended.is_some() {
-        // It broke the protocol: it may still be running; end it.
-        lock(&worker.process).kill();
+}
+
+/// A task ended: its slot is filled and the worker freed. An answer for a
+/// task the worker was not running is a broken protocol.
+fn done(
+    shared: &Shared,
+    worker: &Arc<Worker>,
+    id: u64,
+    outcome: Outcome,
+    output: Output,
+    value: Vec<u8>,
+) -> Result<(), String> {
+    // The worker has opened its inbox, if it was offered one.
+    if let Some(inbox) = lock(&worker.inbox).as_mut() {
+        inbox.answered();
     }
-    let status = lock(&worker.process).wait();
     let running = lock(&worker.running).take();
-    // Forget the worker first: whoever collects the error then sees the pool
-    // without it.
-    shared.forget(&worker);
-    if let Some(r) = running {
-        let timed_out = lock(&worker.timed_out).take().filter(|(id, _)| *id == r.id);
-        if let (Some((_, index)), Some(after)) = (timed_out, r.task.timeout) {
-            r.slot.fill(Err(Error::Timeout {
-                after,
-                label: r.task.label,
-                index: index.map(|i| i as usize),
-            }));
-            return;
+    match running {
+        Some(r) if r.id == id => {
+            if trace::on() {
+                trace_task(worker, &r);
+            }
+            // Free the worker first: whoever collects the value then already
+            // sees it free.
+            shared.release(worker);
+            r.slot.set_output(output);
+            r.slot.fill(outcome_to_result(outcome, value));
+            Ok(())
         }
-        let mut cause = match lock(&worker.unresponsive).take() {
-            Some(why) => format!("{why} ({status})"),
-            None => status,
-        };
-        if let Some(problem) = ended {
-            cause = format!("{cause}; the channel carried {problem}");
+        other => {
+            // Put the task back: the end of the channel answers for it.
+            *lock(&worker.running) = other;
+            Err(format!(
+                "an answer for future {id}, which it was not running"
+            ))
         }
-        if let Some(words) = lock(&worker.process).last_words() {
-            cause = format!("{cause}; its last words on stderr: {words}");
-        }
-        r.slot.fill(Err(Error::WorkerDied {
-            worker: worker.describe(),
-            cause,
-            label: r.task.label,
-            index: None,
-            elements: None,
-        }));
     }
+}
+
+/// Elements finished or `progress!()` steps on the running chunk.
+fn progress(worker: &Worker, id: u64, elements: u64, steps: u64, message: Option<String>) {
+    let progress = lock(&worker.running)
+        .as_ref()
+        .filter(|r| r.id == id)
+        .and_then(|r| r.progress.clone());
+    if let Some(p) = progress {
+        p.reported.fetch_add(elements, Ordering::Relaxed);
+        p.bar.elements(elements);
+        if steps > 0 || message.is_some() {
+            p.bar.steps(steps, message);
+        }
+    }
+}
+
+/// The answer for the task a worker was running when its channel ended:
+/// `Timeout` when it said an element ran out of time, else `WorkerDied`
+/// with its exit status, what was wrong with the channel and the end of
+/// what it wrote to stderr.
+fn answer_lost(worker: &Worker, r: Running, status: String, problem: Option<String>) {
+    let timed_out = lock(&worker.timed_out).take().filter(|(id, _)| *id == r.id);
+    if let (Some((_, index)), Some(limit)) = (timed_out, r.settings.timeout) {
+        r.slot.fill(Err(Error::Timeout {
+            after: limit.text,
+            label: r.settings.label,
+            index: index.map(|i| i as usize),
+        }));
+        return;
+    }
+    let mut cause = match lock(&worker.unresponsive).take() {
+        Some(why) => format!("{why} ({status})"),
+        None => status,
+    };
+    if let Some(problem) = problem {
+        cause = format!("{cause}; the channel carried {problem}");
+    }
+    if let Some(tail) = lock(&worker.process).stderr_tail() {
+        cause = format!("{cause}; the end of its stderr: {tail}");
+    }
+    r.slot.fill(Err(Error::WorkerDied {
+        worker: worker.describe(),
+        cause,
+        label: r.settings.label,
+        index: None,
+        elements: None,
+    }));
 }
 
 /// The span of a task on its worker's lane: from sending it to its answer.
 fn trace_task(worker: &Worker, r: &Running) {
     let mut args = Vec::new();
-    if let Some(label) = &r.task.label {
+    if let Some(label) = &r.settings.label {
         args.push(("label", label.clone()));
     }
-    let name = match &r.task.elements {
+    let name = match &r.elements {
         Some(e) => {
             args.push((
                 "elements",

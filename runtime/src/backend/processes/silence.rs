@@ -72,9 +72,9 @@ fn run(shared: Weak<Shared>) {
 /// Kills `w` when it has been silent past its limit.
 fn check(w: &Worker) {
     let silent = lock(&w.last_heard).elapsed();
-    let limit = lock(&w.running)
-        .as_ref()
-        .map_or(default_limit(), |r| limit_for(r.task.timeout_limit));
+    let limit = lock(&w.running).as_ref().map_or(default_limit(), |r| {
+        limit_for(r.settings.timeout.as_ref().map(|t| t.limit))
+    });
     if silent <= limit {
         return;
     }

@@ -19,14 +19,14 @@ mod registry;
 mod scheduler;
 mod watch;
 
-use super::{Backend, ChunkTask, ChunkWorkers, MapCall, ResultSlot, Submitted, Task};
+use super::{Backend, Chunk, ChunkWorkers, Entry, ResultSlot, Submitted, Work};
 use crate::Error;
 use crate::body::capture::entry_offset;
 use crate::body::chunk::chunk_entry_offset;
 use crate::plan::{Plan, Resources, Slurm};
 use crate::protocol::Output;
-use crate::protocol::level_number;
-use crate::protocol::wire::{TaskSettings, ToWorker};
+use crate::protocol::wire::{ChunkOf, ToWorker};
+use crate::settings::Settings;
 use crate::sync::lock;
 use registry::CallDir;
 use std::collections::HashMap;
@@ -127,32 +127,16 @@ impl SlurmBackend {
     }
 }
 
-/// What a task runs with in a job. The job's time limit is Slurm's to
-/// enforce, so none goes into the settings.
-fn settings(capture_output: bool, progress: bool) -> TaskSettings {
-    TaskSettings {
-        capture_output,
-        log_level: level_number(log::max_level()),
-        timeout_ms: None,
-        progress,
-    }
-}
-
 impl Shared {
     /// The resources a job asks for: its own, the plan's defaults, and its
     /// `timeout` as the time limit when no time is given; checked.
     ///
     /// A job runs no timer of its own: for a chunk of `elements`, each with
     /// `timeout`, the job may take that many times the limit.
-    fn resources_for(
-        &self,
-        own: &Resources,
-        timeout: Option<&crate::body::TimeLimit>,
-        elements: usize,
-    ) -> Result<Resources, Error> {
-        let mut r = own.or(&self.spec.resources);
+    fn resources_for(&self, settings: &Settings, elements: usize) -> Result<Resources, Error> {
+        let mut r = settings.resources.or(&self.spec.resources);
         if r.time.is_none()
-            && let Some(t) = timeout
+            && let Some(t) = &settings.timeout
         {
             let millis = t.limit.as_millis().max(1) * elements.max(1) as u128;
             r.time = Some(format!("{millis}ms"));
@@ -194,7 +178,7 @@ impl Shared {
 
     /// The directory of call `call`, created (with its shared input) when
     /// none is in use.
-    fn call_dir(&self, chunk: &ChunkTask) -> Result<Arc<CallDir>, Error> {
+    fn call_dir(&self, chunk: &Chunk) -> Result<Arc<CallDir>, Error> {
         let mut calls = lock(&self.calls);
         calls.retain(|_, d| d.strong_count() > 0);
         if let Some(dir) = calls.get(&chunk.call.id).and_then(Weak::upgrade) {
@@ -209,7 +193,7 @@ impl Shared {
             &[
                 (registry::hello(&self.nested), &[]),
                 (
-                    ToWorker::Stash {
+                    ToWorker::KeepCaptures {
                         call: chunk.call.id,
                     },
                     &chunk.call.bytes,
@@ -221,21 +205,20 @@ impl Shared {
     }
 
     /// Writes a chunk's own input as `task`.
-    fn write_chunk(&self, dir: &Path, task: &str, chunk: &ChunkTask) -> Result<(), Error> {
+    fn write_chunk(&self, dir: &Path, task: &str, work: &Work, chunk: &Chunk) -> Result<(), Error> {
         let id = self.next_task.fetch_add(1, Ordering::Relaxed);
-        let message = ToWorker::RunChunk {
+        let message = ToWorker::Run {
             id,
-            call: chunk.call.id,
             entry_offset: chunk_entry_offset(chunk.entry),
-            stop_at_failure: chunk.stop_at_failure,
-            label: chunk.label.clone(),
-            streams: chunk.streams,
-            first: chunk.first as u64,
-            settings: settings(chunk.capture_output, chunk.progress.is_some()),
+            chunk: Some(ChunkOf {
+                call: chunk.call.id,
+                first: chunk.elements.start as u64,
+            }),
+            settings: work.settings.clone(),
         };
         registry::write_frames(
             &registry::task_input(dir, task),
-            &[(message, &chunk.elements)],
+            &[(message, &work.payload)],
         )
     }
 
@@ -292,9 +275,51 @@ fn refused(e: Error) -> Submitted {
 }
 
 impl Backend for SlurmBackend {
-    fn submit(&self, task: Task) -> Submitted {
+    fn submit(&self, work: Work) -> Submitted {
+        match work.entry {
+            Entry::Future(entry) => self.submit_future(entry, work.payload, work.settings),
+            Entry::Chunk(chunk) => self.submit_chunk(chunk, work.payload, work.settings),
+        }
+    }
+
+    /// A call's chunks: one job array, a task per chunk.
+    fn submit_all(&self, works: Vec<Work>) -> Vec<Submitted> {
+        self.submit_array(works)
+    }
+
+    fn chunk_workers(&self) -> ChunkWorkers<'_> {
+        ChunkWorkers::Remote {
+            workers: self.shared.spec.max_jobs(),
+            all_at_once: true,
+        }
+    }
+
+    fn free_workers(&self) -> usize {
+        self.shared.spec.max_jobs() - *lock(&self.shared.in_flight)
+    }
+
+    fn capacity(&self) -> crate::plan::Capacity {
+        self.shared
+            .capacity
+            .get_or_init(|| scheduler::capacity(&self.shared.spec.to_string()))
+            .clone()
+    }
+
+    fn keeps_time_limits(&self) -> bool {
+        true
+    }
+}
+
+impl SlurmBackend {
+    /// A future: a job of its own.
+    fn submit_future(
+        &self,
+        entry: crate::body::capture::EntryFn,
+        captures: Vec<u8>,
+        settings: Settings,
+    ) -> Submitted {
         let shared = &self.shared;
-        let resources = match shared.resources_for(&task.resources, task.timeout.as_ref(), 1) {
+        let resources = match shared.resources_for(&settings, 1) {
             Ok(r) => r,
             Err(e) => return refused(e),
         };
@@ -320,25 +345,21 @@ impl Backend for SlurmBackend {
             let id = shared.next_task.fetch_add(1, Ordering::Relaxed);
             let run = ToWorker::Run {
                 id,
-                entry_offset: entry_offset(task.entry),
-                label: task.label.clone(),
-                stream: task.stream,
-                settings: settings(task.capture_output, false),
+                entry_offset: entry_offset(entry),
+                chunk: None,
+                settings: settings.clone(),
             };
             registry::write_frames(
                 &registry::task_input(&dir.path, "future"),
-                &[
-                    (registry::hello(&shared.nested), &[]),
-                    (run, &task.captures),
-                ],
+                &[(registry::hello(&shared.nested), &[]), (run, &captures)],
             )?;
-            let job = shared.submit(&dir, "future", None, &resources, task.label.as_deref())?;
+            let job = shared.submit(&dir, "future", None, &resources, settings.label.as_deref())?;
             Ok::<_, Error>((job, dir))
         })();
         match submitted {
             Ok((job, dir)) => Submitted::Running(shared.wait_for(Pending {
                 done: Some(Box::new(free)),
-                ..pending(job, &dir, "future", task.label)
+                ..pending(job, &dir, "future", settings.label)
             })),
             Err(e) => {
                 free();
@@ -347,91 +368,83 @@ impl Backend for SlurmBackend {
         }
     }
 
-    fn run_map(&self, call: &dyn MapCall) -> Result<(), Error> {
-        call.send_chunks(self)
-    }
-
-    fn free_workers(&self) -> usize {
-        self.shared.spec.max_jobs() - *lock(&self.shared.in_flight)
-    }
-
-    fn capacity(&self) -> crate::plan::Capacity {
-        self.shared
-            .capacity
-            .get_or_init(|| scheduler::capacity(&self.shared.spec.to_string()))
-            .clone()
-    }
-
-    fn keeps_time_limits(&self) -> bool {
-        true
-    }
-}
-
-impl ChunkWorkers for SlurmBackend {
-    fn workers(&self) -> usize {
-        self.shared.spec.max_jobs()
-    }
-
-    fn takes_chunks_at_once(&self) -> bool {
-        true
-    }
-
     /// One chunk alone (run again after its job was lost): a job of its own.
-    fn submit_chunk(&self, chunk: ChunkTask) -> Submitted {
+    fn submit_chunk(&self, chunk: Chunk, elements: Vec<u8>, settings: Settings) -> Submitted {
         let shared = &self.shared;
+        let work = Work {
+            entry: Entry::Chunk(chunk),
+            payload: elements,
+            settings,
+        };
+        let Entry::Chunk(chunk) = &work.entry else {
+            unreachable!("made a chunk above")
+        };
         let submitted = (|| {
-            let resources =
-                shared.resources_for(&chunk.resources, chunk.timeout.as_ref(), chunk.len)?;
-            let dir = shared.call_dir(&chunk)?;
+            let resources = shared.resources_for(&work.settings, chunk.elements.len())?;
+            let dir = shared.call_dir(chunk)?;
             let task = format!("again-{}", shared.next_task.fetch_add(1, Ordering::Relaxed));
-            shared.write_chunk(&dir.path, &task, &chunk)?;
-            let job = shared.submit(&dir, &task, None, &resources, chunk.label.as_deref())?;
+            shared.write_chunk(&dir.path, &task, &work, chunk)?;
+            let label = work.settings.label.as_deref();
+            let job = shared.submit(&dir, &task, None, &resources, label)?;
             Ok::<_, Error>((job, dir, task))
         })();
         match submitted {
             Ok((job, dir, task)) => Submitted::Running(shared.wait_for(Pending {
-                progress: chunk.progress,
-                ..pending(job, &dir, &task, chunk.label)
+                progress: chunk.progress.clone(),
+                ..pending(job, &dir, &task, work.settings.label.clone())
             })),
             Err(e) => refused(e),
         }
     }
 
     /// A call's chunks: one job array, a task per chunk.
-    fn submit_chunks(&self, chunks: Vec<ChunkTask>) -> Vec<Submitted> {
+    fn submit_array(&self, works: Vec<Work>) -> Vec<Submitted> {
         let shared = &self.shared;
-        let count = chunks.len();
-        if count == 0 {
-            return Vec::new();
+        let count = works.len();
+        let chunks: Vec<&Chunk> = works
+            .iter()
+            .filter_map(|w| match &w.entry {
+                Entry::Chunk(c) => Some(c),
+                Entry::Future(_) => None,
+            })
+            .collect();
+        if count == 0 || chunks.len() != count {
+            let e = Error::Protocol("a job array is made of chunks only".into());
+            return (0..count).map(|_| refused(e.clone())).collect();
         }
         let submitted = (|| {
-            let first = &chunks[0];
+            let first = &works[0];
             // The largest chunk sets the array's limit.
-            let longest = chunks.iter().map(|c| c.len).max().unwrap_or(1);
-            let resources =
-                shared.resources_for(&first.resources, first.timeout.as_ref(), longest)?;
-            let dir = shared.call_dir(first)?;
-            for (i, chunk) in chunks.iter().enumerate() {
-                shared.write_chunk(&dir.path, &format!("chunk-{i}"), chunk)?;
+            let longest = chunks.iter().map(|c| c.elements.len()).max().unwrap_or(1);
+            let resources = shared.resources_for(&first.settings, longest)?;
+            let dir = shared.call_dir(chunks[0])?;
+            for (i, (work, chunk)) in works.iter().zip(&chunks).enumerate() {
+                shared.write_chunk(&dir.path, &format!("chunk-{i}"), work, chunk)?;
             }
             let job = shared.submit(
                 &dir,
                 "chunk-$SLURM_ARRAY_TASK_ID",
                 Some(count),
                 &resources,
-                first.label.as_deref(),
+                first.settings.label.as_deref(),
             )?;
             Ok::<_, Error>((job, dir))
         })();
         match submitted {
-            Ok((job, dir)) => chunks
-                .into_iter()
+            Ok((job, dir)) => works
+                .iter()
+                .zip(&chunks)
                 .enumerate()
-                .map(|(i, chunk)| {
+                .map(|(i, (work, chunk))| {
                     let task = format!("chunk-{i}");
                     Submitted::Running(shared.wait_for(Pending {
-                        progress: chunk.progress,
-                        ..pending(format!("{job}_{i}"), &dir, &task, chunk.label)
+                        progress: chunk.progress.clone(),
+                        ..pending(
+                            format!("{job}_{i}"),
+                            &dir,
+                            &task,
+                            work.settings.label.clone(),
+                        )
                     }))
                 })
                 .collect(),

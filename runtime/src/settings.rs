@@ -1,0 +1,84 @@
+//! How one piece of work runs: [`Settings`], the one shape of a future's or
+//! a `foreach!` call's options from the macro to the worker.
+//!
+//! The macros build a `Settings` from the options written after a body; the
+//! leader fills in the random streams once it knows how many elements a
+//! call has, and from then on the value is carried unchanged: in a
+//! [`Work`](crate::backend::Work) to a backend, in the run message to a
+//! worker process or a Slurm job, and there into the running task. A new
+//! per-task option lives in the macro's option parser, in this struct, and
+//! where it takes effect; nowhere else.
+//!
+//! Invariant: this is plain data, the same on both sides of the process
+//! boundary; it imports nothing of the leader or the worker side.
+
+use crate::body::TimeLimit;
+use crate::plan::Resources;
+use crate::protocol::level_number;
+use crate::rng::Streams;
+use serde::{Deserialize, Serialize};
+
+/// What `errors = "..."` asks for when elements fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ErrorPolicy {
+    /// Return the first failure (lowest index) and stop the rest.
+    #[default]
+    Stop,
+    /// Leave failed elements out of the result.
+    Remove,
+    /// Give one `Result` per element.
+    Pass,
+}
+
+/// How one future or one `foreach!` call runs, besides what it runs.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `label = ".."`: names the work in errors, traces and the bar.
+    pub label: Option<String>,
+    /// The random streams, with `seed`: a future's own, or a call's from
+    /// element 0 (a chunk skips to its first element). Filled by the leader,
+    /// not by the macros.
+    pub streams: Option<Streams>,
+    /// `stdout = false` silences what bodies print (default: capture it and
+    /// relay it in order).
+    pub stdout: bool,
+    /// `timeout = "10m"`: the time limit of the future, or of each element.
+    pub timeout: Option<TimeLimit>,
+    /// `progress = true`: a bar, and workers report finished elements.
+    pub progress: bool,
+    /// `retries = n`: run a chunk lost with its worker again, up to `n` times.
+    pub retries: u32,
+    /// `errors = ".."`; under `Stop` a chunk ends at its first failure.
+    pub errors: ErrorPolicy,
+    /// `resources = (mem = "2G", ...)`: what the work needs (empty: nothing
+    /// in particular).
+    pub resources: Resources,
+    /// The leader's `log::max_level()` when the work was made, as a number
+    /// (0 = off … 5 = trace): records below it are not sent back.
+    pub log_level: u8,
+}
+
+impl Default for Settings {
+    /// The defaults of every option, with the log level in force now.
+    fn default() -> Self {
+        Settings {
+            label: None,
+            streams: None,
+            stdout: true,
+            timeout: None,
+            progress: false,
+            retries: 0,
+            errors: ErrorPolicy::Stop,
+            resources: Resources::default(),
+            log_level: level_number(log::max_level()),
+        }
+    }
+}
+
+impl Settings {
+    /// Under `errors = "stop"` a chunk ends at its first failure.
+    pub(crate) fn stops_at_failure(&self) -> bool {
+        self.errors == ErrorPolicy::Stop
+    }
+}
