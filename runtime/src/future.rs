@@ -8,12 +8,12 @@
 use crate::Error;
 use crate::active::{self, ActivePlan};
 use crate::backend::{Entry, ResultSlot, Submitted, Work};
-use crate::body::TimeLimit;
 use crate::body::capture::EntryOf;
 use crate::protocol::codec;
 use crate::relay::{self, Output};
 use crate::rng::SeedSpec;
 use crate::settings::Settings;
+use crate::settings::TimeLimit;
 use crate::sync::lock;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;

@@ -24,14 +24,20 @@
 //!
 //! The leader side:
 //! * `active`: which plan is in force, and its backend;
-//! * `future`: the [`Future`] handle and [`value`]/[`resolved`]/[`resolve`];
+//! * `future`: the [`Future`] handle; `many_futures`: [`value`]/[`resolved`]/[`resolve`]
+//!   on one future or many; `collect`: [`as_completed`] and [`FutureVec`];
+//! * `session`: [`session_info`]; `trace`: `FUTURIZE_TRACE`;
 //! * [`map`]: the `foreach!` engine (chunking, error policies, results in
 //!   order);
 //! * `backend`: Sequential, Multithread, Multiprocess, Cluster, Slurm and
 //!   first-fit plans behind one trait; worker processes start through
 //!   launchers (local, or a host agent over ssh or srun) and talk over
 //!   links; Slurm jobs read and answer through files in a registry;
-//! * [`progress`]: the progress bar of a call.
+//! * `progress`: the progress bar of a call.
+//!
+//! Only what the `futurize` facade re-exports is this crate's API; the
+//! modules that macro-generated code and tests reach (`body`, `map`, `relay`,
+//! `cores`, `wire`, `codec`, `__private`) are public but hidden.
 //!
 //! The worker side:
 //! * `worker`: the serve loop of a worker process (and of a Slurm job,
@@ -41,23 +47,27 @@
 
 mod active;
 mod backend;
+#[doc(hidden)]
 pub mod body;
 mod collect;
+#[doc(hidden)]
 pub mod cores;
 mod error;
 mod future;
 mod many_futures;
+#[doc(hidden)]
 pub mod map;
 pub mod plan;
-pub mod progress;
+mod progress;
 mod protocol;
+#[doc(hidden)]
 pub mod relay;
 pub mod rng;
 mod session;
 mod settings;
 mod startup;
 mod sync;
-pub mod trace;
+mod trace;
 mod worker;
 
 pub use active::{
@@ -69,6 +79,7 @@ pub use error::{Error, Panic};
 pub use future::Future;
 pub use many_futures::{Resolvable, Values, resolve, resolved, value};
 pub use plan::{Cluster, Level, Multiprocess, Multithread, Plan, Sequential, Slurm};
+#[doc(hidden)]
 pub use protocol::{codec, wire};
 pub use rng::{ElementRng, rng, set_seed};
 pub use session::{HostInfo, HostState, SessionInfo, session_info};
@@ -77,7 +88,6 @@ pub use session::{HostInfo, HostState, SessionInfo, session_info};
 /// change without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::body::TimeLimit;
     pub use crate::body::capture::__wrap_item;
     pub use crate::body::capture::{
         __check_not_mut, __check_serialize, __encode_captures_of, __entry_of, __no_capture,
@@ -97,6 +107,7 @@ pub mod __private {
     pub use crate::progress::__progress_step;
     pub use crate::rng::SeedSpec;
     pub use crate::settings::Settings;
+    pub use crate::settings::TimeLimit;
     pub use crate::{
         __relay_dbg, __relay_eprint, __relay_eprintln, __relay_print, __relay_println,
     };
@@ -110,6 +121,23 @@ pub mod __private {
     /// Bytes of captures and elements sent to worker processes so far.
     pub fn __bytes_sent_to_workers() -> u64 {
         crate::backend::bytes_sent()
+    }
+
+    /// Runs the handshake code of both sides on arbitrary bytes, for the
+    /// fuzzer (fuzz/fuzz_targets/handshake.rs): what a worker makes of
+    /// `worker_reads` as its channel from the leader (the handshake, then
+    /// every frame read as the serve loop reads them), and what a leader
+    /// makes of `leader_reads` as a worker's answer. Nothing runs.
+    pub fn __fuzz_handshake(
+        worker_reads: &mut dyn std::io::Read,
+        leader_reads: &mut dyn std::io::Read,
+        limit: u64,
+    ) -> (String, String) {
+        let worker =
+            crate::worker::read_as_worker(&mut std::io::BufReader::new(worker_reads), limit);
+        let answer = crate::protocol::wire::read_message(&mut &mut *leader_reads, limit);
+        let leader = format!("{:?}", crate::backend::check_handshake_answer(answer));
+        (worker, leader)
     }
 
     /// Stands in for a `future!` whose input has a compile error, so the

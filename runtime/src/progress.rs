@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// The environment variable that forces the bar on (`1`) or off (`0`).
-pub const PROGRESS_ENV: &str = "FUTURIZE_PROGRESS";
+pub(crate) const PROGRESS_ENV: &str = "FUTURIZE_PROGRESS";
 
 /// One call's bar.
 pub(crate) struct Progress {

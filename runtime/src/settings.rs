@@ -12,11 +12,12 @@
 //! Invariant: this is plain data, the same on both sides of the process
 //! boundary; it imports nothing of the leader or the worker side.
 
-use crate::body::TimeLimit;
+use crate::Error;
 use crate::plan::Resources;
 use crate::protocol::level_number;
 use crate::rng::Streams;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// What `errors = "..."` asks for when elements fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -80,5 +81,42 @@ impl Settings {
     /// Under `errors = "stop"` a chunk ends at its first failure.
     pub(crate) fn stops_at_failure(&self) -> bool {
         self.errors == ErrorPolicy::Stop
+    }
+}
+
+/// A `timeout = "..."` option: the limit, and the text the user wrote (for
+/// the error).
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimeLimit {
+    /// The limit.
+    pub limit: Duration,
+    /// As written: `"10m"`.
+    pub text: String,
+}
+
+impl TimeLimit {
+    /// A limit given as a `Duration` expression.
+    pub fn from_duration(limit: Duration) -> TimeLimit {
+        TimeLimit {
+            limit,
+            text: format!("{limit:?}"),
+        }
+    }
+
+    /// The limit in whole milliseconds (at least 1), as it travels to workers.
+    pub(crate) fn millis(&self) -> u64 {
+        u64::try_from(self.limit.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// The error of a body that ran past this limit.
+    pub(crate) fn error(&self) -> Error {
+        Error::Timeout {
+            after: self.text.clone(),
+            label: None,
+            index: None,
+        }
     }
 }

@@ -21,10 +21,10 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 /// The variable that names the trace file.
-pub const TRACE_ENV: &str = "FUTURIZE_TRACE";
+pub(crate) const TRACE_ENV: &str = "FUTURIZE_TRACE";
 
 /// With `1`, the summary also goes to stderr at exit.
-pub const TRACE_SUMMARY_ENV: &str = "FUTURIZE_TRACE_SUMMARY";
+pub(crate) const TRACE_SUMMARY_ENV: &str = "FUTURIZE_TRACE_SUMMARY";
 
 /// Where a span ran.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]

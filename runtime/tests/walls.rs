@@ -49,9 +49,10 @@ const SHARED: &[&str] = &[
 const JOINT: &[&str] = &["startup"];
 
 /// What the wire protocol may use besides itself: the error type, the plain
-/// data of a random stream (`Streams`), and the poison-tolerant lock (for
-/// `protocol/bulk.rs`'s spare buffers).
-const PROTOCOL_MAY_USE: &[&str] = &["error", "rng", "sync"];
+/// data of a random stream (`Streams`), the poison-tolerant lock (for
+/// `protocol/bulk.rs`'s spare buffers), and `Settings`, the plain data of how
+/// a task runs, which the run message carries.
+const PROTOCOL_MAY_USE: &[&str] = &["error", "rng", "sync", "settings"];
 
 /// Uses that break a rule today and are known: (file from `runtime/src`,
 /// module used, why it is allowed for now). Empty: every rule holds. An

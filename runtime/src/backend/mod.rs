@@ -24,7 +24,10 @@ mod slot;
 mod slurm;
 mod threads;
 
-pub(crate) use processes::{command_for as host_command, run_agent, take_agent_environment};
+pub(crate) use processes::{
+    check_answer as check_handshake_answer, command_for as host_command, run_agent,
+    take_agent_environment,
+};
 pub(crate) use slot::ResultSlot;
 
 use crate::body::NestedPlan;

@@ -31,7 +31,7 @@ use capture::EntryFn;
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Once, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The plan bodies see while they run: the next level of the plan of the
 /// backend that runs them. A narrow handle: it names that plan and puts it in
@@ -126,43 +126,6 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "a panic with a payload that is not text".to_string()
-    }
-}
-
-/// A `timeout = "..."` option: the limit, and the text the user wrote (for
-/// the error).
-#[doc(hidden)]
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TimeLimit {
-    /// The limit.
-    pub limit: Duration,
-    /// As written: `"10m"`.
-    pub text: String,
-}
-
-impl TimeLimit {
-    /// A limit given as a `Duration` expression.
-    pub fn from_duration(limit: Duration) -> TimeLimit {
-        TimeLimit {
-            limit,
-            text: format!("{limit:?}"),
-        }
-    }
-
-    /// The limit in whole milliseconds (at least 1), as it travels to workers.
-    pub(crate) fn millis(&self) -> u64 {
-        u64::try_from(self.limit.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
-
-    /// The error of a body that ran past this limit.
-    pub(crate) fn error(&self) -> Error {
-        Error::Timeout {
-            after: self.text.clone(),
-            label: None,
-            index: None,
-        }
     }
 }
 

@@ -274,6 +274,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// What a backend can give one future or call: the largest request it can
 /// meet (`None`: no limit it knows of).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capacity {
     /// What offers it: `multiprocess:2 on this machine`, `slurm (largest node n1)`.
     pub name: String,

@@ -317,6 +317,28 @@ mod tests {
         bytes
     }
 
+    /// Settings with every field away from its default.
+    fn every_setting() -> Settings {
+        let mut s = Settings {
+            label: Some("a".into()),
+            streams: Some(crate::rng::Streams::from_seed(1)),
+            stdout: false,
+            log_level: 3,
+            timeout: Some(crate::settings::TimeLimit {
+                limit: std::time::Duration::from_millis(600_000),
+                text: "10m".into(),
+            }),
+            progress: true,
+            retries: 2,
+            errors: crate::settings::ErrorPolicy::Pass,
+            ..Settings::default()
+        };
+        s.resources.mem = Some("2G".into());
+        s.resources.cpus = Some(4);
+        s.resources.sbatch.push("--qos=low".into());
+        s
+    }
+
     fn messages() -> Vec<ToWorker> {
         vec![
             ToWorker::Hello {
@@ -328,20 +350,7 @@ mod tests {
                 id: 7,
                 entry_offset: -4096,
                 chunk: None,
-                settings: Settings {
-                    label: Some("a".into()),
-                    streams: Some(crate::rng::Streams::from_seed(1)),
-                    stdout: true,
-                    log_level: 3,
-                    timeout: Some(crate::body::TimeLimit {
-                        limit: std::time::Duration::from_millis(600_000),
-                        text: "10m".into(),
-                    }),
-                    progress: true,
-                    retries: 2,
-                    errors: crate::settings::ErrorPolicy::Pass,
-                    resources: crate::plan::Resources::new().mem("2G").sbatch("--qos=low"),
-                },
+                settings: every_setting(),
             },
             ToWorker::KeepCaptures { call: 3 },
             ToWorker::Run {

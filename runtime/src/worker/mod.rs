@@ -20,17 +20,21 @@
 //! the worker.
 
 mod fds;
+mod handshake;
 mod inbox;
 mod job;
 mod memory;
 mod task;
 
+pub(crate) use handshake::read_as_worker;
 pub(crate) use job::{run_job, take_job_environment};
+
+use handshake::Refusal;
 
 use crate::body::chunk::{CaptureCache, chunk_entry_at};
 use crate::body::{self, NestedPlan, capture::entry_at};
 use crate::protocol::wire::{self, ChunkOf, FromWorker, Outcome, SharedPayload, ToWorker};
-use crate::protocol::{self, CAPTURE_ENV, Output, WORKER_ENV, codec, hex, identity};
+use crate::protocol::{self, CAPTURE_ENV, Output, WORKER_ENV, codec, identity};
 use crate::settings::Settings;
 use crate::{Error, Plan};
 use fds::FdCapture;
@@ -92,50 +96,6 @@ fn watch_parent() {
         });
 }
 
-/// Checks the leader's handshake; the plan it passed on, or why not.
-fn accept(hello: Option<(ToWorker, Vec<u8>)>) -> Result<Option<Plan>, Error> {
-    let (version, build_id, nested_plan) = match hello {
-        Some((
-            ToWorker::Hello {
-                version,
-                build_id,
-                nested_plan,
-            },
-            _,
-        )) => (version, build_id, nested_plan),
-        Some((other, _)) => {
-            return Err(Error::Protocol(format!(
-                "expected a handshake, got {other:?}"
-            )));
-        }
-        None => return Ok(None),
-    };
-    let refusal = if version != wire::PROTOCOL_VERSION {
-        Some(format!(
-            "the leader speaks protocol version {version}, this worker {}",
-            wire::PROTOCOL_VERSION
-        ))
-    } else if build_id != identity::build_id() {
-        Some(format!(
-            "the leader's executable (build {}) differs from this worker's (build {})",
-            hex(&build_id),
-            hex(identity::build_id())
-        ))
-    } else {
-        None
-    };
-    if let Some(reason) = refusal {
-        task::send(
-            &FromWorker::Refused {
-                reason: reason.clone(),
-            },
-            &[],
-        )?;
-        return Err(Error::Protocol(reason));
-    }
-    Plan::parse_from(&nested_plan, "the plan the leader passed on").map(Some)
-}
-
 /// Serves the leader until it closes the channel. `nested` makes the handle
 /// through which bodies see the plan the leader passed on.
 pub(crate) fn serve(nested: fn(Plan) -> NestedPlan) -> Result<(), Error> {
@@ -175,8 +135,19 @@ pub(crate) fn serve_on(
     task::open_channel(output);
     let limit = codec::max_frame_bytes();
     let mut input = BufReader::new(input);
-    let Some(plan) = accept(wire::read_message::<_, ToWorker>(&mut input, limit)?)? else {
-        return Ok(());
+    let plan = match handshake::read_hello(&mut input, limit) {
+        Ok(Some(plan)) => plan,
+        Ok(None) => return Ok(()),
+        Err(Refusal::Tell(reason)) => {
+            task::send(
+                &FromWorker::Refused {
+                    reason: reason.clone(),
+                },
+                &[],
+            )?;
+            return Err(Error::Protocol(reason));
+        }
+        Err(Refusal::Broken(e)) => return Err(e),
     };
     let ready = FromWorker::Ready {
         version: wire::PROTOCOL_VERSION,

@@ -191,6 +191,42 @@ pub(crate) fn handshake(link: &mut Link, nested: &Plan) -> Result<u32, Error> {
     let answer = wire::write_message(&mut link.input, &hello, &[], limit)
         .and_then(|()| wire::read_message::<_, FromWorker>(&mut link.output, limit));
     link.process.handshake_done();
+    match check_answer(answer) {
+        Answer::Ready(pid) => Ok(pid),
+        Answer::Mismatch(why) => {
+            link.process.kill();
+            link.process.wait();
+            Err(Error::Protocol(why))
+        }
+        Answer::Refused(why) => {
+            link.process.wait();
+            Err(Error::Protocol(why))
+        }
+        Answer::Incomplete(what) => {
+            link.process.kill();
+            let status = link.process.wait();
+            Err(launch_error(format!(
+                "the worker did not complete the handshake ({status}): {what}"
+            )))
+        }
+    }
+}
+
+/// What a worker's answer to the handshake means to the leader.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// It serves; its process id.
+    Ready(u32),
+    /// It answered, but speaks another version or runs another build.
+    Mismatch(String),
+    /// It refused the leader, saying why.
+    Refused(String),
+    /// It said something else, or nothing.
+    Incomplete(String),
+}
+
+/// Reads a worker's answer to the handshake (what `read_message` gave).
+pub(crate) fn check_answer(answer: Result<Option<(FromWorker, Vec<u8>)>, Error>) -> Answer {
     match answer {
         Ok(Some((
             FromWorker::Ready {
@@ -201,31 +237,20 @@ pub(crate) fn handshake(link: &mut Link, nested: &Plan) -> Result<u32, Error> {
             _,
         ))) => {
             if version != wire::PROTOCOL_VERSION || build_id != identity::build_id() {
-                link.process.kill();
-                link.process.wait();
-                return Err(Error::Protocol(format!(
+                return Answer::Mismatch(format!(
                     "worker {pid} answered with protocol {version} and build {}, \
                      the leader has protocol {} and build {}",
                     hex(&build_id),
                     wire::PROTOCOL_VERSION,
                     hex(identity::build_id())
-                )));
+                ));
             }
-            Ok(pid)
+            Answer::Ready(pid)
         }
         Ok(Some((FromWorker::Refused { reason }, _))) => {
-            link.process.wait();
-            Err(Error::Protocol(format!(
-                "the worker refused the leader: {reason}"
-            )))
+            Answer::Refused(format!("the worker refused the leader: {reason}"))
         }
-        other => {
-            link.process.kill();
-            let status = link.process.wait();
-            Err(launch_error(format!(
-                "the worker did not complete the handshake ({status}): {other:?}"
-            )))
-        }
+        other => Answer::Incomplete(format!("{other:?}")),
     }
 }
 

@@ -23,7 +23,7 @@ mod silence;
 
 pub(crate) use agent::{run_agent, take_agent_environment};
 pub(crate) use cluster::{ClusterLauncher, command_for};
-pub(crate) use link::{LocalLauncher, thread_shares};
+pub(crate) use link::{LocalLauncher, check_answer, thread_shares};
 
 use super::{Backend, ChunkProgress, ChunkWorkers, Entry, ResultSlot, Submitted, Work};
 use crate::body::capture::entry_offset;
