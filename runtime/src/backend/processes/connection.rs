@@ -7,7 +7,7 @@
 //! the pool (their links close, their readers report `WorkerDied` naming the
 //! host).
 
-use super::cluster::{Seat, command_for, start_script};
+use super::host_command::{command_for, start_script};
 use super::link::{Link, WorkerProcess};
 use crate::plan::{Cluster, Host};
 use crate::protocol::agent::{
@@ -19,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, PipeWriter, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
@@ -476,5 +477,15 @@ impl WorkerProcess for RemoteProcess {
         if let Some(disarm) = self.watchdog.take() {
             let _ = disarm.send(());
         }
+    }
+}
+
+/// A worker's place on its host, given back when the worker is gone: it
+/// holds the host's count of live workers up by one.
+pub(super) struct Seat(pub(super) Arc<AtomicUsize>);
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -16,13 +16,15 @@ mod agent;
 mod cluster;
 mod connection;
 mod fds;
+mod host_command;
 mod inbox;
 mod link;
 mod reader;
 mod silence;
 
 pub(crate) use agent::{run_agent, take_agent_environment};
-pub(crate) use cluster::{ClusterLauncher, command_for};
+pub(crate) use cluster::ClusterLauncher;
+pub(crate) use host_command::command_for;
 pub(crate) use link::{LocalLauncher, check_answer, thread_shares};
 
 use super::{Backend, ChunkProgress, ChunkWorkers, Entry, ResultSlot, Submitted, Work};
