@@ -171,7 +171,7 @@ impl Admission {
 }
 
 /// What every worker thread shares, and what starting one more needs.
-struct Shared {
+struct Threads {
     jobs: Receiver<Job>,
     admission: Admission,
     nested: NestedPlan,
@@ -180,10 +180,10 @@ struct Shared {
 
 pub(crate) struct ThreadPool {
     jobs: Sender<Job>,
-    shared: Arc<Shared>,
+    shared: Arc<Threads>,
 }
 
-fn spawn_thread(shared: &Arc<Shared>) -> Result<(), Error> {
+fn spawn_thread(shared: &Arc<Threads>) -> Result<(), Error> {
     let i = shared.started.fetch_add(1, Ordering::Relaxed);
     let for_thread = shared.clone();
     std::thread::Builder::new()
@@ -199,7 +199,7 @@ fn spawn_thread(shared: &Arc<Shared>) -> Result<(), Error> {
 impl ThreadPool {
     pub(crate) fn start(workers: usize, nested: NestedPlan) -> Result<ThreadPool, Error> {
         let (jobs, receiver) = crossbeam_channel::unbounded::<Job>();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Threads {
             jobs: receiver,
             admission: Admission {
                 busy: Mutex::new(0),
@@ -216,7 +216,7 @@ impl ThreadPool {
     }
 }
 
-fn work(shared: Arc<Shared>) {
+fn work(shared: Arc<Threads>) {
     for job in shared.jobs.iter() {
         let (task, slot, phase) = match job {
             Job::Future { task, slot, phase } => (task, slot, phase),

@@ -64,13 +64,13 @@ pub enum ToWorker {
     Shutdown,
     /// The next message's payload is in the worker's shared inbox, not in
     /// its own frame (a local worker, a payload of 1 MiB or more; version 6).
-    Shared(SharedPayload),
+    InInbox(InboxPlace),
 }
 
 /// Where a payload waits in a local worker's inbox: bytes
 /// `offset..offset + len` of the leader's memfd.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct SharedPayload {
+pub struct InboxPlace {
     /// Where the payload starts.
     pub offset: u64,
     /// Its length.
@@ -363,7 +363,7 @@ mod tests {
                 settings: Settings::default(),
             },
             ToWorker::Shutdown,
-            ToWorker::Shared(SharedPayload {
+            ToWorker::InInbox(InboxPlace {
                 offset: 64,
                 len: 1 << 30,
                 open: Some(InboxFile {

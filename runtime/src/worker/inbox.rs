@@ -5,7 +5,7 @@
 //! size, so a payload's decode can claim no more than the mapping holds.
 
 use crate::Error;
-use crate::protocol::wire::{InboxFile, SharedPayload};
+use crate::protocol::wire::{InboxFile, InboxPlace};
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 
@@ -60,7 +60,7 @@ impl InboxMap {
     /// the leader says so.
     pub(super) fn payload<'a>(
         inbox: &'a mut Option<InboxMap>,
-        shared: &SharedPayload,
+        shared: &InboxPlace,
     ) -> Result<&'a [u8], Error> {
         if let Some(file) = &shared.open {
             *inbox = None;
@@ -127,7 +127,7 @@ mod tests {
             size: 10,
         };
         let mut inbox = None;
-        let at = |offset, len, open: Option<InboxFile>| SharedPayload { offset, len, open };
+        let at = |offset, len, open: Option<InboxFile>| InboxPlace { offset, len, open };
         assert!(
             InboxMap::payload(&mut inbox, &at(0, 1, None)).is_err(),
             "nothing offered"

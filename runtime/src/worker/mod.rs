@@ -33,7 +33,7 @@ use handshake::Refusal;
 
 use crate::body::chunk::{CaptureCache, chunk_entry_at};
 use crate::body::{self, NestedPlan, capture::entry_at};
-use crate::protocol::wire::{self, ChunkOf, FromWorker, Outcome, SharedPayload, ToWorker};
+use crate::protocol::wire::{self, ChunkOf, FromWorker, InboxPlace, Outcome, ToWorker};
 use crate::protocol::{self, CAPTURE_ENV, Output, WORKER_ENV, codec, identity};
 use crate::settings::Settings;
 use crate::{Error, Plan};
@@ -178,7 +178,7 @@ struct Server {
     captures: Option<CaptureCache>,
     /// The leader's shared memory, and where the next payload waits in it.
     inbox: Option<InboxMap>,
-    in_inbox: Option<SharedPayload>,
+    in_inbox: Option<InboxPlace>,
     /// The leader's capture files, else memfds; without either, tasks run
     /// uncaptured.
     fds: Option<FdCapture>,
@@ -210,7 +210,7 @@ impl Server {
     /// payload waits in the inbox); false when the leader said to end.
     fn handle(&mut self, message: ToWorker, piped: Vec<u8>) -> Result<bool, Error> {
         match message {
-            ToWorker::Shared(next) => self.in_inbox = Some(next),
+            ToWorker::InInbox(next) => self.in_inbox = Some(next),
             ToWorker::KeepCaptures { call } => self.keep_captures(call, piped),
             ToWorker::Run {
                 id,

@@ -22,7 +22,7 @@
 //! whose frames named it (it answers after it decoded the payload, and
 //! copies a `Stash` out when it arrives). So the two never touch it at once.
 
-use crate::protocol::wire::{InboxFile, SharedPayload};
+use crate::protocol::wire::{InboxFile, InboxPlace};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
@@ -105,7 +105,7 @@ impl Inbox {
 
     /// Writes each payload at its own place and says where it is; the first
     /// says how to open the inbox, if the worker has not yet.
-    pub(super) fn place(&mut self, payloads: &[&[u8]]) -> Vec<SharedPayload> {
+    pub(super) fn place(&mut self, payloads: &[&[u8]]) -> Vec<InboxPlace> {
         let mut offset = 0;
         let mut placed = Vec::with_capacity(payloads.len());
         for bytes in payloads {
@@ -121,7 +121,7 @@ impl Inbox {
                     bytes.len(),
                 );
             }
-            placed.push(SharedPayload {
+            placed.push(InboxPlace {
                 offset: offset as u64,
                 len: bytes.len() as u64,
                 open: None,

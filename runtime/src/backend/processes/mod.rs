@@ -106,7 +106,7 @@ struct PoolState {
     closed: bool,
 }
 
-pub(super) struct Shared {
+pub(super) struct Pool {
     state: Mutex<PoolState>,
     freed: Condvar,
     size: usize,
@@ -122,7 +122,7 @@ pub(super) struct Shared {
 const RETRY_LOST_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub(crate) struct ProcessPool {
-    shared: Arc<Shared>,
+    shared: Arc<Pool>,
 }
 
 impl ProcessPool {
@@ -144,7 +144,7 @@ impl ProcessPool {
         }
         fds::make_room(size)?;
         let pool = ProcessPool {
-            shared: Arc::new(Shared {
+            shared: Arc::new(Pool {
                 state: Mutex::new(PoolState {
                     idle: Vec::new(),
                     live: 0,
@@ -166,7 +166,7 @@ impl ProcessPool {
     }
 }
 
-impl Shared {
+impl Pool {
     /// An idle worker, starting one if fewer than `size` live; blocks while
     /// all are busy.
     fn acquire(self: &Arc<Self>) -> Result<Arc<Worker>, Error> {
@@ -230,7 +230,7 @@ impl Shared {
 
 /// Starts one worker through the pool's launcher, greets it, and starts
 /// its reader.
-fn spawn_worker(shared: &Arc<Shared>) -> Result<Arc<Worker>, Error> {
+fn spawn_worker(shared: &Arc<Pool>) -> Result<Arc<Worker>, Error> {
     let mut link: Link = shared.launcher.launch()?;
     let pid = link::handshake(&mut link, &shared.nested)?;
     let Link {
@@ -301,7 +301,7 @@ impl ProcessPool {
             let limit = codec::max_frame_bytes();
             let mut sent = Ok(());
             for (message, payload) in through_inbox(&worker, messages(&worker, id, work)) {
-                if let ToWorker::Shared(shared) = &message {
+                if let ToWorker::InInbox(shared) = &message {
                     BYTES_SENT.fetch_add(shared.len, Ordering::Relaxed);
                 }
                 sent = match lock(&worker.input).as_mut() {
@@ -351,7 +351,7 @@ impl ProcessPool {
 }
 
 /// Moves the large payloads of one dispatch into a local worker's inbox:
-/// each such message is preceded by a `Shared` one saying where its payload
+/// each such message is preceded by an `InInbox` one saying where its payload
 /// is, and goes with an empty payload itself. Everything stays on the pipe
 /// for a remote worker, for small payloads, and when no shared memory can be
 /// had.
@@ -378,7 +378,7 @@ fn through_inbox<'p>(
     for (message, payload) in messages {
         if large(payload) {
             let shared = placed.next().expect("one place per large payload");
-            out.push((ToWorker::Shared(shared), &[][..]));
+            out.push((ToWorker::InInbox(shared), &[][..]));
             out.push((message, &[][..]));
         } else {
             out.push((message, payload));

@@ -6,7 +6,7 @@
 //! `ended` under the `running` lock, so dispatch never hands that worker a
 //! task that nobody would answer.
 
-use super::{Running, Shared, Worker, silence};
+use super::{Pool, Running, Worker, silence};
 use crate::Error;
 use crate::backend::replies::{emit_log, outcome_to_result};
 use crate::protocol::Output;
@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 /// Turns one worker's replies into results until its channel ends, then
 /// answers for the task it was running.
 pub(super) fn read_replies(
-    shared: Arc<Shared>,
+    shared: Arc<Pool>,
     worker: Arc<Worker>,
     mut output: std::io::BufReader<Box<dyn std::io::Read + Send>>,
 ) {
@@ -48,7 +48,7 @@ pub(super) fn read_replies(
 /// Reads the worker's messages until its channel ends: `None` when it
 /// closed cleanly, else what was wrong with it.
 fn read_until_end(
-    shared: &Shared,
+    shared: &Pool,
     worker: &Arc<Worker>,
     output: &mut std::io::BufReader<Box<dyn std::io::Read + Send>>,
 ) -> Option<String> {
@@ -99,7 +99,7 @@ fn read_until_end(
 /// A task ended: its slot is filled and the worker freed. An answer for a
 /// task the worker was not running is a broken protocol.
 fn done(
-    shared: &Shared,
+    shared: &Pool,
     worker: &Arc<Worker>,
     id: u64,
     outcome: Outcome,

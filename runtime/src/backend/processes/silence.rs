@@ -10,7 +10,7 @@
 //! enforces the limit itself whatever the worker does (a stopped worker's
 //! own timer stops with it).
 
-use super::{Shared, Worker};
+use super::{Pool, Worker};
 use crate::protocol::HEARTBEAT_EVERY;
 use crate::sync::lock;
 use std::sync::{Arc, Weak};
@@ -44,14 +44,14 @@ pub(super) fn limit_for(timeout: Option<Duration>) -> Duration {
 }
 
 /// Starts the pool's watcher; it ends with the pool.
-pub(super) fn watch(shared: &Arc<Shared>) {
+pub(super) fn watch(shared: &Arc<Pool>) {
     let weak = Arc::downgrade(shared);
     let _ = std::thread::Builder::new()
         .name("futurize-silence".into())
         .spawn(move || run(weak));
 }
 
-fn run(shared: Weak<Shared>) {
+fn run(shared: Weak<Pool>) {
     loop {
         std::thread::sleep(HEARTBEAT_EVERY);
         let Some(shared) = shared.upgrade() else {

@@ -42,10 +42,10 @@ const REGISTRY_ENV: &str = "FUTURIZE_REGISTRY";
 const TEMPLATE_ENV: &str = "FUTURIZE_SLURM_TEMPLATE";
 
 pub(crate) struct SlurmBackend {
-    shared: Arc<Shared>,
+    shared: Arc<Jobs>,
 }
 
-struct Shared {
+struct Jobs {
     spec: Slurm,
     nested: Plan,
     root: PathBuf,
@@ -110,7 +110,7 @@ impl SlurmBackend {
             }
         };
         Ok(SlurmBackend {
-            shared: Arc::new(Shared {
+            shared: Arc::new(Jobs {
                 spec: spec.clone(),
                 nested: nested.clone(),
                 root,
@@ -127,7 +127,7 @@ impl SlurmBackend {
     }
 }
 
-impl Shared {
+impl Jobs {
     /// The resources a job asks for: its own, the plan's defaults, and its
     /// `timeout` as the time limit when no time is given; checked.
     ///
