@@ -94,36 +94,7 @@ fn serve() -> Result<(), Error> {
         };
         match message {
             ToAgent::Start { worker, env, cwd } => {
-                let cwd = cwd
-                    .map(PathBuf::from)
-                    .filter(|d| can_enter(d))
-                    .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
-                match (LocalLauncher { env, cwd }).launch() {
-                    Ok(link) => {
-                        let pid = link.process.os_pid().unwrap_or(0);
-                        let process = Arc::new(Mutex::new(link.process));
-                        let (to, from) = (leader.clone(), process.clone());
-                        std::thread::Builder::new()
-                            .name(format!("futurize-agent-{worker}"))
-                            .spawn(move || forward(worker, link.output, from, &to))
-                            .map_err(|e| Error::Protocol(format!("agent thread: {e}")))?;
-                        workers.insert(
-                            worker,
-                            Started {
-                                input: Some(link.input),
-                                process,
-                            },
-                        );
-                        leader.send(&FromAgent::Started { worker, pid }, &[])?;
-                    }
-                    Err(e) => leader.send(
-                        &FromAgent::Failed {
-                            worker,
-                            reason: e.to_string(),
-                        },
-                        &[],
-                    )?,
-                }
+                start(&leader, &mut workers, worker, env, cwd)?;
             }
             ToAgent::Input { worker } => {
                 if let Some(input) = workers.get_mut(&worker).and_then(|w| w.input.as_mut()) {
@@ -150,6 +121,48 @@ fn serve() -> Result<(), Error> {
         lock(&w.process).kill();
     }
     ended
+}
+
+/// Starts worker `worker` on this host, with `env`, in `cwd` when this user
+/// can enter it (else in the home directory), and a thread that forwards
+/// its frames; tells the leader its pid, or why it could not start.
+fn start(
+    leader: &Arc<ToLeader>,
+    workers: &mut HashMap<u32, Started>,
+    worker: u32,
+    env: Vec<(String, String)>,
+    cwd: Option<String>,
+) -> Result<(), Error> {
+    let cwd = cwd
+        .map(PathBuf::from)
+        .filter(|d| can_enter(d))
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
+    match (LocalLauncher { env, cwd }).launch() {
+        Ok(link) => {
+            let pid = link.process.os_pid().unwrap_or(0);
+            let process = Arc::new(Mutex::new(link.process));
+            let (to, from) = (leader.clone(), process.clone());
+            std::thread::Builder::new()
+                .name(format!("futurize-agent-{worker}"))
+                .spawn(move || forward(worker, link.output, from, &to))
+                .map_err(|e| Error::Protocol(format!("agent thread: {e}")))?;
+            workers.insert(
+                worker,
+                Started {
+                    input: Some(link.input),
+                    process,
+                },
+            );
+            leader.send(&FromAgent::Started { worker, pid }, &[])
+        }
+        Err(e) => leader.send(
+            &FromAgent::Failed {
+                worker,
+                reason: e.to_string(),
+            },
+            &[],
+        ),
+    }
 }
 
 /// Whether this user can make `dir` its working directory.
