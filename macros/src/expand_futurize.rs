@@ -20,7 +20,8 @@
 //! the environment makes every plan sequential: pipelines still go through
 //! `foreach!`, one element after the other in the calling thread.
 
-use crate::options::{self, RawOption};
+use crate::errors::Errors;
+use crate::options::{self, FOREACH_OPTIONS, RawOption};
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::parse::Parser;
@@ -40,52 +41,39 @@ const LOOKS_FOR: &str = "`#[futurize]` found no pipeline to run in parallel: it 
     `params.iter().map(|p| run_one(p)).collect()`";
 const WHEN_HINT: &str = "`when` takes a condition, evaluated at each call, such as \
     `when = xs.len() > 1000`";
-const PASSED_ON: &[&str] = &[
-    "chunk_size",
-    "scheduling",
-    "ordering",
-    "label",
-    "seed",
-    "timeout",
-    "retries",
-    "progress",
-    "stdout",
-    "resources",
-];
+/// The options of `foreach!` that `#[futurize]` does not pass on: the rest
+/// of the pipeline decides how values are combined. It passes on the others.
+const NOT_PASSED_ON: &[&str] = &["globals", "combine", "errors"];
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let raw = match Punctuated::<RawOption, Token![,]>::parse_terminated.parse2(attr) {
         Ok(r) => r,
         Err(e) => return with_item(e, item),
     };
-    let mut errors = Vec::new();
+    let errors = Errors::new();
     let mut seen = Vec::new();
     let mut when = None;
     let mut opts = Vec::new();
     for RawOption { name, value } in raw {
-        if !options::first_time(&mut seen, &name, &mut errors) {
+        if !options::first_time(&mut seen, &name, &errors) {
             continue;
         }
         if name == "when" {
-            match when_value(value) {
-                Ok(v) => when = Some(v),
-                Err(e) => errors.push(e),
-            }
-        } else if PASSED_ON.contains(&name.to_string().as_str()) {
+            when = errors.push_err(when_value(value));
+        } else if passed_on().any(|option| name == option) {
             opts.push(quote!(#name = #value));
         } else {
-            errors.push(syn::Error::new(
+            errors.error_at(
                 name.span(),
                 format!(
-                    "`{name}` is not an option of `#[futurize]`; it takes `when`, `chunk_size`, \
-                     `scheduling`, `ordering`, `label`, `seed`, `timeout`, `retries`, \
-                     `progress`, `stdout` and `resources` (the rest of the pipeline decides how values \
-                     are combined)"
+                    "`{name}` is not an option of `#[futurize]`; it takes {} (the rest of the \
+                     pipeline decides how values are combined)",
+                    taken()
                 ),
-            ));
+            );
         }
     }
-    if let Some(e) = options::combine(errors) {
+    if let Err(e) = errors.check() {
         return with_item(e, item);
     }
     let mut rewriter = Rewriter {
@@ -113,6 +101,24 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         return with_item(syn::Error::new(Span::call_site(), LOOKS_FOR), output);
     }
     output
+}
+
+/// The options of `foreach!` that `#[futurize]` passes on to each pipeline's.
+fn passed_on() -> impl Iterator<Item = &'static str> {
+    FOREACH_OPTIONS
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| !NOT_PASSED_ON.contains(name))
+}
+
+/// The options of `#[futurize]`: "`when`, `a`, ... and `z`".
+fn taken() -> String {
+    let names: Vec<String> = std::iter::once("when")
+        .chain(passed_on())
+        .map(|name| format!("`{name}`"))
+        .collect();
+    let (last, rest) = names.split_last().expect("`when` at least");
+    format!("{} and {last}", rest.join(", "))
 }
 
 /// Checks `when = ...`: any expression but a literal other than `true` or
