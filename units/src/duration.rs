@@ -106,13 +106,20 @@ pub fn compact_duration(text: &str) -> Result<String, DurationError> {
     let (_, terms) = terms(text)?;
     Ok(terms
         .iter()
-        .map(|(number, unit)| format!("{number}{unit}"))
+        .map(|term| format!("{}{}", term.number, term.unit))
         .collect())
 }
 
-/// The duration of `text`, and its terms: the number as written, the short
-/// name of the unit.
-fn terms(text: &str) -> Result<(Duration, Vec<(&str, &'static str)>), DurationError> {
+/// One `<number><unit>` term of a duration.
+struct Term<'a> {
+    /// As written.
+    number: &'a str,
+    /// The unit's short name.
+    unit: &'static str,
+}
+
+/// The duration of `text`, and its terms.
+fn terms(text: &str) -> Result<(Duration, Vec<Term<'_>>), DurationError> {
     let mut rest = text.trim();
     if rest.is_empty() {
         return Err(DurationError::Empty);
@@ -138,7 +145,10 @@ fn terms(text: &str) -> Result<(Duration, Vec<(&str, &'static str)>), DurationEr
         })?;
         let term = decimal.times(nanos).ok_or_else(too_long)?;
         total = total.checked_add(term).ok_or_else(too_long)?;
-        terms.push((number, short));
+        terms.push(Term {
+            number,
+            unit: short,
+        });
         rest = after.trim_start();
     }
     if total > Duration::MAX.as_nanos() {
