@@ -14,7 +14,7 @@ use syn::Ident;
 /// Reports what a body may not do: leave itself, or assign to a capture
 /// (`write_hint` says why not, and what to do instead).
 pub fn check_body(found: &Findings, errors: &Errors, write_hint: impl Fn(&Ident) -> String) {
-    for (span, what) in &found.escapes {
+    for (span, what) in &found.exits {
         errors.error_at(
             *span,
             format!(

@@ -171,7 +171,7 @@ fn capture_tags(captured: &[Ident]) -> TokenStream {
 }
 
 /// At the captured name's span, before anything else uses the capture: the
-/// first error about a capture that cannot travel names the variable.
+/// first error about a capture that cannot be sent names the variable.
 fn capture_checks(captured: &[Ident]) -> Vec<TokenStream> {
     let p = quote!(::futurize::__private);
     captured

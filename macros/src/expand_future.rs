@@ -58,7 +58,7 @@ fn generate(
             .collect(),
     );
     // At the captured name's span, before anything else uses the capture:
-    // the first error about a capture that cannot travel names the variable.
+    // the first error about a capture that cannot be sent names the variable.
     let checks = captured.iter().map(|c| {
         quote_spanned!(c.span()=>
             #p::__check_not_mut(&(&&&#p::__wrap(&#c)).__futurize_tag());

@@ -31,9 +31,10 @@ use syn::{Expr, ExprMethodCall, ImplItemFn, ItemFn, Pat, Token};
 
 const ADAPTERS: &[&str] = &["map", "filter_map", "flat_map"];
 const TERMINALS: &[&str] = &["collect", "sum", "product", "fold", "reduce", "count"];
-/// Links that shape a source's elements before the first adapter, with the
-/// number of arguments each takes.
-const SHAPERS: &[(&str, usize)] = &[("enumerate", 0), ("zip", 1), ("copied", 0), ("cloned", 0)];
+/// Adapters a source may have before the first adapter (`ADAPTERS`), with
+/// the number of arguments each takes.
+const SOURCE_ADAPTERS: &[(&str, usize)] =
+    &[("enumerate", 0), ("zip", 1), ("copied", 0), ("cloned", 0)];
 const LOOKS_FOR: &str = "`#[futurize]` found no pipeline to run in parallel: it looks for \
     `xs.iter()`, `xs.into_iter()` or a range (optionally followed by `enumerate()`, `zip(..)`, \
     `copied()` or `cloned()`), then `map`, `filter_map` or `flat_map`, ending in `collect`, \
@@ -188,7 +189,7 @@ impl Link {
 }
 
 /// The source of a pipeline and the index of the link after it: `x.iter()`,
-/// `x.into_iter()`, a range or `(range).into_iter()`, then any shapers.
+/// `x.into_iter()`, a range or `(range).into_iter()`, then any source adapters.
 fn source(root: &Expr, links: &[Link]) -> Option<(TokenStream, usize)> {
     let mut source = root.to_token_stream();
     let mut next = 0;
@@ -203,7 +204,7 @@ fn source(root: &Expr, links: &[Link]) -> Option<(TokenStream, usize)> {
         _ => return None,
     }
     while let Some(l) = links.get(next)
-        && SHAPERS.iter().any(|(m, n)| l.is(m, *n))
+        && SOURCE_ADAPTERS.iter().any(|(m, n)| l.is(m, *n))
     {
         next += 1;
     }

@@ -7,7 +7,7 @@
 //! runtime's options; `resources` the `resources = (...)` list, built as
 //! the runtime's `Resources`), `captures` walks a body for its free
 //! variables and misuse, `check` turns that misuse into errors,
-//! `self_capture` settles the variables a body ships, and `expand_future`,
+//! `self_capture` settles the variables a body captures, and `expand_future`,
 //! `expand_foreach` and `expand_futurize` write the code, with the pieces
 //! they share in `generate`. No `expand_*` module uses another, and the
 //! modules use each other one way: `options` → `settings` → `resources`.

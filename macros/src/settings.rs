@@ -214,7 +214,7 @@ fn timeout_value(value: &Expr) -> syn::Result<TokenStream> {
             let text = s.value();
             let limit = futurize_units::parse_duration(&text)
                 .map_err(|e| syn::Error::new(s.span(), e.message("`timeout`")))?;
-            // Whole milliseconds, rounded: what travels to workers.
+            // Whole milliseconds, rounded: what is sent to workers.
             let millis =
                 u64::try_from((limit.as_nanos() + 500_000) / 1_000_000).unwrap_or(u64::MAX);
             let text = text.trim();
@@ -293,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn timeouts_travel_in_rounded_milliseconds() {
+    fn timeouts_are_rounded_to_milliseconds() {
         let mut settings = Settings::of_future();
         assert!(
             parse(&mut settings, "timeout", syn::parse_quote!(" 1.5ms "))
