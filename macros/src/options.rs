@@ -126,7 +126,7 @@ pub fn future_options(raw: Vec<RawOption>, errors: &Errors) -> FutureOptions {
             "seed" => seed_value(value).map(|seed| opts.seed = seed),
             _ => opts
                 .settings
-                .parse(&name, value)
+                .check(&name, value)
                 .unwrap_or_else(|| Err(unknown_option(&name, "future!", FUTURE_OPTIONS))),
         };
         errors.push_err(checked);
@@ -202,7 +202,7 @@ impl ForeachOptions {
             _ => {
                 return self
                     .settings
-                    .parse(&name, value)
+                    .check(&name, value)
                     .unwrap_or_else(|| Err(unknown_option(&name, "foreach!", FOREACH_OPTIONS)));
             }
         }

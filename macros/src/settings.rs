@@ -14,7 +14,7 @@ use quote::{ToTokens, quote};
 use syn::{Expr, ExprLit, Ident, Lit, LitBool};
 
 /// One per-task setting.
-pub struct Setting {
+struct Setting {
     /// The option's name, and the runtime's field.
     name: &'static str,
     /// Whether `future!` takes it (`foreach!` takes every setting).
@@ -57,11 +57,11 @@ const SETTINGS: &[Setting] = &[
         default: || quote!(false),
         check: Some(flag),
     },
-    // `foreach!` picks its engine by the policy too: `ErrorPolicy::tokens`.
+    // Checked by `foreach!`, which picks its engine by the policy too.
     Setting {
         name: "errors",
         future: false,
-        default: || quote!(::futurize::__private::ErrorPolicy::Stop),
+        default: || ErrorPolicy::Stop.tokens(),
         check: None,
     },
     Setting {
@@ -100,7 +100,7 @@ impl Settings {
 
     /// Checks `name = value` when `name` is a setting of this call (and not
     /// one its macro checks itself); `None` when it is not.
-    pub fn parse(&mut self, name: &Ident, value: Expr) -> Option<syn::Result<()>> {
+    pub fn check(&mut self, name: &Ident, value: Expr) -> Option<syn::Result<()>> {
         let (setting, field) = self.fields.iter_mut().find(|(s, _)| name == s.name)?;
         let checked = (setting.check?)(name, value);
         Some(checked.map(|tokens| *field = tokens))
@@ -234,19 +234,29 @@ fn timeout_value(value: &Expr) -> syn::Result<TokenStream> {
 #[cfg(test)]
 mod tests {
     use super::Settings;
+    use proc_macro2::{Span, TokenTree};
     use quote::quote;
-    use syn::Ident;
+    use syn::{Expr, Ident};
 
-    fn parse(settings: &mut Settings, name: &str, value: syn::Expr) -> Option<syn::Result<()>> {
-        let name = Ident::new(name, proc_macro2::Span::call_site());
-        settings.parse(&name, value)
+    const ALL: [&str; 7] = [
+        "label",
+        "stdout",
+        "timeout",
+        "retries",
+        "progress",
+        "errors",
+        "resources",
+    ];
+
+    fn check(settings: &mut Settings, name: &str, value: Expr) -> Option<syn::Result<()>> {
+        settings.check(&Ident::new(name, Span::call_site()), value)
     }
 
     #[test]
     fn every_setting_is_written_given_or_by_default() {
         let mut future = Settings::of_future();
-        assert!(parse(&mut future, "stdout", syn::parse_quote!(false)).is_some_and(|r| r.is_ok()));
-        assert!(parse(&mut future, "retries", syn::parse_quote!(2)).is_none());
+        assert!(check(&mut future, "stdout", syn::parse_quote!(false)).is_some_and(|r| r.is_ok()));
+        assert!(check(&mut future, "retries", syn::parse_quote!(2)).is_none());
         let written = quote!(#future).to_string();
         for field in [
             "label : :: core :: option :: Option :: None ,",
@@ -255,50 +265,25 @@ mod tests {
             assert!(written.contains(field), "{field} in {written}");
         }
         let mut foreach = Settings::of_foreach();
-        assert!(parse(&mut foreach, "errors", syn::parse_quote!("pass")).is_none());
-        assert!(
-            parse(&mut foreach, "retries", syn::parse_quote!("twice")).is_some_and(|r| r.is_err())
-        );
+        assert!(check(&mut foreach, "errors", syn::parse_quote!("pass")).is_none());
+        let twice = check(&mut foreach, "retries", syn::parse_quote!("twice"));
+        assert!(twice.is_some_and(|r| r.is_err()));
         let names: Vec<String> = quote!(#foreach)
             .into_iter()
             .filter_map(|t| match t {
-                proc_macro2::TokenTree::Ident(i) => Some(i.to_string()),
+                TokenTree::Ident(i) => Some(i.to_string()),
                 _ => None,
             })
-            .filter(|n| {
-                [
-                    "label",
-                    "stdout",
-                    "timeout",
-                    "retries",
-                    "progress",
-                    "errors",
-                    "resources",
-                ]
-                .contains(&n.as_str())
-            })
+            .filter(|n| ALL.contains(&n.as_str()))
             .collect();
-        assert_eq!(
-            names,
-            [
-                "label",
-                "stdout",
-                "timeout",
-                "retries",
-                "progress",
-                "errors",
-                "resources"
-            ]
-        );
+        assert_eq!(names, ALL);
     }
 
     #[test]
     fn timeouts_are_rounded_to_milliseconds() {
         let mut settings = Settings::of_future();
-        assert!(
-            parse(&mut settings, "timeout", syn::parse_quote!(" 1.5ms "))
-                .is_some_and(|r| r.is_ok())
-        );
+        let checked = check(&mut settings, "timeout", syn::parse_quote!(" 1.5ms "));
+        assert!(checked.is_some_and(|r| r.is_ok()));
         let written = quote!(#settings).to_string();
         assert!(written.contains("from_millis (2u64)"), "{written}");
         assert!(written.contains("String :: from (\"1.5ms\")"), "{written}");
