@@ -327,3 +327,46 @@ fn string_choice(value: &Expr, name: &str, choices: &[&str]) -> syn::Result<Stri
         other => Err(syn::Error::new_spanned(other, hint())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{FOREACH_OPTIONS, FUTURE_OPTIONS, RawOption, foreach_options, future_options};
+    use crate::errors::Errors;
+    use proc_macro2::Span;
+    use syn::Ident;
+
+    /// The message of checking `name = x` alone, if it is an error.
+    fn error_of(check: impl Fn(Vec<RawOption>, &Errors), name: &str) -> String {
+        let raw = vec![RawOption {
+            name: Ident::new(name, Span::call_site()),
+            value: syn::parse_quote!(x),
+        }];
+        let errors = Errors::new();
+        check(raw, &errors);
+        errors
+            .check()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_listed_option_is_taken() {
+        let foreach = |raw, errors: &Errors| {
+            foreach_options(raw, errors);
+        };
+        let future = |raw, errors: &Errors| {
+            future_options(raw, errors);
+        };
+        for (name, _) in FOREACH_OPTIONS {
+            assert!(
+                !error_of(foreach, name).contains("unknown option"),
+                "{name}"
+            );
+        }
+        for (name, _) in FUTURE_OPTIONS {
+            assert!(!error_of(future, name).contains("unknown option"), "{name}");
+        }
+        assert!(error_of(future, "retries").contains("unknown option `retries` for `future!`"));
+    }
+}
