@@ -8,33 +8,30 @@
 //! fixes them in one pass; checks never generate code.
 
 use crate::captures::{Findings, OWN_RNG};
+use crate::errors::Errors;
 use syn::Ident;
 
 /// Reports what a body may not do: leave itself, or assign to a capture
 /// (`write_hint` says why not, and what to do instead).
-pub fn check_body(
-    found: &Findings,
-    errors: &mut Vec<syn::Error>,
-    write_hint: impl Fn(&Ident) -> String,
-) {
-    for (span, what) in &found.escapes {
-        errors.push(syn::Error::new(
+pub fn check_body(found: &Findings, errors: &Errors, write_hint: impl Fn(&Ident) -> String) {
+    for (span, what) in &found.exits {
+        errors.error_at(
             *span,
             format!(
                 "`{what}` cannot leave the body of a future: the body runs as a function \
                  of its own, possibly in another process. Let the body's value say what \
                  happened (a `Result` or an `Option`) and act on it after `.value()`"
             ),
-        ));
+        );
     }
     for ident in &found.writes {
-        errors.push(syn::Error::new(ident.span(), write_hint(ident)));
+        errors.error_at(ident.span(), write_hint(ident));
     }
 }
 
 /// Reports random generators a body may not use: futurize's `rng()` without
 /// a seed, and rand's per-thread generators at all.
-pub fn check_random(found: &Findings, seeded: bool, errors: &mut Vec<syn::Error>) {
+pub fn check_random(found: &Findings, seeded: bool, errors: &Errors) {
     for (span, path) in &found.random_calls {
         let message = if OWN_RNG.contains(&path.as_str()) {
             if seeded {
@@ -55,6 +52,6 @@ pub fn check_random(found: &Findings, seeded: bool, errors: &mut Vec<syn::Error>
                  the plan and the worker that runs the body; use futurize's `rng()`{fix}"
             )
         };
-        errors.push(syn::Error::new(*span, message));
+        errors.error_at(*span, message);
     }
 }

@@ -9,10 +9,12 @@
 
 use crate::captures;
 use crate::check::{check_body, check_random};
-use crate::generate::{label_tokens, option_tokens, seed_tokens, tuple};
+use crate::errors::Errors;
+use crate::generate::{seed_tokens, tuple};
 use crate::grammar::{Binding, ForeachInput};
-use crate::options::{self, ErrorsOption, ForeachOptions};
+use crate::options::{self, ForeachOptions};
 use crate::self_capture::captured_variables;
+use crate::settings::ErrorPolicy;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::{Expr, Ident, Pat};
@@ -28,40 +30,23 @@ pub fn expand(input: TokenStream) -> TokenStream {
         Ok(p) => p,
         Err(e) => return e.to_compile_error(),
     };
-    let mut errors = Vec::new();
-    let opts = options::foreach_options(parsed.options, &mut errors);
+    let errors = Errors::new();
+    let opts = options::foreach_options(parsed.options, &errors);
     let mut body = parsed.body;
     let patterns: Vec<Pat> = parsed.bindings.iter().map(|b| b.pat.clone()).collect();
     let found = captures::walk_with_bound(&body, &patterns);
-    check_body(&found, &mut errors, |ident| {
+    check_body(&found, &errors, |ident| {
         format!(
             "a `foreach!` body runs once per element, possibly in another process, and \
              cannot assign to `{ident}`, a variable from outside. Return a value per element \
              and collect them, or accumulate with `combine = |a, b| ...`"
         )
     });
-    check_random(&found, opts.seed.is_some(), &mut errors);
+    check_random(&found, opts.seed.is_some(), &errors);
     let (captured, self_binding) = captured_variables(&mut body, found, opts.globals.clone());
     crate::relay_prints::rewrite(&mut body);
-    if captured.len() > MAX_CAPTURES {
-        errors.push(syn::Error::new(
-            captured[MAX_CAPTURES].span(),
-            format!(
-                "a `foreach!` body may capture at most {MAX_CAPTURES} variables; group them \
-                 in a struct (or a tuple) and capture that"
-            ),
-        ));
-    }
-    if parsed.bindings.len() > MAX_BINDINGS {
-        errors.push(syn::Error::new_spanned(
-            &parsed.bindings[MAX_BINDINGS].pat,
-            format!(
-                "a `foreach!` takes at most {MAX_BINDINGS} bindings; zip the iterables \
-                 yourself (`p in a.iter().zip(b.iter())`) and bind the pairs"
-            ),
-        ));
-    }
-    if let Some(e) = options::combine(errors) {
+    check_limits(&parsed.bindings, &captured, &errors);
+    if let Err(e) = errors.check() {
         let e = e.to_compile_error();
         return quote!({ #e ::futurize::__private::__unreachable_result() });
     }
@@ -73,6 +58,28 @@ pub fn expand(input: TokenStream) -> TokenStream {
         &opts,
         parsed.in_place,
     )
+}
+
+/// Reports more captures or bindings than the runtime takes.
+fn check_limits(bindings: &[Binding], captured: &[Ident], errors: &Errors) {
+    if captured.len() > MAX_CAPTURES {
+        errors.error_at(
+            captured[MAX_CAPTURES].span(),
+            format!(
+                "a `foreach!` body may capture at most {MAX_CAPTURES} variables; group them \
+                 in a struct (or a tuple) and capture that"
+            ),
+        );
+    }
+    if bindings.len() > MAX_BINDINGS {
+        errors.push(syn::Error::new_spanned(
+            &bindings[MAX_BINDINGS].pat,
+            format!(
+                "a `foreach!` takes at most {MAX_BINDINGS} bindings; zip the iterables \
+                 yourself (`p in a.iter().zip(b.iter())`) and bind the pairs"
+            ),
+        ));
+    }
 }
 
 fn generate(
@@ -88,71 +95,16 @@ fn generate(
         .map(|i| format_ident!("__futurize_iter_{}", i))
         .collect();
     let iterables = bindings.iter().map(|b| &b.iterable);
-    let etags = tuple(
-        iters
-            .iter()
-            .map(|it| quote!(#p::__wrap_item(&#it).__futurize_element_tag()))
-            .collect(),
-    );
+    let etags = element_tags(&iters);
     let pats = bindings.iter().map(|b| &b.pat);
-    let ctags = tuple(
-        captured
-            .iter()
-            .map(|c| quote_spanned!(c.span()=> (&&&&#p::__wrap(&#c)).__futurize_each_tag()))
-            .collect(),
-    );
-    // At the captured name's span, before anything else uses the capture:
-    // the first error about a capture that cannot travel names the variable.
-    let checks = captured.iter().map(|c| {
-        quote_spanned!(c.span()=>
-            #p::__check_not_mut(&(&&&&#p::__wrap(&#c)).__futurize_each_tag());
-            {
-                let __futurize_rebuilt =
-                    (&&&&#p::__wrap(&#c)).__futurize_each_tag().__futurize_rebuilt();
-                #p::__check_serialize(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind());
-            }
-        )
-    });
+    let ctags = capture_tags(captured);
+    let checks = capture_checks(captured);
     let cpats = tuple(captured.iter().map(|c| quote!(#c)).collect());
     let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
-    // The elements: taken by index when every binding allows it (slices,
-    // ranges, vectors of plain values), else pulled from the zipped iterators.
-    let elements = quote!({
-        let __futurize_iters = (#(#iters,)*);
-        (&&#p::__elements_probe(&__futurize_iters))
-            .__futurize_elements_kind()
-            .__elements(__futurize_iters)
-    });
-    let (combine, combine_check) = match &opts.combine {
-        Some(f) => (
-            quote!(#p::__combine_with(&__futurize_ctags, &__futurize_etags, &__futurize_body, #f)),
-            quote!(#p::__no_capture_each(__futurize_combine.__function());),
-        ),
-        None => (quote!(#p::__no_combine()), TokenStream::new()),
-    };
-    let engine = match (opts.combine.is_some(), opts.errors) {
-        (true, _) => quote!(__foreach_combine),
-        (false, ErrorsOption::Pass) => quote!(__foreach_pass),
-        (false, _) => quote!(__foreach_collect),
-    };
-    let errors = match opts.errors {
-        ErrorsOption::Stop => quote!(Stop),
-        ErrorsOption::Remove => quote!(Remove),
-        ErrorsOption::Pass => quote!(Pass),
-    };
-    let label = label_tokens(opts.label.as_ref());
-    let (sizing, ordering) = (&opts.sizing, &opts.ordering);
-    let seed = seed_tokens(&opts.seed);
-    let (stdout, progress) = (opts.stdout, opts.progress);
-    let timeout = option_tokens(opts.timeout.as_ref());
-    let resources = match &opts.resources {
-        Some(r) => r.clone(),
-        None => quote!(::core::default::Default::default()),
-    };
-    let retries = match &opts.retries {
-        Some(r) => quote!(#r),
-        None => quote!(0),
-    };
+    let elements = elements_tokens(&iters);
+    let (combine, combine_check) = combine_tokens(opts);
+    let engine = engine(opts);
+    let options = map_options_tokens(opts, in_place);
     quote!({
         #[allow(unused_imports)]
         use #p::{
@@ -182,22 +134,7 @@ fn generate(
         // names every field, so that a field the runtime adds needs no change
         // here; texts are `String::from(..)` whether they are `&str` or `String`.
         #[allow(clippy::needless_update, clippy::useless_conversion)]
-        let __futurize_options = #p::MapOptions {
-            sizing: #p::Sizing::#sizing,
-            ordering: #p::Ordering::#ordering,
-            in_place: #in_place,
-            seed: #seed,
-            settings: #p::Settings {
-                label: #label,
-                stdout: #stdout,
-                timeout: #timeout,
-                retries: #retries,
-                progress: #progress,
-                errors: #p::ErrorPolicy::#errors,
-                resources: #resources,
-                ..::core::default::Default::default()
-            },
-        };
+        let __futurize_options = #options;
         #p::#engine(
             &__futurize_ctags,
             &__futurize_etags,
@@ -208,5 +145,98 @@ fn generate(
             #elements,
             __futurize_options,
         )
+    })
+}
+
+/// The tags of the elements, one per binding's iterator.
+fn element_tags(iters: &[Ident]) -> TokenStream {
+    let p = quote!(::futurize::__private);
+    tuple(
+        iters
+            .iter()
+            .map(|it| quote!(#p::__wrap_item(&#it).__futurize_element_tag()))
+            .collect(),
+    )
+}
+
+/// The tags of the captures, each at its captured name's span.
+fn capture_tags(captured: &[Ident]) -> TokenStream {
+    let p = quote!(::futurize::__private);
+    tuple(
+        captured
+            .iter()
+            .map(|c| quote_spanned!(c.span()=> (&&&&#p::__wrap(&#c)).__futurize_each_tag()))
+            .collect(),
+    )
+}
+
+/// At the captured name's span, before anything else uses the capture: the
+/// first error about a capture that cannot be sent names the variable.
+fn capture_checks(captured: &[Ident]) -> Vec<TokenStream> {
+    let p = quote!(::futurize::__private);
+    captured
+        .iter()
+        .map(|c| {
+            quote_spanned!(c.span()=>
+                #p::__check_not_mut(&(&&&&#p::__wrap(&#c)).__futurize_each_tag());
+                {
+                    let __futurize_rebuilt =
+                        (&&&&#p::__wrap(&#c)).__futurize_each_tag().__futurize_rebuilt();
+                    #p::__check_serialize(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind());
+                }
+            )
+        })
+        .collect()
+}
+
+/// The elements: taken by index when every binding allows it (slices,
+/// ranges, vectors of plain values), else pulled from the zipped iterators.
+fn elements_tokens(iters: &[Ident]) -> TokenStream {
+    let p = quote!(::futurize::__private);
+    quote!({
+        let __futurize_iters = (#(#iters,)*);
+        (&&#p::__elements_probe(&__futurize_iters))
+            .__futurize_elements_kind()
+            .__elements(__futurize_iters)
+    })
+}
+
+/// The `combine = ...` function (or none), and its no-capture check.
+fn combine_tokens(opts: &ForeachOptions) -> (TokenStream, TokenStream) {
+    let p = quote!(::futurize::__private);
+    match &opts.combine {
+        Some(f) => (
+            quote!(#p::__combine_with(&__futurize_ctags, &__futurize_etags, &__futurize_body, #f)),
+            quote!(#p::__no_capture_each(__futurize_combine.__function());),
+        ),
+        None => (quote!(#p::__no_combine()), TokenStream::new()),
+    }
+}
+
+/// The runtime function that runs the call: it combines, passes errors
+/// through, or collects.
+fn engine(opts: &ForeachOptions) -> TokenStream {
+    match (opts.combine.is_some(), opts.errors) {
+        (true, _) => quote!(__foreach_combine),
+        (false, ErrorPolicy::Pass) => quote!(__foreach_pass),
+        (false, _) => quote!(__foreach_collect),
+    }
+}
+
+/// The runtime's `MapOptions`: the call's own options, then its settings.
+fn map_options_tokens(opts: &ForeachOptions, in_place: bool) -> TokenStream {
+    let p = quote!(::futurize::__private);
+    let (sizing, ordering) = (&opts.sizing, &opts.ordering);
+    let seed = seed_tokens(&opts.seed);
+    let settings = &opts.settings;
+    quote!(#p::MapOptions {
+        sizing: #p::Sizing::#sizing,
+        ordering: #p::Ordering::#ordering,
+        in_place: #in_place,
+        seed: #seed,
+        settings: #p::Settings {
+            #settings
+            ..::core::default::Default::default()
+        },
     })
 }

@@ -8,7 +8,8 @@
 
 use crate::captures;
 use crate::check::{check_body, check_random};
-use crate::generate::{label_tokens, option_tokens, seed_tokens, tuple};
+use crate::errors::Errors;
+use crate::generate::{seed_tokens, tuple};
 use crate::grammar::FutureInput;
 use crate::options::{self, FutureOptions};
 use crate::self_capture::captured_variables;
@@ -21,19 +22,19 @@ pub fn expand(input: TokenStream) -> TokenStream {
         Ok(p) => p,
         Err(e) => return e.to_compile_error(),
     };
-    let mut errors = Vec::new();
-    let opts = options::future_options(parsed.options, &mut errors);
+    let errors = Errors::new();
+    let opts = options::future_options(parsed.options, &errors);
     let mut body = parsed.body;
     let found = captures::walk(&body);
-    check_body(&found, &mut errors, |ident| {
+    check_body(&found, &errors, |ident| {
         format!(
             "a future cannot assign to `{ident}`, a variable from outside: it works on \
              its own copy and changes are never written back. Return the new value \
              instead: `let {ident} = future!({{ ... }}).value()?;`"
         )
     });
-    check_random(&found, opts.seed.is_some(), &mut errors);
-    if let Some(e) = options::combine(errors) {
+    check_random(&found, opts.seed.is_some(), &errors);
+    if let Err(e) = errors.check() {
         let e = e.to_compile_error();
         // One precise error, not a cascade: the call still has a `Future` type.
         return quote!({ #e ::futurize::__private::__unreachable_future() });
@@ -57,7 +58,7 @@ fn generate(
             .collect(),
     );
     // At the captured name's span, before anything else uses the capture:
-    // the first error about a capture that cannot travel names the variable.
+    // the first error about a capture that cannot be sent names the variable.
     let checks = captured.iter().map(|c| {
         quote_spanned!(c.span()=>
             #p::__check_not_mut(&(&&&#p::__wrap(&#c)).__futurize_tag());
@@ -69,15 +70,7 @@ fn generate(
     });
     let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());
     let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
-    let label = label_tokens(opts.label.as_ref());
-    let lazy = opts.lazy;
-    let seed = seed_tokens(&opts.seed);
-    let stdout = opts.stdout;
-    let timeout = option_tokens(opts.timeout.as_ref());
-    let resources = match &opts.resources {
-        Some(r) => r.clone(),
-        None => quote!(::core::default::Default::default()),
-    };
+    let options = future_options_tokens(opts);
     quote!({
         #[allow(unused_imports)]
         use #p::{ViaMutRef as _, ViaOwned as _, ViaRef as _};
@@ -91,22 +84,28 @@ fn generate(
         // names every field, so that a field the runtime adds needs no change
         // here; texts are `String::from(..)` whether they are `&str` or `String`.
         #[allow(clippy::needless_update, clippy::useless_conversion)]
-        let __futurize_options = #p::FutureOptions {
-            lazy: #lazy,
-            seed: #seed,
-            settings: #p::Settings {
-                label: #label,
-                stdout: #stdout,
-                timeout: #timeout,
-                resources: #resources,
-                ..::core::default::Default::default()
-            },
-        };
+        let __futurize_options = #options;
         let __futurize_captures =
             #p::__encode_captures_of(&__futurize_tags, #refs, __futurize_options.settings.label.as_deref());
         // SAFETY: `__no_capture` above proved that the body captures nothing.
         #[allow(unsafe_code)]
         let __futurize_entry = unsafe { #p::__entry_of(&__futurize_tags, &__futurize_body) };
         ::futurize::Future::__new(__futurize_entry, __futurize_captures, __futurize_options)
+    })
+}
+
+/// The runtime's `FutureOptions`: the call's own options, then its settings.
+fn future_options_tokens(opts: &FutureOptions) -> TokenStream {
+    let p = quote!(::futurize::__private);
+    let lazy = opts.lazy;
+    let seed = seed_tokens(&opts.seed);
+    let settings = &opts.settings;
+    quote!(#p::FutureOptions {
+        lazy: #lazy,
+        seed: #seed,
+        settings: #p::Settings {
+            #settings
+            ..::core::default::Default::default()
+        },
     })
 }

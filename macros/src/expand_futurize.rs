@@ -20,7 +20,8 @@
 //! the environment makes every plan sequential: pipelines still go through
 //! `foreach!`, one element after the other in the calling thread.
 
-use crate::options::{self, RawOption};
+use crate::errors::Errors;
+use crate::options::{self, FOREACH_OPTIONS, RawOption};
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::parse::Parser;
@@ -30,9 +31,10 @@ use syn::{Expr, ExprMethodCall, ImplItemFn, ItemFn, Pat, Token};
 
 const ADAPTERS: &[&str] = &["map", "filter_map", "flat_map"];
 const TERMINALS: &[&str] = &["collect", "sum", "product", "fold", "reduce", "count"];
-/// Links that shape a source's elements before the first adapter, with the
-/// number of arguments each takes.
-const SHAPERS: &[(&str, usize)] = &[("enumerate", 0), ("zip", 1), ("copied", 0), ("cloned", 0)];
+/// Adapters a source may have before the first adapter (`ADAPTERS`), with
+/// the number of arguments each takes.
+const SOURCE_ADAPTERS: &[(&str, usize)] =
+    &[("enumerate", 0), ("zip", 1), ("copied", 0), ("cloned", 0)];
 const LOOKS_FOR: &str = "`#[futurize]` found no pipeline to run in parallel: it looks for \
     `xs.iter()`, `xs.into_iter()` or a range (optionally followed by `enumerate()`, `zip(..)`, \
     `copied()` or `cloned()`), then `map`, `filter_map` or `flat_map`, ending in `collect`, \
@@ -40,52 +42,39 @@ const LOOKS_FOR: &str = "`#[futurize]` found no pipeline to run in parallel: it 
     `params.iter().map(|p| run_one(p)).collect()`";
 const WHEN_HINT: &str = "`when` takes a condition, evaluated at each call, such as \
     `when = xs.len() > 1000`";
-const PASSED_ON: &[&str] = &[
-    "chunk_size",
-    "scheduling",
-    "ordering",
-    "label",
-    "seed",
-    "timeout",
-    "retries",
-    "progress",
-    "stdout",
-    "resources",
-];
+/// The options of `foreach!` that `#[futurize]` does not pass on: the rest
+/// of the pipeline decides how values are combined. It passes on the others.
+const NOT_PASSED_ON: &[&str] = &["globals", "combine", "errors"];
 
 pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let raw = match Punctuated::<RawOption, Token![,]>::parse_terminated.parse2(attr) {
         Ok(r) => r,
         Err(e) => return with_item(e, item),
     };
-    let mut errors = Vec::new();
+    let errors = Errors::new();
     let mut seen = Vec::new();
     let mut when = None;
     let mut opts = Vec::new();
     for RawOption { name, value } in raw {
-        if !options::first_time(&mut seen, &name, &mut errors) {
+        if !options::first_time(&mut seen, &name, &errors) {
             continue;
         }
         if name == "when" {
-            match when_value(value) {
-                Ok(v) => when = Some(v),
-                Err(e) => errors.push(e),
-            }
-        } else if PASSED_ON.contains(&name.to_string().as_str()) {
+            when = errors.push_err(when_value(value));
+        } else if passed_on().any(|option| name == option) {
             opts.push(quote!(#name = #value));
         } else {
-            errors.push(syn::Error::new(
+            errors.error_at(
                 name.span(),
                 format!(
-                    "`{name}` is not an option of `#[futurize]`; it takes `when`, `chunk_size`, \
-                     `scheduling`, `ordering`, `label`, `seed`, `timeout`, `retries`, \
-                     `progress`, `stdout` and `resources` (the rest of the pipeline decides how values \
-                     are combined)"
+                    "`{name}` is not an option of `#[futurize]`; it takes {} (the rest of the \
+                     pipeline decides how values are combined)",
+                    taken()
                 ),
-            ));
+            );
         }
     }
-    if let Some(e) = options::combine(errors) {
+    if let Err(e) = errors.check() {
         return with_item(e, item);
     }
     let mut rewriter = Rewriter {
@@ -113,6 +102,24 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         return with_item(syn::Error::new(Span::call_site(), LOOKS_FOR), output);
     }
     output
+}
+
+/// The options of `foreach!` that `#[futurize]` passes on to each pipeline's.
+fn passed_on() -> impl Iterator<Item = &'static str> {
+    FOREACH_OPTIONS
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| !NOT_PASSED_ON.contains(name))
+}
+
+/// The options of `#[futurize]`: "`when`, `a`, ... and `z`".
+fn taken() -> String {
+    let names: Vec<String> = std::iter::once("when")
+        .chain(passed_on())
+        .map(|name| format!("`{name}`"))
+        .collect();
+    let (last, rest) = names.split_last().expect("`when` at least");
+    format!("{} and {last}", rest.join(", "))
 }
 
 /// Checks `when = ...`: any expression but a literal other than `true` or
@@ -182,7 +189,7 @@ impl Link {
 }
 
 /// The source of a pipeline and the index of the link after it: `x.iter()`,
-/// `x.into_iter()`, a range or `(range).into_iter()`, then any shapers.
+/// `x.into_iter()`, a range or `(range).into_iter()`, then any source adapters.
 fn source(root: &Expr, links: &[Link]) -> Option<(TokenStream, usize)> {
     let mut source = root.to_token_stream();
     let mut next = 0;
@@ -197,7 +204,7 @@ fn source(root: &Expr, links: &[Link]) -> Option<(TokenStream, usize)> {
         _ => return None,
     }
     while let Some(l) = links.get(next)
-        && SHAPERS.iter().any(|(m, n)| l.is(m, *n))
+        && SOURCE_ADAPTERS.iter().any(|(m, n)| l.is(m, *n))
     {
         next += 1;
     }

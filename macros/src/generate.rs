@@ -1,5 +1,6 @@
-//! Code generation shared by `future!` and `foreach!`: checked options as the
-//! runtime's values, and captures grouped in tuples.
+//! Code generation shared by `future!` and `foreach!`: the seed as the
+//! runtime's value, and captures grouped in tuples (the per-task settings
+//! are written by `settings`).
 //!
 //! The invariant: generation works on what parsing and checking produced and
 //! never re-parses or reports; every path it writes is absolute
@@ -9,7 +10,6 @@
 use crate::options::Seed;
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::Expr;
 
 /// Most captures in one flat tuple; more are grouped in nested tuples.
 const FLAT: usize = 12;
@@ -23,14 +23,6 @@ pub fn tuple(items: Vec<TokenStream>) -> TokenStream {
     tuple(groups)
 }
 
-/// The runtime's `Option<String>` for a checked `label = "..."` option.
-pub fn label_tokens(label: Option<&Expr>) -> TokenStream {
-    match label {
-        Some(l) => quote!(::core::option::Option::Some(::std::string::String::from(#l))),
-        None => quote!(::core::option::Option::None),
-    }
-}
-
 /// The runtime's `Option<SeedSpec>` for a checked `seed = ...` option.
 pub fn seed_tokens(seed: &Option<Seed>) -> TokenStream {
     let p = quote!(::futurize::__private);
@@ -42,13 +34,5 @@ pub fn seed_tokens(seed: &Option<Seed>) -> TokenStream {
         Some(Seed::Fixed(e)) => {
             quote!(::core::option::Option::Some(#p::SeedSpec::Fixed(#e)))
         }
-    }
-}
-
-/// `Some(tokens)` or `None`, as tokens.
-pub fn option_tokens(value: Option<&TokenStream>) -> TokenStream {
-    match value {
-        Some(v) => quote!(::core::option::Option::Some(#v)),
-        None => quote!(::core::option::Option::None),
     }
 }

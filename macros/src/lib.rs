@@ -3,19 +3,23 @@
 //!
 //! Each macro goes parse → analyse → generate (the shape of serde_derive):
 //! `grammar` reads the input of `foreach!` and `future!`, `options` their
-//! `name = value` lists (`resources` the `resources = (...)` list, built as
+//! `name = value` lists (`settings` the per-task ones, each a field of the
+//! runtime's options; `resources` the `resources = (...)` list, built as
 //! the runtime's `Resources`), `captures` walks a body for its free
 //! variables and misuse, `check` turns that misuse into errors,
-//! `self_capture` settles the variables a body ships, and `expand_future`,
+//! `self_capture` settles the variables a body captures, and `expand_future`,
 //! `expand_foreach` and `expand_futurize` write the code, with the pieces
-//! they share in `generate`. No `expand_*` module uses another. Errors carry
-//! the span of the offending token and are reported together.
+//! they share in `generate`. No `expand_*` module uses another, and the
+//! modules use each other one way: `options` → `settings` → `resources`.
+//! Errors carry the span of the offending token and are collected in one
+//! `errors::Errors` per call, checked once, so they are reported together.
 //!
 //! Use the macros through the `futurize` crate; generated code refers to
 //! `::futurize`.
 
 mod captures;
 mod check;
+mod errors;
 mod expand_foreach;
 mod expand_future;
 mod expand_futurize;
@@ -25,6 +29,7 @@ mod options;
 mod relay_prints;
 mod resources;
 mod self_capture;
+mod settings;
 
 use proc_macro::TokenStream;
 

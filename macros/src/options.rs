@@ -2,12 +2,18 @@
 //!
 //! Parsing only collects `name = value` pairs; each macro then checks them
 //! against the options it knows, so an unknown option or a malformed value is
-//! a compile error pointing at it, listing what would be accepted.
+//! a compile error pointing at it, listing what would be accepted. The
+//! per-task settings among them (`label`, `timeout`, ...) are checked by
+//! `settings`; the options here shape the call itself: what it captures,
+//! its seed, how a `foreach!` cuts, orders and combines its elements.
 
-use crate::resources::resources_value;
+use crate::errors::Errors;
+use crate::settings::{ErrorPolicy, Settings, bool_value};
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, Ident, Lit, LitBool, Token};
+use syn::{Expr, ExprLit, Ident, Lit, Token};
 
 /// One `name = value` pair as written.
 pub struct RawOption {
@@ -38,16 +44,61 @@ pub fn parse_list(input: ParseStream) -> syn::Result<Vec<RawOption>> {
     Ok(list.into_iter().collect())
 }
 
-/// Options of `future!`.
+/// The options of `future!`, as an error lists them: name, how it is written.
+const FUTURE_OPTIONS: &[(&str, &str)] = &[
+    ("label", "`label = \"name\"`"),
+    ("lazy", "`lazy = true`"),
+    ("globals", "`globals = [a, b]`"),
+    ("seed", "`seed = true | <u64>`"),
+    ("timeout", "`timeout = \"10m\"`"),
+    ("stdout", "`stdout = false`"),
+    ("resources", "`resources = (cpus = 4, mem = \"2G\", ...)`"),
+];
+
+/// The options of `foreach!`, as an error lists them: name, how it is written.
+pub const FOREACH_OPTIONS: &[(&str, &str)] = &[
+    ("chunk_size", "`chunk_size = n`"),
+    ("scheduling", "`scheduling = s`"),
+    (
+        "ordering",
+        "`ordering = \"forward\" | \"reverse\" | \"random\"`",
+    ),
+    ("globals", "`globals = [a, b]`"),
+    ("combine", "`combine = |a, b| ...`"),
+    ("errors", "`errors = \"stop\" | \"remove\" | \"pass\"`"),
+    ("label", "`label = \"name\"`"),
+    ("seed", "`seed = true | <u64>`"),
+    ("timeout", "`timeout = \"10m\"`"),
+    ("retries", "`retries = n`"),
+    ("progress", "`progress = true`"),
+    ("stdout", "`stdout = false`"),
+    ("resources", "`resources = (cpus = 4, mem = \"2G\", ...)`"),
+];
+
+/// Options of the design that later versions of `foreach!` add; named so
+/// the error can say so.
+const NOT_YET: &[&str] = &["lazy"];
+
+/// Options of `future!`, checked.
 pub struct FutureOptions {
-    pub label: Option<Expr>,
     pub lazy: bool,
     pub globals: Option<Vec<Ident>>,
     pub seed: Option<Seed>,
-    pub stdout: bool,
-    pub timeout: Option<proc_macro2::TokenStream>,
-    /// A `Resources` expression for the runtime.
-    pub resources: Option<proc_macro2::TokenStream>,
+    pub settings: Settings,
+}
+
+/// Options of `foreach!`, checked.
+pub struct ForeachOptions {
+    pub globals: Option<Vec<Ident>>,
+    pub combine: Option<Expr>,
+    /// A `Sizing` variant for the runtime.
+    pub sizing: TokenStream,
+    /// An `Ordering` variant for the runtime.
+    pub ordering: TokenStream,
+    /// Also among the settings; it picks the engine too.
+    pub errors: ErrorPolicy,
+    pub seed: Option<Seed>,
+    pub settings: Settings,
 }
 
 /// `seed = true` or `seed = <u64 expression>`.
@@ -56,109 +107,138 @@ pub enum Seed {
     Fixed(Expr),
 }
 
-pub const FUTURE_OPTIONS: &str = "`label = \"name\"`, `lazy = true`, `globals = [a, b]`, \
-    `seed = true | <u64>`, `timeout = \"10m\"`, `stdout = false`, \
-    `resources = (cpus = 4, mem = \"2G\", ...)`";
-
-/// Parses a humane duration: `"500ms"`, `"30s"`, `"10m"`, `"1h30m"`,
-/// `"1.5h"`, `"2d"`, `"2 min 5 s"`. Returns milliseconds; errors name
-/// `option`, the option the text was given to.
-pub fn parse_duration(option: &str, text: &str) -> Result<u64, String> {
-    humane_duration(option, text).map(|d| d.millis)
-}
-
-/// The duration as the runtime's own parser reads it: the same terms with
-/// short units and no spaces (`"2 min 5 s"` → `"2m5s"`; `"1h30m"` stays).
-pub fn compact_duration(option: &str, text: &str) -> Result<String, String> {
-    Ok(humane_duration(option, text)?
-        .terms
-        .iter()
-        .map(|(number, unit)| format!("{number}{unit}"))
-        .collect())
-}
-
-const DURATION_HINT: &str =
-    "write a duration such as \"500ms\", \"30s\", \"10m\", \"1h30m\" or \"2d\"";
-
-/// A checked duration.
-struct HumaneDuration<'a> {
-    millis: u64,
-    /// Its `<number><unit>` terms: the number as written, the unit short.
-    terms: Vec<(&'a str, &'static str)>,
-}
-
-fn humane_duration<'a>(option: &str, text: &'a str) -> Result<HumaneDuration<'a>, String> {
-    let mut total = 0f64;
-    let mut terms = Vec::new();
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(format!("`{option}` is empty: {DURATION_HINT}"));
+/// Checks the options of `future!`, collecting every error.
+pub fn future_options(raw: Vec<RawOption>, errors: &Errors) -> FutureOptions {
+    let mut opts = FutureOptions {
+        lazy: false,
+        globals: None,
+        seed: None,
+        settings: Settings::of_future(),
+    };
+    let mut seen = Vec::new();
+    for RawOption { name, value } in raw {
+        if !first_time(&mut seen, &name, errors) {
+            continue;
+        }
+        let checked = match name.to_string().as_str() {
+            "lazy" => bool_value(&name, &value).map(|lazy| opts.lazy = lazy),
+            "globals" => globals_value(&value).map(|globals| opts.globals = Some(globals)),
+            "seed" => seed_value(value).map(|seed| opts.seed = seed),
+            _ => opts
+                .settings
+                .check(&name, value)
+                .unwrap_or_else(|| Err(unknown_option(&name, "future!", FUTURE_OPTIONS))),
+        };
+        errors.push_err(checked);
     }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, after) = rest.split_at(number_len);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration: {DURATION_HINT}"))?;
-        let after = after.trim_start();
-        let unit_len = after
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let (unit, millis) = match unit {
-            "ms" => ("ms", 1.0),
-            "s" | "sec" | "secs" => ("s", 1e3),
-            "m" | "min" | "mins" => ("m", 60e3),
-            "h" | "hr" | "hrs" => ("h", 3600e3),
-            "d" | "day" | "days" => ("d", 86400e3),
-            "" => {
-                return Err(format!(
-                    "`{text}` has a number without a unit: {DURATION_HINT}"
+    opts
+}
+
+/// Checks the options of `foreach!`, collecting every error.
+pub fn foreach_options(raw: Vec<RawOption>, errors: &Errors) -> ForeachOptions {
+    let mut opts = ForeachOptions {
+        globals: None,
+        combine: None,
+        sizing: quote!(Adaptive),
+        ordering: quote!(Forward),
+        errors: ErrorPolicy::Stop,
+        seed: None,
+        settings: Settings::of_foreach(),
+    };
+    let mut seen = Vec::new();
+    // The option that set the chunk sizes, of `chunk_size` and `scheduling`.
+    let mut sizing_from: Option<Ident> = None;
+    for RawOption { name, value } in raw {
+        if !first_time(&mut seen, &name, errors) {
+            continue;
+        }
+        errors.push_err(opts.check(name, value, &mut sizing_from));
+    }
+    if opts.combine.is_some() && opts.errors == ErrorPolicy::Pass {
+        errors.error_at(
+            Span::call_site(),
+            "`combine` and `errors = \"pass\"` cannot go together: a combined value has no per-element results",
+        );
+    }
+    opts
+}
+
+impl ForeachOptions {
+    /// Checks one option of `foreach!` and notes it.
+    fn check(
+        &mut self,
+        name: Ident,
+        value: Expr,
+        sizing_from: &mut Option<Ident>,
+    ) -> syn::Result<()> {
+        match name.to_string().as_str() {
+            "globals" => self.globals = Some(globals_value(&value)?),
+            "combine" => self.combine = Some(value),
+            "seed" => self.seed = seed_value(value)?,
+            "chunk_size" | "scheduling" => {
+                if let Some(other) = sizing_from {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        format!("`{name}` and `{other}` both set chunk sizes: give one of them"),
+                    ));
+                }
+                self.sizing = sizing_value(&name, &value)?;
+                *sizing_from = Some(name);
+            }
+            "ordering" => self.ordering = ordering_value(&value)?,
+            "errors" => {
+                self.errors = error_policy(&value)?;
+                self.settings.set("errors", self.errors.tokens());
+            }
+            other if NOT_YET.contains(&other) => {
+                return Err(syn::Error::new(
+                    name.span(),
+                    format!(
+                        "option `{other}` is not supported by this version of `foreach!` yet; the options are {}",
+                        listed(FOREACH_OPTIONS)
+                    ),
                 ));
             }
-            other => return Err(format!("`{other}` is not a unit of time: {DURATION_HINT}")),
-        };
-        total += value * millis;
-        terms.push((number, unit));
-        rest = after.trim_start();
+            _ => {
+                return self
+                    .settings
+                    .check(&name, value)
+                    .unwrap_or_else(|| Err(unknown_option(&name, "foreach!", FOREACH_OPTIONS)));
+            }
+        }
+        Ok(())
     }
-    if total < 1.0 {
-        return Err(format!("`{option}` must be at least 1ms: {DURATION_HINT}"));
-    }
-    Ok(HumaneDuration {
-        millis: total.round() as u64,
-        terms,
-    })
 }
 
-/// `timeout = "10m"` (checked here) or `timeout = <Duration expression>`.
-pub fn timeout_value(value: &Expr) -> syn::Result<proc_macro2::TokenStream> {
-    use quote::quote;
-    let p = quote!(::futurize::__private);
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        }) => {
-            let millis =
-                parse_duration("timeout", &s.value()).map_err(|e| syn::Error::new(s.span(), e))?;
-            let text = s.value().trim().to_string();
-            Ok(quote!(#p::TimeLimit {
-                limit: ::std::time::Duration::from_millis(#millis),
-                text: ::std::string::String::from(#text),
-            }))
-        }
-        Expr::Lit(other) => Err(syn::Error::new_spanned(
-            other,
-            "`timeout` takes a duration such as `timeout = \"10m\"`, or a `std::time::Duration`",
-        )),
-        other => Ok(quote!(#p::TimeLimit::from_duration(#other))),
+/// Notes an option's name; false (with an error) when it was given before.
+pub fn first_time(seen: &mut Vec<String>, name: &Ident, errors: &Errors) -> bool {
+    let key = name.to_string();
+    if seen.contains(&key) {
+        errors.error_at(name.span(), format!("option `{key}` is given twice"));
+        return false;
     }
+    seen.push(key);
+    true
+}
+
+fn unknown_option(name: &Ident, of: &str, options: &[(&str, &str)]) -> syn::Error {
+    syn::Error::new(
+        name.span(),
+        format!(
+            "unknown option `{name}` for `{of}`; the options are {}",
+            listed(options)
+        ),
+    )
+}
+
+/// The options as written, one after the other.
+fn listed(options: &[(&str, &str)]) -> String {
+    let written: Vec<&str> = options.iter().map(|(_, written)| *written).collect();
+    written.join(", ")
 }
 
 /// Checks `seed = ...`: `true`, `false` (no seed) or a `u64` expression.
-pub fn seed_value(value: Expr) -> syn::Result<Option<Seed>> {
+fn seed_value(value: Expr) -> syn::Result<Option<Seed>> {
     match &value {
         Expr::Lit(ExprLit {
             lit: Lit::Bool(b), ..
@@ -174,102 +254,7 @@ pub fn seed_value(value: Expr) -> syn::Result<Option<Seed>> {
     }
 }
 
-/// Notes an option's name; false (with an error) when it was given before.
-pub fn first_time(seen: &mut Vec<String>, name: &Ident, errors: &mut Vec<syn::Error>) -> bool {
-    let key = name.to_string();
-    if seen.contains(&key) {
-        errors.push(syn::Error::new(
-            name.span(),
-            format!("option `{key}` is given twice"),
-        ));
-        return false;
-    }
-    seen.push(key);
-    true
-}
-
-/// Checks the options of `future!`, collecting every error.
-pub fn future_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> FutureOptions {
-    let mut opts = FutureOptions {
-        label: None,
-        lazy: false,
-        globals: None,
-        seed: None,
-        stdout: true,
-        timeout: None,
-        resources: None,
-    };
-    let mut seen: Vec<String> = Vec::new();
-    for RawOption { name, value } in raw {
-        let key = name.to_string();
-        if !first_time(&mut seen, &name, errors) {
-            continue;
-        }
-        match key.as_str() {
-            "label" => match label_value(value) {
-                Ok(v) => opts.label = Some(v),
-                Err(e) => errors.push(e),
-            },
-            "lazy" => match bool_value(&name, &value) {
-                Ok(v) => opts.lazy = v,
-                Err(e) => errors.push(e),
-            },
-            "globals" => match globals_value(&value) {
-                Ok(v) => opts.globals = Some(v),
-                Err(e) => errors.push(e),
-            },
-            "seed" => match seed_value(value) {
-                Ok(v) => opts.seed = v,
-                Err(e) => errors.push(e),
-            },
-            "stdout" => match bool_value(&name, &value) {
-                Ok(v) => opts.stdout = v,
-                Err(e) => errors.push(e),
-            },
-            "timeout" => match timeout_value(&value) {
-                Ok(v) => opts.timeout = Some(v),
-                Err(e) => errors.push(e),
-            },
-            "resources" => match resources_value(&value) {
-                Ok(v) => opts.resources = Some(v),
-                Err(e) => errors.push(e),
-            },
-            _ => errors.push(syn::Error::new(
-                name.span(),
-                format!("unknown option `{key}` for `future!`; the options are {FUTURE_OPTIONS}"),
-            )),
-        }
-    }
-    opts
-}
-
-fn label_value(value: Expr) -> syn::Result<Expr> {
-    match &value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(_), ..
-        }) => Ok(value),
-        Expr::Lit(other) => Err(syn::Error::new_spanned(
-            other,
-            "`label` takes a string, such as `label = \"sum\"`",
-        )),
-        _ => Ok(value),
-    }
-}
-
-pub fn bool_value(name: &Ident, value: &Expr) -> syn::Result<bool> {
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Bool(LitBool { value, .. }),
-            ..
-        }) => Ok(*value),
-        _ => Err(syn::Error::new_spanned(
-            value,
-            format!("`{name}` takes `true` or `false`"),
-        )),
-    }
-}
-
-pub fn globals_value(value: &Expr) -> syn::Result<Vec<Ident>> {
+fn globals_value(value: &Expr) -> syn::Result<Vec<Ident>> {
     let hint = "`globals` takes a list of variable names, such as `globals = [xs, cfg]`";
     let Expr::Array(array) = value else {
         return Err(syn::Error::new_spanned(value, hint));
@@ -286,47 +271,49 @@ pub fn globals_value(value: &Expr) -> syn::Result<Vec<Ident>> {
         .collect()
 }
 
-/// Combines collected errors into one, or none.
-pub fn combine(errors: Vec<syn::Error>) -> Option<syn::Error> {
-    errors.into_iter().reduce(|mut a, b| {
-        a.combine(b);
-        a
+/// `chunk_size = n` or `scheduling = s` (`name`), as a `Sizing` variant.
+fn sizing_value(name: &Ident, value: &Expr) -> syn::Result<TokenStream> {
+    if let Expr::Lit(ExprLit { lit, .. }) = value {
+        let bad = match lit {
+            Lit::Int(i) => i.base10_parse::<u64>().map(|n| n == 0).unwrap_or(true),
+            Lit::Float(f) => f.base10_parse::<f64>().map(|x| x <= 0.0).unwrap_or(true),
+            _ => true,
+        };
+        if bad {
+            return Err(syn::Error::new_spanned(
+                lit,
+                format!("`{name}` takes a number greater than 0"),
+            ));
+        }
+    }
+    Ok(if name == "chunk_size" {
+        quote!(Fixed(#value))
+    } else {
+        quote!(PerWorker(#value as f64))
     })
 }
 
-/// Options of `foreach!`, checked.
-pub struct ForeachOptions {
-    pub label: Option<Expr>,
-    pub globals: Option<Vec<Ident>>,
-    pub combine: Option<Expr>,
-    /// `Sizing` expression for the runtime.
-    pub sizing: proc_macro2::TokenStream,
-    pub ordering: proc_macro2::TokenStream,
-    pub errors: ErrorsOption,
-    pub seed: Option<Seed>,
-    pub stdout: bool,
-    pub progress: bool,
-    pub timeout: Option<proc_macro2::TokenStream>,
-    pub retries: Option<Expr>,
-    /// A `Resources` expression for the runtime.
-    pub resources: Option<proc_macro2::TokenStream>,
+/// `ordering = "forward" | "reverse" | "random"`, as an `Ordering` variant.
+fn ordering_value(value: &Expr) -> syn::Result<TokenStream> {
+    Ok(
+        match string_choice(value, "ordering", &["forward", "reverse", "random"])?.as_str() {
+            "reverse" => quote!(Reverse),
+            "random" => quote!(Random),
+            _ => quote!(Forward),
+        },
+    )
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum ErrorsOption {
-    Stop,
-    Remove,
-    Pass,
+/// `errors = "stop" | "remove" | "pass"`.
+fn error_policy(value: &Expr) -> syn::Result<ErrorPolicy> {
+    Ok(
+        match string_choice(value, "errors", &["stop", "remove", "pass"])?.as_str() {
+            "remove" => ErrorPolicy::Remove,
+            "pass" => ErrorPolicy::Pass,
+            _ => ErrorPolicy::Stop,
+        },
+    )
 }
-
-pub const FOREACH_OPTIONS: &str = "`chunk_size = n`, `scheduling = s`, \
-    `ordering = \"forward\" | \"reverse\" | \"random\"`, `globals = [a, b]`, \
-    `combine = |a, b| ...`, `errors = \"stop\" | \"remove\" | \"pass\"`, `label = \"name\"`, \
-    `seed = true | <u64>`, `timeout = \"10m\"`, `retries = n`, `progress = true`, \
-    `stdout = false`, `resources = (cpus = 4, mem = \"2G\", ...)`";
-
-/// Options of the design that later versions add; named so the error can say so.
-const NOT_YET: &[&str] = &["lazy"];
 
 fn string_choice(value: &Expr, name: &str, choices: &[&str]) -> syn::Result<String> {
     let hint = || {
@@ -341,161 +328,45 @@ fn string_choice(value: &Expr, name: &str, choices: &[&str]) -> syn::Result<Stri
     }
 }
 
-/// Checks the options of `foreach!`, collecting every error.
-pub fn foreach_options(raw: Vec<RawOption>, errors: &mut Vec<syn::Error>) -> ForeachOptions {
-    use quote::quote;
-    let mut opts = ForeachOptions {
-        label: None,
-        globals: None,
-        combine: None,
-        sizing: quote!(Adaptive),
-        ordering: quote!(Forward),
-        errors: ErrorsOption::Stop,
-        seed: None,
-        stdout: true,
-        progress: false,
-        timeout: None,
-        retries: None,
-        resources: None,
-    };
-    let mut seen: Vec<String> = Vec::new();
-    let mut sizing_from: Option<Ident> = None;
-    for RawOption { name, value } in raw {
-        let key = name.to_string();
-        if !first_time(&mut seen, &name, errors) {
-            continue;
-        }
-        let result: syn::Result<()> = (|| {
-            match key.as_str() {
-                "label" => opts.label = Some(label_value(value)?),
-                "globals" => opts.globals = Some(globals_value(&value)?),
-                "combine" => opts.combine = Some(value),
-                "seed" => opts.seed = seed_value(value)?,
-                "stdout" => opts.stdout = bool_value(&name, &value)?,
-                "progress" => opts.progress = bool_value(&name, &value)?,
-                "timeout" => opts.timeout = Some(timeout_value(&value)?),
-                "resources" => opts.resources = Some(resources_value(&value)?),
-                "retries" => {
-                    if let Expr::Lit(ExprLit { lit, .. }) = &value
-                        && !matches!(lit, Lit::Int(i) if i.base10_parse::<u32>().is_ok())
-                    {
-                        return Err(syn::Error::new_spanned(
-                            lit,
-                            "`retries` takes a whole number, such as `retries = 2`",
-                        ));
-                    }
-                    opts.retries = Some(value);
-                }
-                "chunk_size" | "scheduling" => {
-                    if let Some(other) = &sizing_from {
-                        return Err(syn::Error::new(
-                            name.span(),
-                            format!("`{key}` and `{other}` both set chunk sizes: give one of them"),
-                        ));
-                    }
-                    if let Expr::Lit(ExprLit { lit, .. }) = &value {
-                        let bad = match lit {
-                            Lit::Int(i) => i.base10_parse::<u64>().map(|n| n == 0).unwrap_or(true),
-                            Lit::Float(f) => {
-                                f.base10_parse::<f64>().map(|x| x <= 0.0).unwrap_or(true)
-                            }
-                            _ => true,
-                        };
-                        if bad {
-                            return Err(syn::Error::new_spanned(
-                                lit,
-                                format!("`{key}` takes a number greater than 0"),
-                            ));
-                        }
-                    }
-                    opts.sizing = if key == "chunk_size" {
-                        quote!(Fixed(#value))
-                    } else {
-                        quote!(PerWorker(#value as f64))
-                    };
-                    sizing_from = Some(name.clone());
-                }
-                "ordering" => {
-                    let choice =
-                        string_choice(&value, "ordering", &["forward", "reverse", "random"])?;
-                    opts.ordering = match choice.as_str() {
-                        "reverse" => quote!(Reverse),
-                        "random" => quote!(Random),
-                        _ => quote!(Forward),
-                    };
-                }
-                "errors" => {
-                    opts.errors = match string_choice(
-                        &value,
-                        "errors",
-                        &["stop", "remove", "pass"],
-                    )?
-                    .as_str()
-                    {
-                        "remove" => ErrorsOption::Remove,
-                        "pass" => ErrorsOption::Pass,
-                        _ => ErrorsOption::Stop,
-                    };
-                }
-                other if NOT_YET.contains(&other) => {
-                    return Err(syn::Error::new(
-                        name.span(),
-                        format!(
-                            "option `{other}` is not supported by this version of `foreach!` yet; the options are {FOREACH_OPTIONS}"
-                        ),
-                    ));
-                }
-                other => {
-                    return Err(syn::Error::new(
-                        name.span(),
-                        format!(
-                            "unknown option `{other}` for `foreach!`; the options are {FOREACH_OPTIONS}"
-                        ),
-                    ));
-                }
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            errors.push(e);
-        }
-    }
-    if opts.combine.is_some() && opts.errors == ErrorsOption::Pass {
-        errors.push(syn::Error::new(
-            proc_macro2::Span::call_site(),
-            "`combine` and `errors = \"pass\"` cannot go together: a combined value has no per-element results",
-        ));
-    }
-    opts
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{compact_duration, parse_duration};
+    use super::{FOREACH_OPTIONS, FUTURE_OPTIONS, RawOption, foreach_options, future_options};
+    use crate::errors::Errors;
+    use proc_macro2::Span;
+    use syn::Ident;
 
-    #[test]
-    fn humane_durations() {
-        let ms = |text| parse_duration("timeout", text);
-        assert_eq!(ms("500ms"), Ok(500));
-        assert_eq!(ms("30s"), Ok(30_000));
-        assert_eq!(ms("10m"), Ok(600_000));
-        assert_eq!(ms("1h30m"), Ok(5_400_000));
-        assert_eq!(ms(" 1.5 h "), Ok(5_400_000));
-        assert_eq!(ms("2d"), Ok(172_800_000));
-        assert_eq!(ms("2 min 5 s"), Ok(125_000));
-        for bad in ["", "10", "m", "5 parsecs", "1..2s", "0s", "-3s"] {
-            assert!(ms(bad).is_err(), "{bad:?}");
-        }
+    /// The message of checking `name = x` alone, if it is an error.
+    fn error_of(check: impl Fn(Vec<RawOption>, &Errors), name: &str) -> String {
+        let raw = vec![RawOption {
+            name: Ident::new(name, Span::call_site()),
+            value: syn::parse_quote!(x),
+        }];
+        let errors = Errors::new();
+        check(raw, &errors);
+        errors
+            .check()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
     }
 
     #[test]
-    fn compact_durations_keep_the_terms() {
-        let compact = |text| compact_duration("time", text);
-        assert_eq!(compact("1h30m").as_deref(), Ok("1h30m"));
-        assert_eq!(compact(" 2 min 5 secs ").as_deref(), Ok("2m5s"));
-        assert_eq!(compact("1.5 hrs").as_deref(), Ok("1.5h"));
-        assert_eq!(compact("250ms").as_deref(), Ok("250ms"));
-        assert!(compact("0m").is_err());
-        assert!(compact("").unwrap_err().starts_with("`time` is empty"));
+    fn every_listed_option_is_taken() {
+        let foreach = |raw, errors: &Errors| {
+            foreach_options(raw, errors);
+        };
+        let future = |raw, errors: &Errors| {
+            future_options(raw, errors);
+        };
+        for (name, _) in FOREACH_OPTIONS {
+            assert!(
+                !error_of(foreach, name).contains("unknown option"),
+                "{name}"
+            );
+        }
+        for (name, _) in FUTURE_OPTIONS {
+            assert!(!error_of(future, name).contains("unknown option"), "{name}");
+        }
+        assert!(error_of(future, "retries").contains("unknown option `retries` for `future!`"));
     }
 }

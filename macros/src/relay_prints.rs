@@ -1,6 +1,6 @@
 //! `print!`, `println!`, `eprint!`, `eprintln!` and `dbg!` in a body write to the
 //! element's capture when the body runs in the leader's process: they are
-//! renamed to futurize's relaying twins, which take the same arguments.
+//! renamed to futurize's relaying versions, which take the same arguments.
 //! Everywhere in the body, nested closures and items included; not inside
 //! other macros' arguments, whose grammar is unknown.
 
@@ -14,7 +14,7 @@ pub fn rewrite(body: &mut syn::Expr) {
 
 struct Renamer;
 
-fn relaying_twin(path: &syn::Path) -> Option<&'static str> {
+fn relaying_version(path: &syn::Path) -> Option<&'static str> {
     let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     let name = match names.as_slice() {
         [name] => name,
@@ -33,14 +33,14 @@ fn relaying_twin(path: &syn::Path) -> Option<&'static str> {
 
 impl VisitMut for Renamer {
     fn visit_macro_mut(&mut self, mac: &mut syn::Macro) {
-        if let Some(twin) = relaying_twin(&mac.path) {
+        if let Some(version) = relaying_version(&mac.path) {
             let span = mac
                 .path
                 .segments
                 .last()
                 .map_or(Span::call_site(), |s| s.ident.span());
-            let twin = syn::Ident::new(twin, span);
-            mac.path = syn::parse_quote_spanned!(span=> ::futurize::__private::#twin);
+            let version = syn::Ident::new(version, span);
+            mac.path = syn::parse_quote_spanned!(span=> ::futurize::__private::#version);
         }
         visit_mut::visit_macro_mut(self, mac);
     }

@@ -8,7 +8,7 @@
 //! before anything is submitted. `resources = <expression>` passes a whole
 //! `Resources` value as it is.
 
-use crate::options::{combine, compact_duration};
+use crate::errors::Errors;
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -43,7 +43,9 @@ pub fn resources_value(value: &Expr) -> syn::Result<TokenStream> {
     let pairs: Vec<&Expr> = match value {
         Expr::Tuple(t) => t.elems.iter().collect(),
         Expr::Paren(inner) if matches!(*inner.expr, Expr::Assign(_)) => vec![&*inner.expr],
-        Expr::Paren(inner) if !matches!(*inner.expr, Expr::Lit(_)) => return Ok(whole(value)),
+        Expr::Paren(inner) if !matches!(*inner.expr, Expr::Lit(_)) => {
+            return Ok(whole_value(value));
+        }
         Expr::Lit(_) | Expr::Paren(_) | Expr::Array(_) => {
             return Err(syn::Error::new_spanned(
                 value,
@@ -53,7 +55,7 @@ pub fn resources_value(value: &Expr) -> syn::Result<TokenStream> {
                 ),
             ));
         }
-        _ => return Ok(whole(value)),
+        _ => return Ok(whole_value(value)),
     };
     if pairs.is_empty() {
         return Err(syn::Error::new_spanned(
@@ -62,7 +64,7 @@ pub fn resources_value(value: &Expr) -> syn::Result<TokenStream> {
              `resources = (cpus = 4, mem = \"2G\")`, or leave the option out",
         ));
     }
-    let mut errors = Vec::new();
+    let errors = Errors::new();
     let mut set: Vec<(&'static str, Ident)> = Vec::new();
     let mut fields = Vec::new();
     for pair in pairs {
@@ -73,14 +75,9 @@ pub fn resources_value(value: &Expr) -> syn::Result<TokenStream> {
             let field = Ident::new(field, name.span());
             Ok(quote!(#field: #tokens))
         });
-        match checked {
-            Ok(tokens) => fields.push(tokens),
-            Err(e) => errors.push(e),
-        }
+        fields.extend(errors.push_err(checked));
     }
-    if let Some(e) = combine(errors) {
-        return Err(e);
-    }
+    errors.check()?;
     Ok(quote!(#p::Resources {
         #(#fields,)*
         ..::core::default::Default::default()
@@ -89,7 +86,7 @@ pub fn resources_value(value: &Expr) -> syn::Result<TokenStream> {
 
 /// `resources = <expression>`: a `Resources` value, checked by the runtime;
 /// a value of another type is an error on the expression.
-fn whole(value: &Expr) -> TokenStream {
+fn whole_value(value: &Expr) -> TokenStream {
     let p = quote!(::futurize::__private);
     quote_spanned!(value.span()=> ::core::convert::identity::<#p::Resources>(#value))
 }
@@ -148,7 +145,9 @@ fn resource_value(field: &str, name: &str, value: &Expr) -> syn::Result<TokenStr
         "cpus" | "nodes" | "ntasks" => count(name, value, 1),
         "gpus" => count(name, value, 0),
         "mem" => text(name, value, memory),
-        "time" => text(name, value, |t| compact_duration(name, t)),
+        "time" => text(name, value, |t| {
+            futurize_units::compact_duration(t).map_err(|e| e.message(&format!("`{name}`")))
+        }),
         "partition" => text(name, value, partition),
         _ => sbatch(name, value),
     }
@@ -214,32 +213,12 @@ fn text(
 }
 
 /// `"500M"`, `"2G"`, `"1.5TB"`, `"800KiB"`, or a plain number of megabytes,
-/// as the runtime's `parse_memory` reads them.
+/// checked by the parser the runtime reads it with; the text to pass on.
 fn memory(text: &str) -> Result<String, String> {
-    let hint = "write an amount such as \"2G\", \"500M\" or \"1.5T\" (a plain number is megabytes)";
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(format!("the amount of memory is empty: {hint}"));
+    match futurize_units::parse_memory(text) {
+        Ok(_) => Ok(text.trim().to_string()),
+        Err(e) => Err(e.to_string()),
     }
-    let (number, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
-    let Ok(amount) = number.trim().parse::<f64>() else {
-        return Err(format!("`{text}` is not an amount of memory: {hint}"));
-    };
-    let unit_ok = match unit.to_ascii_uppercase().as_bytes() {
-        [] => true,
-        [scale, suffix @ ..] => {
-            b"KMGT".contains(scale) && matches!(suffix, [] | b"B" | b"I" | b"IB")
-        }
-    };
-    if !unit_ok {
-        return Err(format!(
-            "`{unit}` is not a unit of memory (K, M, G or T): {hint}"
-        ));
-    }
-    if !(amount > 0.0 && amount.is_finite()) {
-        return Err(format!("`{text}` is not more than zero: {hint}"));
-    }
-    Ok(t.to_string())
 }
 
 /// One partition name (or Slurm's comma-separated list).
@@ -275,26 +254,25 @@ fn sbatch(name: &str, value: &Expr) -> syn::Result<TokenStream> {
             ));
         }
     };
-    let mut errors = Vec::new();
+    let errors = Errors::new();
     let mut options = Vec::new();
     for element in &array.elems {
         match element {
             Expr::Lit(ExprLit {
                 lit: Lit::Str(s), ..
-            }) => match sbatch_option(s) {
-                Ok(()) => options.push(quote!(::std::string::String::from(#s))),
-                Err(e) => errors.push(e),
-            },
+            }) => {
+                if errors.push_err(sbatch_option(s)).is_some() {
+                    options.push(quote!(::std::string::String::from(#s)));
+                }
+            }
             Expr::Lit(other) => errors.push(syn::Error::new_spanned(other, &hint)),
             other => options.push(quote_spanned!(other.span()=>
                 ::std::string::String::from(#other)
             )),
         }
     }
-    match combine(errors) {
-        Some(e) => Err(e),
-        None => Ok(quote!(::std::vec![#(#options),*])),
-    }
+    errors.check()?;
+    Ok(quote!(::std::vec![#(#options),*]))
 }
 
 fn sbatch_option(s: &LitStr) -> syn::Result<()> {

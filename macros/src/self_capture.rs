@@ -1,4 +1,4 @@
-//! The variables a body ships, `self` among them.
+//! The variables a body captures, `self` among them.
 //!
 //! `self` cannot be a closure parameter, so a body that uses `self` gets it
 //! as the capture `__futurize_self`: every `self` in value position, also
@@ -10,7 +10,7 @@ use proc_macro2::{Ident, Span, TokenStream, TokenTree};
 use quote::quote;
 use syn::visit_mut::{self, VisitMut};
 
-/// The variables a body ships: `globals` when given, else what the walk
+/// The variables a body captures: `globals` when given, else what the walk
 /// found; plus `self` when the body uses it, renamed in `body` and bound by
 /// the returned statement (empty when `self` is not used).
 pub fn captured_variables(

@@ -10,9 +10,9 @@ use super::Walker;
 use proc_macro2::Span;
 
 impl Walker {
-    pub(super) fn escape(&mut self, span: Span, what: &'static str) {
+    pub(super) fn record_exit(&mut self, span: Span, what: &'static str) {
         if self.nested_fn == 0 {
-            self.found.escapes.push((span, what));
+            self.found.exits.push((span, what));
         }
     }
 
@@ -44,7 +44,7 @@ impl Walker {
             None => self.loops > 0,
         };
         if !inside {
-            self.escape(span, what);
+            self.record_exit(span, what);
         }
     }
 }

@@ -15,7 +15,7 @@
 //! variable, and leave the body with `return`, `?`, `break`, `continue` or
 //! `.await` (inside nested closures and async blocks these are legal).
 //!
-//! The walk is one `Walker` over the body, its work in rooms:
+//! The walk is one `Walker` over the body, its work split in submodules:
 //! - `syntax`: how each statement and expression is walked;
 //! - `scopes`: which names are bound where, and so which are captures;
 //! - `exits`: which `return`, `?`, `break`, `continue` and `.await` leave the body;
@@ -47,7 +47,7 @@ pub struct Findings {
     /// Free variables assigned to (`x = ..`, `x += ..`), where they are assigned.
     pub writes: Vec<Ident>,
     /// Ways out of the body: (span, what it is).
-    pub escapes: Vec<(Span, &'static str)>,
+    pub exits: Vec<(Span, &'static str)>,
     /// Calls of random generators: (span, the path as written).
     pub random_calls: Vec<(Span, String)>,
 }

@@ -134,7 +134,7 @@ impl<'ast> Visit<'ast> for Walker {
 
     fn visit_expr_call(&mut self, c: &'ast syn::ExprCall) {
         // A one-segment callee is a fn item (or a local closure, which could
-        // not be shipped anyway): not a capture.
+        // not be sent anyway): not a capture.
         if let Expr::Path(p) = &*c.func {
             let path: Vec<String> = p
                 .path
@@ -183,12 +183,12 @@ impl<'ast> Visit<'ast> for Walker {
     }
 
     fn visit_expr_return(&mut self, r: &'ast syn::ExprReturn) {
-        self.escape(r.return_token.span, "return");
+        self.record_exit(r.return_token.span, "return");
         visit::visit_expr_return(self, r);
     }
 
     fn visit_expr_try(&mut self, t: &'ast syn::ExprTry) {
-        self.escape(t.question_token.span, "?");
+        self.record_exit(t.question_token.span, "?");
         visit::visit_expr_try(self, t);
     }
 
@@ -202,7 +202,7 @@ impl<'ast> Visit<'ast> for Walker {
     }
 
     fn visit_expr_await(&mut self, a: &'ast syn::ExprAwait) {
-        self.escape(a.await_token.span, ".await");
+        self.record_exit(a.await_token.span, ".await");
         visit::visit_expr_await(self, a);
     }
 

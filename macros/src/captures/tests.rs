@@ -179,7 +179,7 @@ fn nested_exits_and_generators_are_the_nested_macros_own() {
     } %dofuture% seed = 1)))
     .remove(0);
     let f = walk(&e);
-    assert!(f.escapes.is_empty());
+    assert!(f.exits.is_empty());
     assert!(f.random_calls.is_empty());
     // A write to a variable from outside is the outer body's write too.
     let e = exprs(quote!(future!({
@@ -206,7 +206,7 @@ fn nested_calls_off_the_grammar_are_scanned() {
 }
 
 #[test]
-fn writes_and_escapes_are_found() {
+fn writes_and_exits_are_found() {
     let e = exprs(quote!({
         x = 1;
         y += 2;
@@ -221,7 +221,7 @@ fn writes_and_escapes_are_found() {
     let f = walk(&e);
     let writes: Vec<String> = f.writes.iter().map(|i| i.to_string()).collect();
     assert_eq!(writes, ["x", "y"]);
-    assert!(f.escapes.is_empty());
+    assert!(f.exits.is_empty());
     let e = exprs(quote!({
         let v = a?;
         if v {
@@ -230,8 +230,8 @@ fn writes_and_escapes_are_found() {
         break;
     }))
     .remove(0);
-    let escapes: Vec<&str> = walk(&e).escapes.iter().map(|(_, w)| *w).collect();
-    assert_eq!(escapes, ["?", "return", "break"]);
+    let exits: Vec<&str> = walk(&e).exits.iter().map(|(_, w)| *w).collect();
+    assert_eq!(exits, ["?", "return", "break"]);
     let e = exprs(quote!(
         xs.iter()
             .map(|x| {
@@ -243,7 +243,7 @@ fn writes_and_escapes_are_found() {
             .sum::<i32>()
     ))
     .remove(0);
-    assert!(walk(&e).escapes.is_empty());
+    assert!(walk(&e).exits.is_empty());
 }
 
 #[test]

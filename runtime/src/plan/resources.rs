@@ -204,71 +204,18 @@ impl fmt::Display for Resources {
 }
 
 /// `"500M"`, `"2G"`, `"1.5T"`, `"800K"`, or a plain number of megabytes (as
-/// Slurm reads `--mem`), in bytes.
+/// Slurm reads `--mem`), in bytes: the text as `resources = (mem = ...)`
+/// takes it, read by [`futurize_units::parse_memory`].
 pub fn parse_memory(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let (number, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => (&t[..i], t[i..].to_ascii_uppercase()),
-        None => (t, "M".to_string()),
-    };
-    let scale: u64 = match unit.as_str() {
-        "B" => 1,
-        u => match u.trim_end_matches('B').trim_end_matches('I') {
-            "K" => 1 << 10,
-            "M" | "" => 1 << 20,
-            "G" => 1 << 30,
-            "T" => 1 << 40,
-            _ => return Err(format!("`{unit}` is not a unit of memory (K, M, G, T)")),
-        },
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{number}` is not a number (write \"2G\", \"500M\")"))?;
-    if !(value > 0.0 && value.is_finite()) {
-        return Err("memory must be more than zero".into());
-    }
-    Ok((value * scale as f64) as u64)
+    futurize_units::parse_memory(text).map_err(|e| e.to_string())
 }
 
 /// `"90s"`, `"5m"`, `"1h30m"`, `"2d"`, `"1.5h"`, `"2 min 5 s"`: what
 /// `timeout` takes (units `ms`, `s`/`sec`/`secs`, `m`/`min`/`mins`,
-/// `h`/`hr`/`hrs`, `d`/`day`/`days`; spaces allowed between terms).
+/// `h`/`hr`/`hrs`, `d`/`day`/`days`; spaces allowed between terms; at least
+/// 1 ms), read by [`futurize_units::parse_duration`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err("an empty time".into());
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, after) = rest.split_at(number_len);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a time (write \"90s\", \"5m\", \"1h30m\")"))?;
-        let after = after.trim_start();
-        let unit_len = after
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let seconds = match unit {
-            "ms" => 0.001,
-            "s" | "sec" | "secs" => 1.0,
-            "m" | "min" | "mins" => 60.0,
-            "h" | "hr" | "hrs" => 3600.0,
-            "d" | "day" | "days" => 86400.0,
-            "" => return Err(format!("`{number}` has no unit (s, m, h, d)")),
-            other => return Err(format!("`{other}` is not a unit of time (ms, s, m, h, d)")),
-        };
-        total += value * seconds;
-        rest = after.trim_start();
-    }
-    if total <= 0.0 {
-        return Err("a time must be more than zero".into());
-    }
-    Ok(Duration::from_secs_f64(total))
+    futurize_units::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// What a backend can give one future or call: the largest request it can
@@ -368,24 +315,6 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memory_and_time_texts() {
-        assert_eq!(parse_memory("2G"), Ok(2 << 30));
-        assert_eq!(parse_memory("500M"), Ok(500 << 20));
-        assert_eq!(parse_memory("1.5GB"), Ok(3 << 29));
-        assert_eq!(parse_memory("100"), Ok(100 << 20));
-        assert_eq!(parse_memory("4096B"), Ok(4096));
-        assert_eq!(parse_memory("2GiB"), Ok(2 << 30));
-        assert!(parse_memory("2X").is_err());
-        assert!(parse_memory("0G").is_err());
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5").is_err());
-        assert_eq!(parse_duration("2 min 5 s"), Ok(Duration::from_secs(125)));
-        assert_eq!(parse_duration("1.5 hrs"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("5w").is_err());
-    }
 
     #[test]
     fn a_request_over_an_offer_names_both() {

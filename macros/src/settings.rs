@@ -1,0 +1,291 @@
+//! Per-task settings: the options that say how each task runs (`label`,
+//! `stdout`, `timeout`, `retries`, `progress`, `errors`, `resources`), each
+//! checked into a field of the runtime's options.
+//!
+//! The invariant: a setting is one row of `SETTINGS` (its name, which is
+//! the runtime's field; which macros take it; its value when not given; its
+//! check), and a call's settings are written all the same way, `name:
+//! value,`, in the order of the table. A new per-task option is a row here
+//! and its entry in the list of options an error shows (`options`).
+
+use crate::resources::resources_value;
+use proc_macro2::TokenStream;
+use quote::{ToTokens, quote};
+use syn::{Expr, ExprLit, Ident, Lit, LitBool};
+
+/// One per-task setting.
+struct Setting {
+    /// The option's name, and the runtime's field.
+    name: &'static str,
+    /// Whether `future!` takes it (`foreach!` takes every setting).
+    future: bool,
+    /// The field when the option is not given.
+    default: fn() -> TokenStream,
+    /// The option's value, checked, as the field; `None` for a setting the
+    /// macro checks itself because the value also shapes the code.
+    check: Option<fn(&Ident, Expr) -> syn::Result<TokenStream>>,
+}
+
+const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "label",
+        future: true,
+        default: none,
+        check: Some(label),
+    },
+    Setting {
+        name: "stdout",
+        future: true,
+        default: || quote!(true),
+        check: Some(flag),
+    },
+    Setting {
+        name: "timeout",
+        future: true,
+        default: none,
+        check: Some(|_, value| timeout_value(&value).map(some)),
+    },
+    Setting {
+        name: "retries",
+        future: false,
+        default: || quote!(0),
+        check: Some(retries),
+    },
+    Setting {
+        name: "progress",
+        future: false,
+        default: || quote!(false),
+        check: Some(flag),
+    },
+    // Checked by `foreach!`, which picks its engine by the policy too.
+    Setting {
+        name: "errors",
+        future: false,
+        default: || ErrorPolicy::Stop.tokens(),
+        check: None,
+    },
+    Setting {
+        name: "resources",
+        future: true,
+        default: || quote!(::core::default::Default::default()),
+        check: Some(|_, value| resources_value(&value)),
+    },
+];
+
+/// The settings of one call: each setting its macro takes, as given or by
+/// default.
+pub struct Settings {
+    fields: Vec<(&'static Setting, TokenStream)>,
+}
+
+impl Settings {
+    /// The settings `future!` takes, each by default.
+    pub fn of_future() -> Settings {
+        Settings::of(|s| s.future)
+    }
+
+    /// The settings `foreach!` takes, each by default.
+    pub fn of_foreach() -> Settings {
+        Settings::of(|_| true)
+    }
+
+    fn of(takes: impl Fn(&Setting) -> bool) -> Settings {
+        let fields = SETTINGS
+            .iter()
+            .filter(|s| takes(s))
+            .map(|s| (s, (s.default)()))
+            .collect();
+        Settings { fields }
+    }
+
+    /// Checks `name = value` when `name` is a setting of this call (and not
+    /// one its macro checks itself); `None` when it is not.
+    pub fn check(&mut self, name: &Ident, value: Expr) -> Option<syn::Result<()>> {
+        let (setting, field) = self.fields.iter_mut().find(|(s, _)| name == s.name)?;
+        let checked = (setting.check?)(name, value);
+        Some(checked.map(|tokens| *field = tokens))
+    }
+
+    /// Sets the field of a setting the macro checked itself.
+    pub fn set(&mut self, name: &str, tokens: TokenStream) {
+        let (_, field) = self
+            .fields
+            .iter_mut()
+            .find(|(s, _)| s.name == name)
+            .expect("a setting of this call");
+        *field = tokens;
+    }
+}
+
+/// `name: value,` for each setting.
+impl ToTokens for Settings {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        for (setting, value) in &self.fields {
+            let name = Ident::new(setting.name, proc_macro2::Span::call_site());
+            tokens.extend(quote!(#name: #value,));
+        }
+    }
+}
+
+/// `errors = "stop" | "remove" | "pass"`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ErrorPolicy {
+    Stop,
+    Remove,
+    Pass,
+}
+
+impl ErrorPolicy {
+    /// The runtime's `ErrorPolicy`.
+    pub fn tokens(self) -> TokenStream {
+        let policy = match self {
+            ErrorPolicy::Stop => quote!(Stop),
+            ErrorPolicy::Remove => quote!(Remove),
+            ErrorPolicy::Pass => quote!(Pass),
+        };
+        quote!(::futurize::__private::ErrorPolicy::#policy)
+    }
+}
+
+fn none() -> TokenStream {
+    quote!(::core::option::Option::None)
+}
+
+fn some(value: TokenStream) -> TokenStream {
+    quote!(::core::option::Option::Some(#value))
+}
+
+/// `label = "name"` or a string expression, as `Option<String>`.
+fn label(_: &Ident, value: Expr) -> syn::Result<TokenStream> {
+    match &value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(_), ..
+        }) => {}
+        Expr::Lit(other) => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "`label` takes a string, such as `label = \"sum\"`",
+            ));
+        }
+        _ => {}
+    }
+    Ok(some(quote!(::std::string::String::from(#value))))
+}
+
+fn flag(name: &Ident, value: Expr) -> syn::Result<TokenStream> {
+    bool_value(name, &value).map(|b| quote!(#b))
+}
+
+/// `retries = n`: a whole number, or an expression.
+fn retries(_: &Ident, value: Expr) -> syn::Result<TokenStream> {
+    if let Expr::Lit(ExprLit { lit, .. }) = &value
+        && !matches!(lit, Lit::Int(i) if i.base10_parse::<u32>().is_ok())
+    {
+        return Err(syn::Error::new_spanned(
+            lit,
+            "`retries` takes a whole number, such as `retries = 2`",
+        ));
+    }
+    Ok(quote!(#value))
+}
+
+/// `true` or `false`.
+pub fn bool_value(name: &Ident, value: &Expr) -> syn::Result<bool> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(LitBool { value, .. }),
+            ..
+        }) => Ok(*value),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` takes `true` or `false`"),
+        )),
+    }
+}
+
+/// `timeout = "10m"` (checked here) or `timeout = <Duration expression>`,
+/// as a `TimeLimit`.
+fn timeout_value(value: &Expr) -> syn::Result<TokenStream> {
+    let p = quote!(::futurize::__private);
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => {
+            let text = s.value();
+            let limit = futurize_units::parse_duration(&text)
+                .map_err(|e| syn::Error::new(s.span(), e.message("`timeout`")))?;
+            // Whole milliseconds, rounded: what is sent to workers.
+            let millis =
+                u64::try_from((limit.as_nanos() + 500_000) / 1_000_000).unwrap_or(u64::MAX);
+            let text = text.trim();
+            Ok(quote!(#p::TimeLimit {
+                limit: ::std::time::Duration::from_millis(#millis),
+                text: ::std::string::String::from(#text),
+            }))
+        }
+        Expr::Lit(other) => Err(syn::Error::new_spanned(
+            other,
+            "`timeout` takes a duration such as `timeout = \"10m\"`, or a `std::time::Duration`",
+        )),
+        other => Ok(quote!(#p::TimeLimit::from_duration(#other))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+    use proc_macro2::{Span, TokenTree};
+    use quote::quote;
+    use syn::{Expr, Ident};
+
+    const ALL: [&str; 7] = [
+        "label",
+        "stdout",
+        "timeout",
+        "retries",
+        "progress",
+        "errors",
+        "resources",
+    ];
+
+    fn check(settings: &mut Settings, name: &str, value: Expr) -> Option<syn::Result<()>> {
+        settings.check(&Ident::new(name, Span::call_site()), value)
+    }
+
+    #[test]
+    fn every_setting_is_written_given_or_by_default() {
+        let mut future = Settings::of_future();
+        assert!(check(&mut future, "stdout", syn::parse_quote!(false)).is_some_and(|r| r.is_ok()));
+        assert!(check(&mut future, "retries", syn::parse_quote!(2)).is_none());
+        let written = quote!(#future).to_string();
+        for field in [
+            "label : :: core :: option :: Option :: None ,",
+            "stdout : false ,",
+        ] {
+            assert!(written.contains(field), "{field} in {written}");
+        }
+        let mut foreach = Settings::of_foreach();
+        assert!(check(&mut foreach, "errors", syn::parse_quote!("pass")).is_none());
+        let twice = check(&mut foreach, "retries", syn::parse_quote!("twice"));
+        assert!(twice.is_some_and(|r| r.is_err()));
+        let names: Vec<String> = quote!(#foreach)
+            .into_iter()
+            .filter_map(|t| match t {
+                TokenTree::Ident(i) => Some(i.to_string()),
+                _ => None,
+            })
+            .filter(|n| ALL.contains(&n.as_str()))
+            .collect();
+        assert_eq!(names, ALL);
+    }
+
+    #[test]
+    fn timeouts_are_rounded_to_milliseconds() {
+        let mut settings = Settings::of_future();
+        let checked = check(&mut settings, "timeout", syn::parse_quote!(" 1.5ms "));
+        assert!(checked.is_some_and(|r| r.is_ok()));
+        let written = quote!(#settings).to_string();
+        assert!(written.contains("from_millis (2u64)"), "{written}");
+        assert!(written.contains("String :: from (\"1.5ms\")"), "{written}");
+    }
+}
