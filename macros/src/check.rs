@@ -13,7 +13,7 @@ use syn::Ident;
 
 /// Reports what a body may not do: leave itself, or assign to a capture
 /// (`write_hint` says why not, and what to do instead).
-pub fn check_body(found: &Findings, errors: &Errors, write_hint: impl Fn(&Ident) -> String) {
+pub(crate) fn check_body(found: &Findings, errors: &Errors, write_hint: impl Fn(&Ident) -> String) {
     for (span, what) in &found.exits {
         errors.error_at(
             *span,
@@ -31,7 +31,7 @@ pub fn check_body(found: &Findings, errors: &Errors, write_hint: impl Fn(&Ident)
 
 /// Reports random generators a body may not use: futurize's `rng()` without
 /// a seed, and rand's per-thread generators at all.
-pub fn check_random(found: &Findings, seeded: bool, errors: &Errors) {
+pub(crate) fn check_random(found: &Findings, seeded: bool, errors: &Errors) {
     for (span, path) in &found.random_calls {
         let message = if OWN_RNG.contains(&path.as_str()) {
             if seeded {

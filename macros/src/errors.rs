@@ -10,20 +10,20 @@
 use std::cell::RefCell;
 use std::fmt::Display;
 
-pub struct Errors {
+pub(crate) struct Errors {
     /// `None` once checked.
     errors: RefCell<Option<Vec<syn::Error>>>,
 }
 
 impl Errors {
-    pub fn new() -> Errors {
+    pub(crate) fn new() -> Errors {
         Errors {
             errors: RefCell::new(Some(Vec::new())),
         }
     }
 
     /// Adds an error.
-    pub fn push(&self, error: syn::Error) {
+    pub(crate) fn push(&self, error: syn::Error) {
         self.errors
             .borrow_mut()
             .as_mut()
@@ -32,17 +32,17 @@ impl Errors {
     }
 
     /// Adds an error with `message` at `span`.
-    pub fn error_at(&self, span: proc_macro2::Span, message: impl Display) {
+    pub(crate) fn error_at(&self, span: proc_macro2::Span, message: impl Display) {
         self.push(syn::Error::new(span, message));
     }
 
     /// The value of `result`, or `None` with its error added.
-    pub fn push_err<T>(&self, result: syn::Result<T>) -> Option<T> {
+    pub(crate) fn push_err<T>(&self, result: syn::Result<T>) -> Option<T> {
         result.map_err(|e| self.push(e)).ok()
     }
 
     /// All the errors added, as one; `Ok` when there are none.
-    pub fn check(self) -> syn::Result<()> {
+    pub(crate) fn check(self) -> syn::Result<()> {
         let errors = self
             .errors
             .borrow_mut()

@@ -25,7 +25,7 @@ const MAX_CAPTURES: usize = 8;
 /// Most bindings of one `foreach!` (the runtime zips up to this many).
 const MAX_BINDINGS: usize = 8;
 
-pub fn expand(input: TokenStream) -> TokenStream {
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let parsed: ForeachInput = match syn::parse2(input) {
         Ok(p) => p,
         Err(e) => return e.to_compile_error(),

@@ -17,7 +17,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::{Expr, Ident};
 
-pub fn expand(input: TokenStream) -> TokenStream {
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let parsed: FutureInput = match syn::parse2(input) {
         Ok(p) => p,
         Err(e) => return e.to_compile_error(),

@@ -46,7 +46,7 @@ const WHEN_HINT: &str = "`when` takes a condition, evaluated at each call, such 
 /// of the pipeline decides how values are combined. It passes on the others.
 const NOT_PASSED_ON: &[&str] = &["globals", "combine", "errors"];
 
-pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let raw = match Punctuated::<RawOption, Token![,]>::parse_terminated.parse2(attr) {
         Ok(r) => r,
         Err(e) => return with_item(e, item),

@@ -15,7 +15,7 @@ use quote::quote;
 const FLAT: usize = 12;
 
 /// Groups items into a tuple, nesting beyond `FLAT`.
-pub fn tuple(items: Vec<TokenStream>) -> TokenStream {
+pub(crate) fn tuple(items: Vec<TokenStream>) -> TokenStream {
     if items.len() <= FLAT {
         return quote!((#(#items,)*));
     }
@@ -24,7 +24,7 @@ pub fn tuple(items: Vec<TokenStream>) -> TokenStream {
 }
 
 /// The runtime's `Option<SeedSpec>` for a checked `seed = ...` option.
-pub fn seed_tokens(seed: &Option<Seed>) -> TokenStream {
+pub(crate) fn seed_tokens(seed: &Option<Seed>) -> TokenStream {
     let p = quote!(::futurize::__private);
     match seed {
         None => quote!(::core::option::Option::None),

@@ -13,25 +13,25 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::{Expr, Ident, Pat, Token};
 
 /// One `pat in expr` of a `foreach!`.
-pub struct Binding {
-    pub pat: Pat,
-    pub iterable: Expr,
+pub(crate) struct Binding {
+    pub(crate) pat: Pat,
+    pub(crate) iterable: Expr,
 }
 
 /// `foreach!(pat in expr, ... => body %op% options)` as written.
-pub struct ForeachInput {
-    pub bindings: Vec<Binding>,
-    pub body: Expr,
+pub(crate) struct ForeachInput {
+    pub(crate) bindings: Vec<Binding>,
+    pub(crate) body: Expr,
     /// `%do%` rather than `%dofuture%`.
-    pub in_place: bool,
-    pub options: Vec<RawOption>,
+    pub(crate) in_place: bool,
+    pub(crate) options: Vec<RawOption>,
 }
 
 const GRAMMAR: &str = "write `foreach!(x in xs => body %dofuture%)`, with options after the \
      operator (`%dofuture% chunk_size = 10`) and several `pat in expr` bindings zipped \
      (`a in xs, b in ys => ...`)";
 
-fn parse_bindings(input: ParseStream) -> syn::Result<Vec<Binding>> {
+fn parse_bindings(input: ParseStream<'_>) -> syn::Result<Vec<Binding>> {
     let mut bindings = Vec::new();
     loop {
         let pat = Pat::parse_single(input).map_err(|e| {
@@ -84,7 +84,7 @@ fn split_operator(tokens: Vec<TokenTree>) -> syn::Result<(TokenStream, Ident, To
 }
 
 impl Parse for ForeachInput {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if input.is_empty() {
             return Err(syn::Error::new(
                 Span::call_site(),
@@ -118,7 +118,7 @@ impl Parse for ForeachInput {
             ));
         }
         let body: Expr = syn::parse2(body_tokens)?;
-        let options = (|input: ParseStream| {
+        let options = (|input: ParseStream<'_>| {
             input.parse::<Option<Token![,]>>()?;
             options::parse_list(input)
         })
@@ -133,13 +133,13 @@ impl Parse for ForeachInput {
 }
 
 /// `future!(body, options)` as written.
-pub struct FutureInput {
-    pub body: Expr,
-    pub options: Vec<RawOption>,
+pub(crate) struct FutureInput {
+    pub(crate) body: Expr,
+    pub(crate) options: Vec<RawOption>,
 }
 
 impl Parse for FutureInput {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if input.is_empty() {
             return Err(syn::Error::new(
                 Span::call_site(),

@@ -16,13 +16,13 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Ident, Lit, Token};
 
 /// One `name = value` pair as written.
-pub struct RawOption {
-    pub name: Ident,
-    pub value: Expr,
+pub(crate) struct RawOption {
+    pub(crate) name: Ident,
+    pub(crate) value: Expr,
 }
 
 impl Parse for RawOption {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let name: Ident = input.parse().map_err(|e| {
             syn::Error::new(e.span(), "expected an option such as `label = \"name\"`")
         })?;
@@ -39,7 +39,7 @@ impl Parse for RawOption {
 }
 
 /// Parses `, name = value, ...` after a body (the leading comma already eaten).
-pub fn parse_list(input: ParseStream) -> syn::Result<Vec<RawOption>> {
+pub(crate) fn parse_list(input: ParseStream<'_>) -> syn::Result<Vec<RawOption>> {
     let list: Punctuated<RawOption, Token![,]> = Punctuated::parse_terminated(input)?;
     Ok(list.into_iter().collect())
 }
@@ -56,7 +56,7 @@ const FUTURE_OPTIONS: &[(&str, &str)] = &[
 ];
 
 /// The options of `foreach!`, as an error lists them: name, how it is written.
-pub const FOREACH_OPTIONS: &[(&str, &str)] = &[
+pub(crate) const FOREACH_OPTIONS: &[(&str, &str)] = &[
     ("chunk_size", "`chunk_size = n`"),
     ("scheduling", "`scheduling = s`"),
     (
@@ -80,35 +80,35 @@ pub const FOREACH_OPTIONS: &[(&str, &str)] = &[
 const NOT_YET: &[&str] = &["lazy"];
 
 /// Options of `future!`, checked.
-pub struct FutureOptions {
-    pub lazy: bool,
-    pub globals: Option<Vec<Ident>>,
-    pub seed: Option<Seed>,
-    pub settings: Settings,
+pub(crate) struct FutureOptions {
+    pub(crate) lazy: bool,
+    pub(crate) globals: Option<Vec<Ident>>,
+    pub(crate) seed: Option<Seed>,
+    pub(crate) settings: Settings,
 }
 
 /// Options of `foreach!`, checked.
-pub struct ForeachOptions {
-    pub globals: Option<Vec<Ident>>,
-    pub combine: Option<Expr>,
+pub(crate) struct ForeachOptions {
+    pub(crate) globals: Option<Vec<Ident>>,
+    pub(crate) combine: Option<Expr>,
     /// A `Sizing` variant for the runtime.
-    pub sizing: TokenStream,
+    pub(crate) sizing: TokenStream,
     /// An `Ordering` variant for the runtime.
-    pub ordering: TokenStream,
+    pub(crate) ordering: TokenStream,
     /// Also among the settings; it picks the engine too.
-    pub errors: ErrorPolicy,
-    pub seed: Option<Seed>,
-    pub settings: Settings,
+    pub(crate) errors: ErrorPolicy,
+    pub(crate) seed: Option<Seed>,
+    pub(crate) settings: Settings,
 }
 
 /// `seed = true` or `seed = <u64 expression>`.
-pub enum Seed {
+pub(crate) enum Seed {
     Session,
     Fixed(Expr),
 }
 
 /// Checks the options of `future!`, collecting every error.
-pub fn future_options(raw: Vec<RawOption>, errors: &Errors) -> FutureOptions {
+pub(crate) fn future_options(raw: Vec<RawOption>, errors: &Errors) -> FutureOptions {
     let mut opts = FutureOptions {
         lazy: false,
         globals: None,
@@ -135,7 +135,7 @@ pub fn future_options(raw: Vec<RawOption>, errors: &Errors) -> FutureOptions {
 }
 
 /// Checks the options of `foreach!`, collecting every error.
-pub fn foreach_options(raw: Vec<RawOption>, errors: &Errors) -> ForeachOptions {
+pub(crate) fn foreach_options(raw: Vec<RawOption>, errors: &Errors) -> ForeachOptions {
     let mut opts = ForeachOptions {
         globals: None,
         combine: None,
@@ -211,7 +211,7 @@ impl ForeachOptions {
 }
 
 /// Notes an option's name; false (with an error) when it was given before.
-pub fn first_time(seen: &mut Vec<String>, name: &Ident, errors: &Errors) -> bool {
+pub(crate) fn first_time(seen: &mut Vec<String>, name: &Ident, errors: &Errors) -> bool {
     let key = name.to_string();
     if seen.contains(&key) {
         errors.error_at(name.span(), format!("option `{key}` is given twice"));

@@ -8,7 +8,7 @@ use proc_macro2::Span;
 use syn::visit_mut::{self, VisitMut};
 
 /// Renames the print macros of `body`.
-pub fn rewrite(body: &mut syn::Expr) {
+pub(crate) fn rewrite(body: &mut syn::Expr) {
     Renamer.visit_expr_mut(body);
 }
 

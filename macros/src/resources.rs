@@ -38,7 +38,7 @@ fn field_of(name: &str) -> Option<&'static str> {
 
 /// Checks `resources = ...`; tokens of a `Resources` value, or every error
 /// found in the list.
-pub fn resources_value(value: &Expr) -> syn::Result<TokenStream> {
+pub(crate) fn resources_value(value: &Expr) -> syn::Result<TokenStream> {
     let p = quote!(::futurize::__private);
     let pairs: Vec<&Expr> = match value {
         Expr::Tuple(t) => t.elems.iter().collect(),

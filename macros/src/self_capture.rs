@@ -13,7 +13,7 @@ use syn::visit_mut::{self, VisitMut};
 /// The variables a body captures: `globals` when given, else what the walk
 /// found; plus `self` when the body uses it, renamed in `body` and bound by
 /// the returned statement (empty when `self` is not used).
-pub fn captured_variables(
+pub(crate) fn captured_variables(
     body: &mut syn::Expr,
     found: Findings,
     globals: Option<Vec<Ident>>,
@@ -31,7 +31,7 @@ pub fn captured_variables(
 }
 
 /// Renames `self` to `binder` throughout `body`.
-pub fn rename_self(body: &mut syn::Expr, binder: &Ident) {
+pub(crate) fn rename_self(body: &mut syn::Expr, binder: &Ident) {
     Renamer { binder }.visit_expr_mut(body);
 }
 

@@ -74,18 +74,18 @@ const SETTINGS: &[Setting] = &[
 
 /// The settings of one call: each setting its macro takes, as given or by
 /// default.
-pub struct Settings {
+pub(crate) struct Settings {
     fields: Vec<(&'static Setting, TokenStream)>,
 }
 
 impl Settings {
     /// The settings `future!` takes, each by default.
-    pub fn of_future() -> Settings {
+    pub(crate) fn of_future() -> Settings {
         Settings::of(|s| s.future)
     }
 
     /// The settings `foreach!` takes, each by default.
-    pub fn of_foreach() -> Settings {
+    pub(crate) fn of_foreach() -> Settings {
         Settings::of(|_| true)
     }
 
@@ -100,14 +100,14 @@ impl Settings {
 
     /// Checks `name = value` when `name` is a setting of this call (and not
     /// one its macro checks itself); `None` when it is not.
-    pub fn check(&mut self, name: &Ident, value: Expr) -> Option<syn::Result<()>> {
+    pub(crate) fn check(&mut self, name: &Ident, value: Expr) -> Option<syn::Result<()>> {
         let (setting, field) = self.fields.iter_mut().find(|(s, _)| name == s.name)?;
         let checked = (setting.check?)(name, value);
         Some(checked.map(|tokens| *field = tokens))
     }
 
     /// Sets the field of a setting the macro checked itself.
-    pub fn set(&mut self, name: &str, tokens: TokenStream) {
+    pub(crate) fn set(&mut self, name: &str, tokens: TokenStream) {
         let (_, field) = self
             .fields
             .iter_mut()
@@ -129,7 +129,7 @@ impl ToTokens for Settings {
 
 /// `errors = "stop" | "remove" | "pass"`.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum ErrorPolicy {
+pub(crate) enum ErrorPolicy {
     Stop,
     Remove,
     Pass,
@@ -137,7 +137,7 @@ pub enum ErrorPolicy {
 
 impl ErrorPolicy {
     /// The runtime's `ErrorPolicy`.
-    pub fn tokens(self) -> TokenStream {
+    pub(crate) fn tokens(self) -> TokenStream {
         let policy = match self {
             ErrorPolicy::Stop => quote!(Stop),
             ErrorPolicy::Remove => quote!(Remove),
@@ -190,7 +190,7 @@ fn retries(_: &Ident, value: Expr) -> syn::Result<TokenStream> {
 }
 
 /// `true` or `false`.
-pub fn bool_value(name: &Ident, value: &Expr) -> syn::Result<bool> {
+pub(crate) fn bool_value(name: &Ident, value: &Expr) -> syn::Result<bool> {
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Bool(LitBool { value, .. }),

@@ -5,7 +5,7 @@
 //! ones (`{}`, `{0}`, `{:1$}`) and escaped braces (`{{x}}`) name nothing.
 
 /// The identifiers a format string refers to by name, in order.
-pub fn implicit_names(format: &str) -> Vec<String> {
+pub(crate) fn implicit_names(format: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut chars = format.chars().peekable();
     while let Some(c) = chars.next() {

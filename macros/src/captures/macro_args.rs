@@ -70,7 +70,7 @@ impl Walker {
     }
 
     fn visit_matches(&mut self, mac: &Macro) {
-        let parsed = mac.parse_body_with(|input: ParseStream| {
+        let parsed = mac.parse_body_with(|input: ParseStream<'_>| {
             let scrutinee: Expr = input.parse()?;
             input.parse::<Token![,]>()?;
             let pat = Pat::parse_multi_with_leading_vert(input)?;
@@ -167,7 +167,7 @@ fn is_keyword(s: &str) -> bool {
 }
 
 /// `vec![elem; n]`.
-fn repeat_form(input: ParseStream) -> syn::Result<Vec<Expr>> {
+fn repeat_form(input: ParseStream<'_>) -> syn::Result<Vec<Expr>> {
     let elem: Expr = input.parse()?;
     input.parse::<Token![;]>()?;
     let n: Expr = input.parse()?;
@@ -176,7 +176,7 @@ fn repeat_form(input: ParseStream) -> syn::Result<Vec<Expr>> {
 
 /// Arguments of a format-like macro. A leading `target: expr,` (log
 /// macros) is walked too, but placed last so format positions stay as written.
-fn format_macro_args(input: ParseStream) -> syn::Result<Vec<Expr>> {
+fn format_macro_args(input: ParseStream<'_>) -> syn::Result<Vec<Expr>> {
     let mut target = None;
     if input.peek(Ident) && input.peek2(Token![:]) && !input.peek2(Token![::]) {
         input.parse::<Ident>()?;
@@ -189,7 +189,7 @@ fn format_macro_args(input: ParseStream) -> syn::Result<Vec<Expr>> {
     Ok(args)
 }
 
-pub(super) fn comma_separated(input: ParseStream) -> syn::Result<Vec<Expr>> {
+pub(super) fn comma_separated(input: ParseStream<'_>) -> syn::Result<Vec<Expr>> {
     Ok(Punctuated::<Expr, Token![,]>::parse_terminated(input)?
         .into_iter()
         .collect())

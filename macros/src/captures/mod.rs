@@ -39,22 +39,22 @@ use syn::{Expr, Ident, Pat};
 
 /// What the walk found in a body.
 #[derive(Default)]
-pub struct Findings {
+pub(crate) struct Findings {
     /// Free variables, first occurrence each, in order of appearance.
-    pub captures: Vec<Ident>,
+    pub(crate) captures: Vec<Ident>,
     /// The first `self` in value position, if any.
-    pub self_span: Option<Span>,
+    pub(crate) self_span: Option<Span>,
     /// Free variables assigned to (`x = ..`, `x += ..`), where they are assigned.
-    pub writes: Vec<Ident>,
+    pub(crate) writes: Vec<Ident>,
     /// Ways out of the body: (span, what it is).
-    pub exits: Vec<(Span, &'static str)>,
+    pub(crate) exits: Vec<(Span, &'static str)>,
     /// Calls of random generators: (span, the path as written).
-    pub random_calls: Vec<(Span, String)>,
+    pub(crate) random_calls: Vec<(Span, String)>,
 }
 
 /// The generators a body may call: futurize's own stream, and rand's
 /// per-thread generators (whose numbers would depend on where a body runs).
-pub const OWN_RNG: &[&str] = &["rng", "futurize::rng"];
+pub(crate) const OWN_RNG: &[&str] = &["rng", "futurize::rng"];
 const THREAD_RNGS: &[&str] = &[
     "rand::rng",
     "rand::thread_rng",
@@ -63,13 +63,13 @@ const THREAD_RNGS: &[&str] = &[
 ];
 
 /// Walks `body` and reports what it found.
-pub fn walk(body: &Expr) -> Findings {
+pub(crate) fn walk(body: &Expr) -> Findings {
     walk_with_bound(body, &[])
 }
 
 /// Walks `body` with the bindings of `patterns` (a `foreach!`'s element
 /// patterns) already in scope.
-pub fn walk_with_bound(body: &Expr, patterns: &[Pat]) -> Findings {
+pub(crate) fn walk_with_bound(body: &Expr, patterns: &[Pat]) -> Findings {
     let mut w = Walker {
         scopes: vec![HashSet::new()],
         seen: HashSet::new(),
