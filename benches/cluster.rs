@@ -33,13 +33,13 @@ mod sshd {
     static RUNNING: Mutex<Option<(u32, PathBuf)>> = Mutex::new(None);
 
     /// A running private sshd; stopped when dropped (or at exit).
-    pub struct Sshd {
+    pub(crate) struct Sshd {
         /// What runs ssh with the generated config: `ssh -F <dir>/ssh_config`.
         pub ssh_command: String,
     }
 
     /// Whether `pid` runs (a zombie does not count).
-    pub fn alive(pid: u32) -> bool {
+    pub(crate) fn alive(pid: u32) -> bool {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Ok(stat) => !stat
                 .rsplit(')')
@@ -52,7 +52,7 @@ mod sshd {
     }
 
     /// Ends the sshd (by pid, waiting up to 5 s) and removes its directory.
-    pub fn stop() {
+    pub(crate) fn stop() {
         let Some((pid, dir)) = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;
         };
@@ -89,7 +89,7 @@ mod sshd {
 
     /// Starts the private sshd; `None` (with a message) when this machine
     /// has no OpenSSH server.
-    pub fn start() -> Option<Sshd> {
+    pub(crate) fn start() -> Option<Sshd> {
         if !std::path::Path::new("/usr/sbin/sshd").exists() {
             println!(
                 "SKIPPED: the cluster benchmarks need OpenSSH's sshd (/usr/sbin/sshd): \

@@ -50,7 +50,7 @@ mod private_slurm {
     static RUNNING: Mutex<Option<PathBuf>> = Mutex::new(None);
 
     /// A running private Slurm.
-    pub struct Slurm {
+    pub(crate) struct Slurm {
         /// Its `slurm.conf` (`SLURM_CONF` is set to it in this process).
         pub conf: PathBuf,
     }
@@ -67,7 +67,7 @@ mod private_slurm {
 
     /// Cancels the cluster's jobs, ends its daemons (by pid, as the script
     /// does) and removes its directory.
-    pub fn stop() {
+    pub(crate) fn stop() {
         let Some(dir) = RUNNING.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;
         };
@@ -111,7 +111,7 @@ mod private_slurm {
     /// `None` (with a SKIPPED line) when this machine cannot run it.
     ///
     /// Call before any other thread runs (it sets an environment variable).
-    pub fn start() -> Option<Slurm> {
+    pub(crate) fn start() -> Option<Slurm> {
         for tool in [
             "/usr/sbin/slurmctld",
             "/usr/sbin/slurmd",

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 /// How much work a soak does, per plan.
 #[derive(Clone, Copy, Debug)]
-pub struct Soak {
+pub(crate) struct Soak {
     /// Futures created in all (in `steps` batches).
     pub futures: usize,
     /// `foreach!` calls in all, one a step.
@@ -62,7 +62,7 @@ pub struct Soak {
 
 /// One reading of this process and its worker processes.
 #[derive(Clone, Debug)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Percent of the steps done.
     pub percent: usize,
     /// Futures created so far.
@@ -354,7 +354,7 @@ fn foreach_call(step: usize, elements: u64, seeded: &mut Option<Vec<u64>>) {
 /// Runs `soak` under `plan`; returns the readings: before the first step
 /// (percent 0, the pool not started) and after the steps of each of
 /// `soak.readings`.
-pub fn run(plan: futurize::Plan, soak: Soak) -> Vec<Sample> {
+pub(crate) fn run(plan: futurize::Plan, soak: Soak) -> Vec<Sample> {
     let _g = with_plan(plan);
     let started = Instant::now();
     let mut pids = HashSet::new();
@@ -399,7 +399,7 @@ pub fn run(plan: futurize::Plan, soak: Soak) -> Vec<Sample> {
 }
 
 /// The reading at `percent`.
-pub fn at(samples: &[Sample], percent: usize) -> &Sample {
+pub(crate) fn at(samples: &[Sample], percent: usize) -> &Sample {
     samples
         .iter()
         .find(|s| s.percent == percent)
@@ -409,7 +409,7 @@ pub fn at(samples: &[Sample], percent: usize) -> &Sample {
 /// Largest growth of resident memory allowed from the reading at 10 % to
 /// a later one, kB, for this process and for the sum of the workers (in a
 /// run without kills, where the same two workers serve it all).
-pub const RSS_BOUND_KB: u64 = 8 * 1024;
+pub(crate) const RSS_BOUND_KB: u64 = 8 * 1024;
 
 /// What is not flat between the reading at 10 % and those at 50 % and
 /// 100 %: open fds or threads more than 2 apart, this process's RSS grown
@@ -417,7 +417,7 @@ pub const RSS_BOUND_KB: u64 = 8 * 1024;
 /// children left unreaped at any reading from 10 % on. With
 /// `same_workers` (a run without kills) also other worker processes than
 /// at 10 %, or their summed RSS grown by more than [`RSS_BOUND_KB`].
-pub fn not_flat(samples: &[Sample], same_workers: bool) -> Vec<String> {
+pub(crate) fn not_flat(samples: &[Sample], same_workers: bool) -> Vec<String> {
     let base = at(samples, 10);
     let mut problems = Vec::new();
     for later in [at(samples, 50), at(samples, 100)] {
@@ -471,7 +471,7 @@ pub fn not_flat(samples: &[Sample], same_workers: bool) -> Vec<String> {
 }
 
 /// The readings as a Markdown table.
-pub fn table(plan: &str, samples: &[Sample]) -> String {
+pub(crate) fn table(plan: &str, samples: &[Sample]) -> String {
     let mb = |kb: u64| format!("{:.1}", kb as f64 / 1024.0);
     let mut t = String::from(
         "| plan | at | futures | calls | s | fds | threads | RSS MB | workers | zombies | workers' RSS MB | processes that ran futures |\n\
@@ -537,7 +537,7 @@ impl Drop for Quiet {
 
 /// The soaks a full run makes: a name, the plan, and how often running
 /// futures are dropped or cancelled (every step; never).
-pub fn plans(kill_every: usize) -> Vec<(&'static str, futurize::Plan, usize)> {
+pub(crate) fn plans(kill_every: usize) -> Vec<(&'static str, futurize::Plan, usize)> {
     vec![
         (
             "multiprocess:2",

@@ -257,8 +257,6 @@
 //! }
 //! ```
 
-extern crate self as futurize;
-
 /// `future!(expr, options)`: evaluates `expr` under the plan in force and
 /// returns a [`Future`]; collect it with [`Future::value`].
 ///
@@ -459,8 +457,7 @@ pub mod prelude {
         nbr_of_free_workers, nbr_of_workers, plan, progress, resolve, resolved, rng, session_info,
         set_seed, value, with_plan,
     };
-    // The attribute macro alone: `crate::futurize` also names this crate
-    // (`extern crate self`), which may not be re-exported.
+    // The attribute macro, from where it is defined.
     pub use futurize_macros::futurize;
     /// Brings `next_u64()` and friends into scope for `rng()`.
     pub use rand_core::Rng as _;

@@ -106,12 +106,10 @@ fn a_future_whose_slurm_stops_answering_fails_quoting_squeue() {
         .trim()
         .parse()
         .expect("a pid");
-    // SAFETY: a plain signal to the controller this test started.
-    assert_eq!(
-        unsafe { libc::kill(pid, libc::SIGKILL) },
-        0,
-        "kill slurmctld {pid}"
-    );
+    // SAFETY: `kill` takes no pointers and touches no memory of this
+    // process; `pid` is the controller this test's cluster started.
+    let sent = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(sent, 0, "kill slurmctld {pid}");
     let killed = Instant::now();
     match f.value() {
         Err(Error::WorkerDied { worker, cause, .. }) => {

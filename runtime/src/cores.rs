@@ -52,7 +52,7 @@ pub fn available_memory() -> u64 {
     memory_from(&read_file)
 }
 
-fn memory_from(fs: Lookup) -> u64 {
+fn memory_from(fs: Lookup<'_>) -> u64 {
     let total = fs("/proc/meminfo")
         .and_then(|text| {
             text.lines()
@@ -90,7 +90,11 @@ pub(crate) fn cores_by_method() -> Vec<(&'static str, Option<usize>)> {
     methods_from(&|k| std::env::var(k).ok(), &read_file, affinity)
 }
 
-fn methods_from(env: Lookup, fs: Lookup, affinity: usize) -> Vec<(&'static str, Option<usize>)> {
+fn methods_from(
+    env: Lookup<'_>,
+    fs: Lookup<'_>,
+    affinity: usize,
+) -> Vec<(&'static str, Option<usize>)> {
     let mut methods = vec![
         (
             CORES_OVERRIDE,
@@ -105,7 +109,7 @@ fn methods_from(env: Lookup, fs: Lookup, affinity: usize) -> Vec<(&'static str, 
     methods
 }
 
-fn cores_from(env: Lookup, fs: Lookup, affinity: usize) -> usize {
+fn cores_from(env: Lookup<'_>, fs: Lookup<'_>, affinity: usize) -> usize {
     deciding_method(&methods_from(env, fs, affinity)).1
 }
 
@@ -124,7 +128,7 @@ pub(crate) fn deciding_method(methods: &[(&'static str, Option<usize>)]) -> (&'s
 }
 
 /// Cores allowed by the cgroup CPU quota, if one is set.
-fn cgroup_quota(fs: Lookup) -> Option<usize> {
+fn cgroup_quota(fs: Lookup<'_>) -> Option<usize> {
     let ceil = |quota: f64, period: f64| {
         (quota > 0.0 && period > 0.0).then(|| ((quota / period).ceil() as usize).max(1))
     };
@@ -161,7 +165,7 @@ fn cgroup_quota(fs: Lookup) -> Option<usize> {
     None
 }
 
-fn workers_from(env: Lookup, fs: Lookup, cores: usize) -> Vec<String> {
+fn workers_from(env: Lookup<'_>, fs: Lookup<'_>, cores: usize) -> Vec<String> {
     let slurm = env("SLURM_JOB_NODELIST").or_else(|| env("SLURM_NODELIST"));
     if let Some(hosts) = slurm.as_deref().and_then(|l| parse_hostlist(l).ok()) {
         let counts = env("SLURM_TASKS_PER_NODE")

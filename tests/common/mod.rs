@@ -4,7 +4,7 @@
 
 /// Whether process `pid` runs (a zombie still has a /proc entry; it does not
 /// count).
-pub fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat
             .rsplit(')')
@@ -16,5 +16,5 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-pub mod slurm;
-pub mod sshd;
+pub(crate) mod slurm;
+pub(crate) mod sshd;

@@ -17,7 +17,7 @@ fn skipped(why: String) {
 }
 
 /// A running private Slurm.
-pub struct Slurm {
+pub(crate) struct Slurm {
     /// Its `slurm.conf`, for `SLURM_CONF`.
     pub conf: PathBuf,
     /// Its directory (logs, state, jobcomp.txt).
@@ -41,7 +41,7 @@ extern "C" fn stop_at_exit() {
 
 /// Says that the Slurm cases are skipped, and why, when one of Slurm's
 /// daemons is not installed; true when they are all there.
-pub fn installed() -> bool {
+pub(crate) fn installed() -> bool {
     for tool in [
         "/usr/sbin/slurmctld",
         "/usr/sbin/slurmd",
@@ -60,7 +60,7 @@ pub fn installed() -> bool {
 
 /// The job id of the first job of this user that squeue shows as running
 /// with `name` in its job name, waiting up to `within` for one.
-pub fn running_job(name: &str, within: std::time::Duration) -> Option<String> {
+pub(crate) fn running_job(name: &str, within: std::time::Duration) -> Option<String> {
     let deadline = std::time::Instant::now() + within;
     while std::time::Instant::now() < deadline {
         let out = Command::new("squeue")
@@ -114,11 +114,11 @@ fn start(verb: &str) -> Option<Slurm> {
 }
 
 /// A single-node Slurm, or `None` (skipped).
-pub fn single() -> Option<&'static Slurm> {
+pub(crate) fn single() -> Option<&'static Slurm> {
     SINGLE.get_or_init(|| start("start")).as_ref()
 }
 
 /// A fake three-node Slurm (n1, n2, n3 on this host), or `None` (skipped).
-pub fn three_nodes() -> Option<&'static Slurm> {
+pub(crate) fn three_nodes() -> Option<&'static Slurm> {
     CLUSTER.get_or_init(|| start("start-cluster")).as_ref()
 }

@@ -17,7 +17,7 @@ fn skipped(why: String) {
 }
 
 /// A running private sshd.
-pub struct Sshd {
+pub(crate) struct Sshd {
     pub dir: PathBuf,
     pub pid: u32,
     /// What runs ssh with the generated config: `ssh -F <dir>/ssh_config`.
@@ -59,7 +59,7 @@ fn free_port() -> u16 {
 
 /// The private sshd, started on first use; `None` (with a message) when
 /// this machine has no OpenSSH server.
-pub fn sshd() -> Option<&'static Sshd> {
+pub(crate) fn sshd() -> Option<&'static Sshd> {
     SSHD.get_or_init(|| {
         if !std::path::Path::new("/usr/sbin/sshd").exists() {
             skipped(
@@ -103,7 +103,7 @@ pub fn sshd() -> Option<&'static Sshd> {
 }
 
 /// `Cluster::hosts(hosts)` through the private sshd, or `None` (skipped).
-pub fn cluster(hosts: &[&str]) -> Option<futurize::Cluster> {
+pub(crate) fn cluster(hosts: &[&str]) -> Option<futurize::Cluster> {
     let s = sshd()?;
     Some(futurize::Cluster::hosts(hosts).ssh_command(s.ssh_command.clone()))
 }

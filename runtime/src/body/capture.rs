@@ -49,9 +49,15 @@ use std::path::{Path, PathBuf};
 
 mod bulk;
 mod send;
-mod sendable;
+// Public for the kinds and check traits in `__check_serialize`'s signature,
+// which the macros reach through `__private`; hidden, not an API.
+#[doc(hidden)]
+pub mod sendable;
 
 pub use bulk::{__encode_captures_of, BulkRefTag, BulkTag, SendCapture};
+// The wire forms of the bulk tags, named in their `Capture` impls.
+#[doc(hidden)]
+pub use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
 pub use sendable::__check_serialize;
 pub(crate) use sendable::Rebuilt;
 
@@ -506,6 +512,8 @@ mod tests {
         );
         let body = __typed(&tags, |(xs, n, s)| xs.len() + n as usize + s.len());
         __no_capture(body);
+        // SAFETY: `body` captures nothing, as `__no_capture(body)` just
+        // proved by coercing it to a `fn` pointer.
         let entry = unsafe { __entry_of(&tags, &body) };
         let bytes = __encode_captures_of(&tags, (&xs, &n, &s), None).unwrap();
         let out = (entry.entry())(&bytes).unwrap();

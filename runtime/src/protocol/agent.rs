@@ -39,7 +39,7 @@ pub(crate) const SEND_EXECUTABLE: &str = "futurize-send-executable";
 
 /// What a leader says to a host agent.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum ToAgent {
+pub(crate) enum ToAgent {
     /// Start worker `worker` with these variables, in `cwd` where it exists
     /// on this host (else in the home directory).
     Start {
@@ -69,7 +69,7 @@ pub enum ToAgent {
 
 /// What a host agent says to its leader.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub enum FromAgent {
+pub(crate) enum FromAgent {
     /// The agent serves: its process id.
     Ready {
         /// The agent's pid on its host.

@@ -25,6 +25,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 mod sealed {
+    // Unnameable on purpose: only this module may implement `Plain`.
+    #[allow(unnameable_types)]
     pub trait Sealed {}
 }
 
@@ -46,11 +48,11 @@ plain!(
 );
 
 /// Buffers from this size on ask for transparent huge pages.
-pub const HUGE_PAGES_FROM: usize = 4 << 20;
+pub(crate) const HUGE_PAGES_FROM: usize = 4 << 20;
 
 /// An empty `Vec` with room for `len` values; from [`HUGE_PAGES_FROM`]
 /// bytes on, its memory is advised for transparent huge pages.
-pub fn vec_with_capacity<T>(len: usize) -> Vec<T> {
+pub(crate) fn vec_with_capacity<T>(len: usize) -> Vec<T> {
     let v: Vec<T> = Vec::with_capacity(len);
     let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
     if bytes >= HUGE_PAGES_FROM {
@@ -63,20 +65,20 @@ pub fn vec_with_capacity<T>(len: usize) -> Vec<T> {
 /// dispatch has sent their bytes ([`reuse`]): glibc serves allocations
 /// above 32 MiB with fresh `mmap`ed memory each time, and faulting in and
 /// zeroing 100 MB of new pages costs as much as copying the bytes.
-pub const REUSE_FROM: usize = 32 << 20;
+pub(crate) const REUSE_FROM: usize = 32 << 20;
 
 /// How many spare buffers are kept at most.
 const SPARES: usize = 2;
 
 /// How long a spare buffer is kept unused.
-pub const KEEP_SPARES_FOR: Duration = Duration::from_secs(2);
+pub(crate) const KEEP_SPARES_FOR: Duration = Duration::from_secs(2);
 
 /// Buffers of sent captures, with when each was given back.
 static SPARE: Mutex<Vec<(Vec<u8>, Instant)>> = Mutex::new(Vec::new());
 
 /// An empty buffer for `len` encoded bytes: from [`REUSE_FROM`] on, the
 /// smallest spare buffer that holds them, if any, else a new one.
-pub fn encode_buffer(len: usize) -> Vec<u8> {
+pub(crate) fn encode_buffer(len: usize) -> Vec<u8> {
     if len >= REUSE_FROM {
         let mut spare = lock(&SPARE);
         let best = (spare.iter().enumerate())
@@ -96,7 +98,7 @@ pub fn encode_buffer(len: usize) -> Vec<u8> {
 /// a small one is simply dropped, and so is the smallest when more than a
 /// few are kept. A thread drops each spare left unused for
 /// [`KEEP_SPARES_FOR`], and ends when none is left.
-pub fn reuse(buffer: Vec<u8>) {
+pub(crate) fn reuse(buffer: Vec<u8>) {
     if buffer.capacity() < REUSE_FROM {
         return;
     }
@@ -156,7 +158,7 @@ fn advise_huge_pages(start: *const u8, len: usize) {
 }
 
 /// The bytes of a slice of plain numbers.
-pub fn as_bytes<T: Plain>(values: &[T]) -> &[u8] {
+pub(crate) fn as_bytes<T: Plain>(values: &[T]) -> &[u8] {
     // SAFETY: `T: Plain` has no padding, so every byte of the slice is
     // initialised; the pointer and length cover exactly the slice's memory,
     // which stays borrowed for the returned lifetime, and `u8` has alignment 1.
@@ -167,7 +169,7 @@ pub fn as_bytes<T: Plain>(values: &[T]) -> &[u8] {
 
 /// A `Vec` of plain numbers made from their bytes with one copy; `None` when
 /// the length is not a whole number of values.
-pub fn vec_from_bytes<T: Plain>(bytes: &[u8]) -> Option<Vec<T>> {
+pub(crate) fn vec_from_bytes<T: Plain>(bytes: &[u8]) -> Option<Vec<T>> {
     let size = std::mem::size_of::<T>();
     if !bytes.len().is_multiple_of(size) {
         return None;
@@ -214,7 +216,7 @@ struct BytesOf<T>(PhantomData<fn() -> T>);
 impl<T: Plain> Visitor<'_> for BytesOf<T> {
     type Value = Vec<T>;
 
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
             "the bytes of values of {} bytes each",

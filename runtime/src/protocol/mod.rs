@@ -10,7 +10,7 @@
 //! serve loop) can both depend on it and never on each other.
 
 pub(crate) mod agent;
-pub mod bulk;
+pub(crate) mod bulk;
 pub mod codec;
 pub(crate) mod identity;
 pub(crate) mod job;
