@@ -226,7 +226,7 @@ fn work(shared: Arc<Threads>) {
                     continue;
                 }
                 // SAFETY: this helper joined before the call closed, so the
-                // calling thread waits in `run_map` until `working` counts it
+                // calling thread waits in `lend` until `working` counts it
                 // down: the call is alive.
                 let work = unsafe { &*join.work };
                 // Elements catch their own panics; this keeps the thread and

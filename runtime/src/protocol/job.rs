@@ -4,8 +4,8 @@
 //!
 //! A job is a worker whose channel is a pair of files. Its input is the
 //! call's shared part, [`CALL_INPUT`] (the handshake, and for a `foreach!`
-//! the captures as a `Stash`), followed by its own part, `<task>.in` (a
-//! `Run`, or a `RunChunk`). It writes its answers (`Ready`, logs, `Done`)
+//! the captures as a `KeepCaptures`), followed by its own part, `<task>.in`
+//! (a `Run`: a future, or a chunk of the call). It writes its answers (`Ready`, logs, `Done`)
 //! to a temporary file and renames it to `<task>.out` when it is complete,
 //! so that the leader, polling, never reads half an answer.
 

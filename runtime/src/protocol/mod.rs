@@ -4,10 +4,13 @@
 //! sets for its workers, how log levels and printed output travel, and how
 //! often a worker reports progress.
 //!
-//! Invariant: this module imports nothing of futurize but [`Error`] and the
-//! plain data of a random stream ([`Streams`](crate::rng::Streams)), so the
+//! Invariant: this module imports nothing of futurize but [`Error`], the
+//! plain data of a random stream ([`Streams`](crate::rng::Streams)), the
+//! plain data of how a task runs ([`Settings`](crate::settings::Settings),
+//! which the run message carries) and the poison-tolerant lock, so the
 //! leader side (plans, backends, the map engine) and the worker side (the
 //! serve loop) can both depend on it and never on each other.
+//! runtime/tests/walls.rs fails when that stops being true.
 
 pub(crate) mod agent;
 pub(crate) mod bulk;

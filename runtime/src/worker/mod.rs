@@ -4,8 +4,8 @@
 //! The leader starts a worker by running its own executable again with
 //! `FUTURIZE_WORKER` set; a function run before `main` (`startup`) hands the
 //! process to [`serve`], so the program's own `main` never runs in a worker.
-//! The protocol, its messages and their order are described in
-//! `docs/design.md` ("The worker protocol").
+//! The protocol, its messages and their order are described in this
+//! folder's README.md ("The worker protocol"; docs/design.md summarizes it).
 //!
 //! The protocol travels on private copies of stdin and stdout. Fd 0 is then
 //! pointed at `/dev/null` and fd 1 at stderr, so a body that reads stdin or

@@ -1,5 +1,5 @@
 //! A local worker's inbox: shared memory that carries large payloads
-//! (captures, a call's `Stash`, a chunk's elements) instead of the pipe.
+//! (captures, a call's `KeepCaptures`, a chunk's elements) instead of the pipe.
 //!
 //! The leader creates the inbox on the first payload of at least
 //! [`SHARED_FROM`] bytes for that worker: a memfd (no name in any file
@@ -20,7 +20,7 @@
 //! Invariant: the leader writes the inbox only in `dispatch`, while the
 //! worker runs no task, and the worker reads it only while running the task
 //! whose frames named it (it answers after it decoded the payload, and
-//! copies a `Stash` out when it arrives). So the two never touch it at once.
+//! copies a `KeepCaptures` payload out when it arrives). So the two never touch it at once.
 
 use crate::protocol::wire::{InboxFile, InboxPlace};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

@@ -126,9 +126,7 @@ fn done(
         other => {
             // Put the task back: the end of the channel answers for it.
             *lock(&worker.running) = other;
-            Err(format!(
-                "an answer for future {id}, which it was not running"
-            ))
+            Err(format!("an answer for task {id}, which it was not running"))
         }
     }
 }
