@@ -9,7 +9,7 @@ as a varint length and the bytes). Run from fuzz/: `python3 seeds.py`.
 import os
 import struct
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 7
 
 PLANS = [
     "sequential", "multithread", "multithread:2", "multiprocess:4",
@@ -51,19 +51,21 @@ def write(target, name, data):
 
 
 build = bytes(range(20))
-shutdown = frame(varint(4))
-stash = frame(varint(2) + varint(3), b"captures")
+shutdown = frame(varint(3))
+keep_captures = frame(varint(2) + varint(3), b"captures")
 ready = frame(varint(0) + varint(PROTOCOL_VERSION) + string(build) + varint(4242))
-refused = frame(varint(1) + string("the leader speaks protocol version 4, this worker 5"))
+refused = frame(varint(1) + string("the leader speaks protocol version 6, this worker 7"))
 for i, plan in enumerate(PLANS):
     h = frame(hello(PROTOCOL_VERSION, build, plan))
-    write("handshake", f"hello-{i}", bytes([255]) + h + stash + shutdown)
+    write("handshake", f"hello-{i}", bytes([127]) + h + keep_captures + shutdown)
+    # The high bit: the harness puts a hello of its own build first.
+    write("handshake", f"greeted-{i}", bytes([255]) + keep_captures + shutdown)
     write("handshake", f"hello-short-{i}", bytes([0]) + h)
     write("plan_parse", f"plan-{i}", plan.encode())
     write("wire_decode", f"hello-{i}", h + shutdown)
-write("handshake", "old-version", bytes([3]) + frame(hello(4, b"", "sequential")))
-write("handshake", "ready", bytes([255]) + ready)
+write("handshake", "old-version", bytes([3]) + frame(hello(6, b"", "sequential")))
+write("handshake", "ready", bytes([127]) + ready)
 write("handshake", "refused", bytes([7]) + refused)
 write("wire_decode", "ready", ready)
 write("wire_decode", "refused", refused)
-write("wire_decode", "stash", stash)
+write("wire_decode", "keep_captures", keep_captures)

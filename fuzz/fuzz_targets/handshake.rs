@@ -6,9 +6,11 @@
 //! leader reads a worker's answer (`backend::processes::link::check_answer`).
 //! Nothing may panic, hang or allocate past the limit.
 //!
-//! The first byte of the input sets how many bytes each `read` returns
-//! (1 to 256), so short reads of the length prefix and the body are covered
-//! as a pipe delivers them.
+//! The first byte of the input sets how many bytes each `read` returns (its
+//! low seven bits: 1 to 128), so short reads of the length prefix and the
+//! body are covered as a pipe delivers them; its high bit puts a hello of
+//! this build before the rest on the worker's side, so that the frames after
+//! the handshake are reached (no input can forge the build id).
 #![no_main]
 
 use futurize_runtime::__private::__fuzz_handshake;
@@ -38,10 +40,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
-    let step = usize::from(first) + 1;
+    let step = usize::from(first & 0x7f) + 1;
+    let greeted = first & 0x80 != 0;
     let mut worker_reads = Trickle { data: rest, step };
     let mut leader_reads = Trickle { data: rest, step };
-    let (worker, leader) = __fuzz_handshake(&mut worker_reads, &mut leader_reads, LIMIT);
+    let (worker, leader) = __fuzz_handshake(&mut worker_reads, &mut leader_reads, greeted, LIMIT);
     // Each side always has something to say about what it read.
     assert!(!worker.is_empty() && !leader.is_empty());
 });

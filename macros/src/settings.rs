@@ -3,10 +3,13 @@
 //! checked into a field of the runtime's options.
 //!
 //! The invariant: a setting is one row of `SETTINGS` (its name, which is
-//! the runtime's field; which macros take it; its value when not given; its
-//! check), and a call's settings are written all the same way, `name:
-//! value,`, in the order of the table. A new per-task option is a row here
-//! and its entry in the list of options an error shows (`options`).
+//! the runtime's field; which macros take it; its check), and a call's
+//! settings are written all the same way, `name: value,` for each option
+//! given, in the order of the table, before `..Default::default()`: a
+//! setting not given takes the runtime's default (`Settings::default`, the
+//! one place defaults live), and a call that gives none costs nothing to
+//! build. A new per-task option is a row here and its entry in the list of
+//! options an error shows (`options`).
 
 use crate::resources::resources_value;
 use proc_macro2::TokenStream;
@@ -19,8 +22,6 @@ struct Setting {
     name: &'static str,
     /// Whether `future!` takes it (`foreach!` takes every setting).
     future: bool,
-    /// The field when the option is not given.
-    default: fn() -> TokenStream,
     /// The option's value, checked, as the field; `None` for a setting the
     /// macro checks itself because the value also shapes the code.
     check: Option<fn(&Ident, Expr) -> syn::Result<TokenStream>>,
@@ -30,61 +31,54 @@ const SETTINGS: &[Setting] = &[
     Setting {
         name: "label",
         future: true,
-        default: none,
         check: Some(label),
     },
     Setting {
         name: "stdout",
         future: true,
-        default: || quote!(true),
         check: Some(flag),
     },
     Setting {
         name: "timeout",
         future: true,
-        default: none,
         check: Some(|_, value| timeout_value(&value).map(some)),
     },
     Setting {
         name: "retries",
         future: false,
-        default: || quote!(0),
         check: Some(retries),
     },
     Setting {
         name: "progress",
         future: false,
-        default: || quote!(false),
         check: Some(flag),
     },
     // Checked by `foreach!`, which picks its engine by the policy too.
     Setting {
         name: "errors",
         future: false,
-        default: || ErrorPolicy::Stop.tokens(),
         check: None,
     },
     Setting {
         name: "resources",
         future: true,
-        default: || quote!(::core::default::Default::default()),
-        check: Some(|_, value| resources_value(&value)),
+        check: Some(|_, value| resources_value(&value).map(boxed)),
     },
 ];
 
-/// The settings of one call: each setting its macro takes, as given or by
-/// default.
+/// The settings of one call: each setting its macro takes, and its value
+/// when the option was given.
 pub(crate) struct Settings {
-    fields: Vec<(&'static Setting, TokenStream)>,
+    fields: Vec<(&'static Setting, Option<TokenStream>)>,
 }
 
 impl Settings {
-    /// The settings `future!` takes, each by default.
+    /// The settings `future!` takes, none given yet.
     pub(crate) fn of_future() -> Settings {
         Settings::of(|s| s.future)
     }
 
-    /// The settings `foreach!` takes, each by default.
+    /// The settings `foreach!` takes, none given yet.
     pub(crate) fn of_foreach() -> Settings {
         Settings::of(|_| true)
     }
@@ -93,7 +87,7 @@ impl Settings {
         let fields = SETTINGS
             .iter()
             .filter(|s| takes(s))
-            .map(|s| (s, (s.default)()))
+            .map(|s| (s, None))
             .collect();
         Settings { fields }
     }
@@ -103,7 +97,7 @@ impl Settings {
     pub(crate) fn check(&mut self, name: &Ident, value: Expr) -> Option<syn::Result<()>> {
         let (setting, field) = self.fields.iter_mut().find(|(s, _)| name == s.name)?;
         let checked = (setting.check?)(name, value);
-        Some(checked.map(|tokens| *field = tokens))
+        Some(checked.map(|tokens| *field = Some(tokens)))
     }
 
     /// Sets the field of a setting the macro checked itself.
@@ -113,14 +107,15 @@ impl Settings {
             .iter_mut()
             .find(|(s, _)| s.name == name)
             .expect("a setting of this call");
-        *field = tokens;
+        *field = Some(tokens);
     }
 }
 
-/// `name: value,` for each setting.
+/// `name: value,` for each setting given.
 impl ToTokens for Settings {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         for (setting, value) in &self.fields {
+            let Some(value) = value else { continue };
             let name = Ident::new(setting.name, proc_macro2::Span::call_site());
             tokens.extend(quote!(#name: #value,));
         }
@@ -147,8 +142,9 @@ impl ErrorPolicy {
     }
 }
 
-fn none() -> TokenStream {
-    quote!(::core::option::Option::None)
+/// `Some(Box::new(value))`, as tokens.
+fn boxed(value: TokenStream) -> TokenStream {
+    some(quote!(::std::boxed::Box::new(#value)))
 }
 
 fn some(value: TokenStream) -> TokenStream {
@@ -253,21 +249,31 @@ mod tests {
     }
 
     #[test]
-    fn every_setting_is_written_given_or_by_default() {
+    fn only_given_settings_are_written_in_table_order() {
         let mut future = Settings::of_future();
+        assert!(quote!(#future).is_empty(), "nothing given, nothing written");
         assert!(check(&mut future, "stdout", syn::parse_quote!(false)).is_some_and(|r| r.is_ok()));
         assert!(check(&mut future, "retries", syn::parse_quote!(2)).is_none());
-        let written = quote!(#future).to_string();
-        for field in [
-            "label : :: core :: option :: Option :: None ,",
-            "stdout : false ,",
-        ] {
-            assert!(written.contains(field), "{field} in {written}");
-        }
+        assert_eq!(quote!(#future).to_string(), "stdout : false ,");
         let mut foreach = Settings::of_foreach();
         assert!(check(&mut foreach, "errors", syn::parse_quote!("pass")).is_none());
         let twice = check(&mut foreach, "retries", syn::parse_quote!("twice"));
         assert!(twice.is_some_and(|r| r.is_err()));
+        // Given in reverse order, written in the table's.
+        for (name, value) in [
+            ("resources", syn::parse_quote!((cpus = 2))),
+            ("progress", syn::parse_quote!(true)),
+            ("retries", syn::parse_quote!(1)),
+            ("timeout", syn::parse_quote!("1s")),
+            ("stdout", syn::parse_quote!(true)),
+            ("label", syn::parse_quote!("l")),
+        ] {
+            assert!(
+                check(&mut foreach, name, value).is_some_and(|r| r.is_ok()),
+                "{name}"
+            );
+        }
+        foreach.set("errors", quote!(E));
         let names: Vec<String> = quote!(#foreach)
             .into_iter()
             .filter_map(|t| match t {

@@ -438,7 +438,7 @@ impl<T: DeserializeOwned> Future<T> {
 fn start(task: Work, plan: &Arc<ActivePlan>) -> (State, bool) {
     let backend = plan
         .backend()
-        .and_then(|b| crate::backend::for_resources(b, Some(&task.settings.resources)));
+        .and_then(|b| crate::backend::for_resources(b, task.settings.resources()));
     match backend {
         Err(e) => (State::Done(Err(e), Output::default()), false),
         Ok(backend) => {

@@ -126,15 +126,28 @@ pub mod __private {
     /// Runs the handshake code of both sides on arbitrary bytes, for the
     /// fuzzer (fuzz/fuzz_targets/handshake.rs): what a worker makes of
     /// `worker_reads` as its channel from the leader (the handshake, then
-    /// every frame read as the serve loop reads them), and what a leader
-    /// makes of `leader_reads` as a worker's answer. Nothing runs.
+    /// every frame read as the serve loop reads them; with `greeted`, after
+    /// the hello a leader of this build sends, so that the frames after it
+    /// are reached), and what a leader makes of `leader_reads` as a
+    /// worker's answer. Nothing runs.
     pub fn __fuzz_handshake(
         worker_reads: &mut dyn std::io::Read,
         leader_reads: &mut dyn std::io::Read,
+        greeted: bool,
         limit: u64,
     ) -> (String, String) {
-        let worker =
-            crate::worker::read_as_worker(&mut std::io::BufReader::new(worker_reads), limit);
+        use std::io::Read as _;
+        let mut hello = Vec::new();
+        if greeted {
+            let message = crate::protocol::wire::ToWorker::hello("sequential".into());
+            // Under a limit too small for a hello, the worker reads the
+            // bytes alone.
+            if crate::protocol::wire::write_message(&mut hello, &message, &[], limit).is_err() {
+                hello.clear();
+            }
+        }
+        let reads = std::io::Cursor::new(hello).chain(worker_reads);
+        let worker = crate::worker::read_as_worker(&mut std::io::BufReader::new(reads), limit);
         let answer = crate::protocol::wire::read_message(&mut &mut *leader_reads, limit);
         let leader = format!("{:?}", crate::backend::check_handshake_answer(answer));
         (worker, leader)

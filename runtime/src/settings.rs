@@ -52,9 +52,10 @@ pub struct Settings {
     pub retries: u32,
     /// `errors = ".."`; under `Stop` a chunk ends at its first failure.
     pub errors: ErrorPolicy,
-    /// `resources = (mem = "2G", ...)`: what the work needs (empty: nothing
-    /// in particular).
-    pub resources: Resources,
+    /// `resources = (mem = "2G", ...)`: what the work needs (`None`: nothing
+    /// in particular). Boxed: most work asks for nothing, and a small
+    /// `Settings` moves cheaply on the way to a backend.
+    pub resources: Option<Box<Resources>>,
     /// The leader's `log::max_level()` when the work was made, as a number
     /// (0 = off … 5 = trace): records below it are not sent back.
     pub log_level: u8,
@@ -62,6 +63,7 @@ pub struct Settings {
 
 impl Default for Settings {
     /// The defaults of every option, with the log level in force now.
+    #[inline]
     fn default() -> Self {
         Settings {
             label: None,
@@ -71,13 +73,18 @@ impl Default for Settings {
             progress: false,
             retries: 0,
             errors: ErrorPolicy::Stop,
-            resources: Resources::default(),
+            resources: None,
             log_level: level_number(log::max_level()),
         }
     }
 }
 
 impl Settings {
+    /// What the work asks for, `None` when nothing in particular.
+    pub(crate) fn resources(&self) -> Option<&Resources> {
+        self.resources.as_deref().filter(|r| !r.is_empty())
+    }
+
     /// Under `errors = "stop"` a chunk ends at its first failure.
     pub(crate) fn stops_at_failure(&self) -> bool {
         self.errors == ErrorPolicy::Stop

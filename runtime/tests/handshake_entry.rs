@@ -17,7 +17,25 @@ fn frames(messages: &[ToWorker]) -> Vec<u8> {
 }
 
 fn run(worker_reads: &[u8], leader_reads: &[u8]) -> (String, String) {
-    __fuzz_handshake(&mut &worker_reads[..], &mut &leader_reads[..], LIMIT)
+    __fuzz_handshake(&mut &worker_reads[..], &mut &leader_reads[..], false, LIMIT)
+}
+
+/// What a worker makes of `frames` after a hello of this build.
+fn run_greeted(frames: &[u8]) -> String {
+    __fuzz_handshake(&mut &frames[..], &mut &[][..], true, LIMIT).0
+}
+
+#[test]
+fn after_a_hello_of_this_build_the_frames_are_read_to_their_end() {
+    let after = frames(&[ToWorker::KeepCaptures { call: 3 }, ToWorker::Shutdown]);
+    assert_eq!(run_greeted(&after), "Shutdown with 3 bytes");
+    assert_eq!(run_greeted(&[]), "serves under sequential");
+    let cut = &after[..after.len() - 1];
+    assert!(
+        run_greeted(cut).contains("truncated"),
+        "{}",
+        run_greeted(cut)
+    );
 }
 
 #[test]

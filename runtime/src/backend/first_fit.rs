@@ -73,14 +73,12 @@ impl FirstFit {
 
 impl Backend for FirstFit {
     fn submit(&self, task: Work) -> Submitted {
-        let backend = self.first().and_then(|first| {
-            if task.settings.resources.is_empty() {
-                Ok(first)
-            } else {
-                self.choose(&task.settings.resources)
-                    .map(|b| b.unwrap_or(first))
-            }
-        });
+        let backend = self
+            .first()
+            .and_then(|first| match task.settings.resources() {
+                None => Ok(first),
+                Some(r) => self.choose(r).map(|b| b.unwrap_or(first)),
+            });
         match backend {
             Ok(b) => b.submit(task),
             Err(e) => Submitted::Ready(Err(e), Output::default()),

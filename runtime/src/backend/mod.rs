@@ -187,7 +187,10 @@ pub(crate) fn for_resources(
     r: Option<&Resources>,
 ) -> Result<Arc<dyn Backend>, Error> {
     match r.filter(|r| !r.is_empty()) {
-        None => backend.plain().unwrap_or(Ok(backend)),
+        None => match backend.plain() {
+            None => Ok(backend),
+            Some(plain) => plain,
+        },
         Some(r) => {
             r.check().map_err(|why| Error::Resources {
                 asked: r.to_string(),

@@ -101,7 +101,7 @@ where
     } else {
         active::active()
             .and_then(|plan| plan.backend())
-            .and_then(|b| crate::backend::for_resources(b, Some(&options.settings.resources)))
+            .and_then(|b| crate::backend::for_resources(b, options.settings.resources()))
             .and_then(|backend| call.run_on(&*backend))
     };
     if let Some(Some(bar)) = call.bar.get() {

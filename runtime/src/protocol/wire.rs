@@ -67,6 +67,18 @@ pub enum ToWorker {
     InInbox(InboxPlace),
 }
 
+impl ToWorker {
+    /// The handshake a leader of this build sends, passing `nested_plan`
+    /// (the text form of the next plan level) on to its worker.
+    pub(crate) fn hello(nested_plan: String) -> ToWorker {
+        ToWorker::Hello {
+            version: PROTOCOL_VERSION,
+            build_id: super::identity::build_id().to_vec(),
+            nested_plan,
+        }
+    }
+}
+
 /// Where a payload waits in a local worker's inbox: bytes
 /// `offset..offset + len` of the leader's memfd.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -333,9 +345,13 @@ mod tests {
             errors: crate::settings::ErrorPolicy::Pass,
             ..Settings::default()
         };
-        s.resources.mem = Some("2G".into());
-        s.resources.cpus = Some(4);
-        s.resources.sbatch.push("--qos=low".into());
+        let mut r = crate::settings::Settings::default()
+            .resources
+            .unwrap_or_default();
+        r.mem = Some("2G".into());
+        r.cpus = Some(4);
+        r.sbatch.push("--qos=low".into());
+        s.resources = Some(r);
         s
     }
 

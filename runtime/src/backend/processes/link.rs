@@ -183,11 +183,7 @@ pub(crate) fn launch_error(reason: impl std::fmt::Display) -> Error {
 /// accepted. `nested` is the plan its bodies see.
 pub(crate) fn handshake(link: &mut Link, nested: &Plan) -> Result<u32, Error> {
     let limit = codec::max_frame_bytes();
-    let hello = ToWorker::Hello {
-        version: wire::PROTOCOL_VERSION,
-        build_id: identity::build_id().to_vec(),
-        nested_plan: nested.to_string(),
-    };
+    let hello = ToWorker::hello(nested.to_string());
     let answer = wire::write_message(&mut link.input, &hello, &[], limit)
         .and_then(|()| wire::read_message::<_, FromWorker>(&mut link.output, limit));
     link.process.handshake_done();

@@ -134,7 +134,10 @@ impl Jobs {
     /// A job runs no timer of its own: for a chunk of `elements`, each with
     /// `timeout`, the job may take that many times the limit.
     fn resources_for(&self, settings: &Settings, elements: usize) -> Result<Resources, Error> {
-        let mut r = settings.resources.or(&self.spec.resources);
+        let mut r = match settings.resources() {
+            Some(own) => own.or(&self.spec.resources),
+            None => self.spec.resources.clone(),
+        };
         if r.time.is_none()
             && let Some(t) = &settings.timeout
         {
@@ -191,7 +194,7 @@ impl Jobs {
         registry::write_frames(
             &registry::call_input(&dir.path),
             &[
-                (registry::hello(&self.nested), &[]),
+                (ToWorker::hello(self.nested.to_string()), &[]),
                 (
                     ToWorker::KeepCaptures {
                         call: chunk.call.id,
@@ -351,7 +354,10 @@ impl SlurmBackend {
             };
             registry::write_frames(
                 &registry::task_input(&dir.path, "future"),
-                &[(registry::hello(&shared.nested), &[]), (run, &captures)],
+                &[
+                    (ToWorker::hello(shared.nested.to_string()), &[]),
+                    (run, &captures),
+                ],
             )?;
             let job = shared.submit(&dir, "future", None, &resources, settings.label.as_deref())?;
             Ok::<_, Error>((job, dir))

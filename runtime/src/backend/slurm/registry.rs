@@ -6,10 +6,9 @@
 //! taken, unless a job failed: then it is kept, and the error names it.
 
 use crate::Error;
-use crate::plan::Plan;
+use crate::protocol::codec;
 use crate::protocol::job::{CALL_INPUT, JOB_ENV, JOB_TASK_ENV, input_of, result_of};
 use crate::protocol::wire::{self, FromWorker, ToWorker};
-use crate::protocol::{codec, identity};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -70,14 +69,6 @@ pub(super) fn write_frames(path: &Path, messages: &[(ToWorker, &[u8])]) -> Resul
 }
 
 /// The handshake every job's input starts with.
-pub(super) fn hello(nested: &Plan) -> ToWorker {
-    ToWorker::Hello {
-        version: wire::PROTOCOL_VERSION,
-        build_id: identity::build_id().to_vec(),
-        nested_plan: nested.to_string(),
-    }
-}
-
 /// The shared part of a call's input.
 pub(super) fn call_input(dir: &Path) -> PathBuf {
     dir.join(CALL_INPUT)
