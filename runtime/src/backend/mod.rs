@@ -72,20 +72,22 @@ pub(crate) struct Chunk {
 }
 
 impl Work {
-    /// A chunk's element indices; `None` for a future.
-    pub(crate) fn elements(&self) -> Option<Range<usize>> {
+    /// The chunk this work is; `None` for a future.
+    pub(crate) fn chunk(&self) -> Option<&Chunk> {
         match &self.entry {
             Entry::Future(_) => None,
-            Entry::Chunk(c) => Some(c.elements.clone()),
+            Entry::Chunk(c) => Some(c),
         }
+    }
+
+    /// A chunk's element indices; `None` for a future.
+    pub(crate) fn elements(&self) -> Option<Range<usize>> {
+        self.chunk().map(|c| c.elements.clone())
     }
 
     /// A chunk's share of its call's bar.
     pub(crate) fn progress(&self) -> Option<&Arc<ChunkProgress>> {
-        match &self.entry {
-            Entry::Future(_) => None,
-            Entry::Chunk(c) => c.progress.as_ref(),
-        }
+        self.chunk().and_then(|c| c.progress.as_ref())
     }
 }
 

@@ -153,13 +153,12 @@ fn submit_all<T: Serialize>(
         .map(|range| out.work(range))
         .collect::<Result<Vec<Work>, Error>>()?;
     let started = Instant::now();
-    let waiting: Vec<(Range<usize>, Option<Arc<ChunkProgress>>)> = works
-        .iter()
-        .map(|w| (w.elements().expect("chunks"), w.progress().cloned()))
-        .collect();
+    let bars: Vec<Option<Arc<ChunkProgress>>> =
+        works.iter().map(|w| w.progress().cloned()).collect();
     let submitted = backend.submit_all(works);
-    Ok(waiting
+    Ok(ranges
         .into_iter()
+        .zip(bars)
         .zip(submitted)
         .map(|((range, progress), submitted)| InFlight {
             range,

@@ -279,9 +279,9 @@ fn refused(e: Error) -> Submitted {
 
 impl Backend for SlurmBackend {
     fn submit(&self, work: Work) -> Submitted {
-        match work.entry {
-            Entry::Future(entry) => self.submit_future(entry, work.payload, work.settings),
-            Entry::Chunk(chunk) => self.submit_chunk(chunk, work.payload, work.settings),
+        match &work.entry {
+            Entry::Future(entry) => self.submit_future(*entry, &work.payload, &work.settings),
+            Entry::Chunk(chunk) => self.submit_chunk(&work, chunk),
         }
     }
 
@@ -318,11 +318,11 @@ impl SlurmBackend {
     fn submit_future(
         &self,
         entry: crate::body::capture::EntryFn,
-        captures: Vec<u8>,
-        settings: Settings,
+        captures: &[u8],
+        settings: &Settings,
     ) -> Submitted {
         let shared = &self.shared;
-        let resources = match shared.resources_for(&settings, 1) {
+        let resources = match shared.resources_for(settings, 1) {
             Ok(r) => r,
             Err(e) => return refused(e),
         };
@@ -356,7 +356,7 @@ impl SlurmBackend {
                 &registry::task_input(&dir.path, "future"),
                 &[
                     (ToWorker::hello(shared.nested.to_string()), &[]),
-                    (run, &captures),
+                    (run, captures),
                 ],
             )?;
             let job = shared.submit(&dir, "future", None, &resources, settings.label.as_deref())?;
@@ -365,7 +365,7 @@ impl SlurmBackend {
         match submitted {
             Ok((job, dir)) => Submitted::Running(shared.wait_for(Pending {
                 done: Some(Box::new(free)),
-                ..pending(job, &dir, "future", settings.label)
+                ..pending(job, &dir, "future", settings.label.clone())
             })),
             Err(e) => {
                 free();
@@ -374,22 +374,15 @@ impl SlurmBackend {
         }
     }
 
-    /// One chunk alone (run again after its job was lost): a job of its own.
-    fn submit_chunk(&self, chunk: Chunk, elements: Vec<u8>, settings: Settings) -> Submitted {
+    /// One chunk alone (run again after its job was lost), the `chunk` of
+    /// `work`: a job of its own.
+    fn submit_chunk(&self, work: &Work, chunk: &Chunk) -> Submitted {
         let shared = &self.shared;
-        let work = Work {
-            entry: Entry::Chunk(chunk),
-            payload: elements,
-            settings,
-        };
-        let Entry::Chunk(chunk) = &work.entry else {
-            unreachable!("made a chunk above")
-        };
         let submitted = (|| {
             let resources = shared.resources_for(&work.settings, chunk.elements.len())?;
             let dir = shared.call_dir(chunk)?;
             let task = format!("again-{}", shared.next_task.fetch_add(1, Ordering::Relaxed));
-            shared.write_chunk(&dir.path, &task, &work, chunk)?;
+            shared.write_chunk(&dir.path, &task, work, chunk)?;
             let label = work.settings.label.as_deref();
             let job = shared.submit(&dir, &task, None, &resources, label)?;
             Ok::<_, Error>((job, dir, task))
@@ -407,17 +400,17 @@ impl SlurmBackend {
     fn submit_array(&self, works: Vec<Work>) -> Vec<Submitted> {
         let shared = &self.shared;
         let count = works.len();
-        let chunks: Vec<&Chunk> = works
+        let chunks = match works
             .iter()
-            .filter_map(|w| match &w.entry {
-                Entry::Chunk(c) => Some(c),
-                Entry::Future(_) => None,
-            })
-            .collect();
-        if count == 0 || chunks.len() != count {
-            let e = Error::Protocol("a job array is made of chunks only".into());
-            return (0..count).map(|_| refused(e.clone())).collect();
-        }
+            .map(Work::chunk)
+            .collect::<Option<Vec<&Chunk>>>()
+        {
+            Some(chunks) if !chunks.is_empty() => chunks,
+            _ => {
+                let e = Error::Protocol("a job array is made of chunks only".into());
+                return (0..count).map(|_| refused(e.clone())).collect();
+            }
+        };
         let submitted = (|| {
             let first = &works[0];
             // The largest chunk sets the array's limit.
