@@ -10,16 +10,15 @@
 use super::chunks::{ChunkPlanner, Ordering};
 use super::elements::Elements;
 use super::in_place::{Slots, run_chunk_in_place};
+use super::watched::{ElementWatch, run_watched};
 use super::{Finished, MapOptions, remote};
 use crate::Error;
 use crate::backend::{Backend, ChunkWorkers};
 use crate::body::capture::Capture;
-use crate::body::chunk::{ChunkFn, ChunkOutput, Combine, Failure, Unwatched, Watch, run_chunk};
+use crate::body::chunk::{ChunkFn, ChunkOutput, Combine, Unwatched, Watch, run_chunk};
 use crate::body::foreach_capture::ViewOf;
 use crate::progress::{self, Progress};
-use crate::protocol::Output;
 use crate::rng::Streams;
-use crate::settings::TimeLimit;
 use crate::sync::lock;
 use crate::{relay, rng};
 use serde::{Serialize, de::DeserializeOwned};
@@ -113,18 +112,18 @@ struct LocalChunks<It: Iterator, R> {
 /// site's [`Site`].
 pub(super) struct ChunkHere<'c, S: Elements, R> {
     /// The chunk's element indices.
-    range: Range<usize>,
+    pub(super) range: Range<usize>,
     /// Where indexed elements are taken from.
-    source: &'c S,
+    pub(super) source: &'c S,
     /// The chunk's elements, when they are not indexed: the first
     /// `range.len()` of these.
-    elements: &'c mut std::vec::IntoIter<S::Item>,
+    pub(super) elements: &'c mut std::vec::IntoIter<S::Item>,
     /// The output, when values are written in place.
-    slots: Option<&'c Slots<R>>,
+    pub(super) slots: Option<&'c Slots<R>>,
     /// `errors = "stop"`: the chunk ends at its first failure.
-    stop: bool,
+    pub(super) stop: bool,
     /// Elements say which random stream is theirs.
-    seeded: bool,
+    pub(super) seeded: bool,
 }
 
 /// The part of a `foreach!` call compiled once per call site: its body
@@ -443,12 +442,7 @@ where
                 continue;
             }
             let started = Instant::now();
-            let mut watch = ElementWatch {
-                bar: bar.map(|b| &**b),
-                limit: options.settings.timeout.as_ref(),
-                started: None,
-                last_end: None,
-            };
+            let mut watch = ElementWatch::new(bar.map(|b| &**b), options.settings.timeout.as_ref());
             let mut elements = elements.into_iter();
             let chunk = ChunkHere {
                 range: range.clone(),
@@ -508,118 +502,5 @@ where
             .send(workers, self.entry, &items, self.options, bar.as_ref())?;
         *lock(&self.finished) = finished;
         Ok(())
-    }
-}
-
-/// Runs a chunk with something around each element (a bar, a time limit):
-/// its elements one at a time through the call site's one chunk loop, the
-/// watch around each. A call site thus compiles one loop, the tight one;
-/// what a watched element costs more (a call and a panic catcher) is small
-/// next to what the watch itself does.
-fn run_watched<S: Elements, R>(
-    site: &dyn Site<S, R>,
-    chunk: ChunkHere<'_, S, R>,
-    watch: &mut ElementWatch<'_>,
-) -> ChunkOutput<R> {
-    let ChunkHere {
-        range,
-        source,
-        elements,
-        slots,
-        stop,
-        seeded,
-    } = chunk;
-    let mut out = ChunkOutput {
-        values: Vec::new(),
-        folded: None,
-        failures: Vec::new(),
-        output: Output::default(),
-    };
-    let mut end = range.start;
-    for (p, i) in range.clone().enumerate() {
-        watch.started(p);
-        let one = site.run(ChunkHere {
-            range: i..i + 1,
-            source,
-            elements: &mut *elements,
-            slots,
-            stop,
-            seeded,
-        });
-        let over = watch.finished(p);
-        end = i + 1;
-        let failure = if let Some((_, failure)) = one.failures.into_iter().next() {
-            Some(failure)
-        } else if let Some(failure) = over {
-            if let Some(slots) = slots {
-                // SAFETY: the element succeeded, so its slot was written;
-                // it is moved out once, here, and skipped below.
-                drop(unsafe { slots.take(i..i + 1, &[]) });
-            }
-            Some(failure)
-        } else {
-            out.values.extend(one.values);
-            match (out.folded.take(), one.folded) {
-                (Some(acc), Some(v)) => match crate::body::catch(|| site.combine(acc, v)) {
-                    Ok(v) => {
-                        out.folded = Some(v);
-                        None
-                    }
-                    Err(panic) => Some(Failure::Panicked(panic)),
-                },
-                (acc, v) => {
-                    out.folded = acc.or(v);
-                    None
-                }
-            }
-        };
-        if let Some(failure) = failure {
-            out.failures.push((p as u32, failure));
-            if stop {
-                break;
-            }
-        }
-    }
-    if let Some(slots) = slots
-        && !out.failures.is_empty()
-    {
-        // SAFETY: this chunk wrote the slots of `range.start..end` but the
-        // failed ones (which `take` skips, as the timed-out ones were moved
-        // out above); they are moved out once, here.
-        out.values = unsafe { slots.take(range.start..end, &out.failures) };
-    }
-    out
-}
-
-/// Around each element here: the bar moves as it returns, and an element
-/// that ran past its time limit fails (it could not be stopped earlier: a
-/// thread cannot be interrupted).
-struct ElementWatch<'a> {
-    bar: Option<&'a Progress>,
-    limit: Option<&'a TimeLimit>,
-    started: Option<Instant>,
-    /// When the previous element of the chunk ended: the next one starts
-    /// then (what runs between two elements takes nanoseconds), so each
-    /// element reads the clock once.
-    last_end: Option<Instant>,
-}
-
-impl Watch for ElementWatch<'_> {
-    fn started(&mut self, _: usize) {
-        if self.limit.is_some() {
-            self.started = Some(self.last_end.take().unwrap_or_else(Instant::now));
-        }
-    }
-
-    fn finished(&mut self, _: usize) -> Option<Failure> {
-        if let Some(bar) = self.bar {
-            bar.elements(1);
-        }
-        let (limit, started) = (self.limit?, self.started.take()?);
-        let now = Instant::now();
-        self.last_end = Some(now);
-        (now.duration_since(started) > limit.limit).then(|| Failure::TimedOut {
-            after: limit.text.clone(),
-        })
     }
 }

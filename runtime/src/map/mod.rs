@@ -24,6 +24,7 @@ mod chunks;
 mod elements;
 mod in_place;
 mod remote;
+mod watched;
 
 pub use chunks::{Ordering, Sizing};
 pub use elements::{
