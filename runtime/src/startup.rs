@@ -34,7 +34,18 @@ unsafe fn forget_leader_settings() {
     }
 }
 
+/// True when this process runs with more privileges than whoever started
+/// it (setuid, setgid, file capabilities): the kernel's `AT_SECURE`. Such a
+/// process is never a worker, agent or job, whatever its environment says.
+fn runs_privileged() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector the kernel gave.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
 extern "C" fn take_over_before_main() {
+    if runs_privileged() {
+        return;
+    }
     // SAFETY: this runs before `main`, while the process has a single thread.
     if let Some(wanted) = unsafe { backend::take_agent_environment() } {
         // SAFETY: as above.

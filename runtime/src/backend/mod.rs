@@ -20,7 +20,7 @@ mod first_fit;
 mod processes;
 mod replies;
 mod sequential;
-mod slot;
+pub(crate) mod slot;
 mod slurm;
 mod threads;
 

@@ -20,6 +20,25 @@ pub(crate) struct ResultSlot {
     filled: Condvar,
     cancelled: AtomicBool,
     on_cancel: Mutex<Option<CancelHook>>,
+    /// Who filled it, when a worker or a job did.
+    answerer: Mutex<Option<Arc<dyn Answerer>>>,
+}
+
+/// Who answered a slot (a worker process, a Slurm job): named in an error
+/// about what it answered.
+pub(crate) trait Answerer: Send + Sync {
+    /// Its answer is not believed: who gave it, with what it came from
+    /// kept for a look by hand.
+    fn refused(&self) -> String {
+        self.distrusted();
+        self.describe()
+    }
+
+    /// Such as "process 123 on node2", "Slurm job 12_3 (its answer …)".
+    fn describe(&self) -> String;
+    /// Its answer was not believed: keep what it came from for a look by
+    /// hand.
+    fn distrusted(&self) {}
 }
 
 /// What a backend does to stop a running future when it is cancelled.
@@ -34,16 +53,26 @@ impl ResultSlot {
             filled: Condvar::new(),
             cancelled: AtomicBool::new(false),
             on_cancel: Mutex::new(None),
+            answerer: Mutex::new(None),
         })
     }
 
+    /// Says who fills the slot; call before [`ResultSlot::fill`].
+    pub(crate) fn set_answerer(&self, answerer: Arc<dyn Answerer>) {
+        *lock(&self.answerer) = Some(answerer);
+    }
+
     pub(crate) fn fill(&self, result: Result<Vec<u8>, Error>) {
-        let mut v = lock(&self.value);
-        if v.is_none() {
-            *v = Some(result);
+        {
+            let mut v = lock(&self.value);
+            if v.is_none() {
+                *v = Some(result);
+            }
+            self.ready.store(true, Ordering::Release);
+            self.filled.notify_all();
         }
-        self.ready.store(true, Ordering::Release);
-        self.filled.notify_all();
+        // Nothing runs any more to be stopped; the hook may hold this slot.
+        drop(lock(&self.on_cancel).take());
     }
 
     /// Spins briefly for the result before a waiter goes to sleep: a round
@@ -76,8 +105,21 @@ impl ResultSlot {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// Blocks until filled, then takes the result and who gave it (held
+    /// while the answer is checked: a job's registry stays as long).
+    pub(crate) fn take_answer(&self) -> (Result<Vec<u8>, Error>, Option<Arc<dyn Answerer>>) {
+        let result = self.take_value();
+        (result, lock(&self.answerer).take())
+    }
+
     /// Blocks until filled, then takes the result.
     pub(crate) fn take(&self) -> Result<Vec<u8>, Error> {
+        let result = self.take_value();
+        drop(lock(&self.answerer).take());
+        result
+    }
+
+    fn take_value(&self) -> Result<Vec<u8>, Error> {
         self.spin_until_ready();
         let mut v = lock(&self.value);
         loop {

@@ -127,6 +127,40 @@ impl<R> ChunkOutput<R> {
     pub(crate) fn ran(&self) -> usize {
         self.values.len() + self.failures.len()
     }
+
+    /// Checks an answer for a chunk of `elements` from another process: no
+    /// more values and failures than elements, failure positions increasing
+    /// and among the elements that ran, values or a combined value, not
+    /// both. The complaint says what is wrong.
+    pub(crate) fn check(&self, elements: usize) -> Result<(), String> {
+        let (values, failures) = (self.values.len(), self.failures.len());
+        if values + failures > elements {
+            return Err(format!(
+                "{values} values and {failures} failures for {elements} elements"
+            ));
+        }
+        if self.folded.is_some() && values > 0 {
+            return Err(format!("both a combined value and {values} values"));
+        }
+        // Without a combined value, every element up to the last that ran
+        // is a value or a failure.
+        let ran = if self.folded.is_some() {
+            elements
+        } else {
+            self.ran()
+        };
+        let mut last = None;
+        for &(position, _) in &self.failures {
+            if position as usize >= ran || last.is_some_and(|l| position <= l) {
+                return Err(format!(
+                    "failure positions {:?} (not increasing within the {ran} elements that ran)",
+                    self.failures.iter().map(|(p, _)| p).collect::<Vec<_>>()
+                ));
+            }
+            last = Some(position);
+        }
+        Ok(())
+    }
 }
 
 /// What happens around each element of a chunk: progress, time limits.
@@ -362,4 +396,54 @@ where
         &mut Events(events),
     );
     codec::encode(&output, "the values of a chunk")
+}
+
+#[cfg(test)]
+mod answer_checks {
+    use super::{ChunkOutput, Failure};
+
+    fn answer(values: usize, failures: &[u32], folded: bool) -> ChunkOutput<u8> {
+        ChunkOutput {
+            values: vec![1; values],
+            folded: folded.then_some(9),
+            failures: failures
+                .iter()
+                .map(|&p| (p, Failure::TimedOut { after: "1s".into() }))
+                .collect(),
+            output: Default::default(),
+        }
+    }
+
+    #[test]
+    fn answers_that_fit_their_chunk_are_believed() {
+        for (values, failures, folded) in [
+            (6, &[][..], false),
+            (4, &[1, 4][..], false),
+            (2, &[2][..], false), // stopped at its first failure
+            (0, &[][..], false),  // a stopped call ended it before any ran
+            (0, &[0, 5][..], true),
+            (0, &[0, 1, 2, 3, 4, 5][..], false),
+        ] {
+            let a = answer(values, failures, folded);
+            assert_eq!(a.check(6), Ok(()), "{values} {failures:?} {folded}");
+        }
+    }
+
+    #[test]
+    fn answers_that_do_not_fit_are_refused_saying_why() {
+        let e = answer(30, &[], false).check(6).unwrap_err();
+        assert!(e.contains("30 values and 0 failures for 6 elements"), "{e}");
+        let e = answer(5, &[7], false).check(6).unwrap_err();
+        assert!(e.contains("failure positions [7]"), "{e}");
+        let e = answer(3, &[2, 1], false).check(6).unwrap_err();
+        assert!(e.contains("not increasing"), "{e}");
+        let e = answer(3, &[1, 1], false).check(6).unwrap_err();
+        assert!(e.contains("not increasing"), "{e}");
+        let e = answer(2, &[], true).check(6).unwrap_err();
+        assert!(e.contains("both a combined value and 2 values"), "{e}");
+        // Within the chunk but past the elements that ran: no value could
+        // stand for the elements between.
+        let e = answer(1, &[4], false).check(6).unwrap_err();
+        assert!(e.contains("failure positions [4]"), "{e}");
+    }
 }

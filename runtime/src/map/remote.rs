@@ -333,7 +333,7 @@ fn chunk_outcome<R: DeserializeOwned>(
         .as_ref()
         .map_or(0, |p| p.reported.load(Ordering::Relaxed));
     let cancelled = f.slot.is_cancelled();
-    let result = f.slot.take();
+    let (result, answerer) = f.slot.take_answer();
     let range = f.range;
     let output: Result<ChunkOutput<R>, Error> = match result {
         _ if cancelled => Err(Error::Cancelled { label: None }),
@@ -384,10 +384,22 @@ fn chunk_outcome<R: DeserializeOwned>(
         Err(e) => Err(e),
         Ok(bytes) => {
             planner.record(range.len(), f.started.elapsed());
-            codec::decode::<ChunkOutput<R>>(&bytes, "the values of a chunk").map(|mut out| {
-                out.output = f.slot.take_output();
-                out
-            })
+            codec::decode::<ChunkOutput<R>>(&bytes, "the values of a chunk")
+                .and_then(|out| match out.check(range.len()) {
+                    Ok(()) => Ok(out),
+                    Err(why) => Err(Error::Protocol(format!(
+                        "{} answered elements {}..={} with {why}: the answer was refused",
+                        answerer
+                            .as_ref()
+                            .map_or("its worker".into(), |a| a.refused()),
+                        range.start,
+                        range.end - 1
+                    ))),
+                })
+                .map(|mut out| {
+                    out.output = f.slot.take_output();
+                    out
+                })
         }
     };
     if let Some(p) = &f.progress

@@ -2,11 +2,14 @@
 //! would, and leave the answer there (see `protocol::job`).
 
 use crate::body::NestedPlan;
-use crate::protocol::job::{CALL_INPUT, JOB_ENV, JOB_TASK_ENV, input_of, result_of};
+use crate::protocol::job::{
+    CALL_INPUT, CALL_TASK, CallKey, JOB_ENV, JOB_TASK_ENV, check_private_dir, create_private,
+    input_of, open_own, read_header, result_of, write_header,
+};
 use crate::{Error, Plan};
 use std::fs::File;
-use std::io::Read;
-use std::path::PathBuf;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
 
 /// The call directory and task this process was started for as a job;
 /// removes the markers from the environment.
@@ -25,24 +28,34 @@ pub(crate) unsafe fn take_job_environment() -> Option<(PathBuf, String)> {
 }
 
 /// Runs the job's task and publishes its answer.
+///
+/// Nothing is read from a directory or a file that is not this user's, nor
+/// from a file whose header is not of this call and task; the answer
+/// carries the call's key and the task, for the leader to check.
 pub(crate) fn run_job(
     dir: &std::path::Path,
     task: &str,
     nested: fn(Plan) -> NestedPlan,
 ) -> Result<(), Error> {
-    let open =
-        |p: PathBuf| File::open(&p).map_err(|e| Error::Protocol(format!("{}: {e}", p.display())));
+    check_private_dir(dir).map_err(|why| {
+        Error::Protocol(format!(
+            "the job's directory {} is refused: {why}",
+            dir.display()
+        ))
+    })?;
+    let (key, own) = open_input(&input_of(dir, task), task, None)?;
     let shared = dir.join(CALL_INPUT);
-    let own = open(input_of(dir, task))?;
     let input: Box<dyn Read> = if shared.exists() {
-        Box::new(open(shared)?.chain(own))
+        let (_, call) = open_input(&shared, CALL_TASK, Some(&key))?;
+        Box::new(call.chain(own))
     } else {
         Box::new(own)
     };
     let done = result_of(dir, task);
     let partial = dir.join(format!(".{task}.out.{}", std::process::id()));
-    let output = File::create(&partial)
+    let mut output = create_private(&partial, 0o600)
         .map_err(|e| Error::Protocol(format!("{}: {e}", partial.display())))?;
+    write_header(&mut output, &key, task).map_err(io)?;
     // No heartbeats: nobody listens to a file while the job runs; and no
     // timer: the job's time limit is Slurm's to keep.
     let mode = super::ServeMode {
@@ -60,6 +73,33 @@ pub(crate) fn run_job(
     // Published even when serving failed: what it holds says how far it got.
     std::fs::rename(&partial, &done).map_err(io)?;
     served
+}
+
+/// Opens the input file `path` of `task` (of the call keyed `key` when
+/// given): the call's key and the rest of the file, after its header.
+fn open_input(
+    path: &Path,
+    task: &str,
+    key: Option<&CallKey>,
+) -> Result<(CallKey, BufReader<File>), Error> {
+    let refused = |why: String| {
+        Error::Protocol(format!(
+            "the job's input {} is refused: {why}",
+            path.display()
+        ))
+    };
+    let file = open_own(path).map_err(|e| refused(e.to_string()))?;
+    let mut input = BufReader::new(file);
+    let (their_key, their_task) = read_header(&mut input).map_err(refused)?;
+    if their_task != task {
+        return Err(refused(format!("it is the input of task `{their_task}`")));
+    }
+    if key.is_some_and(|k| *k != their_key) {
+        return Err(refused(
+            "it belongs to another call than the task's input".into(),
+        ));
+    }
+    Ok((their_key, input))
 }
 
 fn io(e: std::io::Error) -> Error {

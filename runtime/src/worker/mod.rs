@@ -67,19 +67,25 @@ pub(crate) unsafe fn take_worker_environment() -> bool {
     true
 }
 
-/// The leader's capture files, opened; their names are removed at once (the
-/// leader removes them too, should this process die first).
+/// The leader's capture files, opened: regular files of this user's,
+/// reached without following a link. The leader removes their names once
+/// this worker has answered the handshake; a worker removes nothing.
 fn capture_files() -> Option<(File, File)> {
     let paths = CAPTURE_PATHS.get()?.as_ref()?;
     let (out, err) = paths.split_once('\n')?;
-    let open = |p: &str| File::options().read(true).write(true).open(p);
-    let files = match (open(out), open(err)) {
-        (Ok(o), Ok(e)) => Some((o, e)),
-        _ => None,
-    };
-    let _ = std::fs::remove_file(out);
-    let _ = std::fs::remove_file(err);
-    files
+    Some((open_capture(out)?, open_capture(err)?))
+}
+
+fn open_capture(path: &str) -> Option<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.uid() == crate::protocol::job::own_uid()).then_some(file)
 }
 
 fn watch_parent() {

@@ -94,6 +94,12 @@ impl Worker {
     }
 }
 
+impl crate::backend::slot::Answerer for Worker {
+    fn describe(&self) -> String {
+        format!("worker {}", Worker::describe(self))
+    }
+}
+
 struct PoolState {
     idle: Vec<Arc<Worker>>,
     live: usize,

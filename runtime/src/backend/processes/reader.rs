@@ -119,6 +119,7 @@ fn done(
             // Free the worker first: whoever collects the value then already
             // sees it free.
             shared.release(worker);
+            r.slot.set_answerer(worker.clone());
             r.slot.set_output(output);
             r.slot.fill(outcome_to_result(outcome, value));
             Ok(())

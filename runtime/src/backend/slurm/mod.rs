@@ -30,7 +30,7 @@ use crate::settings::Settings;
 use crate::sync::lock;
 use registry::CallDir;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use watch::{Pending, Watch};
@@ -88,7 +88,7 @@ impl SlurmBackend {
         } else {
             cwd.join(root)
         };
-        std::fs::create_dir_all(&root).map_err(|e| registry::registry_error(&root, e))?;
+        registry::prepare_root(&root)?;
         let template_path = spec
             .template
             .clone()
@@ -193,6 +193,8 @@ impl Jobs {
         )?);
         registry::write_frames(
             &registry::call_input(&dir.path),
+            &dir.key,
+            crate::protocol::job::CALL_TASK,
             &[
                 (ToWorker::hello(self.nested.to_string()), &[]),
                 (
@@ -208,7 +210,13 @@ impl Jobs {
     }
 
     /// Writes a chunk's own input as `task`.
-    fn write_chunk(&self, dir: &Path, task: &str, work: &Work, chunk: &Chunk) -> Result<(), Error> {
+    fn write_chunk(
+        &self,
+        dir: &CallDir,
+        task: &str,
+        work: &Work,
+        chunk: &Chunk,
+    ) -> Result<(), Error> {
         let id = self.next_task.fetch_add(1, Ordering::Relaxed);
         let message = ToWorker::Run {
             id,
@@ -220,7 +228,9 @@ impl Jobs {
             settings: work.settings.clone(),
         };
         registry::write_frames(
-            &registry::task_input(dir, task),
+            &registry::task_input(&dir.path, task),
+            &dir.key,
+            task,
             &[(message, &work.payload)],
         )
     }
@@ -256,6 +266,7 @@ fn pending(job: String, dir: &Arc<CallDir>, task: &str, label: Option<String>) -
     };
     Pending {
         result: registry::task_result(&dir.path, task),
+        task: task.to_string(),
         log: dir.path.join(log),
         job,
         dir: dir.clone(),
@@ -354,6 +365,8 @@ impl SlurmBackend {
             };
             registry::write_frames(
                 &registry::task_input(&dir.path, "future"),
+                &dir.key,
+                "future",
                 &[
                     (ToWorker::hello(shared.nested.to_string()), &[]),
                     (run, captures),
@@ -382,7 +395,7 @@ impl SlurmBackend {
             let resources = shared.resources_for(&work.settings, chunk.elements.len())?;
             let dir = shared.call_dir(chunk)?;
             let task = format!("again-{}", shared.next_task.fetch_add(1, Ordering::Relaxed));
-            shared.write_chunk(&dir.path, &task, work, chunk)?;
+            shared.write_chunk(&dir, &task, work, chunk)?;
             let label = work.settings.label.as_deref();
             let job = shared.submit(&dir, &task, None, &resources, label)?;
             Ok::<_, Error>((job, dir, task))
@@ -418,7 +431,7 @@ impl SlurmBackend {
             let resources = shared.resources_for(&first.settings, longest)?;
             let dir = shared.call_dir(chunks[0])?;
             for (i, (work, chunk)) in works.iter().zip(&chunks).enumerate() {
-                shared.write_chunk(&dir.path, &format!("chunk-{i}"), work, chunk)?;
+                shared.write_chunk(&dir, &format!("chunk-{i}"), work, chunk)?;
             }
             let job = shared.submit(
                 &dir,

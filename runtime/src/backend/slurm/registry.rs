@@ -4,35 +4,102 @@
 //!
 //! Invariant: a directory is removed when its last job's answer has been
 //! taken, unless a job failed: then it is kept, and the error names it.
+//!
+//! Trust (see `protocol::job`): the root is this user's and closed to
+//! others' writes; a call's directory is created fresh, 0700, under a name
+//! no one can guess; its files are created new, never through a link; each
+//! starts with the call's key and its task, and an answer is read only when
+//! both are this call's.
 
 use crate::Error;
 use crate::protocol::codec;
-use crate::protocol::job::{CALL_INPUT, JOB_ENV, JOB_TASK_ENV, input_of, result_of};
+use crate::protocol::job::{
+    CALL_INPUT, CallKey, JOB_ENV, JOB_TASK_ENV, create_private, expect_header, input_of, open_own,
+    own_uid, result_of, write_header,
+};
 use crate::protocol::wire::{self, FromWorker, ToWorker};
-use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The placeholder a job template holds where the job's command goes.
 pub(super) const COMMAND_PLACEHOLDER: &str = "{{command}}";
 
+/// Makes `root` ready as the registry: created (0700) when missing; else it
+/// must be a directory of this user's that no other user can write to. A
+/// shared scratch directory (mode 1777) is refused: a directory of one's
+/// own inside it is the registry to give.
+pub(super) fn prepare_root(root: &Path) -> Result<(), Error> {
+    if !root.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| registry_error(root, e))?;
+    }
+    let meta = std::fs::metadata(root).map_err(|e| registry_error(root, e))?;
+    let refuse = |why: String| Error::Launch {
+        what: "a Slurm job".into(),
+        reason: format!(
+            "the registry {} {why}: other users could read or forge the jobs' files there; \
+             give a directory of your own (`mkdir -m 700 {}/$USER`, then \
+             FUTURIZE_REGISTRY or `Slurm::registry` naming it)",
+            root.display(),
+            root.display()
+        ),
+    };
+    if !meta.is_dir() {
+        return Err(refuse("is not a directory".into()));
+    }
+    if meta.uid() != own_uid() {
+        return Err(refuse(format!(
+            "belongs to uid {}, not to this user (uid {})",
+            meta.uid(),
+            own_uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(refuse(format!(
+            "is writable by other users (mode {:o})",
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
 /// One future's or call's directory.
 pub(super) struct CallDir {
     pub(super) path: PathBuf,
+    /// In every file of the call: what tells its files from any other's.
+    pub(super) key: CallKey,
     keep: AtomicBool,
 }
 
 impl CallDir {
-    /// A new directory under `root`, named after this leader and `what`.
+    /// A new directory under `root`, named after this leader and `what`
+    /// and ending in a random part: created here (never one that exists),
+    /// this user's alone.
     pub(super) fn create(root: &Path, what: &str) -> Result<CallDir, Error> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let path = root.join(format!("{}-{}-{what}-{n}", host.trim(), std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| registry_error(&path, e))?;
+        let key = CallKey::random().map_err(|e| registry_error(Path::new("/dev/urandom"), e))?;
+        let suffix = CallKey::random().map_err(|e| registry_error(Path::new("/dev/urandom"), e))?;
+        let name = format!(
+            "{}-{}-{what}-{n}-{}",
+            host.trim(),
+            std::process::id(),
+            &suffix.to_string()[..16]
+        );
+        let path = root.join(name);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| registry_error(&path, e))?;
         Ok(CallDir {
             path,
+            key,
             keep: AtomicBool::new(false),
         })
     }
@@ -58,10 +125,17 @@ pub(super) fn registry_error(path: &Path, e: std::io::Error) -> Error {
     }
 }
 
-/// Writes `messages` (with their payloads) as frames into `path`.
-pub(super) fn write_frames(path: &Path, messages: &[(ToWorker, &[u8])]) -> Result<(), Error> {
-    let file = File::create(path).map_err(|e| registry_error(path, e))?;
+/// Writes `messages` (with their payloads) as frames into `task`'s file
+/// `path` of the call keyed `key`, a new file after the header.
+pub(super) fn write_frames(
+    path: &Path,
+    key: &CallKey,
+    task: &str,
+    messages: &[(ToWorker, &[u8])],
+) -> Result<(), Error> {
+    let file = create_private(path, 0o600).map_err(|e| registry_error(path, e))?;
     let mut out = BufWriter::new(file);
+    write_header(&mut out, key, task).map_err(|e| registry_error(path, e))?;
     for (message, payload) in messages {
         wire::write_message(&mut out, message, payload, codec::max_frame_bytes())?;
     }
@@ -106,25 +180,55 @@ pub(super) fn job_script(template: Option<&str>, dir: &Path, task: &str) -> Resu
 
 /// Writes `script` into `dir` as `name`, executable.
 pub(super) fn write_script(dir: &Path, name: &str, script: &str) -> Result<PathBuf, Error> {
-    use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
-    std::fs::write(&path, script).map_err(|e| registry_error(&path, e))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+    let mut file = create_private(&path, 0o700).map_err(|e| registry_error(&path, e))?;
+    file.write_all(script.as_bytes())
         .map_err(|e| registry_error(&path, e))?;
     Ok(path)
 }
 
-/// The frames of a job's answer file.
-pub(super) fn read_answers(path: &Path) -> Result<Vec<(FromWorker, Vec<u8>)>, Error> {
-    let file = File::open(path).map_err(|e| Error::Protocol(format!("{}: {e}", path.display())))?;
+/// The frames of `job`'s answer file `path` for `task` of the call keyed
+/// `key`. Anything else than a complete answer of this very task (another
+/// user's file, another call's, a truncated or garbled one) is a protocol
+/// error naming the job and the file.
+pub(super) fn read_answers(
+    path: &Path,
+    key: &CallKey,
+    task: &str,
+    job: &str,
+) -> Result<Vec<(FromWorker, Vec<u8>)>, Error> {
+    let refused = |why: String| {
+        Error::Protocol(format!(
+            "the answer of Slurm job {job} ({}) was refused: {why}",
+            path.display()
+        ))
+    };
+    let file = open_own(path).map_err(|e| refused(e.to_string()))?;
+    let length = file.metadata().map_or(u64::MAX, |m| m.len());
     let mut input = BufReader::new(file);
+    expect_header(&mut input, key, task).map_err(refused)?;
     let mut frames = Vec::new();
-    while let Some(frame) =
-        wire::read_message::<_, FromWorker>(&mut input, codec::max_frame_bytes())?
-    {
-        frames.push(frame);
+    loop {
+        match wire::read_message::<_, FromWorker>(&mut input, codec::max_frame_bytes()) {
+            Ok(Some(frame)) => frames.push(frame),
+            Ok(None) => return Ok(frames),
+            // A frame longer than the whole file is garbage, not a large
+            // value: no hint about frame limits then.
+            Err(Error::TooLarge { size, .. }) if size > length => {
+                return Err(refused(format!(
+                    "it is garbled or truncated (frame {} claims {size} bytes in a file of \
+                     {length})",
+                    frames.len() + 1
+                )));
+            }
+            Err(e) => {
+                return Err(refused(format!(
+                    "it is not a complete answer (frame {}: {e})",
+                    frames.len() + 1
+                )));
+            }
+        }
     }
-    Ok(frames)
 }
 
 /// The last lines of a job's log, for an error.
@@ -144,5 +248,96 @@ pub(super) fn log_tail(path: &Path) -> String {
             }
         }
         Err(_) => format!("it left no log at {}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("futurize-registry-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_root_open_to_other_users_is_refused() {
+        let shared = scratch("shared");
+        std::fs::create_dir_all(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let e = prepare_root(&shared).unwrap_err().to_string();
+        assert!(e.contains("is writable by other users (mode 1777)"), "{e}");
+        assert!(e.contains("mkdir -m 700"), "{e}");
+        // A directory of one's own inside it is fine, and created 0700.
+        let own = shared.join("me");
+        prepare_root(&own).unwrap();
+        let mode = std::fs::metadata(&own).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::remove_dir_all(&shared).unwrap();
+    }
+
+    #[test]
+    fn call_directories_are_fresh_private_and_unguessable() {
+        let root = scratch("calls");
+        prepare_root(&root).unwrap();
+        let a = CallDir::create(&root, "future").unwrap();
+        let b = CallDir::create(&root, "future").unwrap();
+        assert_ne!(a.key, b.key);
+        let mode = std::fs::metadata(&a.path).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        // Names end in 16 random hex digits: nobody can make one beforehand.
+        let name = a.path.file_name().unwrap().to_string_lossy().to_string();
+        let suffix = name.rsplit('-').next().unwrap();
+        assert_eq!(suffix.len(), 16, "{name}");
+        assert!(suffix.chars().all(|c| c.is_ascii_hexdigit()), "{name}");
+        drop((a, b));
+        assert_eq!(
+            std::fs::read_dir(&root).unwrap().count(),
+            0,
+            "removed once done"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn answers_of_another_call_or_garbage_are_refused_naming_job_and_file() {
+        let root = scratch("answers");
+        prepare_root(&root).unwrap();
+        let dir = CallDir::create(&root, "future").unwrap();
+        let other = CallDir::create(&root, "future").unwrap();
+        let path = task_result(&dir.path, "future");
+        // An answer written for the other call (a stale file of an earlier
+        // run would be the same): refused by its key.
+        write_frames(&path, &other.key, "future", &[]).unwrap();
+        let e = read_answers(&path, &dir.key, "future", "77")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Slurm job 77"), "{e}");
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        assert!(e.contains("another call"), "{e}");
+        // Garbage after a right header: no hint about frame limits.
+        std::fs::remove_file(&path).unwrap();
+        let mut file = create_private(&path, 0o600).unwrap();
+        write_header(&mut file, &dir.key, "future").unwrap();
+        file.write_all(&[0x8f, 0x12, 0x0c, 0x7e, 1, 2, 3]).unwrap();
+        let e = read_answers(&path, &dir.key, "future", "77")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("garbled or truncated"), "{e}");
+        assert!(!e.contains("FUTURIZE_MAX_FRAME_BYTES"), "{e}");
+        // The right header and no frames: read, empty (the watcher then
+        // says it holds no result).
+        std::fs::remove_file(&path).unwrap();
+        write_frames(&path, &dir.key, "future", &[]).unwrap();
+        assert!(
+            read_answers(&path, &dir.key, "future", "77")
+                .unwrap()
+                .is_empty()
+        );
+        drop((dir, other));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }

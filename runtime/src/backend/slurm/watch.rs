@@ -27,6 +27,8 @@ pub(super) struct Pending {
     /// `123`, or `123_4` for an array task.
     pub(super) job: String,
     pub(super) result: PathBuf,
+    /// Its task in the call's directory (what its answer must say it is).
+    pub(super) task: String,
     pub(super) log: PathBuf,
     pub(super) dir: Arc<CallDir>,
     pub(super) slot: Arc<ResultSlot>,
@@ -146,7 +148,7 @@ fn collect_answers(w: &Watch) -> bool {
 
 /// Fills a job's slot from its answer file.
 fn answer(mut p: Pending) {
-    let result = match registry::read_answers(&p.result) {
+    let result = match registry::read_answers(&p.result, &p.dir.key, &p.task, &p.job) {
         Err(e) => Err(e),
         Ok(frames) => {
             let mut result = None;
@@ -194,11 +196,38 @@ fn answer(mut p: Pending) {
     if let Some(done) = p.done.take() {
         done();
     }
-    // The registry goes (with the job's last hold on it) before the value
-    // is handed over.
+    // The registry goes (with the job's last hold on it) once the value
+    // is taken, or is kept if what it holds is not believed.
+    p.slot.set_answerer(Arc::new(JobAnswer {
+        job: p.job.clone(),
+        file: p.result.clone(),
+        dir: p.dir.clone(),
+    }));
     let slot = p.slot.clone();
     drop(p);
     slot.fill(result);
+}
+
+/// A job that answered: named, and its registry kept, when its answer is
+/// not believed.
+struct JobAnswer {
+    job: String,
+    file: PathBuf,
+    dir: Arc<CallDir>,
+}
+
+impl crate::backend::slot::Answerer for JobAnswer {
+    fn describe(&self) -> String {
+        format!(
+            "Slurm job {} (its answer {}; the registry is kept)",
+            self.job,
+            self.file.display()
+        )
+    }
+
+    fn distrusted(&self) {
+        self.dir.keep();
+    }
 }
 
 /// Asks Slurm about the jobs still waited for; those it has ended without
