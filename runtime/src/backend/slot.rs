@@ -44,6 +44,9 @@ pub(crate) trait Answerer: Send + Sync {
 /// What a backend does to stop a running future when it is cancelled.
 pub(crate) type CancelHook = Box<dyn FnOnce() + Send>;
 
+/// A slot's result and who gave it.
+pub(crate) type Answer = (Result<Vec<u8>, Error>, Option<Arc<dyn Answerer>>);
+
 impl ResultSlot {
     pub(crate) fn new() -> Arc<ResultSlot> {
         Arc::new(ResultSlot {
@@ -107,7 +110,7 @@ impl ResultSlot {
 
     /// Blocks until filled, then takes the result and who gave it (held
     /// while the answer is checked: a job's registry stays as long).
-    pub(crate) fn take_answer(&self) -> (Result<Vec<u8>, Error>, Option<Arc<dyn Answerer>>) {
+    pub(crate) fn take_answer(&self) -> Answer {
         let result = self.take_value();
         (result, lock(&self.answerer).take())
     }
