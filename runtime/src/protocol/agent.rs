@@ -30,6 +30,10 @@ pub(crate) fn connection_frame_limit() -> u64 {
 /// The exit status of an agent whose build is not the one asked for.
 pub(crate) const WRONG_BUILD_EXIT: i32 = 75;
 
+/// The descriptor the start-up script ran the agent from (it checked the
+/// file open on it, then ran what it checked); the agent closes it.
+pub(crate) const AGENT_FD_ENV: &str = "FUTURIZE_AGENT_FD";
+
 /// The line an agent writes before its first frame.
 pub(crate) const AGENT_READY: &str = "futurize-agent-ready";
 

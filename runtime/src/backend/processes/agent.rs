@@ -14,7 +14,7 @@
 use super::link::{Launcher, LocalLauncher, WorkerProcess};
 use crate::Error;
 use crate::protocol::agent::{
-    AGENT_ENV, AGENT_READY, FromAgent, ToAgent, WRONG_BUILD_EXIT, connection_frame_limit,
+    AGENT_ENV, AGENT_FD_ENV, AGENT_READY, FromAgent, ToAgent, WRONG_BUILD_EXIT, connection_frame_limit,
 };
 use crate::protocol::{self, hex, identity, wire};
 use crate::sync::lock;
@@ -31,8 +31,19 @@ use std::sync::{Arc, Mutex};
 /// Must run while the process has a single thread (before `main`).
 pub(crate) unsafe fn take_agent_environment() -> Option<String> {
     let wanted = std::env::var(AGENT_ENV).ok()?;
+    let fd = std::env::var(AGENT_FD_ENV).ok();
     // SAFETY: by the caller's promise no other thread reads the environment.
-    unsafe { std::env::remove_var(AGENT_ENV) };
+    unsafe {
+        std::env::remove_var(AGENT_ENV);
+        std::env::remove_var(AGENT_FD_ENV);
+    }
+    // The start-up script ran this executable through a descriptor it
+    // checked; the workers need not inherit it.
+    if let Some(fd) = fd.and_then(|f| f.parse::<i32>().ok()).filter(|&f| f > 2) {
+        // SAFETY: before `main` nothing of this process owns that inherited
+        // descriptor; closing it affects no other handle.
+        unsafe { libc::close(fd) };
+    }
     Some(wanted)
 }
 

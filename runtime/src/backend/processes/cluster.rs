@@ -12,8 +12,10 @@
 //! the leader's executable (its own path where it holds the same build, a
 //! shared file system; else the per-user cache `~/.cache/futurize/<build
 //! id>`), and when it finds none asks for a copy, which the leader streams
-//! over the same connection (stored atomically, mode 0700, checked by size
-//! and by the agent's own build check before use). All hosts start in
+//! over the same connection (stored atomically, mode 0700). Whatever it
+//! finds runs only when it is the user's, writable by no one else, and its
+//! SHA-256 is the leader's, checked on the descriptor it then runs
+//! (`host_command::start_script`). All hosts start in
 //! parallel on the first need; a host that cannot be reached then is an
 //! `Error::Launch` naming it and quoting ssh's stderr.
 //!

@@ -12,37 +12,86 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
+/// The SHA-256 of this executable, in hex, as `sha256sum` gives it (the
+/// tool every host runs to check a candidate; measured once).
+fn own_sha256() -> Result<String, String> {
+    static SUM: std::sync::OnceLock<Result<String, String>> = std::sync::OnceLock::new();
+    SUM.get_or_init(|| {
+        // This process's file, even if renamed since (`/proc/self` would be
+        // sha256sum's own).
+        let exe = format!("/proc/{}/exe", std::process::id());
+        let out = Command::new("sha256sum")
+            .arg(&exe)
+            .output()
+            .map_err(|e| {
+                format!(
+                    "`sha256sum` (coreutils), which checks the executable a host runs, \
+                     could not run here: {e}"
+                )
+            })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match text.get(..64) {
+            Some(sum) if out.status.success() && sum.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Ok(sum.to_string())
+            }
+            _ => Err(format!(
+                "`sha256sum {exe}` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
+    })
+    .clone()
+}
+
 /// The script that finds (or receives) this executable on the host and
 /// starts it as the host's agent.
+///
+/// A candidate (the leader's own path, where a shared file system holds
+/// the same build; else the per-user cache) runs only when the file is
+/// this user's, writable by no one else, and its SHA-256 is the leader's;
+/// all three are checked on one open descriptor, and what runs is the file
+/// on that descriptor, so the file cannot be swapped between the check and
+/// the run. Anything else is replaced by a copy the leader sends.
 pub(super) fn start_script(always_copy: bool) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| format!("the leader's executable: {e}"))?;
     let size = std::fs::metadata("/proc/self/exe")
         .map_err(|e| format!("the leader's executable: {e}"))?
         .len();
     let id = hex(identity::build_id());
+    let sum = own_sha256()?;
     Ok(format!(
-        r#"exe={exe}; id={id}; size={size}
+        r#"exe={exe}; id={id}; size={size}; sum={sum}
+command -v sha256sum >/dev/null || {{ echo "futurize: this host has no sha256sum (coreutils), which checks an executable before it runs" >&2; exit 1; }}
 dir="${{XDG_CACHE_HOME:-$HOME/.cache}}/futurize"; cached="$dir/$id"
 try() {{
-  [ -f "$1" ] && [ -x "$1" ] && [ "$(($(wc -c < "$1")))" -eq "$size" ] || return 1
-  FUTURIZE_AGENT="$id" "$1"; rc=$?
-  [ "$rc" -eq 75 ] && return 1
-  exit "$rc"
+  [ -f "$1" ] || return 1
+  exec 3< "$1" || return 1
+  if [ -O /proc/self/fd/3 ] && [ "$(sha256sum <&3 | cut -c1-64)" = "$sum" ]; then
+    case "$(stat -L -c %A /proc/self/fd/3)" in ?????w*|????????w*) exec 3<&-; return 1;; esac
+    FUTURIZE_AGENT="$id" {fd_env}=3 /proc/self/fd/3; rc=$?
+    exec 3<&-
+    [ "$rc" -eq 75 ] && return 1
+    exit "$rc"
+  fi
+  exec 3<&-
+  return 1
 }}
 {try_exe}try "$cached"
 mkdir -p "$dir" && chmod 700 "$dir" || exit 1
 tmp="$dir/.$id.$$"
+rm -f "$tmp"
 printf '%s\n' {send}
-head -c "$size" > "$tmp"
+(umask 077; head -c "$size" > "$tmp")
 if [ "$(($(wc -c < "$tmp")))" -ne "$size" ]; then rm -f "$tmp"; echo "futurize: the copy of the executable in $dir is incomplete" >&2; exit 1; fi
 chmod 700 "$tmp" && mv -f "$tmp" "$cached" || {{ rm -f "$tmp"; exit 1; }}
 try "$cached"
-echo "futurize: $cached does not start as a futurize agent of build $id" >&2
+echo "futurize: $cached is not the leader's executable (its SHA-256 or owner differs, or it does not start as a futurize agent of build $id)" >&2
 exit 1
 "#,
         exe = shell_quote(&exe.to_string_lossy()),
         try_exe = if always_copy { "" } else { "try \"$exe\"\n" },
         send = SEND_EXECUTABLE,
+        fd_env = crate::protocol::agent::AGENT_FD_ENV,
     ))
 }
 

@@ -99,13 +99,9 @@ impl SlurmBackend {
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     launch_error(format!("the job template {}: {e}", path.display()))
                 })?;
-                if !text.contains(registry::COMMAND_PLACEHOLDER) {
-                    return Err(launch_error(format!(
-                        "the job template {} has no line `{}` where the job's command goes",
-                        path.display(),
-                        registry::COMMAND_PLACEHOLDER
-                    )));
-                }
+                registry::check_template(&text).map_err(|why| {
+                    launch_error(format!("the job template {}: {why}", path.display()))
+                })?;
                 Some(text)
             }
         };

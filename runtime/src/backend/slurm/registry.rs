@@ -158,6 +158,34 @@ pub(super) fn task_result(dir: &Path, task: &str) -> PathBuf {
     result_of(dir, task)
 }
 
+/// Checks a job template: [`COMMAND_PLACEHOLDER`] stands alone on its line
+/// (inside quotes or after other words, the quoted command would be quoted
+/// again, and a path holding `$(...)` would run).
+pub(super) fn check_template(text: &str) -> Result<(), String> {
+    let mut found = false;
+    for (n, line) in text.lines().enumerate() {
+        if !line.contains(COMMAND_PLACEHOLDER) {
+            continue;
+        }
+        if line.trim() != COMMAND_PLACEHOLDER {
+            return Err(format!(
+                "line {} holds `{COMMAND_PLACEHOLDER}` among other text (`{}`): it must stand \
+                 alone on its line, where the job's command goes",
+                n + 1,
+                line.trim()
+            ));
+        }
+        found = true;
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "it has no line `{COMMAND_PLACEHOLDER}` where the job's command goes"
+        ))
+    }
+}
+
 /// The job script: the template (or a bare shell script) with the command
 /// that runs `task` of `dir` with this executable. `task` may name the
 /// array index as `$SLURM_ARRAY_TASK_ID`.
@@ -261,6 +289,15 @@ mod tests {
             std::env::temp_dir().join(format!("futurize-registry-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn the_command_stands_alone_on_its_template_line() {
+        assert!(check_template("#!/bin/sh\n#SBATCH -p x\n  {{command}}\n").is_ok());
+        let e = check_template("#!/bin/sh\necho \"{{command}}\"\n").unwrap_err();
+        assert!(e.contains("line 2 holds `{{command}}` among other text"), "{e}");
+        let e = check_template("#!/bin/sh\nsrun hostname\n").unwrap_err();
+        assert!(e.contains("has no line `{{command}}`"), "{e}");
     }
 
     #[test]
