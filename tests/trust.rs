@@ -319,3 +319,62 @@ fn a_planted_executable_never_runs_and_the_leaders_copy_replaces_it() {
         "the leader's copy replaced it"
     );
 }
+
+/// `examples/NAME` of this build (built here: `cargo test --test trust`
+/// alone does not build the examples, and an old one would not test this
+/// code).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--example", name, "--manifest-path"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    profile_dir.join("examples").join(name)
+}
+
+#[test]
+fn a_setuid_program_is_never_taken_over_as_a_worker() {
+    if !two_users() {
+        return;
+    }
+    // A program linking futurize, installed setuid root: run by another
+    // user with the worker's markers and files of the owner's named as its
+    // capture files.
+    let dir = scratch("setuid");
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o755);
+    let program = dir.join("quickstart");
+    std::fs::copy(example("quickstart"), &program).unwrap();
+    set_mode(&program, 0o4755);
+    let (out, err) = (dir.join("owners-out"), dir.join("owners-err"));
+    std::fs::write(&out, "the owner's").unwrap();
+    std::fs::write(&err, "the owner's").unwrap();
+    let output = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(&program)
+        .env("FUTURIZE_WORKER", "1")
+        .env(
+            "FUTURIZE_WORKER_CAPTURE",
+            format!("{}\n{}", out.display(), err.display()),
+        )
+        .env_remove("FUTURIZE_PLAN")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // It ran as the program it is, not as a worker.
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("55"), "{stdout}");
+    for file in [&out, &err] {
+        assert_eq!(std::fs::read_to_string(file).unwrap(), "the owner's");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
