@@ -14,7 +14,8 @@
 use super::link::{Launcher, LocalLauncher, WorkerProcess};
 use crate::Error;
 use crate::protocol::agent::{
-    AGENT_ENV, AGENT_FD_ENV, AGENT_READY, FromAgent, ToAgent, WRONG_BUILD_EXIT, connection_frame_limit,
+    AGENT_ENV, AGENT_FD_ENV, AGENT_READY, FromAgent, ToAgent, WRONG_BUILD_EXIT,
+    connection_frame_limit,
 };
 use crate::protocol::{self, hex, identity, wire};
 use crate::sync::lock;

@@ -20,15 +20,12 @@ fn own_sha256() -> Result<String, String> {
         // This process's file, even if renamed since (`/proc/self` would be
         // sha256sum's own).
         let exe = format!("/proc/{}/exe", std::process::id());
-        let out = Command::new("sha256sum")
-            .arg(&exe)
-            .output()
-            .map_err(|e| {
-                format!(
-                    "`sha256sum` (coreutils), which checks the executable a host runs, \
+        let out = Command::new("sha256sum").arg(&exe).output().map_err(|e| {
+            format!(
+                "`sha256sum` (coreutils), which checks the executable a host runs, \
                      could not run here: {e}"
-                )
-            })?;
+            )
+        })?;
         let text = String::from_utf8_lossy(&out.stdout);
         match text.get(..64) {
             Some(sum) if out.status.success() && sum.bytes().all(|b| b.is_ascii_hexdigit()) => {

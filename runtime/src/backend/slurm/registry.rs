@@ -295,7 +295,10 @@ mod tests {
     fn the_command_stands_alone_on_its_template_line() {
         assert!(check_template("#!/bin/sh\n#SBATCH -p x\n  {{command}}\n").is_ok());
         let e = check_template("#!/bin/sh\necho \"{{command}}\"\n").unwrap_err();
-        assert!(e.contains("line 2 holds `{{command}}` among other text"), "{e}");
+        assert!(
+            e.contains("line 2 holds `{{command}}` among other text"),
+            "{e}"
+        );
         let e = check_template("#!/bin/sh\nsrun hostname\n").unwrap_err();
         assert!(e.contains("has no line `{{command}}`"), "{e}");
     }
