@@ -10,7 +10,7 @@
 //! reported once, as a warning on stderr. `FUTURIZE_PLAN=` (empty) is unset.
 //!
 //! Where a plan's backend starts, the other variables futurize reads are
-//! checked too (`plan/environment.rs`), and a plan built in code gets the
+//! checked too (`protocol/environment.rs`), and a plan built in code gets the
 //! worker limits its text form would: a malformed value is an error on the
 //! thread that needs the plan, before any background thread reads it.
 //!
@@ -50,7 +50,7 @@ impl ActivePlan {
     pub(crate) fn backend(self: &Arc<Self>) -> Result<Arc<dyn Backend>, Error> {
         self.backend
             .get_or_init(|| {
-                crate::plan::environment::check()?;
+                crate::protocol::environment::check()?;
                 self.plan.check_limits("plan()")?;
                 backend::start(self.plan.first(), handle(self.nested()))
             })

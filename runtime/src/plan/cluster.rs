@@ -89,7 +89,9 @@ fn split_port<'a>(rest: &'a str, text: &str) -> Result<(&'a str, Option<u16>), S
     };
     let port = match port {
         None if rest.starts_with('[') && !rest.ends_with(']') => {
-            return Err(format!("`{text}` has something other than `:port` after `]`"));
+            return Err(format!(
+                "`{text}` has something other than `:port` after `]`"
+            ));
         }
         None => None,
         Some(p) => match p.parse::<u16>() {
@@ -143,17 +145,17 @@ fn check_user(user: &str, text: &str) -> Result<String, String> {
 /// Whether `part` has only letters, digits, `.`, `-` and `_`, and does not
 /// start with `-` (which ssh would read as an option).
 fn allowed(part: &str, text: &str, what: &str) -> Result<(), String> {
+    if part.starts_with('-') {
+        return Err(format!(
+            "`{text}` is not a host: its {what} starts with `-`, which ssh would read as an \
+             option"
+        ));
+    }
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
     if let Some(bad) = part.chars().find(|&c| !ok(c)) {
         return Err(format!(
             "`{text}` is not a host: its {what} `{part}` holds {bad:?} (a host name has \
              {HOST_CHARACTERS})"
-        ));
-    }
-    if part.starts_with('-') {
-        return Err(format!(
-            "`{text}` is not a host: its {what} starts with `-`, which ssh would read as an \
-             option"
         ));
     }
     Ok(())

@@ -8,7 +8,6 @@
 //! the one `FUTURIZE_PLAN` takes and `Display` prints.
 
 mod cluster;
-pub(crate) mod environment;
 mod resources;
 mod slurm;
 mod suggest;
@@ -540,9 +539,15 @@ mod tests {
             ("cluster:n1,,n2", "empty"),
             ("cluster:n1:99999", "not a port"),
             ("slurm:0", "at least 1"),
-            ("multiprocess:2|", "an alternative of `multiprocess:2|` is empty"),
+            (
+                "multiprocess:2|",
+                "an alternative of `multiprocess:2|` is empty",
+            ),
             ("|slurm", "an alternative of `|slurm` is empty"),
-            ("multithread:99999999", "99999999 workers are too many: a level has at most 4096"),
+            (
+                "multithread:99999999",
+                "99999999 workers are too many: a level has at most 4096",
+            ),
             ("multiprocess:18446744073709551615", "at most 4096"),
             ("multiprocess:99999999999999999999999:fresh", "at most 4096"),
             ("slurm:10001", "at most 10000"),
@@ -561,7 +566,11 @@ mod tests {
             assert!(msg.contains(&format!("`{text}`")), "{msg}");
             assert!(msg.contains(why), "{msg}");
             assert!(msg.contains("multithread[:N]"), "{msg}");
-            assert!(msg.len() < 600 + text.len(), "{} characters: {msg}", msg.len());
+            assert!(
+                msg.len() < 600 + text.len(),
+                "{} characters: {msg}",
+                msg.len()
+            );
         }
     }
 
@@ -569,14 +578,20 @@ mod tests {
     fn a_plan_in_code_past_the_worker_limit_is_refused_when_checked() {
         let p = Plan::from(Multithread::workers(MAX_WORKERS + 1));
         let e = p.check_limits("plan()").unwrap_err().to_string();
-        assert!(e.contains("plan()") && e.contains("multithread:4097"), "{e}");
+        assert!(
+            e.contains("plan()") && e.contains("multithread:4097"),
+            "{e}"
+        );
         assert!(e.contains("at most 4096"), "{e}");
         let nested = Plan::from([
             Multithread::workers(2).into(),
             Multiprocess::workers(99_999).into(),
         ]);
         assert!(nested.check_limits("plan()").is_err());
-        let fits = Plan::first_fit([Multiprocess::workers(MAX_WORKERS).into(), Slurm::jobs().into()]);
+        let fits = Plan::first_fit([
+            Multiprocess::workers(MAX_WORKERS).into(),
+            Slurm::jobs().into(),
+        ]);
         assert_eq!(fits.check_limits("plan()"), Ok(()));
     }
 

@@ -61,9 +61,7 @@ pub(super) fn hint(part: &str) -> String {
 fn split_kind(part: &str) -> (&str, Option<&str>) {
     let bytes = part.as_bytes();
     let lone = (0..bytes.len()).find(|&i| {
-        bytes[i] == b':'
-            && bytes.get(i + 1) != Some(&b':')
-            && (i == 0 || bytes[i - 1] != b':')
+        bytes[i] == b':' && bytes.get(i + 1) != Some(&b':') && (i == 0 || bytes[i - 1] != b':')
     });
     match lone {
         Some(i) => (&part[..i], Some(&part[i + 1..])),
@@ -119,7 +117,10 @@ mod tests {
         for (part, said) in [
             ("multisession:2", "did you mean `multiprocess:2`?"),
             ("multisession", "R's `multisession` is `multiprocess` here"),
-            ("multisession(workers = 4)", "did you mean `multiprocess:4`?"),
+            (
+                "multisession(workers = 4)",
+                "did you mean `multiprocess:4`?",
+            ),
             ("multicore:3", "did you mean `multithread:3`?"),
             ("callr", "did you mean `multiprocess:N:fresh`?"),
             ("callr:2", "did you mean `multiprocess:2:fresh`?"),
@@ -128,9 +129,15 @@ mod tests {
             ("Multithred", "did you mean `multithread`?"),
             ("multithread=4", "did you mean `multithread:4`?"),
             ("slurn:8", "did you mean `slurm:8`?"),
-            ("multiproces:2:fresh", "did you mean `multiprocess:2:fresh`?"),
+            (
+                "multiproces:2:fresh",
+                "did you mean `multiprocess:2:fresh`?",
+            ),
             ("clustr:n1,n2", "did you mean `cluster:n1,n2`?"),
-            ("future.batchtools::batchtools_slurm", "did you mean `slurm`?"),
+            (
+                "future.batchtools::batchtools_slurm",
+                "did you mean `slurm`?",
+            ),
         ] {
             let hint = hint(part);
             assert!(hint.contains(said), "{part}: {hint}");

@@ -16,13 +16,13 @@ pub const DEFAULT_MAX_FRAME_BYTES: u64 = 1 << 30;
 /// The frame size limit in force: `FUTURIZE_MAX_FRAME_BYTES` (a whole
 /// number of bytes, 1 to 1 TiB), else [`DEFAULT_MAX_FRAME_BYTES`]. Any other
 /// value of the variable is an `Error::Setting` where a plan's backend
-/// starts (see `plan/environment.rs`).
+/// starts (see `protocol/environment.rs`).
 ///
 /// ```
 /// assert!(futurize_runtime::codec::max_frame_bytes() >= 1);
 /// ```
 pub fn max_frame_bytes() -> u64 {
-    crate::plan::environment::MAX_FRAME_BYTES.value()
+    crate::protocol::environment::MAX_FRAME_BYTES.value()
 }
 
 const CONFIG: bincode::config::Configuration = bincode::config::standard();

@@ -6,10 +6,9 @@
 //! the elements, and `retries` run them again elsewhere.
 //!
 //! The limit is `FUTURIZE_SILENCE_LIMIT` (default 30 s, read and checked in
-//! `plan/environment.rs`); for a task with a
-//! shorter `timeout`, it is that timeout plus a second, so that the leader
-//! enforces the limit itself whatever the worker does (a stopped worker's
-//! own timer stops with it).
+//! `protocol/environment.rs`); for a task with a shorter `timeout`, it is
+//! that timeout plus a second, so that the leader enforces the limit itself
+//! whatever the worker does (a stopped worker's own timer stops with it).
 
 use super::{Pool, Worker};
 use crate::protocol::HEARTBEAT_EVERY;
@@ -20,7 +19,7 @@ use std::time::{Duration, Instant};
 /// The limit for a worker with no time-limited task: checked (at least
 /// three heartbeats, at most 365 days) where the plan's backend started.
 pub(super) fn default_limit() -> Duration {
-    crate::plan::environment::SILENCE_LIMIT.value()
+    crate::protocol::environment::SILENCE_LIMIT.value()
 }
 
 /// The silence limit of a worker running a task limited to `timeout`.

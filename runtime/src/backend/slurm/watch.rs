@@ -52,9 +52,9 @@ pub(super) struct Watch {
 }
 
 /// How long Slurm may fail to answer before the jobs waited for are given
-/// up: checked where the plan's backend started (`plan/environment.rs`).
+/// up: checked where the plan's backend started (`protocol/environment.rs`).
 fn silence_limit() -> Duration {
-    crate::plan::environment::SLURM_SILENCE_LIMIT.value()
+    crate::protocol::environment::SLURM_SILENCE_LIMIT.value()
 }
 
 /// How long an answer may lag behind its job's end on a shared file system.
