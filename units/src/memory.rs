@@ -21,8 +21,10 @@ pub enum MemoryError {
     NotANumber(String),
     /// A unit that is not one of memory (`"2X"`); the unit as written.
     UnknownUnit(String),
-    /// Less than a byte (`"0G"`, `"0.0001B"`); the whole text.
+    /// Zero or less (`"0G"`); the whole text.
     NotPositive(String),
+    /// More than zero but less than a byte (`"0.5B"`); the whole text.
+    LessThanAByte(String),
     /// More than [`LARGEST_TIB`] TiB; the whole text.
     TooLarge(String),
 }
@@ -45,7 +47,8 @@ impl fmt::Display for MemoryError {
             MemoryError::UnknownUnit(unit) => {
                 write!(f, "`{unit}` is not a unit of memory (K, M, G or T)")
             }
-            MemoryError::NotPositive(text) => write!(f, "`{text}` is less than a byte"),
+            MemoryError::NotPositive(text) => write!(f, "`{text}` is not more than zero"),
+            MemoryError::LessThanAByte(text) => write!(f, "`{text}` is less than a byte"),
             MemoryError::TooLarge(text) => {
                 write!(f, "`{text}` is too large: at most {LARGEST_TIB}T")
             }
@@ -78,8 +81,11 @@ pub fn parse_memory(text: &str) -> Result<u64, MemoryError> {
         .map_err(|_| MemoryError::NotANumber(text.to_string()))?;
     let scale = scale_of(unit).ok_or_else(|| MemoryError::UnknownUnit(unit.to_string()))?;
     let bytes = amount * scale as f64;
-    if bytes < 1.0 {
+    if bytes <= 0.0 {
         return Err(MemoryError::NotPositive(text.to_string()));
+    }
+    if bytes < 1.0 {
+        return Err(MemoryError::LessThanAByte(text.to_string()));
     }
     if bytes > (LARGEST_TIB << 40) as f64 {
         return Err(MemoryError::TooLarge(text.to_string()));
@@ -167,6 +173,10 @@ mod tests {
         assert_eq!(
             parse_memory("0G"),
             Err(MemoryError::NotPositive("0G".into()))
+        );
+        assert_eq!(
+            parse_memory("0.5B"),
+            Err(MemoryError::LessThanAByte("0.5B".into()))
         );
         assert_eq!(
             parse_memory("2X").unwrap_err().to_string(),
