@@ -6,7 +6,13 @@
 //! `FUTURIZE_PLAN`, else [`Sequential`](crate::Sequential); and always
 //! `Sequential` under `FUTURIZE_DISABLE=1`, the global off switch. A malformed
 //! `FUTURIZE_PLAN` is an [`Error::Plan`] wherever a plan is needed, never a
-//! silent fallback.
+//! silent fallback; when the code sets a plan, which wins, it is still
+//! reported once, as a warning on stderr. `FUTURIZE_PLAN=` (empty) is unset.
+//!
+//! Where a plan's backend starts, the other variables futurize reads are
+//! checked too (`protocol/environment.rs`), and a plan built in code gets the
+//! worker limits its text form would: a malformed value is an error on the
+//! thread that needs the plan, before any background thread reads it.
 //!
 //! Each plan in force owns its backend (a thread pool, …), started on first
 //! use. Futures keep their backend alive, so changing the plan never strands
@@ -43,7 +49,11 @@ impl ActivePlan {
     /// The backend of the first level, started on first use.
     pub(crate) fn backend(self: &Arc<Self>) -> Result<Arc<dyn Backend>, Error> {
         self.backend
-            .get_or_init(|| backend::start(self.plan.first(), handle(self.nested())))
+            .get_or_init(|| {
+                crate::protocol::environment::check()?;
+                self.plan.check_limits("plan()")?;
+                backend::start(self.plan.first(), handle(self.nested()))
+            })
             .clone()
     }
 
@@ -78,6 +88,7 @@ fn from_env() -> Result<Arc<ActivePlan>, Error> {
     FROM_ENV
         .get_or_init(|| {
             let plan = match std::env::var("FUTURIZE_PLAN") {
+                Ok(text) if text.trim().is_empty() => Sequential.into(),
                 Ok(text) => Plan::parse_from(&text, "FUTURIZE_PLAN")?,
                 Err(std::env::VarError::NotPresent) => Sequential.into(),
                 Err(std::env::VarError::NotUnicode(raw)) => {
@@ -91,6 +102,18 @@ fn from_env() -> Result<Arc<ActivePlan>, Error> {
             Ok(ActivePlan::new(plan))
         })
         .clone()
+}
+
+/// Says once, on stderr, that a malformed `FUTURIZE_PLAN` is overridden by
+/// the plan the code sets: the code's plan wins, but the user who set the
+/// variable learns that it was not used, and why.
+fn warn_if_env_plan_malformed() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if let Err(e) = from_env() {
+        WARNED.call_once(|| {
+            eprintln!("futurize: warning: {e}; FUTURIZE_PLAN is ignored, as the code sets a plan");
+        });
+    }
 }
 
 /// The plan in force for this thread, with its backend.
@@ -157,6 +180,7 @@ fn push(plan: Arc<ActivePlan>) -> PlanGuard {
 /// plan(before);
 /// ```
 pub fn plan(new: impl Into<Plan>) -> Plan {
+    warn_if_env_plan_malformed();
     let previous = current_plan_ignoring_scopes();
     *lock(&GLOBAL) = Some(ActivePlan::new(new.into()));
     previous
@@ -196,6 +220,7 @@ pub fn current_plan() -> Result<Plan, Error> {
 /// }
 /// ```
 pub fn with_plan(plan: impl Into<Plan>) -> PlanGuard {
+    warn_if_env_plan_malformed();
     push(ActivePlan::new(plan.into()))
 }
 

@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The text forms `FUTURIZE_PLAN` accepts, listed by [`Error::Plan`].
-pub const VALID_PLAN_FORMS: &str = "`sequential`, `multithread`, `multithread:N`, \
-     `multiprocess`, `multiprocess:N`, `multiprocess:N:fresh`, `cluster`, \
-     `cluster:HOST,HOST,...` (HOST as `[user@]name[:port]`, a host named k times runs k \
-     workers), `slurm`, `slurm:N` (N jobs in flight at most), alternatives joined by `|` (the first whose \
-     capacities meet a future's resources runs it: `multiprocess:2|slurm`), levels joined by `/` such as `multiprocess:2/multithread:2` or \
-     `cluster:n1,n2/multiprocess:4` (N a whole number >= 1)";
+///
+/// ```
+/// assert!(futurize_runtime::plan::VALID_PLAN_FORMS.contains("multiprocess[:N[:fresh]]"));
+/// ```
+pub const VALID_PLAN_FORMS: &str = "`sequential`, `multithread[:N]`, \
+     `multiprocess[:N[:fresh]]`, `cluster[:HOST,HOST,...]` (HOST as `[user@]name[:port]`), \
+     `slurm[:N]`; `A|B` for alternatives, `OUTER/INNER` for nested levels";
 
 /// A body's panic: what it said, where, and how it got there. The one form
 /// of a panic everywhere: in [`Error::Panicked`], in an element's failure and
@@ -97,7 +98,8 @@ pub enum Error {
     Protocol(String),
     /// A plan (given in code or in an environment variable) cannot be used.
     #[error(
-        "invalid plan in {source_name}: `{text}`: {reason}. Valid forms: {}",
+        "invalid plan in {source_name}: `{text}`: {reason}{} Valid forms: {}",
+        full_stop(reason),
         VALID_PLAN_FORMS
     )]
     Plan {
@@ -106,6 +108,17 @@ pub enum Error {
         /// The text or plan that was refused.
         text: String,
         /// Why it was refused.
+        reason: String,
+    },
+    /// An environment variable futurize reads (`FUTURIZE_SILENCE_LIMIT`,
+    /// `FUTURIZE_MAX_FRAME_BYTES`, …) holds a value it cannot use.
+    #[error("invalid {variable}=`{value}`: {reason}")]
+    Setting {
+        /// The variable: `FUTURIZE_SILENCE_LIMIT`.
+        variable: String,
+        /// Its value, as set.
+        value: String,
+        /// Why it cannot be used, and what it takes.
         reason: String,
     },
     /// Workers could not be started.
@@ -155,6 +168,15 @@ pub enum Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
+    }
+}
+
+/// A `.` after `sentence`, unless it ends in its own stop (`did you mean …?`).
+fn full_stop(sentence: &str) -> &'static str {
+    if sentence.ends_with(['.', '?', '!']) {
+        ""
+    } else {
+        "."
     }
 }
 

@@ -26,6 +26,19 @@ const UNITS: &[(&[&str], u64)] = &[
 /// The shortest duration: what is sent to workers is whole milliseconds.
 const LEAST: Duration = Duration::from_millis(1);
 
+/// The longest duration, in days: no time limit, wall time or silence limit
+/// is longer, and every instant it is added to stays far from overflow.
+///
+/// ```
+/// use futurize_units::{LONGEST_DAYS, parse_duration};
+/// assert!(parse_duration(&format!("{LONGEST_DAYS}d")).is_ok());
+/// assert!(parse_duration(&format!("{}d", LONGEST_DAYS + 1)).is_err());
+/// ```
+pub const LONGEST_DAYS: u64 = 365;
+
+/// [`LONGEST_DAYS`] as a [`Duration`].
+const LONGEST: Duration = Duration::from_secs(LONGEST_DAYS * 86_400);
+
 /// Fraction digits read; later ones are far below a nanosecond in every unit.
 const FRACTION_DIGITS: usize = 24;
 
@@ -44,7 +57,7 @@ pub enum DurationError {
     UnknownUnit(String),
     /// Less than 1 ms in all (`"0s"`).
     TooShort,
-    /// More than a [`Duration`] holds; the whole text.
+    /// More than [`LONGEST_DAYS`] days; the whole text.
     TooLong(String),
 }
 
@@ -64,7 +77,9 @@ impl DurationError {
             DurationError::NoUnit(text) => format!("`{text}` has a number without a unit"),
             DurationError::UnknownUnit(unit) => format!("`{unit}` is not a unit of time"),
             DurationError::TooShort => format!("{subject} must be at least 1ms"),
-            DurationError::TooLong(text) => format!("`{text}` is longer than a duration can be"),
+            DurationError::TooLong(text) => {
+                format!("`{text}` is too long: a duration is at most {LONGEST_DAYS} days")
+            }
         };
         format!("{what}: {DURATION_EXAMPLES}")
     }
@@ -79,7 +94,7 @@ impl fmt::Display for DurationError {
 impl std::error::Error for DurationError {}
 
 /// Reads a duration: `"500ms"`, `"30s"`, `"10m"`, `"1h30m"`, `"1.5h"`,
-/// `"2d"`, `"2 min 5 s"`, at least 1 ms.
+/// `"2d"`, `"2 min 5 s"`, at least 1 ms and at most [`LONGEST_DAYS`] days.
 ///
 /// Units: `ms`; `s`, `sec`, `secs`; `m`, `min`, `mins`; `h`, `hr`, `hrs`;
 /// `d`, `day`, `days`.
@@ -151,7 +166,7 @@ fn terms(text: &str) -> Result<(Duration, Vec<Term<'_>>), DurationError> {
         });
         rest = after.trim_start();
     }
-    if total > Duration::MAX.as_nanos() {
+    if total > LONGEST.as_nanos() {
         return Err(too_long());
     }
     let duration = Duration::new(
@@ -211,7 +226,7 @@ fn digits_value(digits: &str) -> Option<u128> {
 
 #[cfg(test)]
 mod tests {
-    use super::{DurationError, compact_duration, parse_duration};
+    use super::{DurationError, LONGEST_DAYS, compact_duration, parse_duration};
     use std::time::Duration;
 
     #[test]
@@ -298,9 +313,19 @@ mod tests {
     }
 
     #[test]
-    fn the_longest_duration_is_read() {
-        let max = format!("{}.999999999s", u64::MAX);
-        assert_eq!(parse_duration(&max), Ok(Duration::MAX));
+    fn the_longest_duration_is_read_and_no_longer() {
+        let longest = Duration::from_secs(LONGEST_DAYS * 86_400);
+        assert_eq!(parse_duration("365d"), Ok(longest));
+        assert_eq!(parse_duration("364d 24h"), Ok(longest));
+        for long in ["365d 1ms", "366d", "8761h", "18446744073709551615s"] {
+            assert_eq!(
+                parse_duration(long),
+                Err(DurationError::TooLong(long.into())),
+                "{long}"
+            );
+        }
+        let said = parse_duration("400d").unwrap_err().to_string();
+        assert!(said.contains("at most 365 days"), "{said}");
     }
 
     #[test]

@@ -16,5 +16,7 @@
 mod duration;
 mod memory;
 
-pub use duration::{DURATION_EXAMPLES, DurationError, compact_duration, parse_duration};
-pub use memory::{MEMORY_EXAMPLES, MemoryError, parse_memory};
+pub use duration::{
+    DURATION_EXAMPLES, DurationError, LONGEST_DAYS, compact_duration, parse_duration,
+};
+pub use memory::{LARGEST_TIB, MEMORY_EXAMPLES, MemoryError, parse_memory};

@@ -21,9 +21,23 @@ pub enum MemoryError {
     NotANumber(String),
     /// A unit that is not one of memory (`"2X"`); the unit as written.
     UnknownUnit(String),
-    /// Zero or less (`"0G"`), or not finite; the whole text.
+    /// Zero or less (`"0G"`); the whole text.
     NotPositive(String),
+    /// More than zero but less than a byte (`"0.5B"`); the whole text.
+    LessThanAByte(String),
+    /// More than [`LARGEST_TIB`] TiB; the whole text.
+    TooLarge(String),
 }
+
+/// The largest amount of memory, in TiB (1 PiB): more than any node has,
+/// far from overflowing a byte count.
+///
+/// ```
+/// use futurize_units::{LARGEST_TIB, parse_memory};
+/// assert_eq!(parse_memory(&format!("{LARGEST_TIB}T")), Ok(LARGEST_TIB << 40));
+/// assert!(parse_memory(&format!("{}T", LARGEST_TIB + 1)).is_err());
+/// ```
+pub const LARGEST_TIB: u64 = 1024;
 
 impl fmt::Display for MemoryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -34,6 +48,10 @@ impl fmt::Display for MemoryError {
                 write!(f, "`{unit}` is not a unit of memory (K, M, G or T)")
             }
             MemoryError::NotPositive(text) => write!(f, "`{text}` is not more than zero"),
+            MemoryError::LessThanAByte(text) => write!(f, "`{text}` is less than a byte"),
+            MemoryError::TooLarge(text) => {
+                write!(f, "`{text}` is too large: at most {LARGEST_TIB}T")
+            }
         }?;
         write!(f, ": {MEMORY_EXAMPLES}")
     }
@@ -43,7 +61,7 @@ impl std::error::Error for MemoryError {}
 
 /// Reads an amount of memory, in bytes: `"500M"`, `"2G"`, `"1.5TB"`,
 /// `"800KiB"`, `"4096B"`, or a plain number of megabytes (as Slurm reads
-/// `--mem`). Amounts too large for a `u64` are `u64::MAX`.
+/// `--mem`), from 1 byte to [`LARGEST_TIB`] TiB.
 ///
 /// ```
 /// use futurize_units::{MemoryError, parse_memory};
@@ -62,10 +80,17 @@ pub fn parse_memory(text: &str) -> Result<u64, MemoryError> {
         .parse()
         .map_err(|_| MemoryError::NotANumber(text.to_string()))?;
     let scale = scale_of(unit).ok_or_else(|| MemoryError::UnknownUnit(unit.to_string()))?;
-    if !(amount > 0.0 && amount.is_finite()) {
+    let bytes = amount * scale as f64;
+    if bytes <= 0.0 {
         return Err(MemoryError::NotPositive(text.to_string()));
     }
-    Ok((amount * scale as f64) as u64)
+    if bytes < 1.0 {
+        return Err(MemoryError::LessThanAByte(text.to_string()));
+    }
+    if bytes > (LARGEST_TIB << 40) as f64 {
+        return Err(MemoryError::TooLarge(text.to_string()));
+    }
+    Ok(bytes as u64)
 }
 
 /// The bytes in one `unit` (which starts with an ASCII letter, if not empty).
@@ -110,13 +135,33 @@ mod tests {
             parse_memory("1e30T"),
             Err(MemoryError::UnknownUnit("e30T".into()))
         );
-        assert_eq!(parse_memory("99999999999999999999999T"), Ok(u64::MAX));
+        assert_eq!(parse_memory("1024T"), Ok(1 << 50));
+        for huge in ["99999999999999999999999T", "1025T", "1048577G"] {
+            assert_eq!(
+                parse_memory(huge),
+                Err(MemoryError::TooLarge(huge.into())),
+                "{huge}"
+            );
+        }
     }
 
     #[test]
     fn what_is_not_an_amount() {
         for bad in [
-            "", "2X", "0G", "G", "2GG", "-1G", "1e3M", "lots", "2 GiBs", "2BB", "2IB", "2GII",
+            "",
+            "2X",
+            "0G",
+            "0.5B",
+            "0.0000001K",
+            "G",
+            "2GG",
+            "-1G",
+            "1e3M",
+            "lots",
+            "2 GiBs",
+            "2BB",
+            "2IB",
+            "2GII",
         ] {
             assert!(parse_memory(bad).is_err(), "{bad:?}");
         }
@@ -128,6 +173,10 @@ mod tests {
         assert_eq!(
             parse_memory("0G"),
             Err(MemoryError::NotPositive("0G".into()))
+        );
+        assert_eq!(
+            parse_memory("0.5B"),
+            Err(MemoryError::LessThanAByte("0.5B".into()))
         );
         assert_eq!(
             parse_memory("2X").unwrap_err().to_string(),

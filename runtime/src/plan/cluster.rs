@@ -25,32 +25,31 @@ pub struct Host {
 }
 
 impl Host {
-    /// Parses `[user@]name[:port]`.
+    /// Parses `[user@]name[:port]`, an IPv6 address in brackets
+    /// (`[::1]:2222`).
+    ///
+    /// Names pass an allowlist, as they reach ssh (and through a
+    /// `ProxyCommand`'s `%h`, possibly a shell): a host name has ASCII
+    /// letters, digits, `.`, `-` and `_` ([`HOST_CHARACTERS`]), an IPv6
+    /// address hex digits, `:` and `.`, a user name letters, digits, `.`,
+    /// `-` and `_`; neither starts with `-`.
     ///
     /// ```
     /// use futurize_runtime::plan::Host;
     /// let h = Host::parse("me@node2:2222").unwrap();
     /// assert_eq!((h.user.as_deref(), h.name.as_str(), h.port), (Some("me"), "node2", Some(2222)));
     /// assert_eq!(h.to_string(), "me@node2:2222");
+    /// assert_eq!(Host::parse("[::1]:22").unwrap().name, "::1");
+    /// assert!(Host::parse("n1;reboot").unwrap_err().contains("';'"));
     /// ```
     pub fn parse(text: &str) -> Result<Host, String> {
         let text = text.trim();
-        let (user, rest) = match text.split_once('@') {
-            Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
-            Some(_) => return Err(format!("`{text}` has an empty user name before `@`")),
+        let (user, rest) = match text.rsplit_once('@') {
+            Some((u, r)) => (Some(check_user(u, text)?), r),
             None => (None, text),
         };
-        let (name, port) = match rest.rsplit_once(':') {
-            Some((n, p)) => match p.parse::<u16>() {
-                Ok(port) if port > 0 => (n, Some(port)),
-                _ => return Err(format!("`{p}` in `{text}` is not a port (1 to 65535)")),
-            },
-            None => (rest, None),
-        };
-        let bad = |c: char| c.is_whitespace() || matches!(c, '/' | ',' | '\'' | '"' | '@' | ':');
-        if name.is_empty() || name.starts_with('-') || name.contains(bad) {
-            return Err(format!("`{text}` is not a host name"));
-        }
+        let (name, port) = split_port(rest, text)?;
+        check_name(name, text)?;
         Ok(Host {
             user,
             name: name.to_string(),
@@ -67,12 +66,111 @@ impl Host {
     }
 }
 
+/// What a host name may hold, for errors and docs.
+///
+/// ```
+/// assert!(futurize_runtime::plan::HOST_CHARACTERS.contains("digits"));
+/// ```
+pub const HOST_CHARACTERS: &str = "ASCII letters, digits, `.`, `-` and `_`, not first `-`; an \
+     IPv6 address goes in brackets, `[::1]`; a user name (`user@`) likewise";
+
+/// `rest` (a host without its user) as its name and port.
+fn split_port<'a>(rest: &'a str, text: &str) -> Result<(&'a str, Option<u16>), String> {
+    let (name, port) = match rest.strip_prefix('[') {
+        Some(inner) => match inner.split_once(']') {
+            Some((address, "")) => return ipv6(address, text).map(|a| (a, None)),
+            Some((address, after)) => (ipv6(address, text)?, after.strip_prefix(':')),
+            None => return Err(format!("`{text}` opens a `[` it does not close")),
+        },
+        None => match rest.split_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (rest, None),
+        },
+    };
+    let port = match port {
+        None if rest.starts_with('[') && !rest.ends_with(']') => {
+            return Err(format!(
+                "`{text}` has something other than `:port` after `]`"
+            ));
+        }
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(port) if port > 0 => Some(port),
+            _ if p.contains(':') && !rest.starts_with('[') => {
+                return Err(format!(
+                    "`{text}`: an IPv6 address goes in brackets, as `[::1]` or `[::1]:22`"
+                ));
+            }
+            _ => return Err(format!("`{p}` in `{text}` is not a port (1 to 65535)")),
+        },
+    };
+    Ok((name, port))
+}
+
+/// The address inside `[...]`, if it is one.
+fn ipv6<'a>(address: &'a str, text: &str) -> Result<&'a str, String> {
+    let fits = address.contains(':')
+        && address
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'));
+    if fits {
+        Ok(address)
+    } else {
+        Err(format!(
+            "`{address}` in `{text}` is not an IPv6 address (hex digits, `:` and `.`)"
+        ))
+    }
+}
+
+/// Checks a host name against the allowlist (an IPv6 address was checked
+/// by [`ipv6`]).
+fn check_name(name: &str, text: &str) -> Result<(), String> {
+    if name.contains(':') {
+        return Ok(());
+    }
+    if name.is_empty() {
+        return Err(format!("`{text}` has no host name: {HOST_CHARACTERS}"));
+    }
+    allowed(name, text, "host name")
+}
+
+fn check_user(user: &str, text: &str) -> Result<String, String> {
+    if user.is_empty() {
+        return Err(format!("`{text}` has an empty user name before `@`"));
+    }
+    allowed(user, text, "user name")?;
+    Ok(user.to_string())
+}
+
+/// Whether `part` has only letters, digits, `.`, `-` and `_`, and does not
+/// start with `-` (which ssh would read as an option).
+fn allowed(part: &str, text: &str, what: &str) -> Result<(), String> {
+    if part.starts_with('-') {
+        return Err(format!(
+            "`{text}` is not a host: its {what} starts with `-`, which ssh would read as an \
+             option"
+        ));
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if let Some(bad) = part.chars().find(|&c| !ok(c)) {
+        return Err(format!(
+            "`{text}` is not a host: its {what} `{part}` holds {bad:?} (a host name has \
+             {HOST_CHARACTERS})"
+        ));
+    }
+    Ok(())
+}
+
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(u) = &self.user {
             write!(f, "{u}@")?;
         }
-        f.write_str(&self.name)?;
+        if self.name.contains(':') {
+            write!(f, "[{}]", self.name)?;
+        } else {
+            f.write_str(&self.name)?;
+        }
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
@@ -175,8 +273,16 @@ impl Cluster {
     }
 
     /// The login name for hosts that do not name one.
+    ///
+    /// # Panics
+    /// If the name has other than letters, digits, `.`, `-` and `_`, or
+    /// starts with `-`.
     pub fn user(mut self, user: impl Into<String>) -> Cluster {
-        self.user = Some(user.into());
+        let user = user.into();
+        if let Err(e) = check_user(&user, &user) {
+            panic!("Cluster::user: {e}");
+        }
+        self.user = Some(user);
         self
     }
 
@@ -312,9 +418,50 @@ mod tests {
             "n 1",
             "-oProxyCommand=x",
             "a@b@c",
+            "n1;reboot",
+            "$(id)",
+            "`id`",
+            "n1|sh",
+            "me;x@n1",
+            "-me@n1",
+            "m e@n1",
+            "n1\nx",
+            "n1%h",
+            "nœud",
+            "::1",
+            "[::1",
+            "[::1]x",
+            "[n1]",
+            "[::1;x]",
+            "n1:22:33",
         ] {
             assert!(Host::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_refusal_names_the_host_the_character_and_the_allowed_ones() {
+        let e = Host::parse("me@n1;touch x").unwrap_err();
+        assert!(e.contains("`me@n1;touch x`"), "{e}");
+        assert!(e.contains("';'"), "{e}");
+        assert!(e.contains("letters, digits"), "{e}");
+        let e = Host::parse("a$b@n1").unwrap_err();
+        assert!(e.contains("user name `a$b`") && e.contains("'$'"), "{e}");
+    }
+
+    #[test]
+    fn ipv6_addresses_go_in_brackets_and_print_back() {
+        for (text, name, port) in [
+            ("[::1]", "::1", None),
+            ("[::1]:2222", "::1", Some(2222)),
+            ("me@[fe80::1]:22", "fe80::1", Some(22)),
+            ("[::ffff:10.0.0.1]", "::ffff:10.0.0.1", None),
+        ] {
+            let h = Host::parse(text).unwrap();
+            assert_eq!((h.name.as_str(), h.port), (name, port), "{text}");
+            assert_eq!(h.to_string(), text);
+        }
+        assert!(Host::parse("fe80::1").unwrap_err().contains("brackets"));
     }
 
     #[test]

@@ -8,10 +8,12 @@
 //! the one `FUTURIZE_PLAN` takes and `Display` prints.
 
 mod cluster;
+mod parse;
 mod resources;
 mod slurm;
+mod suggest;
 
-pub use cluster::{Cluster, DEFAULT_LAUNCH_TIMEOUT, Host, Via};
+pub use cluster::{Cluster, DEFAULT_LAUNCH_TIMEOUT, HOST_CHARACTERS, Host, Via};
 pub use resources::{Capacity, Resources, human_bytes, parse_duration, parse_memory};
 pub use slurm::{DEFAULT_SLURM_JOBS, Slurm};
 
@@ -20,6 +22,30 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use crate::error::VALID_PLAN_FORMS;
+
+/// The most workers one level of a plan may have: threads of
+/// `multithread:N`, processes of `multiprocess:N`, hosts of `cluster:...`.
+/// Past it, a plan is an [`Error::Plan`] naming its text, before any worker
+/// starts (each thread reserves a stack, each process three open files).
+///
+/// ```
+/// use futurize_runtime::Plan;
+/// use futurize_runtime::plan::MAX_WORKERS;
+/// assert!(format!("multithread:{MAX_WORKERS}").parse::<Plan>().is_ok());
+/// let e = format!("multiprocess:{}", MAX_WORKERS + 1).parse::<Plan>().unwrap_err();
+/// assert!(e.to_string().contains("at most 4096"));
+/// ```
+pub const MAX_WORKERS: usize = 4096;
+
+/// The most jobs a Slurm plan may have in flight (`slurm:N`): Slurm's own
+/// default `MaxJobCount`.
+///
+/// ```
+/// use futurize_runtime::Plan;
+/// use futurize_runtime::plan::MAX_SLURM_JOBS;
+/// assert!(format!("slurm:{}", MAX_SLURM_JOBS + 1).parse::<Plan>().is_err());
+/// ```
+pub const MAX_SLURM_JOBS: usize = 10_000;
 
 /// One level of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -142,78 +168,23 @@ impl Plan {
         }
         let levels = trimmed
             .split('/')
-            .map(|part| parse_level(part.trim()).map_err(&refuse))
+            .map(|part| parse::level(part.trim()).map_err(&refuse))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Plan { levels })
     }
-}
 
-fn parse_level(part: &str) -> Result<Level, String> {
-    if part.contains('|') {
-        let alternatives = part
-            .split('|')
-            .map(|a| parse_one_level(a.trim()))
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(Level::FirstFit(alternatives));
-    }
-    parse_one_level(part)
-}
-
-fn parse_one_level(part: &str) -> Result<Level, String> {
-    let (kind, arg) = match part.split_once(':') {
-        Some((k, a)) => (k.trim(), Some(a.trim())),
-        None => (part, None),
-    };
-    match kind.to_ascii_lowercase().as_str() {
-        "sequential" => match arg {
-            None => Ok(Level::Sequential),
-            Some(a) => Err(format!("`sequential` takes no argument, found `{a}`")),
-        },
-        "multithread" => {
-            let workers = match arg {
-                None => crate::cores::available_cores(),
-                Some(a) => parse_workers(a)?,
-            };
-            Ok(Level::Multithread { workers })
-        }
-        "multiprocess" => {
-            let (count, flag) = match arg.map(|a| a.split_once(':')) {
-                None => (None, None),
-                Some(None) => (arg, None),
-                Some(Some((n, f))) => (Some(n.trim()), Some(f.trim())),
-            };
-            let workers = match count {
-                None => crate::cores::available_cores(),
-                Some(n) => parse_workers(n)?,
-            };
-            let fresh = match flag {
-                None => false,
-                Some("fresh") => true,
-                Some(other) => {
-                    return Err(format!(
-                        "`{other}` is not a multiprocess option (the one option is `fresh`)"
-                    ));
-                }
-            };
-            Ok(Level::Multiprocess { workers, fresh })
-        }
-        "cluster" => cluster::parse_hosts(arg).map(Level::Cluster),
-        "slurm" => match arg {
-            None => Ok(Level::Slurm(Slurm::jobs())),
-            Some(n) => parse_workers(n).map(|n| Level::Slurm(Slurm::jobs().workers(n))),
-        },
-        "" => Err("a level is empty (two `/` in a row?)".into()),
-        other => Err(format!("`{other}` is not a known plan")),
-    }
-}
-
-fn parse_workers(arg: &str) -> Result<usize, String> {
-    match arg.parse::<usize>() {
-        Ok(0) => Err("the number of workers must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!(
-            "`{arg}` is not a number of workers (a whole number >= 1)"
-        )),
+    /// Whether every level's workers are within [`MAX_WORKERS`] (jobs within
+    /// [`MAX_SLURM_JOBS`]): a plan built in code is checked when it starts,
+    /// as its text would be when parsed.
+    pub(crate) fn check_limits(&self, source_name: &str) -> Result<(), Error> {
+        self.levels
+            .iter()
+            .try_for_each(parse::check_level)
+            .map_err(|reason| Error::Plan {
+                source_name: source_name.to_string(),
+                text: self.to_string(),
+                reason,
+            })
     }
 }
 
@@ -466,6 +437,25 @@ mod tests {
             ("cluster:n1,,n2", "empty"),
             ("cluster:n1:99999", "not a port"),
             ("slurm:0", "at least 1"),
+            (
+                "multiprocess:2|",
+                "an alternative of `multiprocess:2|` is empty",
+            ),
+            ("|slurm", "an alternative of `|slurm` is empty"),
+            (
+                "multithread:99999999",
+                "99999999 workers are too many: a level has at most 4096",
+            ),
+            ("multiprocess:18446744073709551615", "at most 4096"),
+            ("multiprocess:99999999999999999999999:fresh", "at most 4096"),
+            ("slurm:10001", "at most 10000"),
+            ("multisession:2", "did you mean `multiprocess:2`?"),
+            ("multicore", "R's `multicore` is `multithread` here"),
+            ("multiproces:2", "did you mean `multiprocess:2`?"),
+            ("cluster:n1;reboot", "';'"),
+            ("cluster:$(id)", "'$'"),
+            ("cluster:`id`", "'`'"),
+            ("cluster:me;x@n1", "user name"),
         ] {
             let e = Plan::parse_from(text, "FUTURIZE_PLAN").unwrap_err();
             let msg = e.to_string();
@@ -473,8 +463,34 @@ mod tests {
             assert!(msg.contains("FUTURIZE_PLAN"), "{msg}");
             assert!(msg.contains(&format!("`{text}`")), "{msg}");
             assert!(msg.contains(why), "{msg}");
-            assert!(msg.contains("multithread:N"), "{msg}");
+            assert!(msg.contains("multithread[:N]"), "{msg}");
+            assert!(
+                msg.len() < 600 + text.len(),
+                "{} characters: {msg}",
+                msg.len()
+            );
         }
+    }
+
+    #[test]
+    fn a_plan_in_code_past_the_worker_limit_is_refused_when_checked() {
+        let p = Plan::from(Multithread::workers(MAX_WORKERS + 1));
+        let e = p.check_limits("plan()").unwrap_err().to_string();
+        assert!(
+            e.contains("plan()") && e.contains("multithread:4097"),
+            "{e}"
+        );
+        assert!(e.contains("at most 4096"), "{e}");
+        let nested = Plan::from([
+            Multithread::workers(2).into(),
+            Multiprocess::workers(99_999).into(),
+        ]);
+        assert!(nested.check_limits("plan()").is_err());
+        let fits = Plan::first_fit([
+            Multiprocess::workers(MAX_WORKERS).into(),
+            Slurm::jobs().into(),
+        ]);
+        assert_eq!(fits.check_limits("plan()"), Ok(()));
     }
 
     #[test]

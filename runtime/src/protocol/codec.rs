@@ -9,26 +9,20 @@
 
 use crate::Error;
 use serde::{Serialize, de::DeserializeOwned};
-use std::sync::OnceLock;
 
 /// The default size limit of one frame (captures, value, message): 1 GiB.
 pub const DEFAULT_MAX_FRAME_BYTES: u64 = 1 << 30;
 
-/// The frame size limit in force: `FUTURIZE_MAX_FRAME_BYTES` when set to a
-/// positive number of bytes, else [`DEFAULT_MAX_FRAME_BYTES`].
+/// The frame size limit in force: `FUTURIZE_MAX_FRAME_BYTES` (a whole
+/// number of bytes, 1 to 1 TiB), else [`DEFAULT_MAX_FRAME_BYTES`]. Any other
+/// value of the variable is an `Error::Setting` where a plan's backend
+/// starts (see `protocol/environment.rs`).
 ///
 /// ```
 /// assert!(futurize_runtime::codec::max_frame_bytes() >= 1);
 /// ```
 pub fn max_frame_bytes() -> u64 {
-    static LIMIT: OnceLock<u64> = OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("FUTURIZE_MAX_FRAME_BYTES")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(DEFAULT_MAX_FRAME_BYTES)
-    })
+    crate::protocol::environment::MAX_FRAME_BYTES.value()
 }
 
 const CONFIG: bincode::config::Configuration = bincode::config::standard();

@@ -1,7 +1,8 @@
 //! What both sides of the process boundary agree on: frames and messages
 //! ([`wire`]), values as bytes ([`codec`]), which binary this is and where its
 //! entry functions are (`identity`), the environment variables a leader
-//! sets for its workers, how log levels and printed output travel, and how
+//! sets for its workers and those a user sets (`environment`, read and
+//! checked in one place), how log levels and printed output travel, and how
 //! often a worker reports progress.
 //!
 //! Invariant: this module imports nothing of futurize but [`Error`], the
@@ -15,6 +16,7 @@
 pub(crate) mod agent;
 pub(crate) mod bulk;
 pub mod codec;
+pub(crate) mod environment;
 pub(crate) mod identity;
 pub(crate) mod job;
 pub mod wire;

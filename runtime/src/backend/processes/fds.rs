@@ -19,7 +19,9 @@ const HEADROOM: u64 = 64;
 /// Makes room for `workers` workers: raises the soft limit on open files
 /// (never lowers it) up to the hard one.
 pub(crate) fn make_room(workers: usize) -> Result<(), Error> {
-    let needed = workers as u64 * PER_WORKER + HEADROOM;
+    let needed = (workers as u64)
+        .saturating_mul(PER_WORKER)
+        .saturating_add(HEADROOM);
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -5,10 +5,10 @@
 //! then reports the task it ran as `WorkerDied`, "not responding", naming
 //! the elements, and `retries` run them again elsewhere.
 //!
-//! The limit is `FUTURIZE_SILENCE_LIMIT` (default 30 s); for a task with a
-//! shorter `timeout`, it is that timeout plus a second, so that the leader
-//! enforces the limit itself whatever the worker does (a stopped worker's
-//! own timer stops with it).
+//! The limit is `FUTURIZE_SILENCE_LIMIT` (default 30 s, read and checked in
+//! `protocol/environment.rs`); for a task with a shorter `timeout`, it is
+//! that timeout plus a second, so that the leader enforces the limit itself
+//! whatever the worker does (a stopped worker's own timer stops with it).
 
 use super::{Pool, Worker};
 use crate::protocol::HEARTBEAT_EVERY;
@@ -16,19 +16,10 @@ use crate::sync::lock;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-/// How long a worker may be silent by default.
-const DEFAULT_LIMIT: Duration = Duration::from_secs(30);
-
-/// The limit for a worker with no time-limited task.
+/// The limit for a worker with no time-limited task: checked (at least
+/// three heartbeats, at most 365 days) where the plan's backend started.
 pub(super) fn default_limit() -> Duration {
-    static LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("FUTURIZE_SILENCE_LIMIT")
-            .ok()
-            .and_then(|t| crate::plan::parse_duration(&t).ok())
-            .unwrap_or(DEFAULT_LIMIT)
-            .max(HEARTBEAT_EVERY * 3)
-    })
+    crate::protocol::environment::SILENCE_LIMIT.value()
 }
 
 /// The silence limit of a worker running a task limited to `timeout`.
@@ -36,7 +27,8 @@ pub(super) fn limit_for(timeout: Option<Duration>) -> Duration {
     match timeout {
         // Silence past the default limit is never normal; a timeout only
         // makes the limit shorter.
-        Some(t) => (t + Duration::from_secs(1))
+        Some(t) => t
+            .saturating_add(Duration::from_secs(1))
             .min(default_limit())
             .max(HEARTBEAT_EVERY * 3),
         None => default_limit(),

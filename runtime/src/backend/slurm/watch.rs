@@ -53,17 +53,10 @@ pub(super) struct Watch {
     unanswered: Mutex<Option<(Instant, String)>>,
 }
 
-/// How long Slurm may fail to answer before the jobs waited for are given up.
-const DEFAULT_SILENCE_LIMIT: Duration = Duration::from_secs(300);
-
+/// How long Slurm may fail to answer before the jobs waited for are given
+/// up: checked where the plan's backend started (`protocol/environment.rs`).
 fn silence_limit() -> Duration {
-    static LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *LIMIT.get_or_init(|| {
-        std::env::var("FUTURIZE_SLURM_SILENCE_LIMIT")
-            .ok()
-            .and_then(|t| crate::plan::parse_duration(&t).ok())
-            .unwrap_or(DEFAULT_SILENCE_LIMIT)
-    })
+    crate::protocol::environment::SLURM_SILENCE_LIMIT.value()
 }
 
 /// How long an answer may lag behind its job's end on a shared file system.
