@@ -406,6 +406,7 @@ pub use futurize_macros::foreach;
 pub use futurize_macros::futurize;
 /// `plan()`, and the plan types in detail: cluster hosts, resources, what a
 /// backend offers.
+pub use futurize_runtime::cache;
 pub use futurize_runtime::plan;
 pub use futurize_runtime::plan::Resources;
 /// The random-number traits `rng()` implements (`Rng`, `TryRng`), from `rand_core`.

@@ -26,6 +26,7 @@ const MAX_CAPTURES: usize = 8;
 const MAX_BINDINGS: usize = 8;
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    let tokens = tokens_hash(&input);
     let parsed: ForeachInput = match syn::parse2(input) {
         Ok(p) => p,
         Err(e) => return e.to_compile_error(),
@@ -56,8 +57,19 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         &captured,
         self_binding,
         &opts,
-        parsed.in_place,
+        (parsed.in_place, tokens),
     )
+}
+
+/// A hash of the call's tokens as written (FNV-1a): part of its cache key,
+/// so that any edit of the call makes its cached values misses.
+fn tokens_hash(input: &TokenStream) -> u64 {
+    input
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 /// Reports more captures or bindings than the runtime takes.
@@ -88,7 +100,7 @@ fn generate(
     captured: &[Ident],
     self_binding: TokenStream,
     opts: &ForeachOptions,
-    in_place: bool,
+    (in_place, tokens): (bool, u64),
 ) -> TokenStream {
     let p = quote!(::futurize::__private);
     let iters: Vec<Ident> = (0..bindings.len())
@@ -104,7 +116,7 @@ fn generate(
     let elements = elements_tokens(&iters);
     let (combine, combine_check) = combine_tokens(opts);
     let engine = engine(opts);
-    let options = map_options_tokens(opts, in_place);
+    let options = map_options_tokens(opts, in_place, tokens);
     quote!({
         #[allow(unused_imports)]
         use #p::{
@@ -224,11 +236,12 @@ fn engine(opts: &ForeachOptions) -> TokenStream {
 }
 
 /// The runtime's `MapOptions`: the call's own options, then its settings.
-fn map_options_tokens(opts: &ForeachOptions, in_place: bool) -> TokenStream {
+fn map_options_tokens(opts: &ForeachOptions, in_place: bool, tokens: u64) -> TokenStream {
     let p = quote!(::futurize::__private);
     let (sizing, ordering) = (&opts.sizing, &opts.ordering);
     let seed = seed_tokens(&opts.seed);
     let settings = &opts.settings;
+    let cache = &opts.cache.0;
     quote!(#p::MapOptions {
         sizing: #p::Sizing::#sizing,
         ordering: #p::Ordering::#ordering,
@@ -238,5 +251,15 @@ fn map_options_tokens(opts: &ForeachOptions, in_place: bool) -> TokenStream {
             #settings
             ..::core::default::Default::default()
         },
+        cache: ::core::option::Option::Some(#p::CacheSpec {
+            site: &#p::CallSite {
+                crate_name: ::core::env!("CARGO_PKG_NAME"),
+                module: ::core::module_path!(),
+                file: ::core::file!(),
+                line: ::core::line!(),
+                tokens: #tokens,
+            },
+            asked: #p::CacheMode::#cache,
+        }),
     })
 }

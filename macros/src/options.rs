@@ -73,6 +73,7 @@ pub(crate) const FOREACH_OPTIONS: &[(&str, &str)] = &[
     ("progress", "`progress = true`"),
     ("stdout", "`stdout = false`"),
     ("resources", "`resources = (cpus = 4, mem = \"2G\", ...)`"),
+    ("cache", "`cache = true | \"build\"`"),
 ];
 
 /// Options of the design that later versions of `foreach!` add; named so
@@ -99,6 +100,9 @@ pub(crate) struct ForeachOptions {
     pub(crate) errors: ErrorPolicy,
     pub(crate) seed: Option<Seed>,
     pub(crate) settings: Settings,
+    /// A `CacheMode` variant for the runtime, and the option's name when
+    /// given (for an error).
+    pub(crate) cache: (TokenStream, Option<Ident>),
 }
 
 /// `seed = true` or `seed = <u64 expression>`.
@@ -144,6 +148,7 @@ pub(crate) fn foreach_options(raw: Vec<RawOption>, errors: &Errors) -> ForeachOp
         errors: ErrorPolicy::Stop,
         seed: None,
         settings: Settings::of_foreach(),
+        cache: (quote!(Unasked), None),
     };
     let mut seen = Vec::new();
     // The option that set the chunk sizes, of `chunk_size` and `scheduling`.
@@ -153,6 +158,16 @@ pub(crate) fn foreach_options(raw: Vec<RawOption>, errors: &Errors) -> ForeachOp
             continue;
         }
         errors.push_err(opts.check(name, value, &mut sizing_from));
+    }
+    if let (Some(_), Some(cache)) = (&opts.combine, &opts.cache.1)
+        && opts.cache.0.to_string() != "Off"
+    {
+        errors.error_at(
+            cache.span(),
+            "`cache` keeps each element's value, and `combine` folds the values inside each \
+             chunk: collect the values with `cache = true` and fold them afterwards \
+             (`.into_iter().fold(..)`)",
+        );
     }
     if opts.combine.is_some() && opts.errors == ErrorPolicy::Pass {
         errors.error_at(
@@ -186,6 +201,7 @@ impl ForeachOptions {
                 *sizing_from = Some(name);
             }
             "ordering" => self.ordering = ordering_value(&value)?,
+            "cache" => self.cache = (cache_value(&value)?, Some(name)),
             "errors" => {
                 self.errors = error_policy(&value)?;
                 self.settings.set("errors", self.errors.tokens());
@@ -235,6 +251,23 @@ fn unknown_option(name: &Ident, of: &str, options: &[(&str, &str)]) -> syn::Erro
 fn listed(options: &[(&str, &str)]) -> String {
     let written: Vec<&str> = options.iter().map(|(_, written)| *written).collect();
     written.join(", ")
+}
+
+/// Checks `cache = ...`: `true`, `false` or `"build"`; the runtime's
+/// `CacheMode` variant.
+fn cache_value(value: &Expr) -> syn::Result<TokenStream> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(if b.value { quote!(On) } else { quote!(Off) }),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) if s.value() == "build" => Ok(quote!(Build)),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "`cache` takes `true`, `false` or `\"build\"` (any change of the program is then a miss)",
+        )),
+    }
 }
 
 /// Checks `seed = ...`: `true`, `false` (no seed) or a `u64` expression.

@@ -49,6 +49,7 @@ mod active;
 mod backend;
 #[doc(hidden)]
 pub mod body;
+pub mod cache;
 mod collect;
 #[doc(hidden)]
 pub mod cores;
@@ -98,6 +99,7 @@ pub mod __private {
         __no_capture_each, __typed_each, EachViaBorrow, EachViaBulk, EachViaCopy, EachViaMutRef,
         EachViaRef,
     };
+    pub use crate::cache::{CacheMode, CacheSpec, CallSite};
     pub use crate::future::FutureOptions;
     pub use crate::map::{
         __elements_probe, __foreach_collect, __foreach_combine, __foreach_pass, ElementsViaIndex,

@@ -35,6 +35,7 @@ const LEADER: &[&str] = &[
     "map",
     "backend",
     "progress",
+    "cache",
 ];
 
 /// The worker side: a worker process's serve loop, and a Slurm job's.

@@ -17,7 +17,9 @@ use crate::backend::{Backend, ChunkWorkers};
 use crate::body::capture::Capture;
 use crate::body::chunk::{ChunkFn, ChunkOutput, Combine, Unwatched, Watch, run_chunk};
 use crate::body::foreach_capture::ViewOf;
+use crate::cache::CallCache;
 use crate::progress::{self, Progress};
+use crate::protocol::codec;
 use crate::rng::Streams;
 use crate::sync::lock;
 use crate::{relay, rng};
@@ -140,11 +142,18 @@ pub(super) trait Site<S: Elements, R>: Sync {
         workers: &remote::Workers<'_>,
         entry: ChunkFn,
         items: &[S::Item],
-        options: &MapOptions,
-        bar: Option<&Arc<Progress>>,
+        how: remote::How<'_, R>,
     ) -> Result<Finished<R>, Error>;
     /// Combines two values (when the call combines).
     fn combine(&self, a: R, b: R) -> R;
+    /// An element's bytes, for its cache key.
+    fn element_bytes(&self, item: &S::Item) -> Result<Vec<u8>, Error>;
+    /// The captures' bytes, for the call's cache key.
+    fn captures_bytes(&self) -> Result<Vec<u8>, Error>;
+    /// A value's bytes, to keep it in the cache.
+    fn value_bytes(&self, value: &R) -> Result<Vec<u8>, Error>;
+    /// A value kept in the cache.
+    fn value_from(&self, bytes: &[u8]) -> Result<R, Error>;
 }
 
 /// A call site's body, combine function and captures: its [`Site`].
@@ -173,7 +182,7 @@ where
     S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize,
     V: Sync + ?Sized,
-    R: DeserializeOwned,
+    R: Serialize + DeserializeOwned,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
 {
@@ -194,14 +203,29 @@ where
         workers: &remote::Workers<'_>,
         entry: ChunkFn,
         items: &[S::Item],
-        options: &MapOptions,
-        bar: Option<&Arc<Progress>>,
+        how: remote::How<'_, R>,
     ) -> Result<Finished<R>, Error> {
-        remote::run(workers, entry, &C::sent(self.vars), items, options, bar)
+        remote::run(workers, entry, &C::sent(self.vars), items, how)
     }
 
     fn combine(&self, a: R, b: R) -> R {
         self.combine.combine(a, b)
+    }
+
+    fn element_bytes(&self, item: &S::Item) -> Result<Vec<u8>, Error> {
+        codec::encode(item, "an element (for its cache key)")
+    }
+
+    fn captures_bytes(&self) -> Result<Vec<u8>, Error> {
+        codec::encode(&C::sent(self.vars), "the captures (for the cache key)")
+    }
+
+    fn value_bytes(&self, value: &R) -> Result<Vec<u8>, Error> {
+        codec::encode(value, "a value to cache")
+    }
+
+    fn value_from(&self, bytes: &[u8]) -> Result<R, Error> {
+        codec::decode(bytes, "a cached value")
     }
 }
 
@@ -224,8 +248,13 @@ fn run_with<S: Elements, R, G: Combine<R>, W: Watch>(
         ..
     } = chunk;
     if S::INDEXED {
-        if G::ACTIVE {
-            run_chunk(
+        match slots {
+            // Values without combine go in place, unless the call is cached
+            // (its values are collected per chunk, to be kept).
+            Some(slots) if !G::ACTIVE => {
+                run_chunk_in_place(range, source, run_element, slots, stop, watch)
+            }
+            _ => run_chunk(
                 // SAFETY: chunks lie inside `0..len()`, the total planned.
                 range.clone().map(|i| (i, unsafe { source.get(i) })),
                 |(i, e)| run_element(i, e),
@@ -233,10 +262,7 @@ fn run_with<S: Elements, R, G: Combine<R>, W: Watch>(
                 stop,
                 |_| false,
                 watch,
-            )
-        } else {
-            let slots = slots.expect("indexed values without combine are written in place");
-            run_chunk_in_place(range, source, run_element, slots, stop, watch)
+            ),
         }
     } else {
         run_chunk(
@@ -267,6 +293,21 @@ pub(super) struct Call<'a, S: Elements, R> {
     /// The lowest failed element index so far: chunks after it are not run
     /// (under `stop`), chunks before it still are, as they may fail earlier.
     failed_at: AtomicUsize,
+    /// The call's random streams, taken once its size is known.
+    streams: OnceLock<Option<Streams>>,
+    /// Its cache, when caching is on (`cache = true`, `FUTURIZE_CACHE`).
+    cached: Option<Cached<S::Item>>,
+}
+
+/// A cached call: where its values are kept, which elements run, and the
+/// elements of an iterator source, collected to key them.
+struct Cached<T> {
+    cache: CallCache,
+    /// The runs of element indices whose values are not cached.
+    runs: Vec<Range<usize>>,
+    /// How many values the cache gave.
+    hits: u64,
+    collected: Mutex<Option<Vec<T>>>,
 }
 
 impl<'a, S: Elements, R> Call<'a, S, R> {
@@ -287,7 +328,140 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
             bar: OnceLock::new(),
             local: OnceLock::new(),
             failed_at: AtomicUsize::new(usize::MAX),
+            streams: OnceLock::new(),
+            cached: None,
         }
+    }
+
+    /// The call's random streams for its `total` elements (taken once: a
+    /// call with `seed = true` takes the session's next streams).
+    fn streams(&self, total: usize) -> Option<Streams> {
+        *self
+            .streams
+            .get_or_init(|| self.options.seed.map(|s| s.streams(total as u64)))
+    }
+
+    /// Opens the call's cache when caching is on for it: keys every element,
+    /// puts the values the cache holds among the finished chunks (with what
+    /// their chunks printed), and leaves only the other elements to run.
+    /// A combining call is not cached (its chunks fold their values).
+    pub(super) fn open_cache(&mut self, combines: bool) -> Result<(), Error> {
+        if combines || !crate::cache::wanted(self.options.cache.as_ref()) {
+            return Ok(());
+        }
+        let (collected, bytes) = if S::INDEXED {
+            let bytes = (0..self.elements.len())
+                // SAFETY: `i < len()`.
+                .map(|i| self.site.element_bytes(&unsafe { self.elements.get(i) }))
+                .collect::<Result<Vec<_>, Error>>()?;
+            (None, bytes)
+        } else {
+            let items: Vec<S::Item> = self
+                .elements
+                .take_iter()
+                .expect("a call is cached before it is planned")
+                .collect();
+            let bytes = items
+                .iter()
+                .map(|e| self.site.element_bytes(e))
+                .collect::<Result<Vec<_>, Error>>()?;
+            (Some(items), bytes)
+        };
+        let streams = self.streams(bytes.len());
+        let captures = self.site.captures_bytes()?;
+        let Some(cache) = CallCache::open(
+            self.options.cache.as_ref(),
+            &captures,
+            streams.as_ref(),
+            &bytes,
+        )?
+        else {
+            return Ok(());
+        };
+        let (runs, hits) = self.take_hits(&cache, bytes.len());
+        self.writes_in_place = false;
+        self.cached = Some(Cached {
+            cache,
+            runs,
+            hits,
+            collected: Mutex::new(collected),
+        });
+        Ok(())
+    }
+
+    /// Moves the cached values among the finished chunks, a chunk per run
+    /// of hits; the runs of misses, and how many hits.
+    fn take_hits(&self, cache: &CallCache, total: usize) -> (Vec<Range<usize>>, u64) {
+        let found = cache.hits();
+        let mut values: Vec<Option<R>> = found
+            .values
+            .iter()
+            .map(|v| {
+                v.as_ref()
+                    .and_then(|bytes| match self.site.value_from(bytes) {
+                        Ok(value) => Some(value),
+                        Err(e) => {
+                            log::warn!("futurize: a cached value is not used (it runs again): {e}");
+                            None
+                        }
+                    })
+            })
+            .collect();
+        let mut outputs = found.outputs.into_iter().peekable();
+        let (mut runs, mut hits) = (Vec::new(), 0u64);
+        let mut finished = lock(&self.finished);
+        let mut i = 0;
+        while i < total {
+            let start = i;
+            let hit = values[i].is_some();
+            while i < total && values[i].is_some() == hit {
+                i += 1;
+            }
+            if !hit {
+                runs.push(start..i);
+                continue;
+            }
+            let mut output = ChunkOutput {
+                values: values[start..i]
+                    .iter_mut()
+                    .filter_map(Option::take)
+                    .collect(),
+                folded: None,
+                failures: Vec::new(),
+                output: Default::default(),
+            };
+            while let Some((_, printed)) = outputs.next_if(|(at, _)| *at < i) {
+                output.output.stdout.extend_from_slice(&printed.stdout);
+                output.output.stderr.extend_from_slice(&printed.stderr);
+            }
+            hits += (i - start) as u64;
+            finished.push((start..i, Ok(output)));
+        }
+        (runs, hits)
+    }
+
+    /// Keeps a finished chunk's values in the cache, when the call is cached.
+    fn keep(&self, range: &Range<usize>, output: &ChunkOutput<R>) {
+        let Some(cached) = &self.cached else { return };
+        let mut failures = output.failures.iter().map(|(p, _)| *p as usize).peekable();
+        let mut values = output.values.iter();
+        let mut kept = Vec::with_capacity(output.values.len());
+        for position in 0..output.ran() {
+            if failures.next_if_eq(&position).is_some() {
+                continue;
+            }
+            let Some(value) = values.next() else { break };
+            match self.site.value_bytes(value) {
+                Ok(bytes) => kept.push((range.start + position, bytes)),
+                Err(e) => log::warn!("futurize: a value is not cached: {e}"),
+            }
+        }
+        cached.cache.store(&kept, &output.output);
+    }
+
+    /// True when the cache held every value: nothing is left to run.
+    pub(super) fn all_cached(&self) -> bool {
+        self.cached.as_ref().is_some_and(|c| c.runs.is_empty())
     }
 
     /// Starts the bar for `total` elements, when the call asked for one.
@@ -295,7 +469,11 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
         self.bar
             .get_or_init(|| {
                 if self.options.settings.progress {
-                    Progress::start(total, self.options.settings.label.as_deref())
+                    let bar = Progress::start(total, self.options.settings.label.as_deref());
+                    if let (Some(bar), Some(cached)) = (&bar, &self.cached) {
+                        bar.elements(cached.hits);
+                    }
+                    bar
                 } else {
                     None
                 }
@@ -377,7 +555,13 @@ where
     /// many threads have something to do (fewer when there are fewer
     /// elements).
     pub(super) fn plan_here(&self, workers: usize) -> usize {
-        let (total, source) = if S::INDEXED {
+        let collected = self.cached.as_ref().and_then(|c| lock(&c.collected).take());
+        let (total, source) = if let Some(items) = collected {
+            (
+                items.len(),
+                Source::ByIndex(items.into_iter().map(Some).collect()),
+            )
+        } else if S::INDEXED {
             (self.elements.len(), Source::Indexed)
         } else {
             let items = self
@@ -397,12 +581,19 @@ where
                 }
             }
         };
+        // Only the elements the cache does not hold are planned.
+        let runs = self.cached.as_ref().map(|c| &c.runs[..]);
+        let planned = runs.map_or(total, |r| r.iter().map(ExactSizeIterator::len).sum());
         let cost = remembered_cost(self.entry);
-        let alone = cost.is_some_and(|t| t * total as f64 <= ALONE_BELOW.as_secs_f64());
-        let workers = if alone { 1 } else { workers.min(total).max(1) };
+        let alone = cost.is_some_and(|t| t * planned as f64 <= ALONE_BELOW.as_secs_f64());
+        let workers = if alone {
+            1
+        } else {
+            workers.min(planned).max(1)
+        };
         self.start_bar(total);
-        let planner = ChunkPlanner::new(
-            total,
+        let mut planner = ChunkPlanner::new(
+            planned,
             workers,
             self.options.sizing,
             self.options.ordering,
@@ -410,9 +601,12 @@ where
         )
         .with_max_chunk(MAX_CHUNK)
         .with_estimate(cost);
+        if let Some(runs) = runs {
+            planner = planner.over(runs);
+        }
         let local = LocalChunks {
             queue: Mutex::new(Queue { planner, source }),
-            streams: self.options.seed.map(|s| s.streams(total as u64)),
+            streams: self.streams(total),
             slots: self.writes_in_place.then(|| Slots::new(total)),
         };
         if self.local.set(local).is_err() {
@@ -477,6 +671,7 @@ where
                 }
                 crate::trace::span("chunk", crate::trace::this_thread(), started, args);
             }
+            self.keep(&range, &output);
             done.push((range, Ok(output)));
         }
         lock(&self.finished).append(&mut done);
@@ -485,7 +680,10 @@ where
     /// Hands the call's chunks to workers elsewhere, as bytes, and returns
     /// when every chunk has ended.
     fn send_chunks(&self, workers: &remote::Workers<'_>) -> Result<(), Error> {
-        let items: Vec<S::Item> = if S::INDEXED {
+        let collected = self.cached.as_ref().and_then(|c| lock(&c.collected).take());
+        let items: Vec<S::Item> = if let Some(items) = collected {
+            items
+        } else if S::INDEXED {
             (0..self.elements.len())
                 // SAFETY: `i < len()`.
                 .map(|i| unsafe { self.elements.get(i) })
@@ -497,10 +695,16 @@ where
                 .collect()
         };
         let bar = self.start_bar(items.len()).cloned();
-        let finished = self
-            .site
-            .send(workers, self.entry, &items, self.options, bar.as_ref())?;
-        *lock(&self.finished) = finished;
+        let keep = |range: &Range<usize>, output: &ChunkOutput<R>| self.keep(range, output);
+        let how = remote::How {
+            options: self.options,
+            bar: bar.as_ref(),
+            streams: self.streams(items.len()),
+            runs: self.cached.as_ref().map(|c| &c.runs[..]),
+            keep: &keep,
+        };
+        let mut finished = self.site.send(workers, self.entry, &items, how)?;
+        lock(&self.finished).append(&mut finished);
         Ok(())
     }
 }

@@ -56,6 +56,13 @@ pub(crate) struct ChunkPlanner {
     max_chunk: usize,
     /// Split the rest evenly once it fits in one target duration per worker.
     even_final_round: bool,
+    /// When only some elements run (the others' values are cached): the
+    /// runs of element indices that do, with each run's first position
+    /// among them. Chunks are planned over positions `0..total` and handed
+    /// out as element ranges, a chunk across a gap as its pieces.
+    runs: Option<Vec<(usize, Range<usize>)>>,
+    /// Pieces of a chunk not yet handed out, the next last.
+    pieces: Vec<Range<usize>>,
 }
 
 impl ChunkPlanner {
@@ -103,7 +110,41 @@ impl ChunkPlanner {
             final_share: None,
             max_chunk: usize::MAX,
             even_final_round: false,
+            runs: None,
+            pieces: Vec::new(),
         }
+    }
+
+    /// Plans only the elements of `runs` (sorted, disjoint element ranges
+    /// whose lengths add up to the planner's total).
+    pub(crate) fn over(mut self, runs: &[Range<usize>]) -> Self {
+        let mut position = 0;
+        let runs = runs
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| {
+                let at = position;
+                position += r.len();
+                (at, r.clone())
+            })
+            .collect();
+        self.runs = Some(runs);
+        self
+    }
+
+    /// The element ranges of positions `positions`, first first.
+    fn pieces_of(runs: &[(usize, Range<usize>)], positions: Range<usize>) -> Vec<Range<usize>> {
+        let mut pieces = Vec::new();
+        let first = runs.partition_point(|(at, r)| at + r.len() <= positions.start);
+        for (at, run) in &runs[first..] {
+            if *at >= positions.end {
+                break;
+            }
+            let from = positions.start.max(*at) - at;
+            let to = positions.end.min(at + run.len()) - at;
+            pieces.push(run.start + from..run.start + to);
+        }
+        pieces
     }
 
     /// Once the rest takes at most one target duration per worker, hand it
@@ -136,8 +177,24 @@ impl ChunkPlanner {
         (self.measured.0 > 0).then(|| self.measured.1 / self.measured.0 as f64)
     }
 
-    /// The next chunk to hand out.
+    /// The next chunk to hand out: element indices.
     pub(crate) fn next_chunk(&mut self) -> Option<Range<usize>> {
+        if let Some(piece) = self.pieces.pop() {
+            return Some(piece);
+        }
+        let positions = self.next_positions()?;
+        let Some(runs) = &self.runs else {
+            return Some(positions);
+        };
+        let mut pieces = Self::pieces_of(runs, positions);
+        pieces.reverse();
+        let first = pieces.pop();
+        self.pieces = pieces;
+        first
+    }
+
+    /// The next chunk's positions among the elements planned.
+    fn next_positions(&mut self) -> Option<Range<usize>> {
         if let Some(planned) = &mut self.planned {
             return planned.pop();
         }
@@ -216,6 +273,17 @@ mod tests {
     }
 
     const T: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn chunks_over_runs_skip_the_gaps_and_cover_each_element_once() {
+        let runs = [0..3, 5..6, 10..14];
+        let p = ChunkPlanner::new(8, 2, Sizing::Fixed(3), Ordering::Forward, T).over(&runs);
+        assert_eq!(all(p), vec![0..3, 5..6, 10..12, 12..14]);
+        let p = ChunkPlanner::new(8, 2, Sizing::Adaptive, Ordering::Forward, T).over(&runs);
+        let mut covered: Vec<usize> = all(p).into_iter().flatten().collect();
+        covered.sort_unstable();
+        assert_eq!(covered, vec![0, 1, 2, 5, 10, 11, 12, 13]);
+    }
 
     #[test]
     fn fixed_and_per_worker_sizes() {

@@ -61,6 +61,8 @@ pub struct MapOptions {
     pub seed: Option<SeedSpec>,
     /// Everything else, as each chunk runs with it.
     pub settings: Settings,
+    /// `cache = ...`, and where the call is (for its cache key).
+    pub cache: Option<crate::cache::CacheSpec>,
 }
 
 impl Default for MapOptions {
@@ -71,6 +73,7 @@ impl Default for MapOptions {
             in_place: false,
             seed: None,
             settings: Settings::default(),
+            cache: None,
         }
     }
 }
@@ -95,7 +98,11 @@ where
     R: Send,
 {
     let mut call = call::Call::new(site, combines, entry, elements, options);
-    let ran = if options.in_place {
+    call.open_cache(combines)?;
+    let ran = if call.all_cached() {
+        // Every value was kept by an earlier run: no worker is needed.
+        Ok(())
+    } else if options.in_place {
         call.plan_here(1);
         call.work_here();
         Ok(())

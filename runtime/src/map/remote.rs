@@ -18,6 +18,7 @@ use crate::backend::{
 use crate::body::chunk::{ChunkFn, ChunkOutput};
 use crate::progress::Progress;
 use crate::protocol::codec;
+use crate::rng::Streams;
 use crate::settings::Settings;
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::VecDeque;
@@ -89,15 +90,28 @@ impl<T: Serialize> Outgoing<'_, T> {
     }
 }
 
-/// Runs every element of `items` on `workers`, a chunk at a time.
+/// How a call's chunks run: its options, its bar, its random streams, and
+/// for a cached call which elements run and where finished chunks are kept.
+pub(crate) struct How<'a, R> {
+    pub(crate) options: &'a MapOptions,
+    pub(crate) bar: Option<&'a Arc<Progress>>,
+    pub(crate) streams: Option<Streams>,
+    /// Only these element ranges run (the others' values are cached).
+    pub(crate) runs: Option<&'a [Range<usize>]>,
+    /// Called with each chunk that finished with values.
+    pub(crate) keep: &'a dyn Fn(&Range<usize>, &ChunkOutput<R>),
+}
+
+/// Runs every element of `items` on `workers`, a chunk at a time (only the
+/// elements of `how.runs`, when given).
 pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     workers: &Workers<'_>,
     entry: ChunkFn,
     vars: &V,
     items: &[T],
-    options: &MapOptions,
-    bar: Option<&Arc<Progress>>,
+    how: How<'_, R>,
 ) -> Result<Finished<R>, Error> {
+    let (options, bar) = (how.options, how.bar);
     let what = match &options.settings.label {
         Some(l) => format!("the captures of foreach! \"{l}\""),
         None => "the captures of a foreach!".to_string(),
@@ -111,7 +125,7 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         call,
         items,
         settings: Settings {
-            streams: options.seed.map(|s| s.streams(items.len() as u64)),
+            streams: how.streams,
             ..options.settings.clone()
         },
         bar,
@@ -121,8 +135,11 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         Sizing::Adaptive if workers.all_at_once => Sizing::PerWorker(1.0),
         other => other,
     };
+    let planned = how
+        .runs
+        .map_or(items.len(), |r| r.iter().map(ExactSizeIterator::len).sum());
     let mut planner = ChunkPlanner::new(
-        items.len(),
+        planned,
         workers.count,
         sizing,
         options.ordering,
@@ -130,12 +147,15 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     )
     .with_max_chunk(MAX_CHUNK)
     .with_even_final_round();
+    if let Some(runs) = how.runs {
+        planner = planner.over(runs);
+    }
     let mut in_flight = if workers.all_at_once {
         submit_all(workers.backend, &out, &mut planner)?
     } else {
         Vec::new()
     };
-    let mut finished = drive(workers.backend, &out, &mut planner, &mut in_flight, options)?;
+    let mut finished = drive(workers.backend, &out, &mut planner, &mut in_flight, &how)?;
     // Chunks stopped on purpose are not failures of their own.
     finished.retain(|(_, r)| !matches!(r, Err(Error::Cancelled { .. })));
     Ok(finished)
@@ -178,8 +198,9 @@ fn drive<T: Serialize, R: DeserializeOwned>(
     out: &Outgoing<'_, T>,
     planner: &mut ChunkPlanner,
     in_flight: &mut Vec<InFlight>,
-    options: &MapOptions,
+    how: &How<'_, R>,
 ) -> Result<Finished<R>, Error> {
+    let options = how.options;
     let stop = options.settings.stops_at_failure();
     let mut finished: Finished<R> = Vec::new();
     let mut again: Again = VecDeque::new();
@@ -188,7 +209,7 @@ fn drive<T: Serialize, R: DeserializeOwned>(
     // may hold an earlier failure.
     let mut failed_at: Option<usize> = None;
     loop {
-        let ended = take_finished(in_flight, &mut finished, planner, &mut again, options);
+        let ended = take_finished(in_flight, &mut finished, planner, &mut again, how);
         failed_at = min_failure(failed_at, ended);
         let next = again
             .pop_front()
@@ -285,8 +306,9 @@ fn take_finished<R: DeserializeOwned>(
     finished: &mut Finished<R>,
     planner: &mut ChunkPlanner,
     again: &mut Again,
-    options: &MapOptions,
+    how: &How<'_, R>,
 ) -> Option<usize> {
+    let options = how.options;
     let mut failed_at = None;
     let mut i = 0;
     while i < in_flight.len() {
@@ -305,6 +327,9 @@ fn take_finished<R: DeserializeOwned>(
             }
         };
         failed_at = min_failure(failed_at, failure_index(&range, &output));
+        if let Ok(out) = &output {
+            (how.keep)(&range, out);
+        }
         finished.push((range, output));
     }
     failed_at

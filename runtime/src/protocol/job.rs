@@ -166,6 +166,40 @@ pub(crate) fn open_own(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Makes `root` ready to hold this user's files (the Slurm registry, the
+/// cache): created 0700 when missing; else it must be a directory of this
+/// user's that no other user can write to. A shared scratch directory
+/// (mode 1777) is refused: a directory of one's own inside it is the one to
+/// give. The complaint completes "the registry <root> …".
+pub(crate) fn prepare_own_root(root: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !root.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .map_err(|e| format!("cannot be created: {e}"))?;
+    }
+    let meta = std::fs::metadata(root).map_err(|e| format!("cannot be read: {e}"))?;
+    if !meta.is_dir() {
+        return Err("is not a directory".into());
+    }
+    if meta.uid() != own_uid() {
+        return Err(format!(
+            "belongs to uid {}, not to this user (uid {})",
+            meta.uid(),
+            own_uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "is writable by other users (mode {:o})",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `dir` is a directory of this user's that nobody else can
 /// read or write (a call's directory is created 0700).
 pub(crate) fn check_private_dir(dir: &Path) -> Result<(), String> {

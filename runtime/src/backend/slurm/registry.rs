@@ -15,31 +15,20 @@ use crate::Error;
 use crate::protocol::codec;
 use crate::protocol::job::{
     CALL_INPUT, CallKey, JOB_ENV, JOB_TASK_ENV, create_private, expect_header, input_of, open_own,
-    own_uid, result_of, write_header,
+    prepare_own_root, result_of, write_header,
 };
 use crate::protocol::wire::{self, FromWorker, ToWorker};
 use std::io::{BufReader, BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The placeholder a job template holds where the job's command goes.
 pub(super) const COMMAND_PLACEHOLDER: &str = "{{command}}";
 
-/// Makes `root` ready as the registry: created (0700) when missing; else it
-/// must be a directory of this user's that no other user can write to. A
-/// shared scratch directory (mode 1777) is refused: a directory of one's
-/// own inside it is the registry to give.
+/// Makes `root` ready as the registry (see [`prepare_own_root`]).
 pub(super) fn prepare_root(root: &Path) -> Result<(), Error> {
-    if !root.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .map_err(|e| registry_error(root, e))?;
-    }
-    let meta = std::fs::metadata(root).map_err(|e| registry_error(root, e))?;
-    let refuse = |why: String| Error::Launch {
+    prepare_own_root(root).map_err(|why| Error::Launch {
         what: "a Slurm job".into(),
         reason: format!(
             "the registry {} {why}: other users could read or forge the jobs' files there; \
@@ -48,24 +37,7 @@ pub(super) fn prepare_root(root: &Path) -> Result<(), Error> {
             root.display(),
             root.display()
         ),
-    };
-    if !meta.is_dir() {
-        return Err(refuse("is not a directory".into()));
-    }
-    if meta.uid() != own_uid() {
-        return Err(refuse(format!(
-            "belongs to uid {}, not to this user (uid {})",
-            meta.uid(),
-            own_uid()
-        )));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(refuse(format!(
-            "is writable by other users (mode {:o})",
-            meta.mode() & 0o7777
-        )));
-    }
-    Ok(())
+    })
 }
 
 /// One future's or call's directory.
@@ -282,7 +254,7 @@ pub(super) fn log_tail(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn scratch(name: &str) -> PathBuf {
         let dir =

@@ -1,0 +1,367 @@
+//! Results that outlive the leader: `cache = true` on a `foreach!`, or
+//! `FUTURIZE_CACHE` for every call, stores each element's value as its chunk
+//! finishes; a later run of the same call (after a crash, a killed leader, a
+//! closed laptop) takes those values instead of running their elements
+//! again, so a rerun resumes where the last one stopped.
+//!
+//! An element's value is found again under a key made of:
+//! * the call site (crate, module, file, line) and a hash of the call's
+//!   tokens (its bindings, body and options), computed by the macro;
+//! * the captures' bytes, and for a seeded call its random streams;
+//! * the element's bytes, and for a seeded call its index (its stream);
+//! * with `cache = "build"`, this executable's build id too.
+//!
+//! So a changed body, capture, element or seed misses, and only the changed
+//! elements run again. What does not miss: a function the body calls whose
+//! code changed (its tokens are not the body's): use `cache = "build"` to
+//! make any change of the program a miss.
+//!
+//! Entries live under the cache root (`.futurize/cache` of the working
+//! directory, or the directory `FUTURIZE_CACHE` names), which must be the
+//! user's own as the Slurm registry must: one directory per call key, one
+//! file per finished chunk (`store`).
+
+mod key;
+mod store;
+
+use crate::Error;
+use crate::protocol::Output;
+use crate::protocol::job::prepare_own_root;
+use crate::rng::Streams;
+use key::{Key, KeyHasher};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub(crate) use store::StoredChunk;
+
+/// The environment variable that turns the cache on for every call
+/// (`1`, or a directory), or off for every call (`0`).
+pub const CACHE_ENV: &str = "FUTURIZE_CACHE";
+
+/// Where the cache lives unless `FUTURIZE_CACHE` names a directory.
+const DEFAULT_ROOT: &str = ".futurize/cache";
+
+/// What a call asked for with `cache = ...`.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheMode {
+    /// No `cache` option (`FUTURIZE_CACHE` may still turn it on).
+    Unasked,
+    /// `cache = false`: never, whatever `FUTURIZE_CACHE` says.
+    Off,
+    /// `cache = true`.
+    On,
+    /// `cache = "build"`: entries are also keyed by this build.
+    Build,
+}
+
+/// Where a call is in the source, and its tokens' hash: written by the
+/// macro, the same in every build of the same source.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct CallSite {
+    /// `CARGO_PKG_NAME` of the crate.
+    pub crate_name: &'static str,
+    /// `module_path!()`.
+    pub module: &'static str,
+    /// `file!()`.
+    pub file: &'static str,
+    /// `line!()`.
+    pub line: u32,
+    /// A hash of the call's tokens.
+    pub tokens: u64,
+}
+
+/// A call's cache option and site, as the macro writes them.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSpec {
+    /// The call.
+    pub site: &'static CallSite,
+    /// Its `cache = ...`.
+    pub asked: CacheMode,
+}
+
+/// `FUTURIZE_CACHE` as read once: `None` unset or empty, `Some(None)` for
+/// off, `Some(Some(root))` for on.
+fn from_environment() -> Option<Option<PathBuf>> {
+    static READ: OnceLock<Option<Option<PathBuf>>> = OnceLock::new();
+    READ.get_or_init(|| {
+        let value = std::env::var_os(CACHE_ENV)?;
+        match value.to_str().map(str::trim) {
+            Some("") => None,
+            Some("0") | Some("false") => Some(None),
+            Some("1") | Some("true") => Some(Some(PathBuf::from(DEFAULT_ROOT))),
+            _ => Some(Some(PathBuf::from(value))),
+        }
+    })
+    .clone()
+}
+
+/// The cache root in force for a call that asked `asked`, if caching is on.
+fn root_for(asked: CacheMode) -> Option<PathBuf> {
+    match (asked, from_environment()) {
+        (CacheMode::Off, _) => None,
+        (_, Some(None)) => None,
+        (_, Some(Some(root))) => Some(root),
+        (CacheMode::Unasked, None) => None,
+        (CacheMode::On | CacheMode::Build, None) => Some(PathBuf::from(DEFAULT_ROOT)),
+    }
+}
+
+/// Whether caching is on for a call that asked `spec` (before any element
+/// is encoded for a key).
+pub(crate) fn wanted(spec: Option<&CacheSpec>) -> bool {
+    spec.is_some_and(|s| root_for(s.asked).is_some())
+}
+
+/// The root as an absolute path, checked (the user's own, closed to
+/// others' writes).
+fn prepared_root(root: &Path) -> Result<PathBuf, Error> {
+    let root = if root.is_absolute() {
+        root.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| cache_error(root, &format!("has no working directory: {e}")))?
+            .join(root)
+    };
+    prepare_own_root(&root).map_err(|why| cache_error(&root, &why))?;
+    Ok(root)
+}
+
+fn cache_error(root: &Path, why: &str) -> Error {
+    Error::Setting {
+        variable: CACHE_ENV.into(),
+        value: root.display().to_string(),
+        reason: format!(
+            "the cache {} {why}; give a directory of your own (`mkdir -m 700 DIR`, then \
+             FUTURIZE_CACHE=DIR)",
+            root.display()
+        ),
+    }
+}
+
+/// A random number from the system, for file names no one else picks.
+pub(crate) fn random_u64() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        // Unique enough within this machine: the pid and the time.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        return now ^ u64::from(std::process::id()).rotate_left(32);
+    }
+    u64::from_le_bytes(bytes)
+}
+
+/// Says something went wrong with the cache that costs only a recompute.
+fn warn(text: &str) {
+    log::warn!("futurize: {text}");
+    eprintln!("futurize: {text}");
+}
+
+/// One call's cache: its key, its directory and what earlier runs stored.
+pub(crate) struct CallCache {
+    call: Key,
+    dir: PathBuf,
+    /// Each element's key, by index.
+    keys: Vec<Key>,
+    loaded: store::Loaded,
+}
+
+/// The elements of a call whose values the cache holds.
+pub(crate) struct Hits {
+    /// By element index: the stored value's bytes (`None`: run it).
+    pub(crate) values: Vec<Option<Vec<u8>>>,
+    /// What stored chunks printed, at the index of their first element:
+    /// only for chunks all of whose elements are hits.
+    pub(crate) outputs: Vec<(usize, Output)>,
+}
+
+impl CallCache {
+    /// The cache of a call at `spec` with `captures` (their bytes), the
+    /// random `streams` of a seeded call, and its elements' bytes; `None`
+    /// when caching is off for it.
+    pub(crate) fn open(
+        spec: Option<&CacheSpec>,
+        captures: &[u8],
+        streams: Option<&Streams>,
+        elements: &[Vec<u8>],
+    ) -> Result<Option<CallCache>, Error> {
+        let Some(spec) = spec else { return Ok(None) };
+        let Some(root) = root_for(spec.asked) else {
+            return Ok(None);
+        };
+        let root = prepared_root(&root)?;
+        let site = spec.site;
+        let mut h = KeyHasher::new("futurize foreach call");
+        h.field(site.crate_name.as_bytes())
+            .field(site.module.as_bytes())
+            .field(site.file.as_bytes())
+            .number(u64::from(site.line))
+            .number(site.tokens)
+            .field(captures);
+        match streams {
+            Some(s) => h.field(&crate::protocol::codec::encode(s, "the random streams")?),
+            None => h.field(b"unseeded"),
+        };
+        if spec.asked == CacheMode::Build {
+            h.field(crate::protocol::identity::build_id());
+        }
+        let call = h.finish();
+        let keys = elements
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let mut e = KeyHasher::new("futurize element");
+                e.number(call as u64)
+                    .number((call >> 64) as u64)
+                    .field(bytes);
+                if streams.is_some() {
+                    e.number(i as u64);
+                }
+                e.finish()
+            })
+            .collect();
+        let dir = root.join(key::hex(call));
+        prepare_own_root(&dir).map_err(|why| cache_error(&dir, &why))?;
+        let loaded = store::load(&dir, call);
+        Ok(Some(CallCache {
+            call,
+            dir,
+            keys,
+            loaded,
+        }))
+    }
+
+    /// The stored values of this call's elements, and what their chunks
+    /// printed.
+    pub(crate) fn hits(&self) -> Hits {
+        let values: Vec<Option<Vec<u8>>> = self
+            .keys
+            .iter()
+            .map(|k| {
+                self.loaded
+                    .by_key
+                    .get(k)
+                    .map(|&f| self.loaded.value(f).to_vec())
+            })
+            .collect();
+        let mut outputs = Vec::new();
+        if self.loaded.chunks.iter().any(|c| !c.output.is_empty()) {
+            let index: std::collections::HashMap<Key, usize> =
+                self.keys.iter().enumerate().map(|(i, &k)| (k, i)).collect();
+            for chunk in &self.loaded.chunks {
+                let at: Option<Vec<usize>> =
+                    chunk.keys.iter().map(|k| index.get(k).copied()).collect();
+                if let Some(first) = at.and_then(|a| a.into_iter().min())
+                    && !chunk.output.is_empty()
+                {
+                    outputs.push((first, chunk.output.clone()));
+                }
+            }
+            outputs.sort_by_key(|(i, _)| *i);
+        }
+        Hits { values, outputs }
+    }
+
+    /// Stores the values of the elements `indices` (their bytes, in the
+    /// same order) of a finished chunk, with what it printed. A failure to
+    /// write is a warning: the values are still returned, only not kept.
+    pub(crate) fn store(&self, values: &[(usize, Vec<u8>)], output: &Output) {
+        if values.is_empty() {
+            return;
+        }
+        let mut chunk = StoredChunk {
+            output: output.clone(),
+            ..StoredChunk::default()
+        };
+        for (i, bytes) in values {
+            if let Err(e) = chunk.push(self.keys[*i], bytes) {
+                warn(&format!("a value is not cached: {e}"));
+                return;
+            }
+        }
+        if let Err(e) = store::write_chunk(&self.dir, self.call, &chunk) {
+            warn(&format!("a chunk's values are not cached: {e}"));
+        }
+    }
+}
+
+/// What the cache holds: calls, entry files and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheSize {
+    /// Calls with entries.
+    pub calls: usize,
+    /// Entry files (one per finished chunk).
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// The cache root in force: the directory `FUTURIZE_CACHE` names, else
+/// `.futurize/cache` of the working directory.
+fn root_in_force() -> PathBuf {
+    match from_environment() {
+        Some(Some(root)) => root,
+        _ => PathBuf::from(DEFAULT_ROOT),
+    }
+}
+
+/// How much the cache in force holds (`FUTURIZE_CACHE`'s directory, else
+/// `.futurize/cache`).
+///
+/// ```
+/// let size = futurize::cache::size().unwrap();
+/// assert!(size.files >= size.calls);
+/// ```
+pub fn size() -> Result<CacheSize, Error> {
+    let root = root_in_force();
+    let mut size = CacheSize::default();
+    let Ok(calls) = std::fs::read_dir(&root) else {
+        return Ok(size);
+    };
+    for call in calls.flatten().filter(|e| e.path().is_dir()) {
+        let files: Vec<_> = std::fs::read_dir(call.path())
+            .map_err(|e| cache_error(&call.path(), &e.to_string()))?
+            .flatten()
+            .filter(|f| f.path().extension().is_some_and(|x| x == "chunk"))
+            .collect();
+        if !files.is_empty() {
+            size.calls += 1;
+        }
+        size.files += files.len();
+        size.bytes += files
+            .iter()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum::<u64>();
+    }
+    Ok(size)
+}
+
+/// Removes every entry of the cache in force (`FUTURIZE_CACHE`'s
+/// directory, else `.futurize/cache`); the next run of every call runs all
+/// its elements again.
+///
+/// ```
+/// futurize::cache::clear().unwrap();
+/// assert_eq!(futurize::cache::size().unwrap().files, 0);
+/// ```
+pub fn clear() -> Result<(), Error> {
+    let root = root_in_force();
+    let Ok(calls) = std::fs::read_dir(&root) else {
+        return Ok(());
+    };
+    for call in calls.flatten() {
+        let path = call.path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).map_err(|e| cache_error(&path, &e.to_string()))?;
+        }
+    }
+    Ok(())
+}
