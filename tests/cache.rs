@@ -103,6 +103,26 @@ fn child_scenario() {
             .unwrap();
             println!("{xs:?}");
         }
+        "future" => {
+            plan(Multiprocess::workers(1));
+            let n: u64 = std::env::var("N").unwrap().parse().unwrap();
+            let f = future!(
+                {
+                    mark(n);
+                    println!("computed {n}");
+                    n * 7
+                },
+                cache = true
+            );
+            println!("{}", f.value().unwrap());
+        }
+        "size" => {
+            for _ in 0..2 {
+                let s = futurize::cache::size().unwrap();
+                println!("{} {} {}", s.calls, s.files, s.bytes);
+                futurize::cache::clear().unwrap();
+            }
+        }
         other => panic!("no scenario {other}"),
     }
     println!("END");
@@ -285,5 +305,38 @@ fn two_leaders_sharing_a_cache_both_get_right_values() {
     let (third, _) = run("printing", &cache, &marks.join("m2"), &[]);
     assert!(marked(&marks.join("m2")).is_empty(), "every value was kept");
     assert!(third.contains("[0, 3, 6, 9, 12, 15]"));
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn a_cached_future_is_found_again_with_what_it_printed() {
+    let (cache, marks) = (scratch("future"), scratch("future-marks").join("marks"));
+    let (first, _) = run("future", &cache, &marks, &[("N", "6")]);
+    assert_eq!(marked(&marks), vec![6]);
+    assert_eq!(first, "computed 6\n42\n");
+    let (second, _) = run("future", &cache, &marks, &[("N", "6")]);
+    assert!(marked(&marks).is_empty(), "the value was kept");
+    assert_eq!(second, first, "with what it printed");
+    // Another capture: another value.
+    let (third, _) = run("future", &cache, &marks, &[("N", "7")]);
+    assert_eq!(marked(&marks), vec![7]);
+    assert_eq!(third, "computed 7\n49\n");
+    // FUTURIZE_CACHE=0 turns it off for every call.
+    let out = program(
+        "future",
+        &cache,
+        &marks,
+        &[("N", "6"), ("FUTURIZE_CACHE", "0")],
+    )
+    .output()
+    .unwrap();
+    assert!(out.status.success());
+    assert_eq!(marked(&marks), vec![6]);
+    // Two calls' values are kept (N = 6 and N = 7), one file each; clear()
+    // removes them.
+    let (sizes, _) = run("size", &cache, &marks, &[]);
+    let lines: Vec<&str> = sizes.lines().collect();
+    assert!(lines[0].starts_with("2 2 "), "{sizes}");
+    assert_eq!(lines[1], "0 0 0");
     let _ = std::fs::remove_dir_all(&cache);
 }

@@ -63,7 +63,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
 
 /// A hash of the call's tokens as written (FNV-1a): part of its cache key,
 /// so that any edit of the call makes its cached values misses.
-fn tokens_hash(input: &TokenStream) -> u64 {
+pub(crate) fn tokens_hash(input: &TokenStream) -> u64 {
     input
         .to_string()
         .bytes()
@@ -241,7 +241,7 @@ fn map_options_tokens(opts: &ForeachOptions, in_place: bool, tokens: u64) -> Tok
     let (sizing, ordering) = (&opts.sizing, &opts.ordering);
     let seed = seed_tokens(&opts.seed);
     let settings = &opts.settings;
-    let cache = &opts.cache.0;
+    let cache = crate::generate::cache_tokens(&opts.cache.0, tokens);
     quote!(#p::MapOptions {
         sizing: #p::Sizing::#sizing,
         ordering: #p::Ordering::#ordering,
@@ -251,15 +251,6 @@ fn map_options_tokens(opts: &ForeachOptions, in_place: bool, tokens: u64) -> Tok
             #settings
             ..::core::default::Default::default()
         },
-        cache: ::core::option::Option::Some(#p::CacheSpec {
-            site: &#p::CallSite {
-                crate_name: ::core::env!("CARGO_PKG_NAME"),
-                module: ::core::module_path!(),
-                file: ::core::file!(),
-                line: ::core::line!(),
-                tokens: #tokens,
-            },
-            asked: #p::CacheMode::#cache,
-        }),
+        cache: #cache,
     })
 }

@@ -18,6 +18,7 @@ use quote::{quote, quote_spanned};
 use syn::{Expr, Ident};
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    let tokens = crate::expand_foreach::tokens_hash(&input);
     let parsed: FutureInput = match syn::parse2(input) {
         Ok(p) => p,
         Err(e) => return e.to_compile_error(),
@@ -41,7 +42,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     }
     let (captured, self_binding) = captured_variables(&mut body, found, opts.globals.clone());
     crate::relay_prints::rewrite(&mut body);
-    generate(&body, &captured, self_binding, &opts)
+    generate(&body, &captured, self_binding, &opts, tokens)
 }
 
 fn generate(
@@ -49,6 +50,7 @@ fn generate(
     captured: &[Ident],
     self_binding: TokenStream,
     opts: &FutureOptions,
+    tokens: u64,
 ) -> TokenStream {
     let p = quote!(::futurize::__private);
     let tags = tuple(
@@ -70,7 +72,7 @@ fn generate(
     });
     let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());
     let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
-    let options = future_options_tokens(opts);
+    let options = future_options_tokens(opts, tokens);
     quote!({
         #[allow(unused_imports)]
         use #p::{ViaMutRef as _, ViaOwned as _, ViaRef as _};
@@ -95,11 +97,12 @@ fn generate(
 }
 
 /// The runtime's `FutureOptions`: the call's own options, then its settings.
-fn future_options_tokens(opts: &FutureOptions) -> TokenStream {
+fn future_options_tokens(opts: &FutureOptions, tokens: u64) -> TokenStream {
     let p = quote!(::futurize::__private);
     let lazy = opts.lazy;
     let seed = seed_tokens(&opts.seed);
     let settings = &opts.settings;
+    let cache = crate::generate::cache_tokens(&opts.cache, tokens);
     quote!(#p::FutureOptions {
         lazy: #lazy,
         seed: #seed,
@@ -107,5 +110,6 @@ fn future_options_tokens(opts: &FutureOptions) -> TokenStream {
             #settings
             ..::core::default::Default::default()
         },
+        cache: #cache,
     })
 }

@@ -36,3 +36,20 @@ pub(crate) fn seed_tokens(seed: &Option<Seed>) -> TokenStream {
         }
     }
 }
+
+/// The runtime's `Option<CacheSpec>` of a call: where it is (for its cache
+/// key), the hash of its `tokens`, and what `cache = ...` asked (`mode`, a
+/// `CacheMode` variant).
+pub(crate) fn cache_tokens(mode: &TokenStream, tokens: u64) -> TokenStream {
+    let p = quote!(::futurize::__private);
+    quote!(::core::option::Option::Some(#p::CacheSpec {
+        site: &#p::CallSite {
+            crate_name: ::core::env!("CARGO_PKG_NAME"),
+            module: ::core::module_path!(),
+            file: ::core::file!(),
+            line: ::core::line!(),
+            tokens: #tokens,
+        },
+        asked: #p::CacheMode::#mode,
+    }))
+}

@@ -53,6 +53,7 @@ const FUTURE_OPTIONS: &[(&str, &str)] = &[
     ("timeout", "`timeout = \"10m\"`"),
     ("stdout", "`stdout = false`"),
     ("resources", "`resources = (cpus = 4, mem = \"2G\", ...)`"),
+    ("cache", "`cache = true | \"build\"`"),
 ];
 
 /// The options of `foreach!`, as an error lists them: name, how it is written.
@@ -86,6 +87,8 @@ pub(crate) struct FutureOptions {
     pub(crate) globals: Option<Vec<Ident>>,
     pub(crate) seed: Option<Seed>,
     pub(crate) settings: Settings,
+    /// A `CacheMode` variant for the runtime.
+    pub(crate) cache: TokenStream,
 }
 
 /// Options of `foreach!`, checked.
@@ -118,6 +121,7 @@ pub(crate) fn future_options(raw: Vec<RawOption>, errors: &Errors) -> FutureOpti
         globals: None,
         seed: None,
         settings: Settings::of_future(),
+        cache: quote!(Unasked),
     };
     let mut seen = Vec::new();
     for RawOption { name, value } in raw {
@@ -128,6 +132,7 @@ pub(crate) fn future_options(raw: Vec<RawOption>, errors: &Errors) -> FutureOpti
             "lazy" => bool_value(&name, &value).map(|lazy| opts.lazy = lazy),
             "globals" => globals_value(&value).map(|globals| opts.globals = Some(globals)),
             "seed" => seed_value(value).map(|seed| opts.seed = seed),
+            "cache" => cache_value(&value).map(|mode| opts.cache = mode),
             _ => opts
                 .settings
                 .check(&name, value)

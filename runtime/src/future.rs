@@ -9,6 +9,7 @@ use crate::Error;
 use crate::active::{self, ActivePlan};
 use crate::backend::{Entry, ResultSlot, Submitted, Work};
 use crate::body::capture::EntryOf;
+use crate::cache::CallCache;
 use crate::protocol::codec;
 use crate::relay::{self, Output};
 use crate::rng::SeedSpec;
@@ -31,6 +32,8 @@ pub struct FutureOptions {
     pub seed: Option<SeedSpec>,
     /// Everything else, as the future runs with it.
     pub settings: Settings,
+    /// `cache = ...`, and where the future is (for its cache key).
+    pub cache: Option<crate::cache::CacheSpec>,
 }
 
 enum State {
@@ -131,6 +134,8 @@ pub struct Future<T> {
     /// The backend enforces `timeout` itself (a Slurm job's time limit, which
     /// does not count the time the job waits in the queue).
     backend_keeps_time: AtomicBool,
+    /// Where its value is kept, when it is cached and was not found there.
+    cache: Option<CallCache>,
     _value: PhantomData<fn() -> T>,
 }
 
@@ -145,7 +150,9 @@ impl<T: DeserializeOwned> Future<T> {
             lazy,
             seed,
             mut settings,
+            cache,
         } = options;
+        let mut kept = None;
         let label = settings.label.clone();
         let timeout = settings.timeout.clone();
         let mut backend_keeps_time = false;
@@ -160,6 +167,24 @@ impl<T: DeserializeOwned> Future<T> {
             (Err(e), _) | (_, Err(e)) => State::Done(Err(e), Output::default()),
             (Ok(captures), Ok(plan)) => {
                 settings.streams = seed.map(|s| s.streams(1));
+                let cached = match CallCache::open(
+                    cache.as_ref(),
+                    &captures,
+                    settings.streams.as_ref(),
+                    &[Vec::new()],
+                ) {
+                    Ok(cached) => cached,
+                    Err(e) => return Future::done(Err(e), label, timeout),
+                };
+                if let Some(c) = cached {
+                    let hits = c.hits();
+                    if let Some(Some(value)) = hits.values.into_iter().next() {
+                        let output = hits.outputs.into_iter().map(|(_, o)| o).next();
+                        return Future::done(Ok(value), label, timeout)
+                            .with_output(output.unwrap_or_default());
+                    }
+                    kept = Some(c);
+                }
                 let task = Work {
                     entry: Entry::Future(entry.entry),
                     payload: captures,
@@ -188,12 +213,38 @@ impl<T: DeserializeOwned> Future<T> {
             timeout,
             deadline: Mutex::new(None),
             backend_keeps_time: AtomicBool::new(backend_keeps_time),
+            cache: kept,
             _value: PhantomData,
         };
         if future.timeout.is_some() {
             future.set_deadline(&future.state());
         }
         future
+    }
+
+    /// A future that is already resolved with `result`.
+    fn done(
+        result: Result<Vec<u8>, Error>,
+        label: Option<String>,
+        timeout: Option<TimeLimit>,
+    ) -> Self {
+        Future {
+            state: Mutex::new(State::Done(result, Output::default())),
+            label,
+            timeout,
+            deadline: Mutex::new(None),
+            backend_keeps_time: AtomicBool::new(false),
+            cache: None,
+            _value: PhantomData,
+        }
+    }
+
+    /// The same resolved future, having printed `output`.
+    fn with_output(self, output: Output) -> Self {
+        if let State::Done(_, printed) = &mut *self.state() {
+            *printed = output;
+        }
+        self
     }
 
     /// The label given with `label = "..."`.
@@ -385,6 +436,9 @@ impl<T: DeserializeOwned> Future<T> {
             }
         };
         relay::relay(&output);
+        if let (Some(cache), Ok(value)) = (&self.cache, &bytes) {
+            cache.store(&[(0, value.clone())], &output);
+        }
         if crate::trace::on() {
             crate::trace::instant(
                 "future collected",
