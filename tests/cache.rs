@@ -3,6 +3,8 @@
 //! runs the program as a child process (the cache's directory is read from
 //! the environment once per process), the way a user reruns a program.
 
+mod common;
+
 use futurize::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -94,6 +96,11 @@ fn child_scenario() {
             println!("{:?}", slow_seeded());
         }
         "keys" => keys_scenario(),
+        "resume-slurm" => {
+            let registry = std::env::var("REGISTRY").unwrap();
+            plan(futurize::Slurm::jobs().workers(4).registry(registry));
+            println!("{:?}", slow_seeded());
+        }
         "printing" => {
             let xs: Vec<u64> = foreach!(i in 0..6u64 => {
                 mark(i);
@@ -339,4 +346,63 @@ fn a_cached_future_is_found_again_with_what_it_printed() {
     assert!(lines[0].starts_with("2 2 "), "{sizes}");
     assert_eq!(lines[1], "0 0 0");
     let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn a_killed_run_on_slurm_waits_for_its_jobs_again_and_submits_none_twice() {
+    let Some(slurm) = common::slurm::single() else {
+        return;
+    };
+    let (cache, marks) = (scratch("slurm"), scratch("slurm-marks").join("marks"));
+    let registry = scratch("slurm-registry");
+    let env = [
+        ("REGISTRY", registry.to_str().unwrap()),
+        ("SLURM_CONF", slurm.conf.to_str().unwrap()),
+    ];
+    let uninterrupted: Vec<(u64, u64)> =
+        foreach!(i in 0..40u64 => (i, rng().next_u64()) %do% seed = 42).unwrap();
+    // The leader is killed while its four array tasks run (a quarter of
+    // their elements done).
+    let mut first = program("resume-slurm", &cache, &marks, &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_to_string(&marks).map_or(0, |t| t.lines().count()) < 10 {
+        assert!(Instant::now() < deadline, "the jobs did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let record = || {
+        let mut lines = Vec::new();
+        for d in std::fs::read_dir(&registry).unwrap().flatten() {
+            if let Ok(text) = std::fs::read_to_string(d.path().join("jobs")) {
+                lines.extend(text.lines().map(str::to_string));
+            }
+        }
+        lines
+    };
+    assert_eq!(record().len(), 4, "four array tasks: {:?}", record());
+    // The rerun finds the jobs (running, or answered since) and submits
+    // nothing: each element ran once, in the first run's jobs.
+    let (printed, _) = run("resume-slurm", &cache, &marks, &env);
+    assert_eq!(printed, format!("{uninterrupted:?}\n"));
+    assert_eq!(
+        record().len(),
+        4,
+        "a task was submitted again: {:?}",
+        record()
+    );
+    let ran = marked(&marks);
+    let distinct: BTreeSet<u64> = ran.iter().copied().collect();
+    assert_eq!((ran.len(), distinct.len()), (40, 40), "{ran:?}");
+    // The values are now cached: a third run submits nothing either.
+    let (printed, _) = run("resume-slurm", &cache, &marks, &env);
+    assert_eq!(printed, format!("{uninterrupted:?}\n"));
+    assert!(marked(&marks).is_empty());
+    assert_eq!(record().len(), 4);
+    let _ = std::fs::remove_dir_all(&cache);
+    let _ = std::fs::remove_dir_all(&registry);
 }

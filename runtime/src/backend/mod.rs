@@ -105,7 +105,16 @@ pub(crate) enum Submitted {
 pub(crate) struct CallCaptures {
     pub(crate) id: u64,
     pub(crate) bytes: Vec<u8>,
+    /// For a cached call: its key with every element's (the same in a rerun
+    /// of the same call), under which a backend whose work outlives the
+    /// leader (Slurm jobs) records it, so that a rerun finds it again.
+    pub(crate) durable: Option<u128>,
 }
+
+/// A chunk of an earlier run of the same cached call that a backend found
+/// again (its answer there, or its job still running): its elements and
+/// the slot its values appear in.
+pub(crate) type Resumed = (std::ops::Range<usize>, Arc<ResultSlot>);
 
 /// A chunk's share of its call's progress bar: the elements it reported
 /// while running, so that its end adds only the rest.
@@ -150,6 +159,13 @@ pub(crate) trait Backend: Send + Sync {
     /// for this one (a backend of several alternatives names its first).
     fn plain(&self) -> Option<Result<Arc<dyn Backend>, Error>> {
         None
+    }
+    /// The chunks of an earlier run of `call` (a cached call) whose work
+    /// outlived its leader: answered since, or still running. None here:
+    /// only work that runs without its leader (Slurm jobs) can be found.
+    fn resume(&self, call: &CallCaptures) -> Vec<Resumed> {
+        let _ = call;
+        Vec::new()
     }
 }
 

@@ -238,6 +238,18 @@ impl CallCache {
         }))
     }
 
+    /// The call's key together with every element's: what a rerun of the
+    /// very same call (same elements too) shares, for work that outlives
+    /// the leader to be found again (`Backend::resume`).
+    pub(crate) fn durable_key(&self) -> Key {
+        let mut h = KeyHasher::new("futurize durable call");
+        h.number(self.call as u64).number((self.call >> 64) as u64);
+        for k in &self.keys {
+            h.number(*k as u64).number((*k >> 64) as u64);
+        }
+        h.finish()
+    }
+
     /// The stored values of this call's elements, and what their chunks
     /// printed.
     pub(crate) fn hits(&self) -> Hits {

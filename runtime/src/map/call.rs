@@ -702,6 +702,7 @@ where
             streams: self.streams(items.len()),
             runs: self.cached.as_ref().map(|c| &c.runs[..]),
             keep: &keep,
+            durable: self.cached.as_ref().map(|c| c.cache.durable_key()),
         };
         let mut finished = self.site.send(workers, self.entry, &items, how)?;
         lock(&self.finished).append(&mut finished);

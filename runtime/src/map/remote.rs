@@ -13,7 +13,7 @@ use super::chunks::{ChunkPlanner, Sizing};
 use super::{Finished, MapOptions};
 use crate::Error;
 use crate::backend::{
-    Backend, CallCaptures, Chunk, ChunkProgress, Entry, ResultSlot, Submitted, Work,
+    Backend, CallCaptures, Chunk, ChunkProgress, Entry, ResultSlot, Resumed, Submitted, Work,
 };
 use crate::body::chunk::{ChunkFn, ChunkOutput};
 use crate::progress::Progress;
@@ -100,6 +100,8 @@ pub(crate) struct How<'a, R> {
     pub(crate) runs: Option<&'a [Range<usize>]>,
     /// Called with each chunk that finished with values.
     pub(crate) keep: &'a dyn Fn(&Range<usize>, &ChunkOutput<R>),
+    /// For a cached call, its durable key (`CallCaptures::durable`).
+    pub(crate) durable: Option<u128>,
 }
 
 /// Runs every element of `items` on `workers`, a chunk at a time (only the
@@ -119,7 +121,17 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     let call = Arc::new(CallCaptures {
         id: NEXT_CALL.fetch_add(1, Ordering::Relaxed),
         bytes: codec::encode(vars, &what)?,
+        durable: how.durable,
     });
+    // A cached call's chunks from an earlier run that are answered or still
+    // running there are waited for, not run again.
+    let resumed = match how.runs {
+        Some(runs) => resumable(workers.backend.resume(&call), runs),
+        None => Vec::new(),
+    };
+    let runs: Option<Vec<Range<usize>>> = how
+        .runs
+        .map(|runs| without(runs, resumed.iter().map(|(r, _)| r)));
     let out = Outgoing {
         entry,
         call,
@@ -135,8 +147,8 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         Sizing::Adaptive if workers.all_at_once => Sizing::PerWorker(1.0),
         other => other,
     };
-    let planned = how
-        .runs
+    let planned = runs
+        .as_ref()
         .map_or(items.len(), |r| r.iter().map(ExactSizeIterator::len).sum());
     let mut planner = ChunkPlanner::new(
         planned,
@@ -147,18 +159,70 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
     )
     .with_max_chunk(MAX_CHUNK)
     .with_even_final_round();
-    if let Some(runs) = how.runs {
+    if let Some(runs) = &runs {
         planner = planner.over(runs);
     }
-    let mut in_flight = if workers.all_at_once {
+    let mut in_flight = if workers.all_at_once && planned > 0 {
         submit_all(workers.backend, &out, &mut planner)?
     } else {
         Vec::new()
     };
+    let started = Instant::now();
+    in_flight.extend(resumed.into_iter().map(|(range, slot)| InFlight {
+        range,
+        slot,
+        started,
+        attempt: 0,
+        progress: None,
+    }));
     let mut finished = drive(workers.backend, &out, &mut planner, &mut in_flight, &how)?;
     // Chunks stopped on purpose are not failures of their own.
     finished.retain(|(_, r)| !matches!(r, Err(Error::Cancelled { .. })));
     Ok(finished)
+}
+
+/// The resumed chunks that lie wholly among the elements still to run (the
+/// others' values are cached already), without overlaps.
+fn resumable(resumed: Vec<Resumed>, runs: &[Range<usize>]) -> Vec<Resumed> {
+    let mut taken: Vec<Resumed> = Vec::new();
+    for (range, slot) in resumed {
+        let inside = runs
+            .iter()
+            .any(|r| r.start <= range.start && range.end <= r.end);
+        let overlaps = taken
+            .iter()
+            .any(|(t, _)| t.start < range.end && range.start < t.end);
+        if inside && !overlaps && !range.is_empty() {
+            taken.push((range, slot));
+        }
+    }
+    taken
+}
+
+/// `runs` without the element ranges `taken` (each inside one run).
+fn without<'r>(
+    runs: &[Range<usize>],
+    taken: impl Iterator<Item = &'r Range<usize>>,
+) -> Vec<Range<usize>> {
+    let mut taken: Vec<&Range<usize>> = taken.collect();
+    taken.sort_by_key(|r| r.start);
+    let mut left = Vec::new();
+    for run in runs {
+        let mut at = run.start;
+        for t in taken
+            .iter()
+            .filter(|t| run.start <= t.start && t.end <= run.end)
+        {
+            if at < t.start {
+                left.push(at..t.start);
+            }
+            at = t.end;
+        }
+        if at < run.end {
+            left.push(at..run.end);
+        }
+    }
+    left
 }
 
 /// Submits every chunk of the call at once (workers that take them so).
@@ -434,4 +498,29 @@ fn chunk_outcome<R: DeserializeOwned>(
             .elements((range.len() as u64).saturating_sub(reported));
     }
     Ended::Output(range, output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumed_chunks_inside_the_runs_are_taken_out_of_them() {
+        let slot = || ResultSlot::new();
+        let runs = [0..10, 20..30];
+        let resumed = vec![
+            (2..4, slot()),
+            (8..12, slot()),
+            (20..30, slot()),
+            (3..5, slot()),
+        ];
+        let taken = resumable(resumed, &runs);
+        let ranges: Vec<_> = taken.iter().map(|(r, _)| r.clone()).collect();
+        assert_eq!(
+            ranges,
+            vec![2..4, 20..30],
+            "across a hit or overlapping: run again"
+        );
+        assert_eq!(without(&runs, ranges.iter()), vec![0..2, 4..10]);
+    }
 }

@@ -64,7 +64,8 @@ impl CallKey {
         Ok(CallKey(bytes))
     }
 
-    fn parse(hex: &str) -> Option<CallKey> {
+    /// The key written as hex (its `Display`).
+    pub(crate) fn parse(hex: &str) -> Option<CallKey> {
         if hex.len() != 32 || !hex.is_ascii() {
             return None;
         }

@@ -183,10 +183,14 @@ impl Jobs {
         if let Some(dir) = calls.get(&chunk.call.id).and_then(Weak::upgrade) {
             return Ok(dir);
         }
-        let dir = Arc::new(CallDir::create(
-            &self.root,
-            &format!("call{}", chunk.call.id),
-        )?);
+        let what = format!("call{}", chunk.call.id);
+        let dir = Arc::new(match chunk.call.durable {
+            Some(key) => {
+                let durable = self.durable_root(key)?;
+                CallDir::create(&durable, &what)?.recorded_in(durable)
+            }
+            None => CallDir::create(&self.root, &what)?,
+        });
         registry::write_frames(
             &registry::call_input(&dir.path),
             &dir.key,
@@ -203,6 +207,48 @@ impl Jobs {
         )?;
         calls.insert(chunk.call.id, Arc::downgrade(&dir));
         Ok(dir)
+    }
+
+    /// Where a cached call's directories and jobs record are: the same for
+    /// every run of the same call (`CallCaptures::durable`).
+    fn durable_root(&self, key: u128) -> Result<PathBuf, Error> {
+        let durable = self.root.join(format!("cached-{key:032x}"));
+        crate::protocol::job::prepare_own_root(&durable)
+            .map_err(|why| registry::registry_error(&durable, std::io::Error::other(why)))?;
+        Ok(durable)
+    }
+
+    /// The chunks of an earlier run of the cached call `key` whose jobs
+    /// answered since or still run, each waited for from now on.
+    fn resume(self: &Arc<Self>, key: u128) -> Vec<super::Resumed> {
+        let durable = self.root.join(format!("cached-{key:032x}"));
+        let mut recorded = registry::recorded_jobs(&durable);
+        if recorded.is_empty() {
+            return Vec::new();
+        }
+        let states = scheduler::states().unwrap_or_default();
+        let answered =
+            |r: &registry::Recorded| registry::task_result(&durable.join(&r.dir), &r.task).exists();
+        // Answered first: of two runs of the same elements, the one done.
+        recorded.sort_by_key(|r| !answered(r));
+        let mut dirs: HashMap<String, Arc<CallDir>> = HashMap::new();
+        let mut resumed = Vec::new();
+        for r in recorded {
+            let path = durable.join(&r.dir);
+            let running = states
+                .get(&r.job)
+                .is_some_and(|state| !scheduler::has_ended(state));
+            if !path.is_dir() || !(answered(&r) || running) {
+                continue;
+            }
+            let dir = dirs
+                .entry(r.dir.clone())
+                .or_insert_with(|| Arc::new(CallDir::adopt(path, r.key)))
+                .clone();
+            let slot = self.wait_for(pending(r.job, &dir, &r.task, None));
+            resumed.push((r.elements, slot));
+        }
+        resumed
     }
 
     /// Writes a chunk's own input as `task`.
@@ -318,6 +364,13 @@ impl Backend for SlurmBackend {
     fn keeps_time_limits(&self) -> bool {
         true
     }
+
+    fn resume(&self, call: &super::CallCaptures) -> Vec<super::Resumed> {
+        match call.durable {
+            Some(key) => self.shared.resume(key),
+            None => Vec::new(),
+        }
+    }
 }
 
 impl SlurmBackend {
@@ -394,6 +447,7 @@ impl SlurmBackend {
             shared.write_chunk(&dir, &task, work, chunk)?;
             let label = work.settings.label.as_deref();
             let job = shared.submit(&dir, &task, None, &resources, label)?;
+            dir.record(&[(task.clone(), job.clone(), chunk.elements.clone())])?;
             Ok::<_, Error>((job, dir, task))
         })();
         match submitted {
@@ -436,6 +490,18 @@ impl SlurmBackend {
                 &resources,
                 first.settings.label.as_deref(),
             )?;
+            let tasks: Vec<(String, String, std::ops::Range<usize>)> = chunks
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    (
+                        format!("chunk-{i}"),
+                        format!("{job}_{i}"),
+                        c.elements.clone(),
+                    )
+                })
+                .collect();
+            dir.record(&tasks)?;
             Ok::<_, Error>((job, dir))
         })();
         match submitted {

@@ -23,6 +23,72 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// The file of a cached call's directory (`cached-<durable key>/`) that
+/// lists its jobs, a line each: the call directory, its key, the task, the
+/// job id and the task's elements (`call-dir key task job start end`).
+pub(super) const JOBS_RECORD: &str = "jobs";
+
+/// One line of [`JOBS_RECORD`].
+pub(super) struct Recorded {
+    pub(super) dir: String,
+    pub(super) key: CallKey,
+    pub(super) task: String,
+    pub(super) job: String,
+    pub(super) elements: std::ops::Range<usize>,
+}
+
+/// Appends `lines` to the jobs record of `durable` (one write: lines of a
+/// write never interleave with another leader's).
+pub(super) fn record_jobs(durable: &Path, lines: &[Recorded]) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = durable.join(JOBS_RECORD);
+    let text: String = lines
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {} {}\n",
+                r.dir, r.key, r.task, r.job, r.elements.start, r.elements.end
+            )
+        })
+        .collect();
+    let mut file = std::fs::File::options()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| registry_error(&path, e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| registry_error(&path, e))
+}
+
+/// The jobs record of `durable`: the lines that read whole (a line cut by
+/// a killed leader is skipped).
+pub(super) fn recorded_jobs(durable: &Path) -> Vec<Recorded> {
+    let Ok(file) = open_own(&durable.join(JOBS_RECORD)) else {
+        return Vec::new();
+    };
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(&mut &file, &mut text);
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(' ').collect();
+            let [dir, key, task, job, start, end] = f[..] else {
+                return None;
+            };
+            let safe = |s: &str| !s.is_empty() && !s.contains('/') && !s.starts_with('.');
+            Some(Recorded {
+                dir: dir.to_string(),
+                key: CallKey::parse(key)?,
+                task: task.to_string(),
+                job: job.to_string(),
+                elements: start.parse().ok()?..end.parse().ok()?,
+            })
+            .filter(|r| safe(&r.dir) && safe(&r.task))
+        })
+        .collect()
+}
+
 /// The placeholder a job template holds where the job's command goes.
 pub(super) const COMMAND_PLACEHOLDER: &str = "{{command}}";
 
@@ -46,6 +112,8 @@ pub(super) struct CallDir {
     /// In every file of the call: what tells its files from any other's.
     pub(super) key: CallKey,
     keep: AtomicBool,
+    /// For a cached call: the directory whose jobs record lists its jobs.
+    pub(super) record: Option<PathBuf>,
 }
 
 impl CallDir {
@@ -73,7 +141,51 @@ impl CallDir {
             path,
             key,
             keep: AtomicBool::new(false),
+            record: None,
         })
+    }
+
+    /// The same directory, its jobs recorded in `durable`'s jobs record.
+    pub(super) fn recorded_in(mut self, durable: PathBuf) -> CallDir {
+        self.record = Some(durable);
+        self
+    }
+
+    /// Records `jobs` (task, job id, elements) when the call is cached.
+    pub(super) fn record(
+        &self,
+        jobs: &[(String, String, std::ops::Range<usize>)],
+    ) -> Result<(), Error> {
+        let Some(durable) = &self.record else {
+            return Ok(());
+        };
+        let dir = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let lines: Vec<Recorded> = jobs
+            .iter()
+            .map(|(task, job, elements)| Recorded {
+                dir: dir.clone(),
+                key: self.key,
+                task: task.clone(),
+                job: job.clone(),
+                elements: elements.clone(),
+            })
+            .collect();
+        record_jobs(durable, &lines)
+    }
+
+    /// The directory `path` of an earlier leader's call keyed `key`, taken
+    /// over to wait for its jobs (removed once they are answered, as any).
+    pub(super) fn adopt(path: PathBuf, key: CallKey) -> CallDir {
+        CallDir {
+            path,
+            key,
+            keep: AtomicBool::new(false),
+            record: None,
+        }
     }
 
     /// Keeps the directory (a job failed: its files explain).
