@@ -172,6 +172,7 @@ impl<T: DeserializeOwned> Future<T> {
                     &captures,
                     settings.streams.as_ref(),
                     &[Vec::new()],
+                    label.as_deref(),
                 ) {
                     Ok(cached) => cached,
                     Err(e) => return Future::done(Err(e), label, timeout),

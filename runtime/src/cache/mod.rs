@@ -125,19 +125,25 @@ fn prepared_root(root: &Path) -> Result<PathBuf, Error> {
             .map_err(|e| cache_error(root, &format!("has no working directory: {e}")))?
             .join(root)
     };
-    prepare_own_root(&root).map_err(|why| cache_error(&root, &why))?;
+    prepare_own_root(&root).map_err(|why| root_refused(&root, &why))?;
     Ok(root)
+}
+
+/// The cache's root cannot be used.
+fn root_refused(root: &Path, why: &str) -> Error {
+    cache_error(
+        root,
+        &format!(
+            "{why}; give a directory of your own (`mkdir -m 700 DIR`, then FUTURIZE_CACHE=DIR)"
+        ),
+    )
 }
 
 fn cache_error(root: &Path, why: &str) -> Error {
     Error::Setting {
         variable: CACHE_ENV.into(),
         value: root.display().to_string(),
-        reason: format!(
-            "the cache {} {why}; give a directory of your own (`mkdir -m 700 DIR`, then \
-             FUTURIZE_CACHE=DIR)",
-            root.display()
-        ),
+        reason: format!("the cache {} {why}", root.display()),
     }
 }
 
@@ -191,6 +197,7 @@ impl CallCache {
         captures: &[u8],
         streams: Option<&Streams>,
         elements: &[Vec<u8>],
+        label: Option<&str>,
     ) -> Result<Option<CallCache>, Error> {
         let Some(spec) = spec else { return Ok(None) };
         let Some(root) = root_for(spec.asked) else {
@@ -228,14 +235,45 @@ impl CallCache {
             })
             .collect();
         let dir = root.join(key::hex(call));
-        prepare_own_root(&dir).map_err(|why| cache_error(&dir, &why))?;
+        prepare_own_root(&dir).map_err(|why| root_refused(&dir, &why))?;
         let loaded = store::load(&dir, call);
-        Ok(Some(CallCache {
+        let cache = CallCache {
             call,
             dir,
             keys,
             loaded,
-        }))
+        };
+        cache.describe(site, label);
+        Ok(Some(cache))
+    }
+
+    /// Writes the call's description ([`CALL_INFO`]) for status reports
+    /// from outside the program; a failure costs only the report.
+    fn describe(&self, site: &CallSite, label: Option<&str>) {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let text = format!(
+            "site {}:{}\nmodule {}\ncrate {}\nlabel {}\nelements {}\ndurable {}\nupdated {now}\n\
+             leader {}:{}\n",
+            site.file,
+            site.line,
+            site.module,
+            site.crate_name,
+            label.unwrap_or("-").replace('\n', " "),
+            self.keys.len(),
+            key::hex(self.durable_key()),
+            host.trim(),
+            std::process::id()
+        );
+        let temporary = self.dir.join(format!(".{:016x}.info", random_u64()));
+        let written = store::create_new(&temporary)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .and_then(|()| std::fs::rename(&temporary, self.dir.join(CALL_INFO)));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
     }
 
     /// The call's key together with every element's: what a rerun of the
@@ -301,6 +339,128 @@ impl CallCache {
         if let Err(e) = store::write_chunk(&self.dir, self.call, &chunk) {
             warn(&format!("a chunk's values are not cached: {e}"));
         }
+    }
+}
+
+/// The description of a call in its cache directory: `name value` lines
+/// (`site`, `module`, `crate`, `label`, `elements`, `durable`, `updated`,
+/// `leader`), rewritten by each run.
+pub const CALL_INFO: &str = "call.info";
+
+/// One call as the cache holds it, for a status report.
+#[derive(Debug, Clone, Default)]
+pub struct CachedCall {
+    /// Its key (the name of its directory).
+    pub key: String,
+    /// Where it is: `file:line`, and its label if it has one.
+    pub site: String,
+    /// Its `label`, if any.
+    pub label: Option<String>,
+    /// How many elements its last run had.
+    pub elements: Option<usize>,
+    /// How many of them have a value kept.
+    pub done: usize,
+    /// The key under which its Slurm jobs are recorded in a registry
+    /// (`cached-<durable>/`).
+    pub durable: Option<String>,
+    /// Its entry files, and their bytes.
+    pub files: usize,
+    /// Bytes of its entries.
+    pub bytes: u64,
+    /// When a run last opened it.
+    pub updated: Option<std::time::SystemTime>,
+}
+
+/// The calls the cache at `root` holds (`None`: the cache in force), read
+/// from their directories: what a status report from another session
+/// shows.
+///
+/// ```
+/// for call in futurize::cache::calls(None).unwrap() {
+///     println!("{} {} {}/{:?}", call.key, call.site, call.done, call.elements);
+/// }
+/// ```
+pub fn calls(root: Option<&Path>) -> Result<Vec<CachedCall>, Error> {
+    let root = root.map_or_else(root_in_force, Path::to_path_buf);
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(Vec::new());
+    };
+    let mut calls = Vec::new();
+    for entry in entries.flatten().filter(|e| e.path().is_dir()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(call) = u128::from_str_radix(&name, 16)
+            .ok()
+            .filter(|_| name.len() == 32)
+        else {
+            continue;
+        };
+        calls.push(read_call(&entry.path(), call, name));
+    }
+    calls.sort_by_key(|c| std::cmp::Reverse(c.updated));
+    Ok(calls)
+}
+
+fn read_call(dir: &Path, call: Key, name: String) -> CachedCall {
+    let info = std::fs::read_to_string(dir.join(CALL_INFO)).unwrap_or_default();
+    let field = |n: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(n)?.strip_prefix(' '))
+            .map(str::to_string)
+    };
+    let loaded = store::load_quietly(dir, call);
+    let files: Vec<u64> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|f| f.path().extension().is_some_and(|x| x == "chunk"))
+                .filter_map(|f| f.metadata().ok().map(|m| m.len()))
+                .collect()
+        })
+        .unwrap_or_default();
+    CachedCall {
+        key: name,
+        site: field("site").unwrap_or_else(|| "?".into()),
+        label: field("label").filter(|l| l != "-"),
+        elements: field("elements").and_then(|e| e.parse().ok()),
+        done: loaded.by_key.len(),
+        durable: field("durable"),
+        files: files.len(),
+        bytes: files.iter().sum(),
+        updated: field("updated")
+            .and_then(|u| u.parse().ok())
+            .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)),
+    }
+}
+
+/// Removes the entries of the call whose key starts with `key` from the
+/// cache at `root` (`None`: the cache in force); the call's key.
+///
+/// ```
+/// let e = futurize::cache::remove(None, "no-such-call").unwrap_err();
+/// assert!(e.to_string().contains("no call"));
+/// ```
+pub fn remove(root: Option<&Path>, key: &str) -> Result<String, Error> {
+    let root = root.map_or_else(root_in_force, Path::to_path_buf);
+    let found: Vec<CachedCall> = calls(Some(&root))?
+        .into_iter()
+        .filter(|c| !key.is_empty() && c.key.starts_with(key))
+        .collect();
+    match &found[..] {
+        [call] => {
+            let dir = root.join(&call.key);
+            std::fs::remove_dir_all(&dir).map_err(|e| cache_error(&dir, &e.to_string()))?;
+            Ok(call.key.clone())
+        }
+        [] => Err(cache_error(
+            &root,
+            &format!("holds no call whose key starts with `{key}`"),
+        )),
+        _ => Err(cache_error(
+            &root,
+            &format!(
+                "holds {} calls whose keys start with `{key}`: give more of it",
+                found.len()
+            ),
+        )),
     }
 }
 

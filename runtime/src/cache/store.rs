@@ -72,6 +72,11 @@ fn body_key(body: &[u8]) -> Key {
     KeyHasher::new("cache file body").field(body).finish()
 }
 
+/// Creates `path` new, for this user only.
+pub(crate) fn create_new(path: &Path) -> std::io::Result<std::fs::File> {
+    create_private(path, 0o600)
+}
+
 /// Writes `chunk` as a new file of the call keyed `call` in `dir`.
 pub(crate) fn write_chunk(dir: &Path, call: Key, chunk: &StoredChunk) -> Result<(), Error> {
     let body = codec::encode(chunk, "a cache entry")?;
@@ -116,6 +121,15 @@ fn read_chunk(path: &Path, call: Key) -> Result<StoredChunk, String> {
 /// Reads every entry file of the call keyed `call` in `dir`; a file that
 /// does not read back whole is a warning, and its elements run again.
 pub(crate) fn load(dir: &Path, call: Key) -> Loaded {
+    load_with(dir, call, &|why| super::warn(why))
+}
+
+/// As [`load`], silent about files that do not read back (for reports).
+pub(crate) fn load_quietly(dir: &Path, call: Key) -> Loaded {
+    load_with(dir, call, &|_| {})
+}
+
+fn load_with(dir: &Path, call: Key, warn: &dyn Fn(&str)) -> Loaded {
     let mut loaded = Loaded::default();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return loaded;
@@ -144,7 +158,7 @@ pub(crate) fn load(dir: &Path, call: Key) -> Loaded {
                 }
                 loaded.chunks.push(chunk);
             }
-            Err(why) => super::warn(&format!(
+            Err(why) => warn(&format!(
                 "the cache entry {} is skipped and its elements run again: {why}",
                 path.display()
             )),

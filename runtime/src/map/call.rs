@@ -374,6 +374,7 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
             &captures,
             streams.as_ref(),
             &bytes,
+            self.options.settings.label.as_deref(),
         )?
         else {
             return Ok(());
