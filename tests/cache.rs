@@ -255,7 +255,9 @@ fn entry_files(cache: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for call in std::fs::read_dir(cache).unwrap().flatten() {
         for f in std::fs::read_dir(call.path()).unwrap().flatten() {
-            files.push(f.path());
+            if f.path().extension().is_some_and(|x| x == "chunk") {
+                files.push(f.path());
+            }
         }
     }
     files

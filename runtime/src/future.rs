@@ -171,16 +171,16 @@ impl<T: DeserializeOwned> Future<T> {
                     cache.as_ref(),
                     &captures,
                     settings.streams.as_ref(),
-                    &[Vec::new()],
+                    (1, &mut |_, _| Ok(())),
                     label.as_deref(),
                 ) {
                     Ok(cached) => cached,
                     Err(e) => return Future::done(Err(e), label, timeout),
                 };
                 if let Some(c) = cached {
-                    let hits = c.hits();
-                    if let Some(Some(value)) = hits.values.into_iter().next() {
-                        let output = hits.outputs.into_iter().map(|(_, o)| o).next();
+                    if let Some(value) = c.lookup(0) {
+                        let value = value.to_vec();
+                        let output = c.outputs().into_iter().map(|(_, o)| o).next();
                         return Future::done(Ok(value), label, timeout)
                             .with_output(output.unwrap_or_default());
                     }

@@ -53,6 +53,16 @@ impl KeyHasher {
         self
     }
 
+    /// Adds keys as one field, two words each (cheaper than a field each).
+    pub(crate) fn keys(&mut self, keys: &[Key]) -> &mut Self {
+        for k in keys {
+            self.word(*k as u64);
+            self.word((*k >> 64) as u64);
+        }
+        self.word(keys.len() as u64 ^ K1);
+        self
+    }
+
     /// Adds a number as one field.
     pub(crate) fn number(&mut self, n: u64) -> &mut Self {
         self.field(&n.to_le_bytes())

@@ -179,14 +179,11 @@ pub(crate) struct CallCache {
     loaded: store::Loaded,
 }
 
-/// The elements of a call whose values the cache holds.
-pub(crate) struct Hits {
-    /// By element index: the stored value's bytes (`None`: run it).
-    pub(crate) values: Vec<Option<Vec<u8>>>,
-    /// What stored chunks printed, at the index of their first element:
-    /// only for chunks all of whose elements are hits.
-    pub(crate) outputs: Vec<(usize, Output)>,
-}
+/// A call's elements: how many, and what writes element `i`'s bytes.
+pub(crate) type Elements<'a> = (
+    usize,
+    &'a mut dyn FnMut(usize, &mut Vec<u8>) -> Result<(), Error>,
+);
 
 impl CallCache {
     /// The cache of a call at `spec` with `captures` (their bytes), the
@@ -196,7 +193,7 @@ impl CallCache {
         spec: Option<&CacheSpec>,
         captures: &[u8],
         streams: Option<&Streams>,
-        elements: &[Vec<u8>],
+        elements: Elements<'_>,
         label: Option<&str>,
     ) -> Result<Option<CallCache>, Error> {
         let Some(spec) = spec else { return Ok(None) };
@@ -220,20 +217,21 @@ impl CallCache {
             h.field(crate::protocol::identity::build_id());
         }
         let call = h.finish();
-        let keys = elements
-            .iter()
-            .enumerate()
-            .map(|(i, bytes)| {
-                let mut e = KeyHasher::new("futurize element");
-                e.number(call as u64)
-                    .number((call >> 64) as u64)
-                    .field(bytes);
-                if streams.is_some() {
-                    e.number(i as u64);
-                }
-                e.finish()
-            })
-            .collect();
+        let (count, write) = elements;
+        let mut keys = Vec::with_capacity(count);
+        let mut bytes = Vec::new();
+        let mut element = KeyHasher::new("futurize element");
+        element.number(call as u64).number((call >> 64) as u64);
+        for i in 0..count {
+            bytes.clear();
+            write(i, &mut bytes)?;
+            let mut e = element.clone();
+            e.field(&bytes);
+            if streams.is_some() {
+                e.number(i as u64);
+            }
+            keys.push(e.finish());
+        }
         let dir = root.join(key::hex(call));
         prepare_own_root(&dir).map_err(|why| root_refused(&dir, &why))?;
         let loaded = store::load(&dir, call);
@@ -280,43 +278,35 @@ impl CallCache {
     /// very same call (same elements too) shares, for work that outlives
     /// the leader to be found again (`Backend::resume`).
     pub(crate) fn durable_key(&self) -> Key {
-        let mut h = KeyHasher::new("futurize durable call");
-        h.number(self.call as u64).number((self.call >> 64) as u64);
-        for k in &self.keys {
-            h.number(*k as u64).number((*k >> 64) as u64);
-        }
-        h.finish()
+        KeyHasher::new("futurize durable call")
+            .keys(&[self.call])
+            .keys(&self.keys)
+            .finish()
     }
 
-    /// The stored values of this call's elements, and what their chunks
-    /// printed.
-    pub(crate) fn hits(&self) -> Hits {
-        let values: Vec<Option<Vec<u8>>> = self
-            .keys
-            .iter()
-            .map(|k| {
-                self.loaded
-                    .by_key
-                    .get(k)
-                    .map(|&f| self.loaded.value(f).to_vec())
-            })
-            .collect();
+    /// The stored value of element `i`, if the cache holds it.
+    pub(crate) fn lookup(&self, i: usize) -> Option<&[u8]> {
+        let found = self.loaded.by_key.get(&self.keys[i])?;
+        Some(self.loaded.value(*found))
+    }
+
+    /// What stored chunks printed, at the index of their first element:
+    /// only for chunks all of whose elements are this call's, in order.
+    pub(crate) fn outputs(&self) -> Vec<(usize, Output)> {
         let mut outputs = Vec::new();
-        if self.loaded.chunks.iter().any(|c| !c.output.is_empty()) {
-            let index: std::collections::HashMap<Key, usize> =
-                self.keys.iter().enumerate().map(|(i, &k)| (k, i)).collect();
-            for chunk in &self.loaded.chunks {
-                let at: Option<Vec<usize>> =
-                    chunk.keys.iter().map(|k| index.get(k).copied()).collect();
-                if let Some(first) = at.and_then(|a| a.into_iter().min())
-                    && !chunk.output.is_empty()
-                {
-                    outputs.push((first, chunk.output.clone()));
-                }
-            }
-            outputs.sort_by_key(|(i, _)| *i);
+        if self.loaded.chunks.iter().all(|c| c.output.is_empty()) {
+            return outputs;
         }
-        Hits { values, outputs }
+        let index: std::collections::HashMap<Key, usize> =
+            self.keys.iter().enumerate().map(|(i, &k)| (k, i)).collect();
+        for chunk in self.loaded.chunks.iter().filter(|c| !c.output.is_empty()) {
+            let at: Option<Vec<usize>> = chunk.keys.iter().map(|k| index.get(k).copied()).collect();
+            if let Some(first) = at.and_then(|a| a.into_iter().min()) {
+                outputs.push((first, chunk.output.clone()));
+            }
+        }
+        outputs.sort_by_key(|(i, _)| *i);
+        outputs
     }
 
     /// Stores the values of the elements `indices` (their bytes, in the

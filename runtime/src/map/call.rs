@@ -146,8 +146,8 @@ pub(super) trait Site<S: Elements, R>: Sync {
     ) -> Result<Finished<R>, Error>;
     /// Combines two values (when the call combines).
     fn combine(&self, a: R, b: R) -> R;
-    /// An element's bytes, for its cache key.
-    fn element_bytes(&self, item: &S::Item) -> Result<Vec<u8>, Error>;
+    /// Appends an element's bytes to `bytes`, for its cache key.
+    fn element_bytes(&self, item: &S::Item, bytes: &mut Vec<u8>) -> Result<(), Error>;
     /// The captures' bytes, for the call's cache key.
     fn captures_bytes(&self) -> Result<Vec<u8>, Error>;
     /// A value's bytes, to keep it in the cache.
@@ -212,8 +212,8 @@ where
         self.combine.combine(a, b)
     }
 
-    fn element_bytes(&self, item: &S::Item) -> Result<Vec<u8>, Error> {
-        codec::encode(item, "an element (for its cache key)")
+    fn element_bytes(&self, item: &S::Item, bytes: &mut Vec<u8>) -> Result<(), Error> {
+        codec::encode_append(item, bytes, "an element (for its cache key)")
     }
 
     fn captures_bytes(&self) -> Result<Vec<u8>, Error> {
@@ -349,37 +349,34 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
         if combines || !crate::cache::wanted(self.options.cache.as_ref()) {
             return Ok(());
         }
-        let (collected, bytes) = if S::INDEXED {
-            let bytes = (0..self.elements.len())
-                // SAFETY: `i < len()`.
-                .map(|i| self.site.element_bytes(&unsafe { self.elements.get(i) }))
-                .collect::<Result<Vec<_>, Error>>()?;
-            (None, bytes)
-        } else {
-            let items: Vec<S::Item> = self
-                .elements
+        let collected: Option<Vec<S::Item>> = (!S::INDEXED).then(|| {
+            self.elements
                 .take_iter()
                 .expect("a call is cached before it is planned")
-                .collect();
-            let bytes = items
-                .iter()
-                .map(|e| self.site.element_bytes(e))
-                .collect::<Result<Vec<_>, Error>>()?;
-            (Some(items), bytes)
+                .collect()
+        });
+        let count = collected
+            .as_ref()
+            .map_or_else(|| self.elements.len(), Vec::len);
+        let (site, elements) = (self.site, &self.elements);
+        let mut write = |i: usize, bytes: &mut Vec<u8>| match &collected {
+            Some(items) => site.element_bytes(&items[i], bytes),
+            // SAFETY: `i < count == len()`.
+            None => site.element_bytes(&unsafe { elements.get(i) }, bytes),
         };
-        let streams = self.streams(bytes.len());
+        let streams = self.streams(count);
         let captures = self.site.captures_bytes()?;
         let Some(cache) = CallCache::open(
             self.options.cache.as_ref(),
             &captures,
             streams.as_ref(),
-            &bytes,
+            (count, &mut write),
             self.options.settings.label.as_deref(),
         )?
         else {
             return Ok(());
         };
-        let (runs, hits) = self.take_hits(&cache, bytes.len());
+        let (runs, hits) = self.take_hits(&cache, count);
         self.writes_in_place = false;
         self.cached = Some(Cached {
             cache,
@@ -393,51 +390,60 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
     /// Moves the cached values among the finished chunks, a chunk per run
     /// of hits; the runs of misses, and how many hits.
     fn take_hits(&self, cache: &CallCache, total: usize) -> (Vec<Range<usize>>, u64) {
-        let found = cache.hits();
-        let mut values: Vec<Option<R>> = found
-            .values
-            .iter()
-            .map(|v| {
-                v.as_ref()
-                    .and_then(|bytes| match self.site.value_from(bytes) {
-                        Ok(value) => Some(value),
-                        Err(e) => {
-                            log::warn!("futurize: a cached value is not used (it runs again): {e}");
-                            None
-                        }
-                    })
-            })
-            .collect();
-        let mut outputs = found.outputs.into_iter().peekable();
+        let value_of = |i: usize| {
+            let bytes = cache.lookup(i)?;
+            match self.site.value_from(bytes) {
+                Ok(value) => Some(value),
+                Err(e) => {
+                    log::warn!("futurize: a cached value is not used (it runs again): {e}");
+                    None
+                }
+            }
+        };
+        let mut outputs = cache.outputs().into_iter().peekable();
         let (mut runs, mut hits) = (Vec::new(), 0u64);
         let mut finished = lock(&self.finished);
-        let mut i = 0;
-        while i < total {
-            let start = i;
-            let hit = values[i].is_some();
-            while i < total && values[i].is_some() == hit {
-                i += 1;
-            }
-            if !hit {
-                runs.push(start..i);
-                continue;
+        // One pass: each run of hits becomes a finished chunk, each run of
+        // misses a run to plan.
+        let (mut start, mut values) = (0, Vec::new());
+        let mut close = |start: usize, end: usize, values: &mut Vec<R>| {
+            if values.is_empty() {
+                if start < end {
+                    runs.push(start..end);
+                }
+                return;
             }
             let mut output = ChunkOutput {
-                values: values[start..i]
-                    .iter_mut()
-                    .filter_map(Option::take)
-                    .collect(),
+                values: std::mem::take(values),
                 folded: None,
                 failures: Vec::new(),
                 output: Default::default(),
             };
-            while let Some((_, printed)) = outputs.next_if(|(at, _)| *at < i) {
+            while let Some((_, printed)) = outputs.next_if(|(at, _)| *at < end) {
                 output.output.stdout.extend_from_slice(&printed.stdout);
                 output.output.stderr.extend_from_slice(&printed.stderr);
             }
-            hits += (i - start) as u64;
-            finished.push((start..i, Ok(output)));
+            hits += (end - start) as u64;
+            finished.push((start..end, Ok(output)));
+        };
+        for i in 0..total {
+            match value_of(i) {
+                Some(value) => {
+                    if values.is_empty() && start < i {
+                        close(start, i, &mut values);
+                        start = i;
+                    }
+                    values.push(value);
+                }
+                None if !values.is_empty() => {
+                    close(start, i, &mut values);
+                    start = i;
+                }
+                None => {}
+            }
         }
+        close(start, total, &mut values);
+        drop(close);
         (runs, hits)
     }
 

@@ -27,6 +27,18 @@ pub fn max_frame_bytes() -> u64 {
 
 const CONFIG: bincode::config::Configuration = bincode::config::standard();
 
+/// Appends a value's bytes to `bytes` (a buffer used again and again, for
+/// many small values); `what` names it in the error.
+pub fn encode_append<T: Serialize + ?Sized>(
+    value: &T,
+    bytes: &mut Vec<u8>,
+    what: &str,
+) -> Result<(), Error> {
+    bincode::serde::encode_into_std_write(value, bytes, CONFIG)
+        .map(|_| ())
+        .map_err(|e| Error::Protocol(format!("could not serialize {what}: {e}")))
+}
+
 /// Encodes a value; `what` names it in the error when it is too large or its
 /// `Serialize` implementation fails.
 ///
