@@ -443,7 +443,6 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
             }
         }
         close(start, total, &mut values);
-        drop(close);
         (runs, hits)
     }
 
