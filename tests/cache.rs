@@ -102,7 +102,10 @@ fn child_scenario() {
             println!("{:?}", slow_seeded());
         }
         "printing" => {
+            // Chunks of two elements of 60 ms: each chunk's values are
+            // written as it finishes (more than 50 ms after the last write).
             let xs: Vec<u64> = foreach!(i in 0..6u64 => {
+                std::thread::sleep(Duration::from_millis(60));
                 mark(i);
                 println!("element {i}");
                 i * 3
@@ -194,12 +197,13 @@ fn a_killed_run_resumes_running_only_what_had_not_finished() {
     );
     // Everything ran in one run or the other; of the elements the first run
     // finished, only those whose answers it had not yet received (at most
-    // one per worker) ran again.
+    // one per worker) or not yet written (values wait at most 50 ms to be
+    // written together: at most one more per worker) ran again.
     let all: BTreeSet<u64> = done_before.union(&rerun_set).copied().collect();
     assert_eq!(all.len(), 40);
     let again = done_before.intersection(&rerun_set).count();
-    assert!(again <= 2, "{again} finished elements ran again: {rerun:?}");
-    assert!(rerun.len() <= 40 - done_before.len() + 2, "{rerun:?}");
+    assert!(again <= 4, "{again} finished elements ran again: {rerun:?}");
+    assert!(rerun.len() <= 40 - done_before.len() + 4, "{rerun:?}");
     assert_eq!(
         printed, expected,
         "values and draws as an uninterrupted run"

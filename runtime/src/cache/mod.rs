@@ -177,6 +177,7 @@ pub(crate) struct CallCache {
     /// Each element's key, by index.
     keys: Vec<Key>,
     loaded: store::Loaded,
+    writer: std::sync::Arc<Writer>,
 }
 
 /// A call's elements: how many, and what writes element `i`'s bytes.
@@ -235,11 +236,25 @@ impl CallCache {
         let dir = root.join(key::hex(call));
         prepare_own_root(&dir).map_err(|why| root_refused(&dir, &why))?;
         let loaded = store::load(&dir, call);
+        let writer = std::sync::Arc::new(Writer {
+            call,
+            dir: dir.clone(),
+            batch: std::sync::Mutex::new(Batch {
+                chunk: StoredChunk::default(),
+                written: std::time::Instant::now()
+                    .checked_sub(WRITE_EVERY)
+                    .unwrap_or_else(std::time::Instant::now),
+                thread: false,
+                open: true,
+            }),
+            wake: std::sync::Condvar::new(),
+        });
         let cache = CallCache {
             call,
             dir,
             keys,
             loaded,
+            writer,
         };
         cache.describe(site, label);
         Ok(Some(cache))
@@ -291,46 +306,141 @@ impl CallCache {
     }
 
     /// What stored chunks printed, at the index of their first element:
-    /// only for chunks all of whose elements are this call's, in order.
+    /// only for chunks all of whose values are this call's, in order.
     pub(crate) fn outputs(&self) -> Vec<(usize, Output)> {
         let mut outputs = Vec::new();
-        if self.loaded.chunks.iter().all(|c| c.output.is_empty()) {
+        if self.loaded.chunks.iter().all(|c| c.outputs.is_empty()) {
             return outputs;
         }
         let index: std::collections::HashMap<Key, usize> =
             self.keys.iter().enumerate().map(|(i, &k)| (k, i)).collect();
-        for chunk in self.loaded.chunks.iter().filter(|c| !c.output.is_empty()) {
-            let at: Option<Vec<usize>> = chunk.keys.iter().map(|k| index.get(k).copied()).collect();
-            if let Some(first) = at.and_then(|a| a.into_iter().min()) {
-                outputs.push((first, chunk.output.clone()));
+        for chunk in &self.loaded.chunks {
+            for p in &chunk.outputs {
+                let at: Option<Vec<usize>> = chunk.keys[p.at..p.at + p.n]
+                    .iter()
+                    .map(|k| index.get(k).copied())
+                    .collect();
+                if let Some(first) = at.and_then(|a| a.into_iter().min()) {
+                    outputs.push((first, p.output.clone()));
+                }
             }
         }
         outputs.sort_by_key(|(i, _)| *i);
         outputs
     }
 
-    /// Stores the values of the elements `indices` (their bytes, in the
-    /// same order) of a finished chunk, with what it printed. A failure to
-    /// write is a warning: the values are still returned, only not kept.
+    /// Keeps the values of the elements `values` (index, bytes) of a
+    /// finished chunk, with what it printed. They are written with the
+    /// values kept since the last write: at once when nothing was written
+    /// for [`WRITE_EVERY`], else by the call's writer thread that long after
+    /// the last write (many small chunks make few files; a killed leader
+    /// loses at most what finished in that time). A failure to write is a
+    /// warning: the values are still returned, only not kept.
     pub(crate) fn store(&self, values: &[(usize, Vec<u8>)], output: &Output) {
         if values.is_empty() {
             return;
         }
-        let mut chunk = StoredChunk {
-            output: output.clone(),
-            ..StoredChunk::default()
-        };
+        let mut batch = crate::sync::lock(&self.writer.batch);
+        let at = batch.chunk.keys.len();
         for (i, bytes) in values {
-            if let Err(e) = chunk.push(self.keys[*i], bytes) {
+            if let Err(e) = batch.chunk.push(self.keys[*i], bytes) {
                 warn(&format!("a value is not cached: {e}"));
                 return;
             }
         }
+        if !output.is_empty() {
+            batch.chunk.outputs.push(store::Printed {
+                at,
+                n: values.len(),
+                output: output.clone(),
+            });
+        }
+        if batch.written.elapsed() >= WRITE_EVERY || batch.chunk.keys.len() >= WRITE_AT {
+            self.writer.write(&mut batch);
+        } else {
+            self.writer.wake.notify_one();
+            if !batch.thread {
+                batch.thread = true;
+                let writer = self.writer.clone();
+                let _ = std::thread::Builder::new()
+                    .name("futurize-cache".into())
+                    .spawn(move || writer.run());
+            }
+        }
+    }
+}
+
+impl Drop for CallCache {
+    fn drop(&mut self) {
+        let mut batch = crate::sync::lock(&self.writer.batch);
+        batch.open = false;
+        self.writer.write(&mut batch);
+        self.writer.wake.notify_one();
+    }
+}
+
+/// Writes a call's kept values: now, or from its thread once they waited
+/// [`WRITE_EVERY`].
+struct Writer {
+    call: Key,
+    dir: PathBuf,
+    batch: std::sync::Mutex<Batch>,
+    wake: std::sync::Condvar,
+}
+
+/// Values kept and not yet written, and when the last write was.
+struct Batch {
+    chunk: StoredChunk,
+    written: std::time::Instant,
+    /// The writer thread runs.
+    thread: bool,
+    /// The call still runs (its cache is not dropped).
+    open: bool,
+}
+
+impl Writer {
+    fn write(&self, batch: &mut Batch) {
+        batch.written = std::time::Instant::now();
+        if batch.chunk.keys.is_empty() {
+            return;
+        }
+        let chunk = std::mem::take(&mut batch.chunk);
         if let Err(e) = store::write_chunk(&self.dir, self.call, &chunk) {
             warn(&format!("a chunk's values are not cached: {e}"));
         }
     }
+
+    /// The writer thread: writes what waited [`WRITE_EVERY`], until the
+    /// call's cache is dropped.
+    fn run(&self) {
+        let mut batch = crate::sync::lock(&self.batch);
+        while batch.open {
+            let waited = batch.written.elapsed();
+            if !batch.chunk.keys.is_empty() && waited >= WRITE_EVERY {
+                self.write(&mut batch);
+                continue;
+            }
+            let pause = if batch.chunk.keys.is_empty() {
+                WRITE_EVERY
+            } else {
+                WRITE_EVERY - waited
+            };
+            batch = self
+                .wake
+                .wait_timeout(batch, pause)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
 }
+
+/// Values finished within this of the last write wait for the next one (so
+/// that many small chunks make few files); a killed leader loses at most
+/// what finished in this time.
+const WRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A batch of this many values is written at once.
+const WRITE_AT: usize = 1 << 16;
 
 /// The description of a call in its cache directory: `name value` lines
 /// (`site`, `module`, `crate`, `label`, `elements`, `durable`, `updated`,

@@ -24,14 +24,23 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &str = "futurize-cache-1";
 
-/// What one chunk stored: each element's key and value bytes, and what the
-/// chunk printed.
+/// What one or more finished chunks stored: each element's key and value
+/// bytes, and what each chunk printed.
 #[derive(Default)]
 pub(crate) struct StoredChunk {
     pub(crate) keys: Vec<Key>,
     /// Each value's length in `values`.
     pub(crate) lengths: Vec<u32>,
     pub(crate) values: Vec<u8>,
+    /// What a chunk printed, with the keys of its values: `keys[at..at + n]`.
+    pub(crate) outputs: Vec<Printed>,
+}
+
+/// What one finished chunk printed, and which stored values are its.
+#[derive(Clone, Default, Debug, PartialEq)]
+pub(crate) struct Printed {
+    pub(crate) at: usize,
+    pub(crate) n: usize,
     pub(crate) output: Output,
 }
 
@@ -47,13 +56,12 @@ impl StoredChunk {
     }
 
     fn to_bytes(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(
-            8 + self.keys.len() * 20
-                + self.values.len()
-                + 16
-                + self.output.stdout.len()
-                + self.output.stderr.len(),
-        );
+        let printed: usize = self
+            .outputs
+            .iter()
+            .map(|p| 32 + p.output.stdout.len() + p.output.stderr.len())
+            .sum();
+        let mut body = Vec::with_capacity(16 + self.keys.len() * 20 + self.values.len() + printed);
         body.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
         for k in &self.keys {
             body.extend_from_slice(&k.to_le_bytes());
@@ -62,44 +70,70 @@ impl StoredChunk {
             body.extend_from_slice(&l.to_le_bytes());
         }
         body.extend_from_slice(&self.values);
-        for stream in [&self.output.stdout, &self.output.stderr] {
-            body.extend_from_slice(&(stream.len() as u64).to_le_bytes());
-            body.extend_from_slice(stream);
+        body.extend_from_slice(&(self.outputs.len() as u64).to_le_bytes());
+        for p in &self.outputs {
+            body.extend_from_slice(&(p.at as u64).to_le_bytes());
+            body.extend_from_slice(&(p.n as u64).to_le_bytes());
+            for stream in [&p.output.stdout, &p.output.stderr] {
+                body.extend_from_slice(&(stream.len() as u64).to_le_bytes());
+                body.extend_from_slice(stream);
+            }
         }
         body
     }
 
-    fn from_bytes(mut body: &[u8]) -> Option<StoredChunk> {
-        let mut take = |n: usize| -> Option<&[u8]> {
-            let (head, rest) = body.split_at_checked(n)?;
-            body = rest;
-            Some(head)
-        };
-        let count = usize::try_from(u64::from_le_bytes(take(8)?.try_into().ok()?)).ok()?;
-        let keys: Vec<Key> = take(count.checked_mul(16)?)?
+    fn from_bytes(body: &[u8]) -> Option<StoredChunk> {
+        let mut r = Reader(body);
+        let count = r.number()?;
+        let keys: Vec<Key> = r
+            .take(count.checked_mul(16)?)?
             .chunks_exact(16)
             .map(|k| u128::from_le_bytes(k.try_into().expect("16 bytes")))
             .collect();
-        let lengths: Vec<u32> = take(count.checked_mul(4)?)?
+        let lengths: Vec<u32> = r
+            .take(count.checked_mul(4)?)?
             .chunks_exact(4)
             .map(|l| u32::from_le_bytes(l.try_into().expect("4 bytes")))
             .collect();
         let total: usize = lengths.iter().map(|&l| l as usize).sum();
-        let values = take(total)?.to_vec();
-        let mut stream = || -> Option<Vec<u8>> {
-            let n = usize::try_from(u64::from_le_bytes(take(8)?.try_into().ok()?)).ok()?;
-            Some(take(n)?.to_vec())
-        };
-        let output = Output {
-            stdout: stream()?,
-            stderr: stream()?,
-        };
-        body.is_empty().then_some(StoredChunk {
+        let values = r.take(total)?.to_vec();
+        let mut outputs = Vec::new();
+        for _ in 0..r.number()? {
+            let (at, n) = (r.number()?, r.number()?);
+            let out = r.number()?;
+            let stdout = r.take(out)?.to_vec();
+            let err = r.number()?;
+            let stderr = r.take(err)?.to_vec();
+            if at.checked_add(n)? > count {
+                return None;
+            }
+            outputs.push(Printed {
+                at,
+                n,
+                output: Output { stdout, stderr },
+            });
+        }
+        r.0.is_empty().then_some(StoredChunk {
             keys,
             lengths,
             values,
-            output,
+            outputs,
         })
+    }
+}
+
+/// Bytes read from the front.
+struct Reader<'b>(&'b [u8]);
+
+impl<'b> Reader<'b> {
+    fn take(&mut self, n: usize) -> Option<&'b [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn number(&mut self) -> Option<usize> {
+        usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok()
     }
 }
 
@@ -249,21 +283,23 @@ mod tests {
 
     #[test]
     fn a_chunk_reads_back_as_written_and_not_when_cut() {
-        let mut chunk = StoredChunk {
+        let mut chunk = StoredChunk::default();
+        chunk.push(7, b"seven").unwrap();
+        chunk.push(9, b"").unwrap();
+        chunk.outputs.push(Printed {
+            at: 0,
+            n: 2,
             output: Output {
                 stdout: b"out".to_vec(),
                 stderr: b"err!".to_vec(),
             },
-            ..StoredChunk::default()
-        };
-        chunk.push(7, b"seven").unwrap();
-        chunk.push(9, b"").unwrap();
+        });
         let body = chunk.to_bytes();
         let back = StoredChunk::from_bytes(&body).unwrap();
         assert_eq!(back.keys, vec![7, 9]);
         assert_eq!(back.lengths, vec![5, 0]);
         assert_eq!(back.values, b"seven");
-        assert_eq!(back.output, chunk.output);
+        assert_eq!(back.outputs, chunk.outputs);
         for cut in 0..body.len() {
             assert!(
                 StoredChunk::from_bytes(&body[..cut]).is_none(),
