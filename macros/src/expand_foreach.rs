@@ -95,12 +95,10 @@ fn generate(
         .map(|i| format_ident!("__futurize_iter_{}", i))
         .collect();
     let iterables = bindings.iter().map(|b| &b.iterable);
-    let etags = element_tags(&iters);
+    let (element_checks, etags) = element_tags(bindings, &iters);
     let pats = bindings.iter().map(|b| &b.pat);
-    let ctags = capture_tags(captured);
-    let checks = capture_checks(captured);
+    let (checks, ctags, refs) = capture_checks(captured);
     let cpats = tuple(captured.iter().map(|c| quote!(#c)).collect());
-    let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
     let elements = elements_tokens(&iters);
     let (combine, combine_check) = combine_tokens(opts);
     let engine = engine(opts);
@@ -112,6 +110,7 @@ fn generate(
             ElementsViaIndex as _, ElementsViaIter as _,
         };
         #(let #iters = ::core::iter::IntoIterator::into_iter(#iterables);)*
+        #(#element_checks)*
         let __futurize_etags = #etags;
         #self_binding
         #(#checks)*
@@ -148,45 +147,88 @@ fn generate(
     })
 }
 
-/// The tags of the elements, one per binding's iterator.
-fn element_tags(iters: &[Ident]) -> TokenStream {
-    let p = quote!(::futurize::__private);
-    tuple(
-        iters
-            .iter()
-            .map(|it| quote!(#p::__wrap_item(&#it).__futurize_element_tag()))
-            .collect(),
-    )
+/// The tags of the elements, one per binding's iterator, each checked at
+/// its iterable's span like a capture: a loop item a worker cannot rebuild
+/// (`&str`, `&[f64]`) is one error there. Returns the checks and the tuple
+/// of checked tags.
+fn element_tags(bindings: &[Binding], iters: &[Ident]) -> (Vec<TokenStream>, TokenStream) {
+    let names: Vec<Ident> = (0..iters.len())
+        .map(|i| format_ident!("__futurize_element_{}", i))
+        .collect();
+    let checks = bindings
+        .iter()
+        .zip(iters)
+        .zip(&names)
+        .map(|((b, it), name)| {
+            // The path too carries the span: rustc normalises the check's
+            // result where its callee is, and reports a failure there again
+            // unless it is the check's own span.
+            let span = iterable_span(&b.iterable);
+            let p = quote_spanned!(span=> ::futurize::__private);
+            quote_spanned!(span=>
+                let #name = {
+                    let __futurize_tag = #p::__wrap_item(&#it).__futurize_element_tag();
+                    let __futurize_rebuilt = #p::__element_rebuilt(&__futurize_tag);
+                    #p::__checked(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind(), __futurize_tag)
+                };
+            )
+        })
+        .collect();
+    let tags = (bindings.iter().zip(&names))
+        .map(|(b, n)| quote_spanned!(iterable_span(&b.iterable)=> #n))
+        .collect();
+    (checks, tuple(tags))
 }
 
-/// The tags of the captures, each at its captured name's span.
-fn capture_tags(captured: &[Ident]) -> TokenStream {
-    let p = quote!(::futurize::__private);
-    tuple(
-        captured
-            .iter()
-            .map(|c| quote_spanned!(c.span()=> (&&&&#p::__wrap(&#c)).__futurize_each_tag()))
-            .collect(),
-    )
+/// Where an iterable's error points: past its `&`s, at the variable or the
+/// expression that yields the items.
+fn iterable_span(iterable: &Expr) -> proc_macro2::Span {
+    match iterable {
+        Expr::Reference(r) => iterable_span(&r.expr),
+        other => syn::spanned::Spanned::span(other),
+    }
 }
 
 /// At the captured name's span, before anything else uses the capture: the
-/// first error about a capture that cannot be sent names the variable.
-fn capture_checks(captured: &[Ident]) -> Vec<TokenStream> {
-    let p = quote!(::futurize::__private);
-    captured
+/// first error about a capture that cannot be sent names the variable. The
+/// tag and the reference to the variable come back only through the check,
+/// so a capture that fails it is not reported on again by the code after.
+/// Returns the checks, the tuple of tags and the tuple of references.
+fn capture_checks(captured: &[Ident]) -> (Vec<TokenStream>, TokenStream, TokenStream) {
+    let names: Vec<Ident> = (0..captured.len())
+        .map(|i| format_ident!("__futurize_capture_{}", i))
+        .collect();
+    let checks = captured
         .iter()
-        .map(|c| {
+        .zip(&names)
+        .map(|(c, name)| {
+            // The path too carries the span: rustc normalises the check's
+            // result where its callee is, and reports a failure there again
+            // unless it is the check's own span.
+            let p = quote_spanned!(c.span()=> ::futurize::__private);
             quote_spanned!(c.span()=>
-                #p::__check_not_mut(&(&&&&#p::__wrap(&#c)).__futurize_each_tag());
-                {
-                    let __futurize_rebuilt =
-                        (&&&&#p::__wrap(&#c)).__futurize_each_tag().__futurize_rebuilt();
-                    #p::__check_serialize(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind());
-                }
+                let #name = {
+                    let __futurize_tag = (&&&&#p::__wrap(&#c)).__futurize_each_tag();
+                    #p::__check_not_mut(&__futurize_tag);
+                    let __futurize_rebuilt = __futurize_tag.__futurize_rebuilt();
+                    #p::__checked(
+                        &__futurize_rebuilt,
+                        __futurize_rebuilt.__futurize_kind(),
+                        (__futurize_tag, &#c),
+                    )
+                };
             )
         })
-        .collect()
+        .collect();
+    // Spanned like the check, so that rustc's second look at a failed check
+    // (where the tag is used) falls on the same span and is not reported.
+    let field = |i: usize| -> Vec<TokenStream> {
+        let i = syn::Index::from(i);
+        (captured.iter().zip(&names))
+            .map(|(c, n)| quote_spanned!(c.span()=> #n.#i))
+            .collect()
+    };
+    (checks, tuple(field(0)), tuple(field(1)))
 }
 
 /// The elements: taken by index when every binding allows it (slices,

@@ -14,7 +14,7 @@ use crate::grammar::FutureInput;
 use crate::options::{self, FutureOptions};
 use crate::self_capture::captured_variables;
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
 use syn::{Expr, Ident};
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
@@ -51,25 +51,42 @@ fn generate(
     opts: &FutureOptions,
 ) -> TokenStream {
     let p = quote!(::futurize::__private);
-    let tags = tuple(
-        captured
-            .iter()
-            .map(|c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_tag()))
-            .collect(),
-    );
     // At the captured name's span, before anything else uses the capture:
-    // the first error about a capture that cannot be sent names the variable.
-    let checks = captured.iter().map(|c| {
+    // the first error about a capture that cannot be sent names the
+    // variable. The tag and the reference come back only through the check,
+    // so a capture that fails it is not reported on again by the code after.
+    let names: Vec<Ident> = (0..captured.len())
+        .map(|i| format_ident!("__futurize_capture_{}", i))
+        .collect();
+    let checks = captured.iter().zip(&names).map(|(c, name)| {
+        // The path too carries the span: rustc normalises the check's result
+        // where its callee is, and reports a failure there again unless it is
+        // the check's own span.
+        let p = quote_spanned!(c.span()=> ::futurize::__private);
         quote_spanned!(c.span()=>
-            #p::__check_not_mut(&(&&&#p::__wrap(&#c)).__futurize_tag());
-            {
-                let __futurize_rebuilt = (&&&#p::__wrap(&#c)).__futurize_tag().__futurize_rebuilt();
-                #p::__check_serialize(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind());
-            }
+            let #name = {
+                let __futurize_tag = (&&&#p::__wrap(&#c)).__futurize_tag();
+                #p::__check_not_mut(&__futurize_tag);
+                let __futurize_rebuilt = __futurize_tag.__futurize_rebuilt();
+                #p::__checked(
+                    &__futurize_rebuilt,
+                    __futurize_rebuilt.__futurize_kind(),
+                    (__futurize_tag, &#c),
+                )
+            };
         )
     });
+    // Spanned like the check, so that rustc's second look at a failed check
+    // (where the tag is used) falls on the same span and is not reported.
+    let field = |i: usize| -> Vec<TokenStream> {
+        let i = syn::Index::from(i);
+        (captured.iter().zip(&names))
+            .map(|(c, n)| quote_spanned!(c.span()=> #n.#i))
+            .collect()
+    };
+    let tags = tuple(field(0));
     let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());
-    let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
+    let refs = tuple(field(1));
     let options = future_options_tokens(opts);
     quote!({
         #[allow(unused_imports)]

@@ -30,7 +30,7 @@
 //! nothing), and `__entry` asserts the closure type has size zero, so the
 //! entry function can conjure the closure from its type alone.
 //!
-//! Before any of that, [`__check_serialize`] (in `sendable`) checks that
+//! Before any of that, [`__checked`] (in `sendable`) checks that
 //! each capture can travel at all, so that a capture which cannot (an `Rc`,
 //! a closure, a file, a borrow nested in a value) is reported at the
 //! variable, in futurize's words.
@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 
 mod bulk;
 mod send;
-// Public for the kinds and check traits in `__check_serialize`'s signature,
+// Public for the kinds and check traits in `__checked`'s signature,
 // which the macros reach through `__private`; hidden, not an API.
 #[doc(hidden)]
 pub mod sendable;
@@ -58,7 +58,7 @@ pub use bulk::{__encode_captures_of, BulkRefTag, BulkTag, SendCapture};
 // The wire forms of the bulk tags, named in their `Capture` impls.
 #[doc(hidden)]
 pub use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
-pub use sendable::__check_serialize;
+pub use sendable::__checked;
 pub(crate) use sendable::Rebuilt;
 
 /// The uniform entry of every future: decode the captures, run the body,
@@ -211,7 +211,7 @@ impl<U: ?Sized> NotMutRef for RefTag<U> {}
 pub fn __check_not_mut<C: NotMutRef>(_: &C) {}
 
 impl<T> OwnedTag<T> {
-    /// The type a worker rebuilds, for [`__check_serialize`].
+    /// The type a worker rebuilds, for [`__checked`].
     pub fn __futurize_rebuilt(&self) -> Rebuilt<T> {
         Rebuilt::new()
     }
@@ -219,18 +219,43 @@ impl<T> OwnedTag<T> {
 
 impl<U: ?Sized> RefTag<U> {
     /// The type a worker rebuilds (`str` stands for `String`, `[T]` for
-    /// `Vec<T>`), for [`__check_serialize`].
+    /// `Vec<T>`), for [`__checked`].
     pub fn __futurize_rebuilt(&self) -> Rebuilt<U> {
         Rebuilt::new()
     }
 }
 
 impl<U: ?Sized> MutRefTag<U> {
-    /// What the capture refers to, for [`__check_serialize`] (the capture
+    /// What the capture refers to, for [`__checked`] (the capture
     /// itself fails [`__check_not_mut`]).
     pub fn __futurize_rebuilt(&self) -> Rebuilt<U> {
         Rebuilt::new()
     }
+}
+
+/// The type a worker rebuilds for one loop item, from the item's tag: what
+/// [`__checked`] judges for the items of a `foreach!`. A pair's halves are
+/// boxed so that an unsized half (`str`, `[T]`) still makes a type.
+pub trait ElementRebuilt {
+    /// The rebuilt type.
+    type Rebuilt: ?Sized;
+}
+impl<T> ElementRebuilt for OwnedTag<T> {
+    type Rebuilt = T;
+}
+impl<U: ?Sized> ElementRebuilt for RefTag<U> {
+    type Rebuilt = U;
+}
+impl<U: ?Sized> ElementRebuilt for MutRefTag<U> {
+    type Rebuilt = U;
+}
+impl<A: ElementRebuilt, B: ElementRebuilt> ElementRebuilt for (A, B) {
+    type Rebuilt = (Box<A::Rebuilt>, Box<B::Rebuilt>);
+}
+
+/// The type a worker rebuilds for the items whose tag is `tag`.
+pub fn __element_rebuilt<G: ElementRebuilt>(_tag: &G) -> Rebuilt<G::Rebuilt> {
+    Rebuilt::new()
 }
 
 /// Chosen otherwise (autoref'd receiver): the captured variable is a value.

@@ -20,7 +20,7 @@
 //! picked by a probe of their own ([`__wrap_item`](super::capture::__wrap_item))
 //! that splits the pairs `enumerate()` and `zip` yield. Each tag also names
 //! the type a worker rebuilds, which the sendability check judges
-//! ([`__check_serialize`](super::capture::__check_serialize)).
+//! ([`__checked`](super::capture::__checked)).
 
 use super::capture::{BulkRefTag, Capture, MutRefTag, NotMutRef, Rebuilt, RefTag, Wrap};
 use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
@@ -100,14 +100,14 @@ impl<T> NotMutRef for CopyTag<T> {}
 impl<T> NotMutRef for BorrowTag<T> {}
 
 impl<T> CopyTag<T> {
-    /// The type a worker rebuilds, for [`__check_serialize`](super::capture::__check_serialize).
+    /// The type a worker rebuilds, for [`__checked`](super::capture::__checked).
     pub fn __futurize_rebuilt(&self) -> Rebuilt<T> {
         Rebuilt::new()
     }
 }
 
 impl<T> BorrowTag<T> {
-    /// The type a worker rebuilds, for [`__check_serialize`](super::capture::__check_serialize).
+    /// The type a worker rebuilds, for [`__checked`](super::capture::__checked).
     pub fn __futurize_rebuilt(&self) -> Rebuilt<T> {
         Rebuilt::new()
     }
