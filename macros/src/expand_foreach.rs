@@ -42,6 +42,18 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
              and collect them, or accumulate with `combine = |a, b| ...`"
         )
     });
+    for (ident, method) in &found.mutating_calls {
+        errors.error_at(
+            ident.span(),
+            format!(
+                "a `foreach!` body runs once per element, possibly in another process, and \
+                 cannot change `{ident}`, a variable from outside (`.{method}(..)` takes it \
+                 as `&mut`): the body sees it by reference or as its own copy. Return a \
+                 value per element and collect them (`let {ident} = foreach!(...)?;`), or \
+                 accumulate with `combine = |a, b| ...`"
+            ),
+        );
+    }
     check_random(&found, opts.seed.is_some(), &errors);
     let (captured, self_binding) = captured_variables(&mut body, found, opts.globals.clone());
     crate::relay_prints::rewrite(&mut body);
@@ -102,6 +114,7 @@ fn generate(
     let elements = elements_tokens(&iters);
     let (combine, combine_check) = combine_tokens(opts);
     let engine = engine(opts);
+    let value_check = value_check(body);
     let options = map_options_tokens(opts, in_place);
     quote!({
         #[allow(unused_imports)]
@@ -121,6 +134,7 @@ fn generate(
             &__futurize_etags,
             |#cpats, (#(#pats,)*)| #body,
         );
+        #value_check
         #p::__no_capture_each(__futurize_body);
         let __futurize_combine = #combine;
         #combine_check
@@ -229,6 +243,36 @@ fn capture_checks(captured: &[Ident]) -> (Vec<TokenStream>, TokenStream, TokenSt
             .collect()
     };
     (checks, tuple(field(0)), tuple(field(1)))
+}
+
+/// At the body's value (its last expression): whether a worker can send it
+/// back. The body comes back only through the check, so a value that fails
+/// it (`Result<f64, Box<dyn Error>>`) is one error in futurize's words.
+fn value_check(body: &Expr) -> TokenStream {
+    let span = value_span(body);
+    let p = quote_spanned!(span=> ::futurize::__private);
+    // The kind is probed in a statement of its own: as an argument after
+    // `&__futurize_rebuilt`, the rebuilt type would already be unified with
+    // `Rebuilt<_>` when a failed check before left it unknown, and the probe
+    // would report an ambiguity instead of staying quiet.
+    quote_spanned!(span=>
+        let __futurize_body = {
+            let __futurize_rebuilt = #p::__value_rebuilt(&__futurize_body);
+            let __futurize_kind = __futurize_rebuilt.__futurize_kind();
+            #p::__checked_value(&__futurize_rebuilt, __futurize_kind, __futurize_body)
+        };
+    )
+}
+
+/// Where a body's value is written: its block's last expression, else the
+/// body itself.
+fn value_span(body: &Expr) -> proc_macro2::Span {
+    if let Expr::Block(b) = body
+        && let Some(syn::Stmt::Expr(last, None)) = b.block.stmts.last()
+    {
+        return value_span(last);
+    }
+    syn::spanned::Spanned::span(body)
 }
 
 /// The elements: taken by index when every binding allows it (slices,

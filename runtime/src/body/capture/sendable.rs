@@ -433,6 +433,57 @@ impl<T: DeserializeOwned> FromBytes<Data> for [T] {
     }
 }
 
+/// Fails for a body's value that a worker cannot send back.
+#[diagnostic::on_unimplemented(
+    message = "a body's value of type `{Self}` cannot be sent back from a worker",
+    label = "the body's value: a worker sends it back as bytes",
+    note = "a body may run on a worker, possibly in another process or on another machine, \
+            which sends the body's value back as bytes: it is owned data that implements \
+            serde's `Serialize` and `Deserialize`",
+    note = "return an error as text (`.map_err(|e| e.to_string())`, giving a `Result<T, \
+            String>`) or as an error type of yours with `#[derive(Serialize, Deserialize)]`: \
+            `Box<dyn Error>` and most library errors (`ParseFloatError`, `io::Error`) are \
+            not data a worker can send; for other types, return owned, serializable data"
+)]
+pub trait SendsBack<K> {
+    /// The value passed through when the check holds.
+    type Then<V>;
+    /// Passes `value` through.
+    fn pass<V>(value: V) -> Self::Then<V>;
+}
+/// A kind no probe yields. [`SendsBack`] passes under it as under [`Data`],
+/// so that rustc, finding more than one impl, does not infer the kind from
+/// the trait and then report a type mismatch instead of the message.
+pub struct NeverProbed;
+passes_under!(SendsBack: Data, NeverProbed);
+
+/// Passes a value through. Projected on a type that is already an error
+/// (a body that used a capture or an item whose check failed), the result
+/// is an error too, which rustc does not report on again.
+pub trait Known {
+    /// `V`.
+    type Then<V>;
+}
+impl<T: ?Sized> Known for T {
+    type Then<V> = V;
+}
+
+/// The value type of a `foreach!` body, for [`__checked_value`].
+pub fn __value_rebuilt<A, B, R>(_body: &impl Fn(A, B) -> R) -> <R as Known>::Then<Rebuilt<R>> {
+    Rebuilt::new()
+}
+
+/// Checks, at the body's value, that a worker can send it back; `body`
+/// comes back only through the check, so a value that fails it is one
+/// error, not one per bound of the code that runs the body.
+pub fn __checked_value<T: ?Sized + SendsBack<K>, K, V>(
+    _rebuilt: &Rebuilt<T>,
+    _kind: K,
+    body: V,
+) -> <T as SendsBack<K>>::Then<V> {
+    <T as SendsBack<K>>::pass(body)
+}
+
 /// `V` passed through every check of a capture of type `T` under kind `K`.
 /// Where a check fails, the projection cannot be normalised and the type is
 /// unknown to rustc, which then reports nothing else about it.
