@@ -114,7 +114,7 @@ fn generate(
     let elements = elements_tokens(&iters);
     let (combine, combine_check) = combine_tokens(opts);
     let engine = engine(opts);
-    let value_check = value_check(body);
+    let (entry_call, engine_call) = value_calls(&engine, refs, elements, value_span(body));
     let options = map_options_tokens(opts, in_place);
     quote!({
         #[allow(unused_imports)]
@@ -134,30 +134,20 @@ fn generate(
             &__futurize_etags,
             |#cpats, (#(#pats,)*)| #body,
         );
-        #value_check
         #p::__no_capture_each(__futurize_body);
         let __futurize_combine = #combine;
         #combine_check
         // SAFETY: the no-capture checks above proved that body and combine capture nothing.
         #[allow(unsafe_code)]
         let __futurize_entry = unsafe {
-            #p::__chunk_entry_of(&__futurize_ctags, &__futurize_etags, &__futurize_body, &__futurize_combine)
+            #entry_call
         };
         // A `Resources` literal ends in `..Default::default()` even when it
         // names every field, so that a field the runtime adds needs no change
         // here; texts are `String::from(..)` whether they are `&str` or `String`.
         #[allow(clippy::needless_update, clippy::useless_conversion)]
         let __futurize_options = #options;
-        #p::#engine(
-            &__futurize_ctags,
-            &__futurize_etags,
-            &__futurize_body,
-            __futurize_combine,
-            __futurize_entry,
-            &#refs,
-            #elements,
-            __futurize_options,
-        )
+        #engine_call
     })
 }
 
@@ -245,23 +235,49 @@ fn capture_checks(captured: &[Ident]) -> (Vec<TokenStream>, TokenStream, TokenSt
     (checks, tuple(field(0)), tuple(field(1)))
 }
 
-/// At the body's value (its last expression): whether a worker can send it
-/// back. The body comes back only through the check, so a value that fails
-/// it (`Result<f64, Box<dyn Error>>`) is one error in futurize's words.
-fn value_check(body: &Expr) -> TokenStream {
-    let span = value_span(body);
+/// The two calls that ask the body's value to be `SendsBack`: the chunk
+/// entry and the engine. Both are spanned at the value (the whole call: a
+/// call's span joins its path and its parentheses), so that a value a worker
+/// cannot send back (`Result<f64, Box<dyn Error>>`) is one error there, in
+/// futurize's words. The local names keep the expansion's span: with the
+/// value's they would name other variables when the value comes from
+/// another macro's expansion (`#[futurize]`).
+fn value_calls(
+    engine: &TokenStream,
+    refs: TokenStream,
+    elements: TokenStream,
+    span: proc_macro2::Span,
+) -> (TokenStream, TokenStream) {
     let p = quote_spanned!(span=> ::futurize::__private);
-    // The kind is probed in a statement of its own: as an argument after
-    // `&__futurize_rebuilt`, the rebuilt type would already be unified with
-    // `Rebuilt<_>` when a failed check before left it unknown, and the probe
-    // would report an ambiguity instead of staying quiet.
-    quote_spanned!(span=>
-        let __futurize_body = {
-            let __futurize_rebuilt = #p::__value_rebuilt(&__futurize_body);
-            let __futurize_kind = __futurize_rebuilt.__futurize_kind();
-            #p::__checked_value(&__futurize_rebuilt, __futurize_kind, __futurize_body)
-        };
-    )
+    let engine: TokenStream = (engine.clone().into_iter())
+        .map(|mut token| {
+            token.set_span(span);
+            token
+        })
+        .collect();
+    let [ctags, etags, body, combine, entry, options] = [
+        "__futurize_ctags",
+        "__futurize_etags",
+        "__futurize_body",
+        "__futurize_combine",
+        "__futurize_entry",
+        "__futurize_options",
+    ]
+    .map(|name| Ident::new(name, proc_macro2::Span::call_site()));
+    let entry_call = quote_spanned!(span=>
+        #p::__chunk_entry_of(&#ctags, &#etags, &#body, &#combine)
+    );
+    // Rustc points a failed bound at the argument whose type names the value
+    // (the body, the combine, the entry): each argument is a block spanned
+    // at the value, whose names inside keep their own span.
+    let engine_call = quote_spanned!(span=>
+        #[allow(unused_braces)]
+        let __futurize_result = #p::#engine(
+            &#ctags, &#etags, {&#body}, {#combine}, {#entry}, &#refs, #elements, #options
+        );
+        __futurize_result
+    );
+    (entry_call, engine_call)
 }
 
 /// Where a body's value is written: its block's last expression, else the

@@ -89,8 +89,15 @@ pub use session::{HostInfo, HostState, SessionInfo, session_info};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::body::capture::{__element_rebuilt, __wrap_item};
+    // Re-exported so that rustc names them by their short names when a
+    // check fails ("the trait `NotShared<Shared>` is not implemented"),
+    // not by the runtime's module path.
+    pub use crate::body::capture::sendable::{
+        Borrowed, Data, FromBytes, Handle, IntoBytes, NoBorrowInside, NotHandle, NotPointer,
+        NotShared, Opaque, Pointer, SendsBack, Shared,
+    };
     pub use crate::body::capture::{
-        __check_not_mut, __checked, __checked_value, __value_rebuilt, __encode_captures_of, __entry_of, __no_capture,
+        __check_not_mut, __checked, __encode_captures_of, __entry_of, __no_capture,
         __typed, __wrap, EntryOf, ViaMutRef, ViaOwned, ViaRef,
     };
     pub use crate::body::chunk::{__chunk_entry_of, __combine_with, __no_combine};

@@ -58,7 +58,7 @@ pub use bulk::{__encode_captures_of, BulkRefTag, BulkTag, SendCapture};
 // The wire forms of the bulk tags, named in their `Capture` impls.
 #[doc(hidden)]
 pub use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
-pub use sendable::{__checked, __checked_value, __value_rebuilt};
+pub use sendable::{__checked, SendsBack};
 pub(crate) use sendable::Rebuilt;
 
 /// The uniform entry of every future: decode the captures, run the body,

@@ -5,7 +5,7 @@
 //! Invariant: one element's failure never takes its chunk's other values
 //! with it; under `errors = "stop"` the chunk ends at its first failure.
 
-use super::capture::Capture;
+use super::capture::{Capture, SendsBack};
 use super::foreach_capture::EachCapture;
 use crate::protocol::{Output, codec, identity};
 use crate::rng::{self, Streams};
@@ -299,7 +299,7 @@ where
     C: EachCapture,
     C::Owned: 'static,
     E: Capture,
-    R: Serialize,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R,
     G: Combine<R>,
 {
@@ -320,7 +320,7 @@ where
     C: EachCapture,
     C::Owned: 'static,
     E: Capture,
-    R: Serialize,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R,
     G: Combine<R>,
 {

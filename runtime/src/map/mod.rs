@@ -41,7 +41,8 @@ use crate::relay;
 use crate::rng::SeedSpec;
 use crate::settings::Settings;
 use crate::sync::lock;
-use serde::{Serialize, de::DeserializeOwned};
+use crate::body::capture::SendsBack;
+use serde::Serialize;
 use std::ops::Range;
 
 pub use crate::settings::ErrorPolicy;
@@ -249,7 +250,7 @@ where
     S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Sync + ?Sized,
-    R: Serialize + DeserializeOwned + Send,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
     Out: FromIterator<R>,
@@ -306,7 +307,7 @@ where
     S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Sync + ?Sized,
-    R: Serialize + DeserializeOwned + Send,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
     Out: FromIterator<Result<R, Error>>,
@@ -354,7 +355,7 @@ where
     S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Sync + ?Sized,
-    R: Serialize + DeserializeOwned + Send,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
 {

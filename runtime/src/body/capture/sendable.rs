@@ -16,9 +16,11 @@
 //!    level with a matching `__futurize_kind` wins:
 //!    - an open handle (`File`, a socket, a child process) → [`Handle`];
 //!      a raw pointer → [`Pointer`];
+//!    - a reference (a loop item `&str`, `&[f64]`) → [`Borrowed`];
 //!    - a type whose structure futurize knows (numbers, strings, std
-//!      containers, tuples, references; see [`Structure`]) → [`Borrowed`]
-//!      when a reference is nested anywhere in it, else [`Data`];
+//!      containers, tuples; see [`Structure`]) → [`Shaped`], for which the
+//!      check asks [`Structure`] whether a reference is nested anywhere in
+//!      it;
 //!    - any other type that implements `Serialize` → [`Data`];
 //!    - an `Rc`, an `Arc` or their `Weak`s → [`Shared`] (after `Serialize`,
 //!      so that serde's `rc` feature keeps working);
@@ -119,11 +121,22 @@ first_level_kind!(Pointer:
     [T] *mut T,
     [T] std::ptr::NonNull<T>
 );
+first_level_kind!(Borrowed:
+    [T] &T,
+    [T] &mut T
+);
+
+/// The kind of a type whose structure futurize knows. Which of [`Data`]
+/// and [`Borrowed`] it is, [`Structure`] says when the check runs, not when
+/// the probe does: a literal's `{integer}` (`let v = vec![3, 1, 2];`) is
+/// not a known number type yet, and the checked capture's type must not
+/// wait for the body that decides it.
+pub struct Shaped<T: ?Sized>(PhantomData<fn() -> *const T>);
 
 impl<T: ?Sized + Structure> ByStructure<T> {
-    /// The kind of this capture: [`Borrowed`] or [`Data`].
-    pub fn __futurize_kind(&self) -> T::Kind {
-        T::Kind::default()
+    /// The kind of this capture.
+    pub fn __futurize_kind(&self) -> Shaped<T> {
+        Shaped(PhantomData)
     }
 }
 
@@ -215,6 +228,7 @@ owned_structure! {
     str, String, Path, PathBuf, std::time::Duration
 }
 
+
 macro_rules! container_structure {
     ($([$($generic:ident),*] $ty:ty => $element:ident),*) => {$(
         impl<$($generic),*> Structure for $ty where $element: Structure {
@@ -281,7 +295,7 @@ tuple_structure!(A, B, C, D, E);
 tuple_structure!(A, B, C, D, E, F);
 
 /// Implements a check trait for every type under the kinds it does not
-/// judge.
+/// judge (and under [`Shaped`], which only [`NoBorrowInside`] judges).
 macro_rules! passes_under {
     ($check:ident: $($kind:ident),*) => {$(
         impl<T: ?Sized> $check<$kind> for T {
@@ -291,6 +305,15 @@ macro_rules! passes_under {
             }
         }
     )*};
+    ($check:ident: $($kind:ident),* ; shaped) => {
+        passes_under!($check: $($kind),*);
+        impl<T: ?Sized, S: ?Sized> $check<Shaped<S>> for T {
+            type Then<V> = V;
+            fn pass<V>(value: V) -> V {
+                value
+            }
+        }
+    };
 }
 
 /// Fails for open handles.
@@ -310,7 +333,7 @@ pub trait NotHandle<K> {
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-passes_under!(NotHandle: Data, Borrowed, Shared, Pointer, Opaque);
+passes_under!(NotHandle: Data, Borrowed, Shared, Pointer, Opaque; shaped);
 
 /// Fails for raw pointers.
 #[diagnostic::on_unimplemented(
@@ -328,7 +351,7 @@ pub trait NotPointer<K> {
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-passes_under!(NotPointer: Data, Borrowed, Shared, Handle, Opaque);
+passes_under!(NotPointer: Data, Borrowed, Shared, Handle, Opaque; shaped);
 
 /// Fails for values with a reference nested inside.
 #[diagnostic::on_unimplemented(
@@ -352,6 +375,34 @@ pub trait NoBorrowInside<K> {
     fn pass<V>(value: V) -> Self::Then<V>;
 }
 passes_under!(NoBorrowInside: Data, Shared, Handle, Pointer, Opaque);
+impl<T: ?Sized + Structure> NoBorrowInside<Shaped<T>> for T
+where
+    T::Kind: OwnsItsData<T>,
+{
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
+
+/// Fails for a type with a reference nested inside: the check behind
+/// [`NoBorrowInside`] for the types [`Structure`] knows, asked of their kind.
+#[diagnostic::on_unimplemented(
+    message = "`{T}` holds borrowed data, which cannot be sent to a worker",
+    label = "a worker rebuilds this value from bytes",
+    note = "a body may run on a worker, possibly in another process or on another machine, \
+            which rebuilds every captured value and loop item from bytes as an owned value: \
+            a captured `&T` is rebuilt as a `T` and lent to the body, but a reference inside \
+            a value points into this process's memory",
+    note = "capture owned data: a `Vec<String>` for a `&[&str]` (`let words: Vec<String> = \
+            words.iter().map(|w| w.to_string()).collect();`), a `(u8, String)` for a \
+            `(u8, &str)`, an `Option<T>` for an `Option<&T>` (`.cloned()`)",
+    note = "loop over owned items: a `Vec<String>` rather than a `Vec<&str>`, a \
+            `Vec<Vec<f64>>` rather than a `Vec<&[f64]>` (`let chunks: Vec<Vec<f64>> = \
+            xs.chunks(4).map(|c| c.to_vec()).collect();`)"
+)]
+pub trait OwnsItsData<T: ?Sized> {}
+impl<T: ?Sized> OwnsItsData<T> for Data {}
 
 /// Fails for `Rc`, `Arc` and their `Weak`s.
 #[diagnostic::on_unimplemented(
@@ -369,7 +420,7 @@ pub trait NotShared<K> {
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-passes_under!(NotShared: Data, Borrowed, Handle, Pointer, Opaque);
+passes_under!(NotShared: Data, Borrowed, Handle, Pointer, Opaque; shaped);
 
 /// Fails for types that cannot be serialized.
 #[diagnostic::on_unimplemented(
@@ -389,7 +440,7 @@ pub trait IntoBytes<K> {
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-passes_under!(IntoBytes: Data, Borrowed, Shared, Handle, Pointer);
+passes_under!(IntoBytes: Data, Borrowed, Shared, Handle, Pointer; shaped);
 
 /// Fails for serializable types that cannot be read back.
 #[diagnostic::on_unimplemented(
@@ -407,7 +458,9 @@ pub trait FromBytes<K> {
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-passes_under!(FromBytes: Borrowed, Shared, Handle, Pointer, Opaque);
+// Under `Shaped`, the types are std's, which serde rebuilds when they own
+// their data; a borrow inside is `NoBorrowInside`'s to report, once.
+passes_under!(FromBytes: Borrowed, Shared, Handle, Pointer, Opaque; shaped);
 impl<T: DeserializeOwned> FromBytes<Data> for T {
     type Then<V> = V;
     fn pass<V>(value: V) -> V {
@@ -433,56 +486,28 @@ impl<T: DeserializeOwned> FromBytes<Data> for [T] {
     }
 }
 
-/// Fails for a body's value that a worker cannot send back.
+/// A body's value that a worker can send back: what the map engine asks of
+/// every `foreach!` body's value, in futurize's words when it does not hold.
+///
+/// The impl is `do_not_recommend`ed, so that rustc reports the value's type
+/// against this trait (its message, at the body's value, where the macro
+/// points the engine's call) rather than the serde bound deep inside it
+/// ("`dyn Error: Serialize` is not satisfied").
 #[diagnostic::on_unimplemented(
     message = "a body's value of type `{Self}` cannot be sent back from a worker",
     label = "the body's value: a worker sends it back as bytes",
     note = "a body may run on a worker, possibly in another process or on another machine, \
             which sends the body's value back as bytes: it is owned data that implements \
-            serde's `Serialize` and `Deserialize`",
+            serde's `Serialize` and `Deserialize`, and `Send`",
     note = "return an error as text (`.map_err(|e| e.to_string())`, giving a `Result<T, \
             String>`) or as an error type of yours with `#[derive(Serialize, Deserialize)]`: \
             `Box<dyn Error>` and most library errors (`ParseFloatError`, `io::Error`) are \
             not data a worker can send; for other types, return owned, serializable data"
 )]
-pub trait SendsBack<K> {
-    /// The value passed through when the check holds.
-    type Then<V>;
-    /// Passes `value` through.
-    fn pass<V>(value: V) -> Self::Then<V>;
-}
-/// A kind no probe yields. [`SendsBack`] passes under it as under [`Data`],
-/// so that rustc, finding more than one impl, does not infer the kind from
-/// the trait and then report a type mismatch instead of the message.
-pub struct NeverProbed;
-passes_under!(SendsBack: Data, NeverProbed);
+pub trait SendsBack: Serialize + DeserializeOwned + Send {}
 
-/// Passes a value through. Projected on a type that is already an error
-/// (a body that used a capture or an item whose check failed), the result
-/// is an error too, which rustc does not report on again.
-pub trait Known {
-    /// `V`.
-    type Then<V>;
-}
-impl<T: ?Sized> Known for T {
-    type Then<V> = V;
-}
-
-/// The value type of a `foreach!` body, for [`__checked_value`].
-pub fn __value_rebuilt<A, B, R>(_body: &impl Fn(A, B) -> R) -> <R as Known>::Then<Rebuilt<R>> {
-    Rebuilt::new()
-}
-
-/// Checks, at the body's value, that a worker can send it back; `body`
-/// comes back only through the check, so a value that fails it is one
-/// error, not one per bound of the code that runs the body.
-pub fn __checked_value<T: ?Sized + SendsBack<K>, K, V>(
-    _rebuilt: &Rebuilt<T>,
-    _kind: K,
-    body: V,
-) -> <T as SendsBack<K>>::Then<V> {
-    <T as SendsBack<K>>::pass(body)
-}
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned + Send> SendsBack for T {}
 
 /// `V` passed through every check of a capture of type `T` under kind `K`.
 /// Where a check fails, the projection cannot be normalised and the type is
@@ -525,8 +550,17 @@ where
 mod tests {
     use super::*;
 
+    /// The kind's name; for a [`Shaped`] kind, the kind [`Structure`] gives.
     fn kind_name<T: ?Sized, K>(_: &Rebuilt<T>, _: K) -> &'static str {
-        std::any::type_name::<K>().rsplit("::").next().unwrap()
+        let name = std::any::type_name::<K>();
+        if name.contains("Shaped<") {
+            return "Shaped";
+        }
+        name.rsplit("::").next().unwrap()
+    }
+
+    fn structure_kind<T: ?Sized + Structure>() -> &'static str {
+        std::any::type_name::<T::Kind>().rsplit("::").next().unwrap()
     }
 
     macro_rules! kind_of {
@@ -543,15 +577,18 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(kind_of!(Vec<String>), "Data");
-        assert_eq!(kind_of!(str), "Data");
-        assert_eq!(kind_of!([u8]), "Data");
-        assert_eq!(kind_of!((u8, String, Option<Vec<f64>>)), "Data");
+        assert_eq!(kind_of!(Vec<String>), "Shaped");
+        assert_eq!(kind_of!(str), "Shaped");
+        assert_eq!(kind_of!([u8]), "Shaped");
+        assert_eq!(kind_of!((u8, String, Option<Vec<f64>>)), "Shaped");
         assert_eq!(kind_of!(WriteOnly), "Data");
-        assert_eq!(kind_of!([&str]), "Borrowed");
-        assert_eq!(kind_of!((u8, &str)), "Borrowed");
-        assert_eq!(kind_of!(Option<&String>), "Borrowed");
-        assert_eq!(kind_of!(HashMap<String, Vec<&[u8]>>), "Borrowed");
+        assert_eq!(kind_of!(&str), "Borrowed");
+        assert_eq!(kind_of!([&str]), "Shaped");
+        assert_eq!(structure_kind::<(u8, String, Option<Vec<f64>>)>(), "Data");
+        assert_eq!(structure_kind::<[&str]>(), "Borrowed");
+        assert_eq!(structure_kind::<(u8, &str)>(), "Borrowed");
+        assert_eq!(structure_kind::<Option<&String>>(), "Borrowed");
+        assert_eq!(structure_kind::<HashMap<String, Vec<&[u8]>>>(), "Borrowed");
         assert_eq!(kind_of!(std::rc::Rc<u8>), "Shared");
         assert_eq!(kind_of!(std::fs::File), "Handle");
         assert_eq!(kind_of!(*const u8), "Pointer");
