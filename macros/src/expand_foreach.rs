@@ -10,7 +10,7 @@
 use crate::captures;
 use crate::check::{check_body, check_random};
 use crate::errors::Errors;
-use crate::generate::{seed_tokens, tuple};
+use crate::generate::{CheckedCaptures, checked_captures, seed_tokens, tuple};
 use crate::grammar::{Binding, ForeachInput};
 use crate::options::{self, ForeachOptions};
 use crate::self_capture::captured_variables;
@@ -107,9 +107,14 @@ fn generate(
         .map(|i| format_ident!("__futurize_iter_{}", i))
         .collect();
     let iterables = bindings.iter().map(|b| &b.iterable);
-    let (element_checks, etags) = element_tags(bindings, &iters);
+    let (element_checks, etags, etags_sent) = element_tags(bindings, &iters);
     let pats = bindings.iter().map(|b| &b.pat);
-    let (checks, ctags, refs) = capture_checks(captured);
+    let CheckedCaptures {
+        checks,
+        tags: ctags,
+        sent_tags: ctags_sent,
+        refs,
+    } = checked_captures(captured, |p, c| quote_spanned!(c.span()=> (&&&&#p::__wrap(&#c)).__futurize_each_tag()));
     let cpats = tuple(captured.iter().map(|c| quote!(#c)).collect());
     let elements = elements_tokens(&iters);
     let (combine, combine_check) = combine_tokens(opts);
@@ -125,9 +130,11 @@ fn generate(
         #(let #iters = ::core::iter::IntoIterator::into_iter(#iterables);)*
         #(#element_checks)*
         let __futurize_etags = #etags;
+        let __futurize_etags_sent = #etags_sent;
         #self_binding
         #(#checks)*
         let __futurize_ctags = #ctags;
+        let __futurize_ctags_sent = #ctags_sent;
         #[allow(unused_mut, unused_variables, clippy::all)]
         let __futurize_body = #p::__typed_each(
             &__futurize_ctags,
@@ -153,35 +160,35 @@ fn generate(
 
 /// The tags of the elements, one per binding's iterator, each checked at
 /// its iterable's span like a capture: a loop item a worker cannot rebuild
-/// (`&str`, `&[f64]`) is one error there. Returns the checks and the tuple
-/// of checked tags.
-fn element_tags(bindings: &[Binding], iters: &[Ident]) -> (Vec<TokenStream>, TokenStream) {
-    let names: Vec<Ident> = (0..iters.len())
-        .map(|i| format_ident!("__futurize_element_{}", i))
-        .collect();
-    let checks = bindings
-        .iter()
-        .zip(iters)
-        .zip(&names)
-        .map(|((b, it), name)| {
-            // The path too carries the span: rustc normalises the check's
-            // result where its callee is, and reports a failure there again
-            // unless it is the check's own span.
-            let span = iterable_span(&b.iterable);
-            let p = quote_spanned!(span=> ::futurize::__private);
-            quote_spanned!(span=>
-                let #name = {
-                    let __futurize_tag = #p::__wrap_item(&#it).__futurize_element_tag();
-                    let __futurize_rebuilt = #p::__element_rebuilt(&__futurize_tag);
-                    #p::__checked(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind(), __futurize_tag)
-                };
-            )
-        })
-        .collect();
-    let tags = (bindings.iter().zip(&names))
-        .map(|(b, n)| quote_spanned!(iterable_span(&b.iterable)=> #n))
-        .collect();
-    (checks, tuple(tags))
+/// (`&str`, `&[f64]`) is one error there. Returns the checks, the tuple of
+/// tags as found (which types the body's closure) and the tuple of tags
+/// through the check (which the runtime gets).
+fn element_tags(bindings: &[Binding], iters: &[Ident]) -> (Vec<TokenStream>, TokenStream, TokenStream) {
+    let (mut checks, mut tags, mut sent_tags) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (b, it)) in bindings.iter().zip(iters).enumerate() {
+        let (tag, sent) = (
+            format_ident!("__futurize_etag_{}", i),
+            format_ident!("__futurize_esent_{}", i),
+        );
+        // The path carries the span too: rustc reports a failed bound where
+        // the callee is, and the same failure twice at one span only once.
+        let span = iterable_span(&b.iterable);
+        let p = quote_spanned!(span=> ::futurize::__private);
+        checks.push(quote_spanned!(span=>
+            let #tag = #p::__wrap_item(&#it).__futurize_element_tag();
+            let #sent = {
+                let __futurize_rebuilt = #p::__element_rebuilt(&#tag);
+                #p::__checked(
+                    &__futurize_rebuilt,
+                    __futurize_rebuilt.__futurize_kind(),
+                    #p::__wrap_item(&#it).__futurize_element_tag(),
+                )
+            };
+        ));
+        tags.push(quote!(#tag));
+        sent_tags.push(quote!(#sent));
+    }
+    (checks, tuple(tags), tuple(sent_tags))
 }
 
 /// Where an iterable's error points: past its `&`s, at the variable or the
@@ -191,48 +198,6 @@ fn iterable_span(iterable: &Expr) -> proc_macro2::Span {
         Expr::Reference(r) => iterable_span(&r.expr),
         other => syn::spanned::Spanned::span(other),
     }
-}
-
-/// At the captured name's span, before anything else uses the capture: the
-/// first error about a capture that cannot be sent names the variable. The
-/// tag and the reference to the variable come back only through the check,
-/// so a capture that fails it is not reported on again by the code after.
-/// Returns the checks, the tuple of tags and the tuple of references.
-fn capture_checks(captured: &[Ident]) -> (Vec<TokenStream>, TokenStream, TokenStream) {
-    let names: Vec<Ident> = (0..captured.len())
-        .map(|i| format_ident!("__futurize_capture_{}", i))
-        .collect();
-    let checks = captured
-        .iter()
-        .zip(&names)
-        .map(|(c, name)| {
-            // The path too carries the span: rustc normalises the check's
-            // result where its callee is, and reports a failure there again
-            // unless it is the check's own span.
-            let p = quote_spanned!(c.span()=> ::futurize::__private);
-            quote_spanned!(c.span()=>
-                let #name = {
-                    let __futurize_tag = (&&&&#p::__wrap(&#c)).__futurize_each_tag();
-                    #p::__check_not_mut(&__futurize_tag);
-                    let __futurize_rebuilt = __futurize_tag.__futurize_rebuilt();
-                    #p::__checked(
-                        &__futurize_rebuilt,
-                        __futurize_rebuilt.__futurize_kind(),
-                        (__futurize_tag, &#c),
-                    )
-                };
-            )
-        })
-        .collect();
-    // Spanned like the check, so that rustc's second look at a failed check
-    // (where the tag is used) falls on the same span and is not reported.
-    let field = |i: usize| -> Vec<TokenStream> {
-        let i = syn::Index::from(i);
-        (captured.iter().zip(&names))
-            .map(|(c, n)| quote_spanned!(c.span()=> #n.#i))
-            .collect()
-    };
-    (checks, tuple(field(0)), tuple(field(1)))
 }
 
 /// The two calls that ask the body's value to be `SendsBack`: the chunk
@@ -256,8 +221,8 @@ fn value_calls(
         })
         .collect();
     let [ctags, etags, body, combine, entry, options] = [
-        "__futurize_ctags",
-        "__futurize_etags",
+        "__futurize_ctags_sent",
+        "__futurize_etags_sent",
         "__futurize_body",
         "__futurize_combine",
         "__futurize_entry",

@@ -9,12 +9,12 @@
 use crate::captures;
 use crate::check::{check_body, check_random};
 use crate::errors::Errors;
-use crate::generate::{seed_tokens, tuple};
+use crate::generate::{CheckedCaptures, checked_captures, seed_tokens, tuple};
 use crate::grammar::FutureInput;
 use crate::options::{self, FutureOptions};
 use crate::self_capture::captured_variables;
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::{Expr, Ident};
 
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
@@ -51,42 +51,13 @@ fn generate(
     opts: &FutureOptions,
 ) -> TokenStream {
     let p = quote!(::futurize::__private);
-    // At the captured name's span, before anything else uses the capture:
-    // the first error about a capture that cannot be sent names the
-    // variable. The tag and the reference come back only through the check,
-    // so a capture that fails it is not reported on again by the code after.
-    let names: Vec<Ident> = (0..captured.len())
-        .map(|i| format_ident!("__futurize_capture_{}", i))
-        .collect();
-    let checks = captured.iter().zip(&names).map(|(c, name)| {
-        // The path too carries the span: rustc normalises the check's result
-        // where its callee is, and reports a failure there again unless it is
-        // the check's own span.
-        let p = quote_spanned!(c.span()=> ::futurize::__private);
-        quote_spanned!(c.span()=>
-            let #name = {
-                let __futurize_tag = (&&&#p::__wrap(&#c)).__futurize_tag();
-                #p::__check_not_mut(&__futurize_tag);
-                let __futurize_rebuilt = __futurize_tag.__futurize_rebuilt();
-                #p::__checked(
-                    &__futurize_rebuilt,
-                    __futurize_rebuilt.__futurize_kind(),
-                    (__futurize_tag, &#c),
-                )
-            };
-        )
-    });
-    // Spanned like the check, so that rustc's second look at a failed check
-    // (where the tag is used) falls on the same span and is not reported.
-    let field = |i: usize| -> Vec<TokenStream> {
-        let i = syn::Index::from(i);
-        (captured.iter().zip(&names))
-            .map(|(c, n)| quote_spanned!(c.span()=> #n.#i))
-            .collect()
-    };
-    let tags = tuple(field(0));
+    let CheckedCaptures {
+        checks,
+        tags,
+        sent_tags,
+        refs,
+    } = checked_captures(captured, |p, c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_tag()));
     let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());
-    let refs = tuple(field(1));
     let options = future_options_tokens(opts);
     quote!({
         #[allow(unused_imports)]
@@ -94,6 +65,7 @@ fn generate(
         #self_binding
         #(#checks)*
         let __futurize_tags = #tags;
+        let __futurize_sent_tags = #sent_tags;
         #[allow(unused_mut, unused_variables, clippy::all)]
         let __futurize_body = #p::__typed(&__futurize_tags, |#pats| #body);
         #p::__no_capture(__futurize_body);
@@ -103,10 +75,10 @@ fn generate(
         #[allow(clippy::needless_update, clippy::useless_conversion)]
         let __futurize_options = #options;
         let __futurize_captures =
-            #p::__encode_captures_of(&__futurize_tags, #refs, __futurize_options.settings.label.as_deref());
+            #p::__encode_captures_of(&__futurize_sent_tags, #refs, __futurize_options.settings.label.as_deref());
         // SAFETY: `__no_capture` above proved that the body captures nothing.
         #[allow(unsafe_code)]
-        let __futurize_entry = unsafe { #p::__entry_of(&__futurize_tags, &__futurize_body) };
+        let __futurize_entry = unsafe { #p::__entry_of(&__futurize_sent_tags, &__futurize_body) };
         ::futurize::Future::__new(__futurize_entry, __futurize_captures, __futurize_options)
     })
 }

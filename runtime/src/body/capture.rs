@@ -49,6 +49,7 @@ use std::path::{Path, PathBuf};
 
 mod bulk;
 mod send;
+mod view;
 // Public for the kinds and check traits in `__checked`'s signature,
 // which the macros reach through `__private`; hidden, not an API.
 #[doc(hidden)]
@@ -59,6 +60,7 @@ pub use bulk::{__encode_captures_of, BulkRefTag, BulkTag, SendCapture};
 #[doc(hidden)]
 pub use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
 pub use sendable::{__checked, SendsBack};
+pub use view::TagView;
 pub(crate) use sendable::Rebuilt;
 
 /// The uniform entry of every future: decode the captures, run the body,
@@ -177,7 +179,7 @@ impl<U: ?Sized> ViaRef for &&Wrap<&U> {
 }
 
 /// Tag of a `&mut` capture, which cannot be shipped: it exists to fail
-/// [`__check_not_mut`] with a message that says what to do instead.
+/// [`__not_mut`] with a message that says what to do instead.
 pub struct MutRefTag<U: ?Sized>(pub(crate) PhantomData<fn() -> *const U>);
 
 /// Chosen first too (by-value receiver): the captured variable is `&mut`.
@@ -203,12 +205,31 @@ impl<U: ?Sized> ViaMutRef for &&Wrap<&mut U> {
     note = "capture the value itself and return the new one, e.g. \
             `let v = future!({{ let mut v = v; v.push(1); v }}).value()?;`"
 )]
-pub trait NotMutRef {}
-impl<T> NotMutRef for OwnedTag<T> {}
-impl<U: ?Sized> NotMutRef for RefTag<U> {}
+pub trait NotMutRef {
+    /// The value passed through when the capture is not `&mut`.
+    type Then<V>;
+    /// Passes `value` through.
+    fn pass<V>(value: V) -> Self::Then<V>;
+}
+impl<T> NotMutRef for OwnedTag<T> {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
+impl<U: ?Sized> NotMutRef for RefTag<U> {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
 
-/// Checks, at the captured name's span, that a capture is not `&mut`.
-pub fn __check_not_mut<C: NotMutRef>(_: &C) {}
+/// Checks, at the captured name's span, that a capture is not `&mut`, and
+/// passes `value` through: when the check fails, the value's type is left
+/// unknown, so the code that uses it is not reported on again.
+pub fn __not_mut<C: NotMutRef, V>(_: &C, value: V) -> C::Then<V> {
+    C::pass(value)
+}
 
 impl<T> OwnedTag<T> {
     /// The type a worker rebuilds, for [`__checked`].
@@ -227,7 +248,7 @@ impl<U: ?Sized> RefTag<U> {
 
 impl<U: ?Sized> MutRefTag<U> {
     /// What the capture refers to, for [`__checked`] (the capture
-    /// itself fails [`__check_not_mut`]).
+    /// itself fails [`__not_mut`]).
     pub fn __futurize_rebuilt(&self) -> Rebuilt<U> {
         Rebuilt::new()
     }
@@ -442,7 +463,7 @@ tuple_capture!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k, L l);
 pub const MAX_FLAT_CAPTURES: usize = 12;
 
 /// Types the body closure: its parameter is exactly what the worker rebuilds.
-pub fn __typed<C: Capture, R, F>(_: &C, body: F) -> F
+pub fn __typed<C: TagView, R, F>(_: &C, body: F) -> F
 where
     F: for<'b> Fn(C::Ref<'b>) -> R,
 {

@@ -22,7 +22,7 @@
 //! the type a worker rebuilds, which the sendability check judges
 //! ([`__checked`](super::capture::__checked)).
 
-use super::capture::{BulkRefTag, Capture, MutRefTag, NotMutRef, Rebuilt, RefTag, Wrap};
+use super::capture::{BulkRefTag, MutRefTag, NotMutRef, Rebuilt, RefTag, TagView, Wrap};
 use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,8 +96,18 @@ impl<U: ?Sized> EachViaMutRef for &&Wrap<&mut U> {
     }
 }
 
-impl<T> NotMutRef for CopyTag<T> {}
-impl<T> NotMutRef for BorrowTag<T> {}
+impl<T> NotMutRef for CopyTag<T> {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
+impl<T> NotMutRef for BorrowTag<T> {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
 
 impl<T> CopyTag<T> {
     /// The type a worker rebuilds, for [`__checked`](super::capture::__checked).
@@ -445,7 +455,7 @@ tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF, G g VG, H h 
 
 /// Types a per-element body: captures as [`EachCapture`] views, elements as
 /// [`Capture`] values.
-pub fn __typed_each<C: EachCapture, E: Capture, R, F>(_: &C, _: &E, body: F) -> F
+pub fn __typed_each<C: TagView, E: TagView, R, F>(_: &C, _: &E, body: F) -> F
 where
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R,
 {

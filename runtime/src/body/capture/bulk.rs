@@ -46,8 +46,18 @@ impl<T: Plain> ViaOwned for &Wrap<Vec<T>> {
     }
 }
 
-impl<T> NotMutRef for BulkTag<T> {}
-impl<U: ?Sized> NotMutRef for BulkRefTag<U> {}
+impl<T> NotMutRef for BulkTag<T> {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
+impl<U: ?Sized> NotMutRef for BulkRefTag<U> {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
 
 impl<T> BulkTag<T> {
     /// The type a worker rebuilds, for the sendability check.

@@ -16,11 +16,9 @@
 //!    level with a matching `__futurize_kind` wins:
 //!    - an open handle (`File`, a socket, a child process) → [`Handle`];
 //!      a raw pointer → [`Pointer`];
-//!    - a reference (a loop item `&str`, `&[f64]`) → [`Borrowed`];
 //!    - a type whose structure futurize knows (numbers, strings, std
-//!      containers, tuples; see [`Structure`]) → [`Shaped`], for which the
-//!      check asks [`Structure`] whether a reference is nested anywhere in
-//!      it;
+//!      containers, tuples, references; see [`Structure`]) → [`Borrowed`]
+//!      when a reference is nested anywhere in it, else [`Data`];
 //!    - any other type that implements `Serialize` → [`Data`];
 //!    - an `Rc`, an `Arc` or their `Weak`s → [`Shared`] (after `Serialize`,
 //!      so that serde's `rc` feature keeps working);
@@ -121,22 +119,11 @@ first_level_kind!(Pointer:
     [T] *mut T,
     [T] std::ptr::NonNull<T>
 );
-first_level_kind!(Borrowed:
-    [T] &T,
-    [T] &mut T
-);
-
-/// The kind of a type whose structure futurize knows. Which of [`Data`]
-/// and [`Borrowed`] it is, [`Structure`] says when the check runs, not when
-/// the probe does: a literal's `{integer}` (`let v = vec![3, 1, 2];`) is
-/// not a known number type yet, and the checked capture's type must not
-/// wait for the body that decides it.
-pub struct Shaped<T: ?Sized>(PhantomData<fn() -> *const T>);
 
 impl<T: ?Sized + Structure> ByStructure<T> {
-    /// The kind of this capture.
-    pub fn __futurize_kind(&self) -> Shaped<T> {
-        Shaped(PhantomData)
+    /// The kind of this capture: [`Borrowed`] or [`Data`].
+    pub fn __futurize_kind(&self) -> T::Kind {
+        T::Kind::default()
     }
 }
 
@@ -295,7 +282,7 @@ tuple_structure!(A, B, C, D, E);
 tuple_structure!(A, B, C, D, E, F);
 
 /// Implements a check trait for every type under the kinds it does not
-/// judge (and under [`Shaped`], which only [`NoBorrowInside`] judges).
+/// judge.
 macro_rules! passes_under {
     ($check:ident: $($kind:ident),*) => {$(
         impl<T: ?Sized> $check<$kind> for T {
@@ -305,15 +292,6 @@ macro_rules! passes_under {
             }
         }
     )*};
-    ($check:ident: $($kind:ident),* ; shaped) => {
-        passes_under!($check: $($kind),*);
-        impl<T: ?Sized, S: ?Sized> $check<Shaped<S>> for T {
-            type Then<V> = V;
-            fn pass<V>(value: V) -> V {
-                value
-            }
-        }
-    };
 }
 
 /// Fails for open handles.
@@ -333,7 +311,7 @@ pub trait NotHandle<K> {
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-passes_under!(NotHandle: Data, Borrowed, Shared, Pointer, Opaque; shaped);
+passes_under!(NotHandle: Data, Borrowed, Shared, Pointer, Opaque);
 
 /// Fails for raw pointers.
 #[diagnostic::on_unimplemented(
@@ -351,7 +329,7 @@ pub trait NotPointer<K> {
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-passes_under!(NotPointer: Data, Borrowed, Shared, Handle, Opaque; shaped);
+passes_under!(NotPointer: Data, Borrowed, Shared, Handle, Opaque);
 
 /// Fails for values with a reference nested inside.
 #[diagnostic::on_unimplemented(
@@ -375,34 +353,7 @@ pub trait NoBorrowInside<K> {
     fn pass<V>(value: V) -> Self::Then<V>;
 }
 passes_under!(NoBorrowInside: Data, Shared, Handle, Pointer, Opaque);
-impl<T: ?Sized + Structure> NoBorrowInside<Shaped<T>> for T
-where
-    T::Kind: OwnsItsData<T>,
-{
-    type Then<V> = V;
-    fn pass<V>(value: V) -> V {
-        value
-    }
-}
 
-/// Fails for a type with a reference nested inside: the check behind
-/// [`NoBorrowInside`] for the types [`Structure`] knows, asked of their kind.
-#[diagnostic::on_unimplemented(
-    message = "`{T}` holds borrowed data, which cannot be sent to a worker",
-    label = "a worker rebuilds this value from bytes",
-    note = "a body may run on a worker, possibly in another process or on another machine, \
-            which rebuilds every captured value and loop item from bytes as an owned value: \
-            a captured `&T` is rebuilt as a `T` and lent to the body, but a reference inside \
-            a value points into this process's memory",
-    note = "capture owned data: a `Vec<String>` for a `&[&str]` (`let words: Vec<String> = \
-            words.iter().map(|w| w.to_string()).collect();`), a `(u8, String)` for a \
-            `(u8, &str)`, an `Option<T>` for an `Option<&T>` (`.cloned()`)",
-    note = "loop over owned items: a `Vec<String>` rather than a `Vec<&str>`, a \
-            `Vec<Vec<f64>>` rather than a `Vec<&[f64]>` (`let chunks: Vec<Vec<f64>> = \
-            xs.chunks(4).map(|c| c.to_vec()).collect();`)"
-)]
-pub trait OwnsItsData<T: ?Sized> {}
-impl<T: ?Sized> OwnsItsData<T> for Data {}
 
 /// Fails for `Rc`, `Arc` and their `Weak`s.
 #[diagnostic::on_unimplemented(
@@ -420,7 +371,7 @@ pub trait NotShared<K> {
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-passes_under!(NotShared: Data, Borrowed, Handle, Pointer, Opaque; shaped);
+passes_under!(NotShared: Data, Borrowed, Handle, Pointer, Opaque);
 
 /// Fails for types that cannot be serialized.
 #[diagnostic::on_unimplemented(
@@ -440,7 +391,7 @@ pub trait IntoBytes<K> {
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-passes_under!(IntoBytes: Data, Borrowed, Shared, Handle, Pointer; shaped);
+passes_under!(IntoBytes: Data, Borrowed, Shared, Handle, Pointer);
 
 /// Fails for serializable types that cannot be read back.
 #[diagnostic::on_unimplemented(
@@ -458,9 +409,7 @@ pub trait FromBytes<K> {
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-// Under `Shaped`, the types are std's, which serde rebuilds when they own
-// their data; a borrow inside is `NoBorrowInside`'s to report, once.
-passes_under!(FromBytes: Borrowed, Shared, Handle, Pointer, Opaque; shaped);
+passes_under!(FromBytes: Borrowed, Shared, Handle, Pointer, Opaque);
 impl<T: DeserializeOwned> FromBytes<Data> for T {
     type Then<V> = V;
     fn pass<V>(value: V) -> V {
@@ -550,17 +499,8 @@ where
 mod tests {
     use super::*;
 
-    /// The kind's name; for a [`Shaped`] kind, the kind [`Structure`] gives.
     fn kind_name<T: ?Sized, K>(_: &Rebuilt<T>, _: K) -> &'static str {
-        let name = std::any::type_name::<K>();
-        if name.contains("Shaped<") {
-            return "Shaped";
-        }
-        name.rsplit("::").next().unwrap()
-    }
-
-    fn structure_kind<T: ?Sized + Structure>() -> &'static str {
-        std::any::type_name::<T::Kind>().rsplit("::").next().unwrap()
+        std::any::type_name::<K>().rsplit("::").next().unwrap()
     }
 
     macro_rules! kind_of {
@@ -577,18 +517,16 @@ mod tests {
 
     #[test]
     fn kinds() {
-        assert_eq!(kind_of!(Vec<String>), "Shaped");
-        assert_eq!(kind_of!(str), "Shaped");
-        assert_eq!(kind_of!([u8]), "Shaped");
-        assert_eq!(kind_of!((u8, String, Option<Vec<f64>>)), "Shaped");
+        assert_eq!(kind_of!(Vec<String>), "Data");
+        assert_eq!(kind_of!(str), "Data");
+        assert_eq!(kind_of!([u8]), "Data");
+        assert_eq!(kind_of!((u8, String, Option<Vec<f64>>)), "Data");
         assert_eq!(kind_of!(WriteOnly), "Data");
         assert_eq!(kind_of!(&str), "Borrowed");
-        assert_eq!(kind_of!([&str]), "Shaped");
-        assert_eq!(structure_kind::<(u8, String, Option<Vec<f64>>)>(), "Data");
-        assert_eq!(structure_kind::<[&str]>(), "Borrowed");
-        assert_eq!(structure_kind::<(u8, &str)>(), "Borrowed");
-        assert_eq!(structure_kind::<Option<&String>>(), "Borrowed");
-        assert_eq!(structure_kind::<HashMap<String, Vec<&[u8]>>>(), "Borrowed");
+        assert_eq!(kind_of!([&str]), "Borrowed");
+        assert_eq!(kind_of!((u8, &str)), "Borrowed");
+        assert_eq!(kind_of!(Option<&String>), "Borrowed");
+        assert_eq!(kind_of!(HashMap<String, Vec<&[u8]>>), "Borrowed");
         assert_eq!(kind_of!(std::rc::Rc<u8>), "Shared");
         assert_eq!(kind_of!(std::fs::File), "Handle");
         assert_eq!(kind_of!(*const u8), "Pointer");
