@@ -46,6 +46,7 @@
 //!   a worker, a host agent or a job to its loop.
 
 mod active;
+mod attr_errors;
 mod backend;
 #[doc(hidden)]
 pub mod body;
@@ -88,6 +89,7 @@ pub use session::{HostInfo, HostState, SessionInfo, session_info};
 /// change without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::attr_errors::{ErrorInto, ErrorViaFrom, ErrorViaPanic};
     pub use crate::body::capture::{__element_rebuilt, __wrap_item};
     // Re-exported so that rustc names them by their short names when a
     // check fails ("the trait `NotShared<Shared>` is not implemented"),
