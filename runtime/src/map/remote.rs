@@ -320,6 +320,18 @@ enum Ended<R> {
     TimedOut(usize, Error),
 }
 
+/// How a chunk's worker ended, and, when the chunk ran more than once, that
+/// every attempt lost its worker.
+fn after_retries(cause: String, retried: u32) -> String {
+    match retried {
+        0 => cause,
+        n => format!(
+            "{cause}; the chunk was run {} times (`retries = {n}`) and each time its worker died",
+            n + 1
+        ),
+    }
+}
+
 /// Reads a finished chunk's slot: its values, a loss to run again (within
 /// `retries`), or the element that ran out of time; moves its bar.
 fn chunk_outcome<R: DeserializeOwned>(
@@ -353,7 +365,7 @@ fn chunk_outcome<R: DeserializeOwned>(
             ..
         }) => Err(Error::WorkerDied {
             worker,
-            cause,
+            cause: after_retries(cause, f.attempt),
             label,
             index: Some(range.start),
             elements: Some(range.clone()),
