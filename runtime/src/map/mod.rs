@@ -114,7 +114,7 @@ where
     let in_place = call.values_in_place();
     let finished = std::mem::take(&mut *lock(&call.finished));
     Ok(Ran {
-        finished: in_order(finished),
+        finished: in_order(finished, options.settings.label.as_deref()),
         in_place,
     })
 }
@@ -175,9 +175,24 @@ impl<R> Iterator for ExactValues<R> {
     }
 }
 
-/// Finished chunks in element order.
-fn in_order<R>(mut finished: Finished<R>) -> Finished<R> {
+/// Finished chunks in element order; each failed one is marked in the
+/// trace.
+fn in_order<R>(mut finished: Finished<R>, label: Option<&str>) -> Finished<R> {
     finished.sort_by_key(|(range, _)| range.start);
+    if crate::trace::on() {
+        for (range, result) in &finished {
+            let failed = match result {
+                Ok(out) => out.failures.first().map(|(p, f)| {
+                    let index = range.start + *p as usize;
+                    (index, f.clone().into_error(label, index))
+                }),
+                Err(e) => Some((range.start, e.clone())),
+            };
+            if let Some((first, error)) = failed {
+                crate::trace::chunk_failed(range, first, label, error.to_string());
+            }
+        }
+    }
     finished
 }
 

@@ -229,15 +229,12 @@ fn submit_one<T: Serialize>(
     let (elements, progress) = (range.clone(), work.progress().cloned());
     let slot = slot_of(backend.submit(work));
     if crate::trace::on() {
-        crate::trace::span(
-            "chunk queued",
-            crate::trace::Lane::Leader,
-            started,
-            vec![(
-                "elements",
-                format!("{}..={}", range.start, range.end.saturating_sub(1)),
-            )],
-        );
+        let mut args = vec![(
+            "elements",
+            format!("{}..={}", range.start, range.end.saturating_sub(1)),
+        )];
+        args.extend(out.settings.label.iter().map(|l| ("label", l.clone())));
+        crate::trace::span("chunk queued", crate::trace::Lane::Leader, started, args);
     }
     Ok(InFlight {
         range: elements,
