@@ -81,7 +81,7 @@ pub(crate) fn checked_captures(
                 #p::__checked(
                     &__futurize_rebuilt,
                     __futurize_rebuilt.__futurize_kind(),
-                    #p::__not_mut(&#probed, #value),
+                    #p::__not_mut(&#probed, &#c, #value),
                 )
             })
         };

@@ -98,6 +98,7 @@ pub mod __private {
         Borrowed, Data, FromBytes, Handle, IntoBytes, NoBorrowInside, NotHandle, NotPointer,
         NotShared, Opaque, Pointer, SendsBack, Shared,
     };
+    pub use crate::body::capture::{Exclusive, NotExclusive, NotMutRef};
     pub use crate::body::capture::{
         __checked, __not_mut, TagView, __encode_captures_of, __entry_of, __no_capture,
         __typed, __wrap, EntryOf, ViaMutRef, ViaOwned, ViaRef,

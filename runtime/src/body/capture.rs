@@ -197,7 +197,24 @@ impl<U: ?Sized> ViaMutRef for &&Wrap<&mut U> {
     }
 }
 
-/// Every tag but the one of a `&mut` capture.
+/// Whether a tag stands for a `&mut` capture: [`Exclusive`] or
+/// [`NotExclusive`], for [`__not_mut`].
+pub trait MutKind {
+    /// The kind.
+    type Kind;
+}
+
+/// The kind of a `&mut` capture.
+pub struct Exclusive;
+/// The kind of every other capture.
+pub struct NotExclusive;
+
+impl<U: ?Sized> MutKind for MutRefTag<U> {
+    type Kind = Exclusive;
+}
+
+/// Fails for a `&mut` capture: asked of the variable's own type, so the
+/// message names it.
 #[diagnostic::on_unimplemented(
     message = "a future cannot capture `&mut` data: it runs on its own copy, possibly in \
                another process, and changes are never written back",
@@ -205,30 +222,35 @@ impl<U: ?Sized> ViaMutRef for &&Wrap<&mut U> {
     note = "capture the value itself and return the new one, e.g. \
             `let v = future!({{ let mut v = v; v.push(1); v }}).value()?;`"
 )]
-pub trait NotMutRef {
+pub trait NotMutRef<K> {
     /// The value passed through when the capture is not `&mut`.
     type Then<V>;
     /// Passes `value` through.
     fn pass<V>(value: V) -> Self::Then<V>;
 }
-impl<T> NotMutRef for OwnedTag<T> {
-    type Then<V> = V;
-    fn pass<V>(value: V) -> V {
-        value
-    }
-}
-impl<U: ?Sized> NotMutRef for RefTag<U> {
+impl<T: ?Sized> NotMutRef<NotExclusive> for T {
     type Then<V> = V;
     fn pass<V>(value: V) -> V {
         value
     }
 }
 
+impl<T> MutKind for OwnedTag<T> {
+    type Kind = NotExclusive;
+}
+impl<U: ?Sized> MutKind for RefTag<U> {
+    type Kind = NotExclusive;
+}
+
 /// Checks, at the captured name's span, that a capture is not `&mut`, and
 /// passes `value` through: when the check fails, the value's type is left
 /// unknown, so the code that uses it is not reported on again.
-pub fn __not_mut<C: NotMutRef, V>(_: &C, value: V) -> C::Then<V> {
-    C::pass(value)
+pub fn __not_mut<C, T, V>(_tag: &C, _variable: &T, value: V) -> <T as NotMutRef<C::Kind>>::Then<V>
+where
+    C: MutKind,
+    T: ?Sized + NotMutRef<C::Kind>,
+{
+    <T as NotMutRef<C::Kind>>::pass(value)
 }
 
 impl<T> OwnedTag<T> {

@@ -22,7 +22,7 @@
 //! the type a worker rebuilds, which the sendability check judges
 //! ([`__checked`](super::capture::__checked)).
 
-use super::capture::{BulkRefTag, MutRefTag, NotMutRef, Rebuilt, RefTag, TagView, Wrap};
+use super::capture::{BulkRefTag, MutRefTag, MutKind, NotExclusive, Rebuilt, RefTag, TagView, Wrap};
 use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,17 +96,11 @@ impl<U: ?Sized> EachViaMutRef for &&Wrap<&mut U> {
     }
 }
 
-impl<T> NotMutRef for CopyTag<T> {
-    type Then<V> = V;
-    fn pass<V>(value: V) -> V {
-        value
-    }
+impl<T> MutKind for CopyTag<T> {
+    type Kind = NotExclusive;
 }
-impl<T> NotMutRef for BorrowTag<T> {
-    type Then<V> = V;
-    fn pass<V>(value: V) -> V {
-        value
-    }
+impl<T> MutKind for BorrowTag<T> {
+    type Kind = NotExclusive;
 }
 
 impl<T> CopyTag<T> {
