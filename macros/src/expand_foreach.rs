@@ -10,7 +10,7 @@
 use crate::captures;
 use crate::check::{check_body, check_random};
 use crate::errors::Errors;
-use crate::generate::{CheckedCaptures, checked_captures, seed_tokens, tuple};
+use crate::generate::{CheckedCaptures, checked_captures, seed_tokens, tuple, value_span};
 use crate::grammar::{Binding, ForeachInput};
 use crate::options::{self, ForeachOptions};
 use crate::self_capture::captured_variables;
@@ -245,16 +245,6 @@ fn value_calls(
     (entry_call, engine_call)
 }
 
-/// Where a body's value is written: its block's last expression, else the
-/// body itself.
-fn value_span(body: &Expr) -> proc_macro2::Span {
-    if let Expr::Block(b) = body
-        && let Some(syn::Stmt::Expr(last, None)) = b.block.stmts.last()
-    {
-        return value_span(last);
-    }
-    syn::spanned::Spanned::span(body)
-}
 
 /// The elements: taken by index when every binding allows it (slices,
 /// ranges, vectors of plain values), else pulled from the zipped iterators.

@@ -9,7 +9,7 @@
 use crate::captures;
 use crate::check::{check_body, check_random};
 use crate::errors::Errors;
-use crate::generate::{CheckedCaptures, checked_captures, seed_tokens, tuple};
+use crate::generate::{CheckedCaptures, checked_captures, seed_tokens, tuple, value_span};
 use crate::grammar::FutureInput;
 use crate::options::{self, FutureOptions};
 use crate::self_capture::captured_variables;
@@ -59,6 +59,7 @@ fn generate(
     } = checked_captures(captured, |p, c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_tag()));
     let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());
     let options = future_options_tokens(opts);
+    let (entry_call, future_call) = value_calls(body);
     quote!({
         #[allow(unused_imports)]
         use #p::{ViaMutRef as _, ViaOwned as _, ViaRef as _};
@@ -77,10 +78,35 @@ fn generate(
         let __futurize_captures =
             #p::__encode_captures_of(&__futurize_sent_tags, #refs, __futurize_options.settings.label.as_deref());
         // SAFETY: `__no_capture` above proved that the body captures nothing.
-        #[allow(unsafe_code)]
-        let __futurize_entry = unsafe { #p::__entry_of(&__futurize_sent_tags, &__futurize_body) };
-        ::futurize::Future::__new(__futurize_entry, __futurize_captures, __futurize_options)
+        #[allow(unsafe_code, unused_braces)]
+        let __futurize_entry = unsafe { #entry_call };
+        #future_call
     })
+}
+
+/// The two calls that ask the body's value to be `SendsBack`, the entry
+/// and the future, spanned at the value (the whole call, and the argument
+/// whose type names the value, which is where rustc points), so that a
+/// value a worker cannot send back is one error there. The local names keep
+/// the expansion's span.
+fn value_calls(body: &Expr) -> (TokenStream, TokenStream) {
+    let span = value_span(body);
+    let p = quote_spanned!(span=> ::futurize::__private);
+    let [tags, body, entry, captures, options] = [
+        "__futurize_sent_tags",
+        "__futurize_body",
+        "__futurize_entry",
+        "__futurize_captures",
+        "__futurize_options",
+    ]
+    .map(|name| Ident::new(name, proc_macro2::Span::call_site()));
+    let entry_call = quote_spanned!(span=> #p::__entry_of(&#tags, {&#body}));
+    let future_call = quote_spanned!(span=>
+        #[allow(unused_braces)]
+        let __futurize_future = #p::__future_of({#entry}, #captures, #options);
+        __futurize_future
+    );
+    (entry_call, future_call)
 }
 
 /// The runtime's `FutureOptions`: the call's own options, then its settings.

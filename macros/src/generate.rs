@@ -9,6 +9,7 @@
 
 use crate::options::Seed;
 use proc_macro2::{Ident, TokenStream};
+use syn::Expr;
 use quote::{format_ident, quote, quote_spanned};
 
 /// Most captures in one flat tuple; more are grouped in nested tuples.
@@ -100,4 +101,15 @@ pub(crate) fn checked_captures(
     out.sent_tags = tuple(sent_tags);
     out.refs = tuple(refs);
     out
+}
+
+/// Where a body's value is written: its block's last expression, else the
+/// body itself.
+pub(crate) fn value_span(body: &Expr) -> proc_macro2::Span {
+    if let Expr::Block(b) = body
+        && let Some(syn::Stmt::Expr(last, None)) = b.block.stmts.last()
+    {
+        return value_span(last);
+    }
+    syn::spanned::Spanned::span(body)
 }

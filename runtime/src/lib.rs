@@ -100,7 +100,7 @@ pub mod __private {
     };
     pub use crate::body::capture::{Exclusive, NotExclusive, NotMutRef};
     pub use crate::body::capture::{
-        __checked, __not_mut, TagView, __encode_captures_of, __entry_of, __no_capture,
+        __checked, __future_of, __not_mut, TagView, __encode_captures_of, __entry_of, __no_capture,
         __typed, __wrap, EntryOf, ViaMutRef, ViaOwned, ViaRef,
     };
     pub use crate::body::chunk::{__chunk_entry_of, __combine_with, __no_combine};
