@@ -147,7 +147,10 @@ fn without_a_result_the_panic_says_how_to_get_the_error_as_a_value() {
     let _g = with_plan(Multithread::workers(2));
     let r = std::panic::catch_unwind(|| fails_on_three(&[3]));
     let message = r.unwrap_err().downcast::<String>().unwrap();
-    assert!(message.contains("`#[futurize]` on `fails_on_three`"), "{message}");
+    assert!(
+        message.contains("`#[futurize]` on `fails_on_three`"),
+        "{message}"
+    );
     assert!(message.contains("From<futurize::Error>"), "{message}");
 }
 
@@ -181,13 +184,22 @@ fn checked_doubles(xs: &[u32]) -> Result<Vec<u32>, AnalysisError> {
 fn boxed_doubles(xs: &[u32]) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
     Ok(xs
         .iter()
-        .map(|x| if *x == 3 { panic!("three again") } else { x * 2 })
+        .map(|x| {
+            if *x == 3 {
+                panic!("three again")
+            } else {
+                x * 2
+            }
+        })
         .collect())
 }
 
 #[test]
 fn an_element_panic_travels_through_the_functions_result() {
-    for plan in [futurize::Plan::from(Sequential), Multithread::workers(2).into()] {
+    for plan in [
+        futurize::Plan::from(Sequential),
+        Multithread::workers(2).into(),
+    ] {
         let _g = with_plan(plan);
         assert_eq!(checked_doubles(&[1, 2]).unwrap(), vec![2, 4]);
         match checked_doubles(&[1, 3, 4]) {
@@ -205,7 +217,13 @@ fn an_element_panic_travels_through_the_functions_result() {
 fn strings_error(xs: &[u32]) -> Result<Vec<u32>, String> {
     Ok(xs
         .iter()
-        .map(|x| if *x == 3 { panic!("no From for String") } else { *x })
+        .map(|x| {
+            if *x == 3 {
+                panic!("no From for String")
+            } else {
+                *x
+            }
+        })
         .collect())
 }
 
@@ -216,7 +234,10 @@ fn an_error_type_without_from_still_panics_saying_why() {
     let r = std::panic::catch_unwind(|| strings_error(&[3]));
     let message = r.unwrap_err().downcast::<String>().unwrap();
     assert!(message.contains("no From for String"), "{message}");
-    assert!(message.contains("implement `From<futurize::Error>`"), "{message}");
+    assert!(
+        message.contains("implement `From<futurize::Error>`"),
+        "{message}"
+    );
 }
 
 trait Predict {

@@ -28,7 +28,10 @@ fn block(readme: &str, name: &str) -> String {
 /// This test binary's target directory (`target/debug/deps/this` → `target`).
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.ancestors().nth(3).expect("target/<profile>/deps/<test>").to_path_buf()
+    exe.ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
 }
 
 fn write(path: &Path, text: &str) {

@@ -137,14 +137,8 @@ fn child_traced() {
 
 #[test]
 fn the_summary_counts_one_worker_in_the_singular() {
-    let path = std::env::temp_dir().join(format!(
-        "futurize-trace-{}-one.json",
-        std::process::id()
-    ));
+    let path = std::env::temp_dir().join(format!("futurize-trace-{}-one.json", std::process::id()));
     let stderr = traced("multiprocess:1", &path);
     let _ = std::fs::remove_file(&path);
-    assert!(
-        stderr.contains("futurize trace: 1 worker busy"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("futurize trace: 1 worker busy"), "{stderr}");
 }

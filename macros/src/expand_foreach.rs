@@ -114,7 +114,10 @@ fn generate(
         tags: ctags,
         sent_tags: ctags_sent,
         refs,
-    } = checked_captures(captured, |p, c| quote_spanned!(c.span()=> (&&&&#p::__wrap(&#c)).__futurize_each_tag()));
+    } = checked_captures(
+        captured,
+        |p, c| quote_spanned!(c.span()=> (&&&&#p::__wrap(&#c)).__futurize_each_tag()),
+    );
     let cpats = tuple(captured.iter().map(|c| quote!(#c)).collect());
     let elements = elements_tokens(&iters);
     let (combine, combine_check) = combine_tokens(opts);
@@ -163,7 +166,10 @@ fn generate(
 /// (`&str`, `&[f64]`) is one error there. Returns the checks, the tuple of
 /// tags as found (which types the body's closure) and the tuple of tags
 /// through the check (which the runtime gets).
-fn element_tags(bindings: &[Binding], iters: &[Ident]) -> (Vec<TokenStream>, TokenStream, TokenStream) {
+fn element_tags(
+    bindings: &[Binding],
+    iters: &[Ident],
+) -> (Vec<TokenStream>, TokenStream, TokenStream) {
     let (mut checks, mut tags, mut sent_tags) = (Vec::new(), Vec::new(), Vec::new());
     for (i, (b, it)) in bindings.iter().zip(iters).enumerate() {
         let (tag, sent) = (
@@ -244,7 +250,6 @@ fn value_calls(
     );
     (entry_call, engine_call)
 }
-
 
 /// The elements: taken by index when every binding allows it (slices,
 /// ranges, vectors of plain values), else pulled from the zipped iterators.

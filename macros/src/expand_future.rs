@@ -56,7 +56,10 @@ fn generate(
         tags,
         sent_tags,
         refs,
-    } = checked_captures(captured, |p, c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_tag()));
+    } = checked_captures(
+        captured,
+        |p, c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_tag()),
+    );
     let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());
     let options = future_options_tokens(opts);
     let (entry_call, future_call) = value_calls(body);

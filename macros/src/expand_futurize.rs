@@ -26,9 +26,9 @@
 use crate::errors::Errors;
 use crate::futurize_checks;
 use crate::options::{self, FOREACH_OPTIONS, RawOption};
-use std::collections::HashSet;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
+use std::collections::HashSet;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::visit_mut::{self, VisitMut};

@@ -41,7 +41,10 @@ impl<'ast> Visit<'ast> for NearMisses<'_> {
         }
         methods.reverse();
         let names: Vec<String> = methods.iter().map(|m| m.to_string()).collect();
-        if let Some(i) = names.windows(2).position(|w| w[0] == "filter" && w[1] == "map") {
+        if let Some(i) = names
+            .windows(2)
+            .position(|w| w[0] == "filter" && w[1] == "map")
+        {
             self.report(
                 &methods[i],
                 "`filter(..).map(..)` is not one: write the two as one `filter_map`, \
@@ -49,7 +52,10 @@ impl<'ast> Visit<'ast> for NearMisses<'_> {
                  `xs.iter().filter_map(|x| if keep(x) { Some(run_one(x)) } else { None })`",
             );
         }
-        if let Some(i) = names.iter().position(|n| BORROWED_SOURCES.contains(&n.as_str())) {
+        if let Some(i) = names
+            .iter()
+            .position(|n| BORROWED_SOURCES.contains(&n.as_str()))
+        {
             self.report(
                 &methods[i],
                 "a chain over `chunks(..)` or `windows(..)` is not one: its items are \
@@ -81,7 +87,9 @@ pub(crate) fn generic_captures(sig: &Signature, captured: &HashSet<String>, erro
     let with_static = static_bounded(sig);
     for input in &sig.inputs {
         let FnArg::Typed(arg) = input else { continue };
-        let syn::Pat::Ident(name) = &*arg.pat else { continue };
+        let syn::Pat::Ident(name) = &*arg.pat else {
+            continue;
+        };
         let name = name.ident.to_string();
         if !captured.contains(&name) {
             continue;
@@ -107,7 +115,8 @@ pub(crate) fn generic_captures(sig: &Signature, captured: &HashSet<String>, erro
 
 /// The type parameters bounded by `'static`, inline or in the where clause.
 fn static_bounded(sig: &Signature) -> HashSet<String> {
-    let is_static = |b: &TypeParamBound| matches!(b, TypeParamBound::Lifetime(l) if l.ident == "static");
+    let is_static =
+        |b: &TypeParamBound| matches!(b, TypeParamBound::Lifetime(l) if l.ident == "static");
     let mut out = HashSet::new();
     for param in &sig.generics.params {
         if let GenericParam::Type(t) = param

@@ -9,8 +9,8 @@
 
 use crate::options::Seed;
 use proc_macro2::{Ident, TokenStream};
-use syn::Expr;
 use quote::{format_ident, quote, quote_spanned};
+use syn::Expr;
 
 /// Most captures in one flat tuple; more are grouped in nested tuples.
 const FLAT: usize = 12;

@@ -71,6 +71,9 @@ mod tests {
         assert!(e.0.contains("bogus"), "{e:?}");
     }
 
+    // The borrows are the probe: `&&` reaches the `From` impl first, `&`
+    // only the panicking one.
+    #[allow(clippy::needless_borrow)]
     #[test]
     fn any_other_error_type_panics_saying_why() {
         let panic = std::panic::catch_unwind(|| {
@@ -78,6 +81,9 @@ mod tests {
         })
         .unwrap_err();
         let text = panic.downcast_ref::<String>().expect("a formatted message");
-        assert!(text.contains("bogus") && text.contains("From<futurize::Error>"), "{text}");
+        assert!(
+            text.contains("bogus") && text.contains("From<futurize::Error>"),
+            "{text}"
+        );
     }
 }

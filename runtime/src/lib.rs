@@ -98,11 +98,11 @@ pub mod __private {
         Borrowed, Data, FromBytes, Handle, IntoBytes, NoBorrowInside, NotHandle, NotPointer,
         NotShared, Opaque, Pointer, SendsBack, Shared,
     };
-    pub use crate::body::capture::{Exclusive, NotExclusive, NotMutRef};
     pub use crate::body::capture::{
-        __checked, __future_of, __not_mut, TagView, __encode_captures_of, __entry_of, __no_capture,
-        __typed, __wrap, EntryOf, ViaMutRef, ViaOwned, ViaRef,
+        __checked, __encode_captures_of, __entry_of, __future_of, __no_capture, __not_mut, __typed,
+        __wrap, EntryOf, TagView, ViaMutRef, ViaOwned, ViaRef,
     };
+    pub use crate::body::capture::{Exclusive, NotExclusive, NotMutRef};
     pub use crate::body::chunk::{__chunk_entry_of, __combine_with, __no_combine};
     pub use crate::body::foreach_capture::{
         __no_capture_each, __typed_each, EachViaBorrow, EachViaBulk, EachViaCopy, EachViaMutRef,

@@ -296,7 +296,11 @@ extern "C" fn write_at_exit() {
         eprintln!(
             "futurize trace: {} {} busy {:.3} s of {:.3} s wall time: efficiency {:.1} % ({})",
             summary.workers,
-            if summary.workers == 1 { "worker" } else { "workers" },
+            if summary.workers == 1 {
+                "worker"
+            } else {
+                "workers"
+            },
             summary.busy,
             summary.wall,
             summary.efficiency() * 100.0,

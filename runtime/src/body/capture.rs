@@ -59,9 +59,9 @@ pub use bulk::{__encode_captures_of, BulkRefTag, BulkTag, SendCapture};
 // The wire forms of the bulk tags, named in their `Capture` impls.
 #[doc(hidden)]
 pub use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
+pub(crate) use sendable::Rebuilt;
 pub use sendable::{__checked, SendsBack};
 pub use view::TagView;
-pub(crate) use sendable::Rebuilt;
 
 /// The uniform entry of every future: decode the captures, run the body,
 /// encode its value. One monomorphised copy per `future!` call site.

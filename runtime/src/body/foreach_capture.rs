@@ -22,7 +22,9 @@
 //! the type a worker rebuilds, which the sendability check judges
 //! ([`__checked`](super::capture::__checked)).
 
-use super::capture::{BulkRefTag, MutRefTag, MutKind, NotExclusive, Rebuilt, RefTag, TagView, Wrap};
+use super::capture::{
+    BulkRefTag, MutKind, MutRefTag, NotExclusive, Rebuilt, RefTag, TagView, Wrap,
+};
 use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -35,13 +35,13 @@ pub use elements::{
 use crate::Error;
 use crate::active;
 use crate::body::capture::Capture;
+use crate::body::capture::SendsBack;
 use crate::body::chunk::{ChunkEntryOf, ChunkFn, ChunkOutput, Combine};
 use crate::body::foreach_capture::ViewOf;
 use crate::relay;
 use crate::rng::SeedSpec;
 use crate::settings::Settings;
 use crate::sync::lock;
-use crate::body::capture::SendsBack;
 use serde::Serialize;
 use std::ops::Range;
 

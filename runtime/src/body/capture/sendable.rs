@@ -215,7 +215,6 @@ owned_structure! {
     str, String, Path, PathBuf, std::time::Duration
 }
 
-
 macro_rules! container_structure {
     ($([$($generic:ident),*] $ty:ty => $element:ident),*) => {$(
         impl<$($generic),*> Structure for $ty where $element: Structure {
@@ -354,7 +353,6 @@ pub trait NoBorrowInside<K> {
 }
 passes_under!(NoBorrowInside: Data, Shared, Handle, Pointer, Opaque);
 
-
 /// Fails for `Rc`, `Arc` and their `Weak`s.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is a shared pointer, which cannot be sent to a worker",
@@ -464,7 +462,9 @@ impl<T: Serialize + DeserializeOwned + Send> SendsBack for T {}
 pub type Checked<T, K, V> = <T as FromBytes<K>>::Then<
     <T as IntoBytes<K>>::Then<
         <T as NotShared<K>>::Then<
-            <T as NoBorrowInside<K>>::Then<<T as NotPointer<K>>::Then<<T as NotHandle<K>>::Then<V>>>,
+            <T as NoBorrowInside<K>>::Then<
+                <T as NotPointer<K>>::Then<<T as NotHandle<K>>::Then<V>>,
+            >,
         >,
     >,
 >;
