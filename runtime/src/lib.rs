@@ -26,6 +26,7 @@
 //! * `active`: which plan is in force, and its backend;
 //! * `future`: the [`Future`] handle; `many_futures`: [`value`]/[`resolved`]/[`resolve`]
 //!   on one future or many; `collect`: [`as_completed`] and [`FutureVec`];
+//! * `attr_errors`: what a `#[futurize]` function does with a pipeline's error;
 //! * `session`: [`session_info`]; `trace`: `FUTURIZE_TRACE`;
 //! * [`map`]: the `foreach!` engine (chunking, error policies, results in
 //!   order);
@@ -99,8 +100,8 @@ pub mod __private {
         NotShared, Opaque, Pointer, SendsBack, Shared,
     };
     pub use crate::body::capture::{
-        __checked, __encode_captures_of, __entry_of, __future_of, __no_capture, __not_mut, __typed,
-        __wrap, EntryOf, TagView, ViaMutRef, ViaOwned, ViaRef,
+        __checked, __encode_captures_of, __entry_of, __no_capture, __not_mut, __typed, __wrap,
+        EntryOf, TagView, ViaMutRef, ViaOwned, ViaRef,
     };
     pub use crate::body::capture::{Exclusive, NotExclusive, NotMutRef};
     pub use crate::body::chunk::{__chunk_entry_of, __combine_with, __no_combine};
@@ -108,7 +109,7 @@ pub mod __private {
         __no_capture_each, __typed_each, EachViaBorrow, EachViaBulk, EachViaCopy, EachViaMutRef,
         EachViaRef,
     };
-    pub use crate::future::FutureOptions;
+    pub use crate::future::{__future_of, FutureOptions};
     pub use crate::map::{
         __elements_probe, __foreach_collect, __foreach_combine, __foreach_pass, ElementsViaIndex,
         ElementsViaIter, ErrorPolicy, MapOptions, Ordering, Sizing,

@@ -527,18 +527,6 @@ where
     }
 }
 
-/// The future of `entry`: [`Future::__new`](crate::Future), asking of the
-/// value what [`__entry_of`] asks (`SendsBack`), so that the macro, which
-/// points both calls at the body's value, gets one error there when a
-/// worker cannot send the value back, in futurize's words.
-pub fn __future_of<R: SendsBack>(
-    entry: EntryOf<R>,
-    captures: Result<Vec<u8>, Error>,
-    options: crate::future::FutureOptions,
-) -> crate::Future<R> {
-    crate::Future::__new(entry, captures, options)
-}
-
 /// Where a future's entry function is, as it travels to a worker process.
 pub(crate) fn entry_offset(entry: EntryFn) -> i64 {
     identity::offset_of(entry as usize)

@@ -1,12 +1,20 @@
-//! Whether a capture can travel: the compile-time check behind every
-//! captured variable, and what it says when one cannot.
+//! Whether a capture or a loop item can travel: the compile-time check
+//! behind every captured variable and every `foreach!` iterable, what it
+//! says when one cannot, and what a body's value must be ([`SendsBack`]).
 //!
 //! A body may run on a worker in another process or on another machine,
-//! which rebuilds every captured value and loop item from bytes. So a capture must be
-//! owned data that serde can write and read back. `future!` and `foreach!`
-//! check that at the captured name's span, before anything else uses the
-//! value, so the first error names the variable, says what is wrong with
-//! its type and what to capture instead.
+//! which rebuilds every captured value and loop item from bytes. So a
+//! capture must be owned data that serde can write and read back.
+//! `future!` and `foreach!` check that at the captured name's span (a loop
+//! item's at its iterable), before anything else uses the value, so the
+//! error names the variable, says what is wrong with its type and what to
+//! capture instead.
+//!
+//! The invariant that keeps it one error: the tag and the reference the
+//! runtime gets come only out of [`__checked`], whose result type is a
+//! projection through the check traits. When a check fails the projection
+//! cannot be normalised, the value's type stays unknown, and rustc says
+//! nothing more about the code that uses it.
 //!
 //! Serde's traits are foreign: their messages cannot be changed. The check
 //! therefore asks futurize's own traits, in two steps:
