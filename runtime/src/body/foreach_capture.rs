@@ -16,7 +16,7 @@
 //! [`EachCapture`] gives that view from the caller's variable (threads and
 //! in place: no bytes, no copy) or from the decoded copy on a worker process
 //! (decoded once per worker per call, then viewed for every element).
-//! Elements use the [`Capture`] tags of `future!` with [`Capture::pass`],
+//! Elements use the [`Capture`](super::capture::Capture) tags of `future!` with [`Capture::pass`](super::capture::Capture::pass),
 //! picked by a probe of their own ([`__wrap_item`](super::capture::__wrap_item))
 //! that splits the pairs `enumerate()` and `zip` yield. Each tag also names
 //! the type a worker rebuilds, which the sendability check judges
@@ -450,7 +450,7 @@ tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF, G g VG);
 tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF, G g VG, H h VH);
 
 /// Types a per-element body: captures as [`EachCapture`] views, elements as
-/// [`Capture`] values.
+/// [`Capture`](super::capture::Capture) values.
 pub fn __typed_each<C: TagView, E: TagView, R, F>(_: &C, _: &E, body: F) -> F
 where
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R,
