@@ -57,8 +57,11 @@
 //! the values are collected, in element order, the same text under every
 //! plan (on worker processes this includes what the functions it calls
 //! print). `log` records from workers reach the caller's logger at once,
-//! tagged `label` and `index`. `timeout = "10m"` limits each element (a
-//! stuck worker process is killed), `retries = n` runs a chunk again when
+//! tagged `label` and `index`. `timeout = "10m"` limits each element: on
+//! worker processes one over its limit is stopped then (its worker is
+//! killed); threads cannot be stopped, so on `sequential` and `multithread`
+//! it runs to its end and is then reported as an [`Error::Timeout`].
+//! `retries = n` runs a chunk again when
 //! its worker died, `progress = true` shows a bar moved by finished elements
 //! and by [`progress!`] steps. Worker processes send a heartbeat twice a
 //! second; one that stops answering (a stopped process, say) is killed
@@ -305,7 +308,11 @@ pub use futurize_macros::future;
 /// - `chunk_size = n`, `scheduling = s`, `ordering = "forward" | "reverse" |
 ///   "random"`, `globals = [a, b]`, `combine = |a, b| ...`,
 ///   `errors = "stop" | "remove" | "pass"`, `label = "name"`,
-///   `seed = true | <u64>`, `timeout = "10m"` (per element);
+///   `seed = true | <u64>`;
+/// - `timeout = "10m"` (per element): on worker processes an element over
+///   its limit is stopped then; on `sequential` and `multithread`, whose
+///   threads cannot be stopped, it is reported as an `Error::Timeout` when
+///   it returns;
 /// - `retries = n`: run a chunk again when its worker died;
 /// - `progress = true`: a bar; [`progress!`] adds steps;
 /// - `stdout = false`: silence the bodies (by default what they print is
@@ -352,6 +359,26 @@ pub use futurize_macros::foreach;
 /// `filter_map` or `flat_map`; then `collect`, `sum`, `product`, `fold`,
 /// `reduce` or `count`. The first adapter runs in parallel; the rest of the
 /// chain runs on its values in element order, in the function.
+///
+/// Errors: a pipeline's [`Error`] (an element that panicked, a lost worker,
+/// a malformed plan) is returned through the function when it returns a
+/// `Result<T, E>` written so, with `E: From<futurize::Error>`
+/// (`Box<dyn Error>`, `anyhow::Error`, an error type of yours with that
+/// `From`), and the pipeline is not inside a closure; otherwise it is a
+/// panic of the function whose message says so.
+///
+/// ```
+/// use futurize::prelude::*;
+/// #[futurize]
+/// fn halves(xs: &[u32]) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
+///     let hs: Vec<u32> = xs.iter().map(|x| if x % 2 == 1 { panic!("odd") } else { x / 2 }).collect();
+///     Ok(hs)
+/// }
+///
+/// let _g = with_plan(Multithread::workers(2));
+/// assert_eq!(halves(&[2, 4]).unwrap(), vec![1, 2]);
+/// assert!(halves(&[2, 3]).unwrap_err().to_string().contains("odd"));
+/// ```
 ///
 /// `when = condition` is evaluated at each call, first thing in the function
 /// (it may use the parameters and `self`, and should only borrow them): the

@@ -141,3 +141,134 @@ fn an_element_panic_is_a_panic_of_the_function() {
     assert!(message.contains("element 2"), "{message}");
     assert!(message.contains("three is not allowed"), "{message}");
 }
+
+#[test]
+fn without_a_result_the_panic_says_how_to_get_the_error_as_a_value() {
+    let _g = with_plan(Multithread::workers(2));
+    let r = std::panic::catch_unwind(|| fails_on_three(&[3]));
+    let message = r.unwrap_err().downcast::<String>().unwrap();
+    assert!(
+        message.contains("`#[futurize]` on `fails_on_three`"),
+        "{message}"
+    );
+    assert!(message.contains("From<futurize::Error>"), "{message}");
+}
+
+#[derive(Debug)]
+enum AnalysisError {
+    Futurize(futurize::Error),
+}
+
+impl From<futurize::Error> for AnalysisError {
+    fn from(e: futurize::Error) -> Self {
+        AnalysisError::Futurize(e)
+    }
+}
+
+#[futurize]
+fn checked_doubles(xs: &[u32]) -> Result<Vec<u32>, AnalysisError> {
+    let doubled: Vec<u32> = xs
+        .iter()
+        .map(|x| {
+            if *x == 3 {
+                panic!("three is not allowed")
+            } else {
+                x * 2
+            }
+        })
+        .collect();
+    Ok(doubled)
+}
+
+#[futurize]
+fn boxed_doubles(xs: &[u32]) -> Result<Vec<u32>, Box<dyn std::error::Error>> {
+    Ok(xs
+        .iter()
+        .map(|x| {
+            if *x == 3 {
+                panic!("three again")
+            } else {
+                x * 2
+            }
+        })
+        .collect())
+}
+
+#[test]
+fn an_element_panic_travels_through_the_functions_result() {
+    for plan in [
+        futurize::Plan::from(Sequential),
+        Multithread::workers(2).into(),
+    ] {
+        let _g = with_plan(plan);
+        assert_eq!(checked_doubles(&[1, 2]).unwrap(), vec![2, 4]);
+        match checked_doubles(&[1, 3, 4]) {
+            Err(AnalysisError::Futurize(futurize::Error::Panicked { index, .. })) => {
+                assert_eq!(index, Some(1))
+            }
+            other => panic!("expected the element's panic as a value, got {other:?}"),
+        }
+        let e = boxed_doubles(&[3]).unwrap_err();
+        assert!(e.to_string().contains("three again"), "{e}");
+    }
+}
+
+#[futurize]
+fn strings_error(xs: &[u32]) -> Result<Vec<u32>, String> {
+    Ok(xs
+        .iter()
+        .map(|x| {
+            if *x == 3 {
+                panic!("no From for String")
+            } else {
+                *x
+            }
+        })
+        .collect())
+}
+
+#[test]
+fn an_error_type_without_from_still_panics_saying_why() {
+    let _g = with_plan(Multithread::workers(2));
+    assert_eq!(strings_error(&[1]).unwrap(), vec![1]);
+    let r = std::panic::catch_unwind(|| strings_error(&[3]));
+    let message = r.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.contains("no From for String"), "{message}");
+    assert!(
+        message.contains("implement `From<futurize::Error>`"),
+        "{message}"
+    );
+}
+
+trait Predict {
+    fn predict(&self, x: f64) -> f64;
+}
+
+#[derive(Serialize, Deserialize)]
+struct Line {
+    slope: f64,
+}
+
+impl Predict for Line {
+    fn predict(&self, x: f64) -> f64 {
+        self.slope * x
+    }
+}
+
+// The bounds the compile error for a generic function asks for are enough.
+#[futurize]
+fn predict_all<M: Predict + Serialize + serde::de::DeserializeOwned + Sync + 'static>(
+    model: &M,
+    xs: &[f64],
+) -> Vec<f64> {
+    xs.iter().map(|x| model.predict(*x)).collect()
+}
+
+#[test]
+fn a_generic_function_with_the_bounds_the_error_asks_for_runs() {
+    let _g = with_plan(Multiprocess::workers(2));
+    assert_eq!(
+        predict_all(&Line { slope: 2.0 }, &[1.0, 2.0]),
+        vec![2.0, 4.0]
+    );
+}

@@ -57,7 +57,7 @@ fn the_report_names_the_build_the_machine_and_the_plan() {
     for part in [
         &format!("futurize {}", env!("CARGO_PKG_VERSION")),
         "rustc 1.",
-        "Plan:           multiprocess:2",
+        "Plan:           multiprocess:2 (set in code: with_plan(), on this thread)",
         "  level 1       multiprocess:2 (2 workers)",
         "Workers:        2 (2 free)",
         "affinity",
@@ -67,6 +67,11 @@ fn the_report_names_the_build_the_machine_and_the_plan() {
         assert!(text.contains(part), "no {part:?} in\n{text}");
     }
     assert!(has_hex_40(&text), "no build id in\n{text}");
+    // One line says how many workers the plan has; the machine's own list
+    // of workers is named otherwise.
+    assert_eq!(text.matches("Workers:").count(), 1, "{text}");
+    assert!(text.contains("Worker hosts:"), "{text}");
+    assert_eq!(info.plan_source, "set in code: with_plan(), on this thread");
     assert!(format!("{info:?}").contains("build_id"));
 }
 
@@ -100,6 +105,23 @@ fn a_malformed_plan_is_reported_not_raised() {
         "{stdout}"
     );
     assert!(stdout.contains("rustc 1."), "{stdout}");
+}
+
+#[test]
+fn the_report_says_where_the_plan_comes_from_and_shows_futurize_variables() {
+    let out = child_report(&[
+        ("FUTURIZE_PLAN", "multithread:2"),
+        ("FUTURIZE_SILENCE_LIMIT", "40s"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Plan:           multithread:2 (from FUTURIZE_PLAN)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Environment:    FUTURIZE_PLAN=multithread:2\n                FUTURIZE_SILENCE_LIMIT=40s\n"),
+        "{stdout}"
+    );
 }
 
 #[test]

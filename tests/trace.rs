@@ -57,11 +57,33 @@ fn a_trace_has_a_lane_per_worker_spans_and_a_summary() {
         let chunks = spans("chunk");
         assert!(!chunks.is_empty(), "{plan}");
         assert!(
-            chunks.iter().all(|c| c["args"]["label"] == "squares"
+            chunks.iter().all(|c| (c["args"]["label"] == "squares"
+                || c["args"]["label"] == "fails")
                 && c["args"]["elements"]
                     .as_str()
                     .is_some_and(|e| e.contains("..="))),
             "{plan}: {chunks:?}"
+        );
+        // The chunk whose element panicked is marked, with the element.
+        let failed: Vec<_> = events
+            .iter()
+            .filter(|e| e["name"] == "chunk failed")
+            .collect();
+        assert_eq!(failed.len(), 1, "{plan}: {failed:?}");
+        assert_eq!(failed[0]["args"]["label"], "fails", "{plan}");
+        assert_eq!(failed[0]["args"]["failed element"], "3", "{plan}");
+        assert_eq!(failed[0]["args"]["elements"], "2..=3", "{plan}");
+        assert!(
+            failed[0]["args"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("element three")),
+            "{plan}: {failed:?}"
+        );
+        // Chunks queued for worker processes carry their call's label.
+        let queued = spans("chunk queued");
+        assert!(
+            queued.iter().all(|q| q["args"]["label"].is_string()),
+            "{plan}: {queued:?}"
         );
         assert_eq!(spans("future").len(), 3, "{plan}");
         assert_eq!(spans("future queued").len(), 3, "{plan}");
@@ -104,4 +126,19 @@ fn child_traced() {
     } %dofuture% label = "squares", chunk_size = 5)
     .unwrap();
     assert_eq!(squares[39], 39 * 39);
+    let failed: Result<Vec<u64>, futurize::Error> = foreach!(i in 0..4u64 => {
+        if i == 3 {
+            panic!("element three");
+        }
+        i
+    } %dofuture% label = "fails", chunk_size = 2);
+    assert!(failed.is_err());
+}
+
+#[test]
+fn the_summary_counts_one_worker_in_the_singular() {
+    let path = std::env::temp_dir().join(format!("futurize-trace-{}-one.json", std::process::id()));
+    let stderr = traced("multiprocess:1", &path);
+    let _ = std::fs::remove_file(&path);
+    assert!(stderr.contains("futurize trace: 1 worker busy"), "{stderr}");
 }

@@ -10,7 +10,7 @@
 use crate::captures;
 use crate::check::{check_body, check_random};
 use crate::errors::Errors;
-use crate::generate::{seed_tokens, tuple};
+use crate::generate::{CheckedCaptures, checked_captures, seed_tokens, tuple, value_span};
 use crate::grammar::{Binding, ForeachInput};
 use crate::options::{self, ForeachOptions};
 use crate::self_capture::captured_variables;
@@ -43,6 +43,18 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
              and collect them, or accumulate with `combine = |a, b| ...`"
         )
     });
+    for (ident, method) in &found.mutating_calls {
+        errors.error_at(
+            ident.span(),
+            format!(
+                "a `foreach!` body runs once per element, possibly in another process, and \
+                 cannot change `{ident}`, a variable from outside (`.{method}(..)` takes it \
+                 as `&mut`): the body sees it by reference or as its own copy. Return a \
+                 value per element and collect them (`let {ident} = foreach!(...)?;`), or \
+                 accumulate with `combine = |a, b| ...`"
+            ),
+        );
+    }
     check_random(&found, opts.seed.is_some(), &errors);
     let (captured, self_binding) = captured_variables(&mut body, found, opts.globals.clone());
     crate::relay_prints::rewrite(&mut body);
@@ -107,15 +119,22 @@ fn generate(
         .map(|i| format_ident!("__futurize_iter_{}", i))
         .collect();
     let iterables = bindings.iter().map(|b| &b.iterable);
-    let etags = element_tags(&iters);
+    let (element_checks, etags, etags_sent) = element_tags(bindings, &iters);
     let pats = bindings.iter().map(|b| &b.pat);
-    let ctags = capture_tags(captured);
-    let checks = capture_checks(captured);
+    let CheckedCaptures {
+        checks,
+        tags: ctags,
+        sent_tags: ctags_sent,
+        refs,
+    } = checked_captures(
+        captured,
+        |p, c| quote_spanned!(c.span()=> (&&&&#p::__wrap(&#c)).__futurize_each_tag()),
+    );
     let cpats = tuple(captured.iter().map(|c| quote!(#c)).collect());
-    let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
     let elements = elements_tokens(&iters);
     let (combine, combine_check) = combine_tokens(opts);
     let engine = engine(opts);
+    let (entry_call, engine_call) = value_calls(&engine, refs, elements, value_span(body));
     let options = map_options_tokens(opts, in_place, tokens);
     quote!({
         #[allow(unused_imports)]
@@ -124,10 +143,13 @@ fn generate(
             ElementsViaIndex as _, ElementsViaIter as _,
         };
         #(let #iters = ::core::iter::IntoIterator::into_iter(#iterables);)*
+        #(#element_checks)*
         let __futurize_etags = #etags;
+        let __futurize_etags_sent = #etags_sent;
         #self_binding
         #(#checks)*
         let __futurize_ctags = #ctags;
+        let __futurize_ctags_sent = #ctags_sent;
         #[allow(unused_mut, unused_variables, clippy::all)]
         let __futurize_body = #p::__typed_each(
             &__futurize_ctags,
@@ -140,65 +162,105 @@ fn generate(
         // SAFETY: the no-capture checks above proved that body and combine capture nothing.
         #[allow(unsafe_code)]
         let __futurize_entry = unsafe {
-            #p::__chunk_entry_of(&__futurize_ctags, &__futurize_etags, &__futurize_body, &__futurize_combine)
+            #entry_call
         };
         // A `Resources` literal ends in `..Default::default()` even when it
         // names every field, so that a field the runtime adds needs no change
         // here; texts are `String::from(..)` whether they are `&str` or `String`.
         #[allow(clippy::needless_update, clippy::useless_conversion)]
         let __futurize_options = #options;
-        #p::#engine(
-            &__futurize_ctags,
-            &__futurize_etags,
-            &__futurize_body,
-            __futurize_combine,
-            __futurize_entry,
-            &#refs,
-            #elements,
-            __futurize_options,
-        )
+        #engine_call
     })
 }
 
-/// The tags of the elements, one per binding's iterator.
-fn element_tags(iters: &[Ident]) -> TokenStream {
-    let p = quote!(::futurize::__private);
-    tuple(
-        iters
-            .iter()
-            .map(|it| quote!(#p::__wrap_item(&#it).__futurize_element_tag()))
-            .collect(),
-    )
+/// The tags of the elements, one per binding's iterator, each checked at
+/// its iterable's span like a capture: a loop item a worker cannot rebuild
+/// (`&str`, `&[f64]`) is one error there. Returns the checks, the tuple of
+/// tags as found (which types the body's closure) and the tuple of tags
+/// through the check (which the runtime gets).
+fn element_tags(
+    bindings: &[Binding],
+    iters: &[Ident],
+) -> (Vec<TokenStream>, TokenStream, TokenStream) {
+    let (mut checks, mut tags, mut sent_tags) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, (b, it)) in bindings.iter().zip(iters).enumerate() {
+        let (tag, sent) = (
+            format_ident!("__futurize_etag_{}", i),
+            format_ident!("__futurize_esent_{}", i),
+        );
+        // The path carries the span too: rustc reports a failed bound where
+        // the callee is, and the same failure twice at one span only once.
+        let span = iterable_span(&b.iterable);
+        let p = quote_spanned!(span=> ::futurize::__private);
+        checks.push(quote_spanned!(span=>
+            let #tag = #p::__wrap_item(&#it).__futurize_element_tag();
+            let #sent = {
+                let __futurize_rebuilt = #p::__element_rebuilt(&#tag);
+                #p::__checked(
+                    &__futurize_rebuilt,
+                    __futurize_rebuilt.__futurize_kind(),
+                    #p::__wrap_item(&#it).__futurize_element_tag(),
+                )
+            };
+        ));
+        tags.push(quote!(#tag));
+        sent_tags.push(quote!(#sent));
+    }
+    (checks, tuple(tags), tuple(sent_tags))
 }
 
-/// The tags of the captures, each at its captured name's span.
-fn capture_tags(captured: &[Ident]) -> TokenStream {
-    let p = quote!(::futurize::__private);
-    tuple(
-        captured
-            .iter()
-            .map(|c| quote_spanned!(c.span()=> (&&&&#p::__wrap(&#c)).__futurize_each_tag()))
-            .collect(),
-    )
+/// Where an iterable's error points: past its `&`s, at the variable or the
+/// expression that yields the items.
+fn iterable_span(iterable: &Expr) -> proc_macro2::Span {
+    match iterable {
+        Expr::Reference(r) => iterable_span(&r.expr),
+        other => syn::spanned::Spanned::span(other),
+    }
 }
 
-/// At the captured name's span, before anything else uses the capture: the
-/// first error about a capture that cannot be sent names the variable.
-fn capture_checks(captured: &[Ident]) -> Vec<TokenStream> {
-    let p = quote!(::futurize::__private);
-    captured
-        .iter()
-        .map(|c| {
-            quote_spanned!(c.span()=>
-                #p::__check_not_mut(&(&&&&#p::__wrap(&#c)).__futurize_each_tag());
-                {
-                    let __futurize_rebuilt =
-                        (&&&&#p::__wrap(&#c)).__futurize_each_tag().__futurize_rebuilt();
-                    #p::__check_serialize(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind());
-                }
-            )
+/// The two calls that ask the body's value to be `SendsBack`: the chunk
+/// entry and the engine. Both are spanned at the value (the whole call: a
+/// call's span joins its path and its parentheses), so that a value a worker
+/// cannot send back (`Result<f64, Box<dyn Error>>`) is one error there, in
+/// futurize's words. The local names keep the expansion's span: with the
+/// value's they would name other variables when the value comes from
+/// another macro's expansion (`#[futurize]`).
+fn value_calls(
+    engine: &TokenStream,
+    refs: TokenStream,
+    elements: TokenStream,
+    span: proc_macro2::Span,
+) -> (TokenStream, TokenStream) {
+    let p = quote_spanned!(span=> ::futurize::__private);
+    let engine: TokenStream = (engine.clone().into_iter())
+        .map(|mut token| {
+            token.set_span(span);
+            token
         })
-        .collect()
+        .collect();
+    let [ctags, etags, body, combine, entry, options] = [
+        "__futurize_ctags_sent",
+        "__futurize_etags_sent",
+        "__futurize_body",
+        "__futurize_combine",
+        "__futurize_entry",
+        "__futurize_options",
+    ]
+    .map(|name| Ident::new(name, proc_macro2::Span::call_site()));
+    let entry_call = quote_spanned!(span=>
+        #p::__chunk_entry_of(&#ctags, &#etags, &#body, &#combine)
+    );
+    // Rustc points a failed bound at the argument whose type names the value
+    // (the body, the combine, the entry): each argument is a block spanned
+    // at the value, whose names inside keep their own span.
+    let engine_call = quote_spanned!(span=>
+        #[allow(unused_braces)]
+        let __futurize_result = #p::#engine(
+            &#ctags, &#etags, {&#body}, {#combine}, {#entry}, &#refs, #elements, #options
+        );
+        __futurize_result
+    );
+    (entry_call, engine_call)
 }
 
 /// The elements: taken by index when every binding allows it (slices,

@@ -9,7 +9,7 @@
 use crate::captures;
 use crate::check::{check_body, check_random};
 use crate::errors::Errors;
-use crate::generate::{seed_tokens, tuple};
+use crate::generate::{CheckedCaptures, checked_captures, seed_tokens, tuple, value_span};
 use crate::grammar::FutureInput;
 use crate::options::{self, FutureOptions};
 use crate::self_capture::captured_variables;
@@ -53,32 +53,25 @@ fn generate(
     tokens: u64,
 ) -> TokenStream {
     let p = quote!(::futurize::__private);
-    let tags = tuple(
-        captured
-            .iter()
-            .map(|c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_tag()))
-            .collect(),
+    let CheckedCaptures {
+        checks,
+        tags,
+        sent_tags,
+        refs,
+    } = checked_captures(
+        captured,
+        |p, c| quote_spanned!(c.span()=> (&&&#p::__wrap(&#c)).__futurize_tag()),
     );
-    // At the captured name's span, before anything else uses the capture:
-    // the first error about a capture that cannot be sent names the variable.
-    let checks = captured.iter().map(|c| {
-        quote_spanned!(c.span()=>
-            #p::__check_not_mut(&(&&&#p::__wrap(&#c)).__futurize_tag());
-            {
-                let __futurize_rebuilt = (&&&#p::__wrap(&#c)).__futurize_tag().__futurize_rebuilt();
-                #p::__check_serialize(&__futurize_rebuilt, __futurize_rebuilt.__futurize_kind());
-            }
-        )
-    });
     let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());
-    let refs = tuple(captured.iter().map(|c| quote!(&#c)).collect());
     let options = future_options_tokens(opts, tokens);
+    let (entry_call, future_call) = value_calls(body);
     quote!({
         #[allow(unused_imports)]
         use #p::{ViaMutRef as _, ViaOwned as _, ViaRef as _};
         #self_binding
         #(#checks)*
         let __futurize_tags = #tags;
+        let __futurize_sent_tags = #sent_tags;
         #[allow(unused_mut, unused_variables, clippy::all)]
         let __futurize_body = #p::__typed(&__futurize_tags, |#pats| #body);
         #p::__no_capture(__futurize_body);
@@ -88,12 +81,37 @@ fn generate(
         #[allow(clippy::needless_update, clippy::useless_conversion)]
         let __futurize_options = #options;
         let __futurize_captures =
-            #p::__encode_captures_of(&__futurize_tags, #refs, __futurize_options.settings.label.as_deref());
+            #p::__encode_captures_of(&__futurize_sent_tags, #refs, __futurize_options.settings.label.as_deref());
         // SAFETY: `__no_capture` above proved that the body captures nothing.
-        #[allow(unsafe_code)]
-        let __futurize_entry = unsafe { #p::__entry_of(&__futurize_tags, &__futurize_body) };
-        ::futurize::Future::__new(__futurize_entry, __futurize_captures, __futurize_options)
+        #[allow(unsafe_code, unused_braces)]
+        let __futurize_entry = unsafe { #entry_call };
+        #future_call
     })
+}
+
+/// The two calls that ask the body's value to be `SendsBack`, the entry
+/// and the future, spanned at the value (the whole call, and the argument
+/// whose type names the value, which is where rustc points), so that a
+/// value a worker cannot send back is one error there. The local names keep
+/// the expansion's span.
+fn value_calls(body: &Expr) -> (TokenStream, TokenStream) {
+    let span = value_span(body);
+    let p = quote_spanned!(span=> ::futurize::__private);
+    let [tags, body, entry, captures, options] = [
+        "__futurize_sent_tags",
+        "__futurize_body",
+        "__futurize_entry",
+        "__futurize_captures",
+        "__futurize_options",
+    ]
+    .map(|name| Ident::new(name, proc_macro2::Span::call_site()));
+    let entry_call = quote_spanned!(span=> #p::__entry_of(&#tags, {&#body}));
+    let future_call = quote_spanned!(span=>
+        #[allow(unused_braces)]
+        let __futurize_future = #p::__future_of({#entry}, #captures, #options);
+        __futurize_future
+    );
+    (entry_call, future_call)
 }
 
 /// The runtime's `FutureOptions`: the call's own options, then its settings.

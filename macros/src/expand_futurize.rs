@@ -10,8 +10,11 @@
 //!
 //! The first adapter becomes a `foreach!` over the source (the expensive,
 //! per-element part); the rest of the chain runs on its values, in element
-//! order, where the function runs. A panic in an element is a panic of the
-//! function, as it was before, with the element's index in the message.
+//! order, where the function runs. An element's error (a panic, a timeout, a
+//! worker that died) or the plan's is returned through the function's
+//! `Result<T, E>` when it returns one written so and `E: From<futurize::Error>`
+//! (and the pipeline is not inside a closure); otherwise it is a panic of the
+//! function whose message says so, with the element's index.
 //!
 //! `when = expr` makes that conditional: `expr` is evaluated once per call,
 //! first thing in the function (so it may use the parameters, and should
@@ -21,13 +24,15 @@
 //! `foreach!`, one element after the other in the calling thread.
 
 use crate::errors::Errors;
+use crate::futurize_checks;
 use crate::options::{self, FOREACH_OPTIONS, RawOption};
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
+use std::collections::HashSet;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Expr, ExprMethodCall, ImplItemFn, ItemFn, Pat, Token};
+use syn::{Expr, ExprMethodCall, ImplItemFn, ItemFn, Pat, Signature, Token, Type};
 
 const ADAPTERS: &[&str] = &["map", "filter_map", "flat_map"];
 const TERMINALS: &[&str] = &["collect", "sum", "product", "fold", "reduce", "count"];
@@ -83,13 +88,21 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
             .as_ref()
             .map(|_| syn::Ident::new("__futurize_when", Span::mixed_site())),
         rewritten: 0,
+        captured: HashSet::new(),
+        error_type: None,
+        function: String::new(),
+        nested: 0,
     };
-    let output = if let Ok(mut f) = syn::parse2::<ItemFn>(item.clone()) {
+    let (output, sig, block) = if let Ok(mut f) = syn::parse2::<ItemFn>(item.clone()) {
+        let (sig, block) = (f.sig.clone(), (*f.block).clone());
+        rewriter.start(&sig);
         rewriter.rewrite_block(&mut f.block, when);
-        f.into_token_stream()
+        (f.into_token_stream(), sig, block)
     } else if let Ok(mut f) = syn::parse2::<ImplItemFn>(item.clone()) {
+        let (sig, block) = (f.sig.clone(), f.block.clone());
+        rewriter.start(&sig);
         rewriter.rewrite_block(&mut f.block, when);
-        f.into_token_stream()
+        (f.into_token_stream(), sig, block)
     } else {
         let e = syn::Error::new(
             Span::call_site(),
@@ -98,10 +111,36 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         );
         return with_item(e, item);
     };
+    let errors = Errors::new();
     if rewriter.rewritten == 0 {
-        return with_item(syn::Error::new(Span::call_site(), LOOKS_FOR), output);
+        if !futurize_checks::near_misses(&block, LOOKS_FOR, &errors) {
+            errors.error_at(Span::call_site(), LOOKS_FOR);
+        }
+    } else {
+        futurize_checks::generic_captures(&sig, &rewriter.captured, &errors);
+    }
+    if let Err(e) = errors.check() {
+        return with_item(e, item);
     }
     output
+}
+
+/// The error type `E` of a function that returns `Result<T, E>`, written
+/// so: an element's error then travels through it (converted by `From`
+/// when `E` allows it).
+fn error_type(sig: &Signature) -> Option<Type> {
+    let syn::ReturnType::Type(_, ty) = &sig.output else {
+        return None;
+    };
+    let Type::Path(path) = &**ty else { return None };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match (last.ident == "Result", args.args.len(), args.args.last()) {
+        (true, 2, Some(syn::GenericArgument::Type(e))) => Some(e.clone()),
+        _ => None,
+    }
 }
 
 /// The options of `foreach!` that `#[futurize]` passes on to each pipeline's.
@@ -146,6 +185,15 @@ struct Rewriter {
     /// The local that holds the `when` condition, if there is one.
     when: Option<syn::Ident>,
     rewritten: usize,
+    /// The variables the rewritten pipelines' bodies capture.
+    captured: HashSet<String>,
+    /// `E` of the function's `Result<T, E>`, if it returns one.
+    error_type: Option<Type>,
+    /// The function's name, for the messages.
+    function: String,
+    /// Depth of closures and async blocks around the current point, where a
+    /// `return` would not leave the function.
+    nested: usize,
 }
 
 /// One link of a method chain.
@@ -224,6 +272,34 @@ fn binding(pat: &Pat) -> Pat {
 }
 
 impl Rewriter {
+    /// Takes in the function's signature.
+    fn start(&mut self, sig: &Signature) {
+        self.error_type = error_type(sig);
+        self.function = sig.ident.to_string();
+    }
+
+    /// What a pipeline does with a `futurize::Error`: return it through the
+    /// function's `Result` when there is one (and the pipeline is not inside
+    /// a closure), else panic, saying so.
+    fn on_error(&self) -> TokenStream {
+        let function = &self.function;
+        match (&self.error_type, self.nested) {
+            (Some(e), 0) => quote!({
+                #[allow(unused_imports)]
+                use ::futurize::__private::{ErrorViaFrom as _, ErrorViaPanic as _};
+                return ::core::result::Result::Err(
+                    (&&::futurize::__private::ErrorInto::<#e>::new()).__futurize_error(e, #function),
+                );
+            }),
+            _ => quote!(::core::panic!(
+                "{} (`#[futurize]` on `{}`: the function does not return a `Result<_, E>`, \
+                 so a pipeline's error is a panic; return one, with `E: From<futurize::Error>`, \
+                 to get the error as a value)",
+                e, #function
+            )),
+        }
+    }
+
     /// Rewrites the pipelines of a function's body, and evaluates the
     /// `when` condition first thing in it.
     fn rewrite_block(&mut self, block: &mut syn::Block, when: Option<Expr>) {
@@ -283,13 +359,17 @@ impl Rewriter {
             _ => quote!(.flatten()),
         };
         let rest = links[first_adapter + 1..].iter().map(Link::as_call);
+        let found = crate::captures::walk_with_bound(&body, std::slice::from_ref(&pat));
+        self.captured
+            .extend(found.captures.iter().map(|c| c.to_string()));
+        let on_error = self.on_error();
         let opts = &self.opts;
         self.rewritten += 1;
         Some(syn::parse_quote!({
             let __futurize_values: ::std::vec::Vec<_> =
                 match ::futurize::foreach!(#pat in #source => #per_element %dofuture% #(#opts),*) {
                     ::core::result::Result::Ok(values) => values,
-                    ::core::result::Result::Err(e) => ::core::panic!("{}", e),
+                    ::core::result::Result::Err(e) => #on_error,
                 };
             ::core::iter::IntoIterator::into_iter(__futurize_values) #after #(#rest)*
         }))
@@ -309,6 +389,18 @@ impl VisitMut for Rewriter {
 
     /// Items nested in the function are left as written.
     fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+
+    fn visit_expr_closure_mut(&mut self, c: &mut syn::ExprClosure) {
+        self.nested += 1;
+        visit_mut::visit_expr_closure_mut(self, c);
+        self.nested -= 1;
+    }
+
+    fn visit_expr_async_mut(&mut self, a: &mut syn::ExprAsync) {
+        self.nested += 1;
+        visit_mut::visit_expr_async_mut(self, a);
+        self.nested -= 1;
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@
 //! whatever the user imported.
 
 use crate::options::Seed;
-use proc_macro2::TokenStream;
-use quote::quote;
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::Expr;
 
 /// Most captures in one flat tuple; more are grouped in nested tuples.
 const FLAT: usize = 12;
@@ -52,4 +53,80 @@ pub(crate) fn cache_tokens(mode: &TokenStream, tokens: u64) -> TokenStream {
         },
         asked: #p::CacheMode::#mode,
     }))
+}
+
+/// The captures of a body, each checked at its name's span before anything
+/// else uses it: `let`s that bind, per capture, the tag the probe found
+/// (which types the body's closure), and the tag and the reference that
+/// come back through the checks (which the runtime gets). When a check
+/// fails, rustc reports it once, in futurize's words, and leaves the two
+/// values' types unknown, so the code that uses them is not reported on
+/// again; the closure's typing needs nothing from them.
+pub(crate) struct CheckedCaptures {
+    /// The `let`s.
+    pub(crate) checks: Vec<TokenStream>,
+    /// The tags as found: a tuple expression.
+    pub(crate) tags: TokenStream,
+    /// The tags through the checks: a tuple expression.
+    pub(crate) sent_tags: TokenStream,
+    /// The references to the variables through the checks: a tuple expression.
+    pub(crate) refs: TokenStream,
+}
+
+/// Checks `captured`; `probe(p, c)` is the expression that yields `c`'s tag
+/// (`p` being the path to `__private` at `c`'s span).
+pub(crate) fn checked_captures(
+    captured: &[Ident],
+    probe: impl Fn(&TokenStream, &Ident) -> TokenStream,
+) -> CheckedCaptures {
+    let name = |what: &str, i: usize| format_ident!("__futurize_{}_{}", what, i);
+    let mut out = CheckedCaptures {
+        checks: Vec::new(),
+        tags: TokenStream::new(),
+        sent_tags: TokenStream::new(),
+        refs: TokenStream::new(),
+    };
+    let (mut tags, mut sent_tags, mut refs) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, c) in captured.iter().enumerate() {
+        let (tag, sent, sent_ref) = (name("tag", i), name("sent", i), name("ref", i));
+        // The path carries the span too: rustc reports a failed bound where
+        // the callee is, and the same failure twice at one span only once.
+        let p = quote_spanned!(c.span()=> ::futurize::__private);
+        let probed = probe(&p, c);
+        let through_checks = |value: TokenStream| {
+            quote_spanned!(c.span()=> {
+                let __futurize_rebuilt = #tag.__futurize_rebuilt();
+                #p::__checked(
+                    &__futurize_rebuilt,
+                    __futurize_rebuilt.__futurize_kind(),
+                    #p::__not_mut(&#probed, &#c, #value),
+                )
+            })
+        };
+        let checked_tag = through_checks(probed.clone());
+        let checked_ref = through_checks(quote_spanned!(c.span()=> &#c));
+        out.checks.push(quote_spanned!(c.span()=>
+            let #tag = #probed;
+            let #sent = #checked_tag;
+            let #sent_ref = #checked_ref;
+        ));
+        tags.push(quote!(#tag));
+        sent_tags.push(quote!(#sent));
+        refs.push(quote!(#sent_ref));
+    }
+    out.tags = tuple(tags);
+    out.sent_tags = tuple(sent_tags);
+    out.refs = tuple(refs);
+    out
+}
+
+/// Where a body's value is written: its block's last expression, else the
+/// body itself.
+pub(crate) fn value_span(body: &Expr) -> proc_macro2::Span {
+    if let Expr::Block(b) = body
+        && let Some(syn::Stmt::Expr(last, None)) = b.block.stmts.last()
+    {
+        return value_span(last);
+    }
+    syn::spanned::Spanned::span(body)
 }

@@ -23,6 +23,7 @@ mod errors;
 mod expand_foreach;
 mod expand_future;
 mod expand_futurize;
+mod futurize_checks;
 mod generate;
 mod grammar;
 mod options;

@@ -269,3 +269,21 @@ pub(crate) fn free_workers_without_starting() -> Result<usize, Error> {
         _ => plan.plan().first().workers(),
     })
 }
+
+/// Where the plan in force on this thread comes from, in words, for
+/// `session_info()`.
+pub(crate) fn plan_source() -> &'static str {
+    if disabled().is_some() {
+        return "FUTURIZE_DISABLE turns parallelism off";
+    }
+    if SCOPES.with(|s| !s.borrow().is_empty()) {
+        return "set in code: with_plan(), on this thread";
+    }
+    if lock(&GLOBAL).is_some() {
+        return "set in code: plan()";
+    }
+    match std::env::var_os("FUTURIZE_PLAN") {
+        Some(v) if !v.is_empty() => "from FUTURIZE_PLAN",
+        _ => "the default: none set in code or in FUTURIZE_PLAN",
+    }
+}

@@ -139,6 +139,19 @@ pub struct Future<T> {
     _value: PhantomData<fn() -> T>,
 }
 
+/// The future of `entry`: [`Future::__new`], asking of the value what
+/// `__entry_of` asks (`SendsBack`), so that `future!`, which points both
+/// calls at the body's value, gets one error there when a worker cannot
+/// send the value back, in futurize's words.
+#[doc(hidden)]
+pub fn __future_of<T: crate::body::capture::SendsBack>(
+    entry: EntryOf<T>,
+    captures: Result<Vec<u8>, Error>,
+    options: FutureOptions,
+) -> Future<T> {
+    Future::__new(entry, captures, options)
+}
+
 impl<T: DeserializeOwned> Future<T> {
     #[doc(hidden)]
     pub fn __new(

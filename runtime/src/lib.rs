@@ -26,6 +26,7 @@
 //! * `active`: which plan is in force, and its backend;
 //! * `future`: the [`Future`] handle; `many_futures`: [`value`]/[`resolved`]/[`resolve`]
 //!   on one future or many; `collect`: [`as_completed`] and [`FutureVec`];
+//! * `attr_errors`: what a `#[futurize]` function does with a pipeline's error;
 //! * `session`: [`session_info`]; `trace`: `FUTURIZE_TRACE`;
 //! * [`map`]: the `foreach!` engine (chunking, error policies, results in
 //!   order);
@@ -46,6 +47,7 @@
 //!   a worker, a host agent or a job to its loop.
 
 mod active;
+mod attr_errors;
 mod backend;
 #[doc(hidden)]
 pub mod body;
@@ -89,18 +91,27 @@ pub use session::{HostInfo, HostState, SessionInfo, session_info};
 /// change without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::body::capture::__wrap_item;
-    pub use crate::body::capture::{
-        __check_not_mut, __check_serialize, __encode_captures_of, __entry_of, __no_capture,
-        __typed, __wrap, EntryOf, ViaMutRef, ViaOwned, ViaRef,
+    pub use crate::attr_errors::{ErrorInto, ErrorViaFrom, ErrorViaPanic};
+    pub use crate::body::capture::{__element_rebuilt, __wrap_item};
+    // Re-exported so that rustc names them by their short names when a
+    // check fails ("the trait `NotShared<Shared>` is not implemented"),
+    // not by the runtime's module path.
+    pub use crate::body::capture::sendable::{
+        Borrowed, Data, FromBytes, Handle, IntoBytes, NoBorrowInside, NotHandle, NotPointer,
+        NotShared, Opaque, Pointer, SendsBack, Shared,
     };
+    pub use crate::body::capture::{
+        __checked, __encode_captures_of, __entry_of, __no_capture, __not_mut, __typed, __wrap,
+        EntryOf, TagView, ViaMutRef, ViaOwned, ViaRef,
+    };
+    pub use crate::body::capture::{Exclusive, NotExclusive, NotMutRef};
     pub use crate::body::chunk::{__chunk_entry_of, __combine_with, __no_combine};
     pub use crate::body::foreach_capture::{
         __no_capture_each, __typed_each, EachViaBorrow, EachViaBulk, EachViaCopy, EachViaMutRef,
         EachViaRef,
     };
     pub use crate::cache::{CacheMode, CacheSpec, CallSite};
-    pub use crate::future::FutureOptions;
+    pub use crate::future::{__future_of, FutureOptions};
     pub use crate::map::{
         __elements_probe, __foreach_collect, __foreach_combine, __foreach_pass, ElementsViaIndex,
         ElementsViaIter, ErrorPolicy, MapOptions, Ordering, Sizing,

@@ -62,6 +62,11 @@ pub struct SessionInfo {
     pub available_workers: Vec<String>,
     /// The plan in force, or why `FUTURIZE_PLAN` cannot be used.
     pub plan: Result<Plan, Error>,
+    /// Where that plan comes from: `"set in code: plan()"`, `"from
+    /// FUTURIZE_PLAN"`, …
+    pub plan_source: &'static str,
+    /// The `FUTURIZE_*` variables of this process's environment, by name.
+    pub environment: Vec<(String, String)>,
     /// What [`nbr_of_workers`](crate::nbr_of_workers) answers.
     pub workers: Result<usize, Error>,
     /// What [`nbr_of_free_workers`](crate::nbr_of_free_workers) answers.
@@ -147,10 +152,25 @@ pub fn session_info() -> SessionInfo {
         workers: crate::nbr_of_workers(),
         free_workers: crate::active::free_workers_without_starting(),
         plan,
+        plan_source: crate::active::plan_source(),
+        environment: futurize_variables(),
         hosts,
         slurm,
         partitions: Vec::new(),
     }
+}
+
+/// The `FUTURIZE_*` variables of the environment, sorted by name.
+fn futurize_variables() -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            k.starts_with("FUTURIZE_")
+                .then(|| (k, v.to_string_lossy().into_owned()))
+        })
+        .collect();
+    vars.sort();
+    vars
 }
 
 impl SessionInfo {
@@ -423,16 +443,19 @@ impl SessionInfo {
             bytes => human_bytes(bytes),
         };
         writeln!(f, "{:w$}{memory}", "Memory:")?;
-        writeln!(f, "{:w$}{}", "Workers:", runs(&self.available_workers))
+        writeln!(f, "{:w$}{}", "Worker hosts:", runs(&self.available_workers))
     }
 
     fn fmt_plan(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = KEY_WIDTH;
         let plan = match &self.plan {
             Ok(plan) => plan,
-            Err(e) => return writeln!(f, "{:w$}error: {e}", "Plan:"),
+            Err(e) => {
+                writeln!(f, "{:w$}error: {e}", "Plan:")?;
+                return self.fmt_environment(f);
+            }
         };
-        writeln!(f, "{:w$}{plan}", "Plan:")?;
+        writeln!(f, "{:w$}{plan} ({})", "Plan:", self.plan_source)?;
         for (i, level) in plan.levels().iter().enumerate() {
             let n = level.workers();
             let key = format!("  level {}", i + 1);
@@ -469,6 +492,19 @@ impl SessionInfo {
             for p in &self.partitions {
                 writeln!(f, "  {p}")?;
             }
+        }
+        self.fmt_environment(f)
+    }
+
+    /// The `FUTURIZE_*` variables, one per line.
+    fn fmt_environment(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = KEY_WIDTH;
+        if self.environment.is_empty() {
+            return writeln!(f, "{:w$}no FUTURIZE_* variables set", "Environment:");
+        }
+        for (i, (name, value)) in self.environment.iter().enumerate() {
+            let key = if i == 0 { "Environment:" } else { "" };
+            writeln!(f, "{key:w$}{name}={value}")?;
         }
         Ok(())
     }

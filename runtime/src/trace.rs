@@ -114,6 +114,33 @@ pub(crate) fn instant(name: &str, args: Vec<(&'static str, String)>) {
     }
 }
 
+/// Marks on the leader's lane a chunk that failed: an element panicked or
+/// ran out of time (`first` is the first such element), or its worker was
+/// lost. Recorded when the call collects its chunks, whichever backend ran
+/// them, so the worker lane's span and this mark together say what happened.
+pub(crate) fn chunk_failed(
+    elements: &std::ops::Range<usize>,
+    first: usize,
+    label: Option<&str>,
+    what: String,
+) {
+    if !on() {
+        return;
+    }
+    let mut args = vec![
+        (
+            "elements",
+            format!("{}..={}", elements.start, elements.end.saturating_sub(1)),
+        ),
+        ("failed element", first.to_string()),
+        ("error", what),
+    ];
+    if let Some(l) = label {
+        args.push(("label", l.to_string()));
+    }
+    instant("chunk failed", args);
+}
+
 /// The lane of the calling thread, for bodies run in this process.
 pub(crate) fn this_thread() -> Lane {
     let t = std::thread::current();
@@ -267,8 +294,13 @@ extern "C" fn write_at_exit() {
     }
     if std::env::var(TRACE_SUMMARY_ENV).is_ok_and(|v| v.trim() == "1") {
         eprintln!(
-            "futurize trace: {} workers busy {:.3} s of {:.3} s wall time: efficiency {:.1} % ({})",
+            "futurize trace: {} {} busy {:.3} s of {:.3} s wall time: efficiency {:.1} % ({})",
             summary.workers,
+            if summary.workers == 1 {
+                "worker"
+            } else {
+                "workers"
+            },
             summary.busy,
             summary.wall,
             summary.efficiency() * 100.0,

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 /// The leader side: the process that runs `main` and hands work out.
 const LEADER: &[&str] = &[
     "active",
+    "attr_errors",
     "future",
     "many_futures",
     "collect",

@@ -46,6 +46,10 @@ pub(crate) struct Findings {
     pub(crate) self_span: Option<Span>,
     /// Free variables assigned to (`x = ..`, `x += ..`), where they are assigned.
     pub(crate) writes: Vec<Ident>,
+    /// Free variables changed by a std method that takes `&mut self`
+    /// (`out.push(..)`), with the method. Only `foreach!` reports these: a
+    /// `future!` body owns its copy of a capture and may change it.
+    pub(crate) mutating_calls: Vec<(Ident, String)>,
     /// Ways out of the body: (span, what it is).
     pub(crate) exits: Vec<(Span, &'static str)>,
     /// Calls of random generators: (span, the path as written).
@@ -55,6 +59,41 @@ pub(crate) struct Findings {
 /// The generators a body may call: futurize's own stream, and rand's
 /// per-thread generators (whose numbers would depend on where a body runs).
 pub(crate) const OWN_RNG: &[&str] = &["rng", "futurize::rng"];
+/// Methods of std's collections and strings that take `&mut self`: called on
+/// a capture, which a body only sees by reference or as its own copy, they
+/// are a write to a variable from outside. Methods that some types take by
+/// `&self` (an atomic's `swap`, a concurrent map's `insert` is rarer) are
+/// left to rustc where the names are ambiguous.
+const MUTATING_METHODS: &[&str] = &[
+    "push",
+    "push_str",
+    "push_back",
+    "push_front",
+    "pop",
+    "pop_back",
+    "pop_front",
+    "insert",
+    "remove",
+    "swap_remove",
+    "extend",
+    "extend_from_slice",
+    "append",
+    "clear",
+    "truncate",
+    "retain",
+    "drain",
+    "sort",
+    "sort_by",
+    "sort_by_key",
+    "sort_unstable",
+    "sort_unstable_by",
+    "dedup",
+    "reverse",
+    "resize",
+    "entry",
+    "get_mut",
+    "iter_mut",
+];
 const THREAD_RNGS: &[&str] = &[
     "rand::rng",
     "rand::thread_rng",

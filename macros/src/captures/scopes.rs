@@ -64,6 +64,23 @@ impl Walker {
             }
         }
     }
+
+    /// Records `receiver.method(..)` as a write when the receiver is a free
+    /// variable and the method one of std's that take `&mut self`.
+    pub(super) fn note_method_call(&mut self, call: &syn::ExprMethodCall) {
+        let method = call.method.to_string();
+        if !super::MUTATING_METHODS.contains(&method.as_str()) {
+            return;
+        }
+        if let Expr::Path(p) = &*call.receiver
+            && let Some(ident) = p.path.get_ident()
+        {
+            let name = ident.to_string();
+            if is_variable_name(&name) && !self.is_bound(&name) {
+                self.found.mutating_calls.push((ident.clone(), method));
+            }
+        }
+    }
 }
 
 struct PatternBindings(Vec<String>);

@@ -157,6 +157,11 @@ impl<'ast> Visit<'ast> for Walker {
         }
     }
 
+    fn visit_expr_method_call(&mut self, m: &'ast syn::ExprMethodCall) {
+        self.note_method_call(m);
+        visit::visit_expr_method_call(self, m);
+    }
+
     fn visit_expr_assign(&mut self, a: &'ast syn::ExprAssign) {
         self.note_write(&a.left);
         visit::visit_expr_assign(self, a);

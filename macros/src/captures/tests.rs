@@ -221,6 +221,10 @@ fn writes_and_exits_are_found() {
     let f = walk(&e);
     let writes: Vec<String> = f.writes.iter().map(|i| i.to_string()).collect();
     assert_eq!(writes, ["x", "y"]);
+    let calls: Vec<(String, String)> = (f.mutating_calls.iter())
+        .map(|(i, m)| (i.to_string(), m.clone()))
+        .collect();
+    assert_eq!(calls, [("w".to_string(), "push".to_string())]);
     assert!(f.exits.is_empty());
     let e = exprs(quote!({
         let v = a?;

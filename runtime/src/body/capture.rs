@@ -30,7 +30,7 @@
 //! nothing), and `__entry` asserts the closure type has size zero, so the
 //! entry function can conjure the closure from its type alone.
 //!
-//! Before any of that, [`__check_serialize`] (in `sendable`) checks that
+//! Before any of that, [`__checked`] (in `sendable`) checks that
 //! each capture can travel at all, so that a capture which cannot (an `Rc`,
 //! a closure, a file, a borrow nested in a value) is reported at the
 //! variable, in futurize's words.
@@ -49,7 +49,8 @@ use std::path::{Path, PathBuf};
 
 mod bulk;
 mod send;
-// Public for the kinds and check traits in `__check_serialize`'s signature,
+mod view;
+// Public for the kinds and check traits in `__checked`'s signature,
 // which the macros reach through `__private`; hidden, not an API.
 #[doc(hidden)]
 pub mod sendable;
@@ -58,8 +59,9 @@ pub use bulk::{__encode_captures_of, BulkRefTag, BulkTag, SendCapture};
 // The wire forms of the bulk tags, named in their `Capture` impls.
 #[doc(hidden)]
 pub use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
-pub use sendable::__check_serialize;
 pub(crate) use sendable::Rebuilt;
+pub use sendable::{__checked, SendsBack};
+pub use view::TagView;
 
 /// The uniform entry of every future: decode the captures, run the body,
 /// encode its value. One monomorphised copy per `future!` call site.
@@ -177,7 +179,7 @@ impl<U: ?Sized> ViaRef for &&Wrap<&U> {
 }
 
 /// Tag of a `&mut` capture, which cannot be shipped: it exists to fail
-/// [`__check_not_mut`] with a message that says what to do instead.
+/// [`__not_mut`] with a message that says what to do instead.
 pub struct MutRefTag<U: ?Sized>(pub(crate) PhantomData<fn() -> *const U>);
 
 /// Chosen first too (by-value receiver): the captured variable is `&mut`.
@@ -195,7 +197,24 @@ impl<U: ?Sized> ViaMutRef for &&Wrap<&mut U> {
     }
 }
 
-/// Every tag but the one of a `&mut` capture.
+/// Whether a tag stands for a `&mut` capture: [`Exclusive`] or
+/// [`NotExclusive`], for [`__not_mut`].
+pub trait MutKind {
+    /// The kind.
+    type Kind;
+}
+
+/// The kind of a `&mut` capture.
+pub struct Exclusive;
+/// The kind of every other capture.
+pub struct NotExclusive;
+
+impl<U: ?Sized> MutKind for MutRefTag<U> {
+    type Kind = Exclusive;
+}
+
+/// Fails for a `&mut` capture: asked of the variable's own type, so the
+/// message names it.
 #[diagnostic::on_unimplemented(
     message = "a future cannot capture `&mut` data: it runs on its own copy, possibly in \
                another process, and changes are never written back",
@@ -203,15 +222,39 @@ impl<U: ?Sized> ViaMutRef for &&Wrap<&mut U> {
     note = "capture the value itself and return the new one, e.g. \
             `let v = future!({{ let mut v = v; v.push(1); v }}).value()?;`"
 )]
-pub trait NotMutRef {}
-impl<T> NotMutRef for OwnedTag<T> {}
-impl<U: ?Sized> NotMutRef for RefTag<U> {}
+pub trait NotMutRef<K> {
+    /// The value passed through when the capture is not `&mut`.
+    type Then<V>;
+    /// Passes `value` through.
+    fn pass<V>(value: V) -> Self::Then<V>;
+}
+impl<T: ?Sized> NotMutRef<NotExclusive> for T {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
 
-/// Checks, at the captured name's span, that a capture is not `&mut`.
-pub fn __check_not_mut<C: NotMutRef>(_: &C) {}
+impl<T> MutKind for OwnedTag<T> {
+    type Kind = NotExclusive;
+}
+impl<U: ?Sized> MutKind for RefTag<U> {
+    type Kind = NotExclusive;
+}
+
+/// Checks, at the captured name's span, that a capture is not `&mut`, and
+/// passes `value` through: when the check fails, the value's type is left
+/// unknown, so the code that uses it is not reported on again.
+pub fn __not_mut<C, T, V>(_tag: &C, _variable: &T, value: V) -> <T as NotMutRef<C::Kind>>::Then<V>
+where
+    C: MutKind,
+    T: ?Sized + NotMutRef<C::Kind>,
+{
+    <T as NotMutRef<C::Kind>>::pass(value)
+}
 
 impl<T> OwnedTag<T> {
-    /// The type a worker rebuilds, for [`__check_serialize`].
+    /// The type a worker rebuilds, for [`__checked`].
     pub fn __futurize_rebuilt(&self) -> Rebuilt<T> {
         Rebuilt::new()
     }
@@ -219,18 +262,43 @@ impl<T> OwnedTag<T> {
 
 impl<U: ?Sized> RefTag<U> {
     /// The type a worker rebuilds (`str` stands for `String`, `[T]` for
-    /// `Vec<T>`), for [`__check_serialize`].
+    /// `Vec<T>`), for [`__checked`].
     pub fn __futurize_rebuilt(&self) -> Rebuilt<U> {
         Rebuilt::new()
     }
 }
 
 impl<U: ?Sized> MutRefTag<U> {
-    /// What the capture refers to, for [`__check_serialize`] (the capture
-    /// itself fails [`__check_not_mut`]).
+    /// What the capture refers to, for [`__checked`] (the capture
+    /// itself fails [`__not_mut`]).
     pub fn __futurize_rebuilt(&self) -> Rebuilt<U> {
         Rebuilt::new()
     }
+}
+
+/// The type a worker rebuilds for one loop item, from the item's tag: what
+/// [`__checked`] judges for the items of a `foreach!`. A pair's halves are
+/// boxed so that an unsized half (`str`, `[T]`) still makes a type.
+pub trait ElementRebuilt {
+    /// The rebuilt type.
+    type Rebuilt: ?Sized;
+}
+impl<T> ElementRebuilt for OwnedTag<T> {
+    type Rebuilt = T;
+}
+impl<U: ?Sized> ElementRebuilt for RefTag<U> {
+    type Rebuilt = U;
+}
+impl<U: ?Sized> ElementRebuilt for MutRefTag<U> {
+    type Rebuilt = U;
+}
+impl<A: ElementRebuilt, B: ElementRebuilt> ElementRebuilt for (A, B) {
+    type Rebuilt = (Box<A::Rebuilt>, Box<B::Rebuilt>);
+}
+
+/// The type a worker rebuilds for the items whose tag is `tag`.
+pub fn __element_rebuilt<G: ElementRebuilt>(_tag: &G) -> Rebuilt<G::Rebuilt> {
+    Rebuilt::new()
 }
 
 /// Chosen otherwise (autoref'd receiver): the captured variable is a value.
@@ -417,7 +485,7 @@ tuple_capture!(A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k, L l);
 pub const MAX_FLAT_CAPTURES: usize = 12;
 
 /// Types the body closure: its parameter is exactly what the worker rebuilds.
-pub fn __typed<C: Capture, R, F>(_: &C, body: F) -> F
+pub fn __typed<C: TagView, R, F>(_: &C, body: F) -> F
 where
     F: for<'b> Fn(C::Ref<'b>) -> R,
 {
@@ -450,7 +518,7 @@ impl<R> EntryOf<R> {
 pub unsafe fn __entry_of<C, R, F>(_: &C, _: &F) -> EntryOf<R>
 where
     C: Capture,
-    R: Serialize,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>) -> R,
 {
     EntryOf {

@@ -5,7 +5,7 @@
 //! Invariant: one element's failure never takes its chunk's other values
 //! with it; under `errors = "stop"` the chunk ends at its first failure.
 
-use super::capture::Capture;
+use super::capture::{Capture, SendsBack, TagView};
 use super::foreach_capture::EachCapture;
 use crate::protocol::{Output, codec, identity};
 use crate::rng::{self, Streams};
@@ -55,8 +55,8 @@ impl<G: Copy> WithCombine<G> {
 /// captures nothing.
 pub fn __combine_with<C, E, R, F, G>(_: &C, _: &E, _: &F, combine: G) -> WithCombine<G>
 where
-    C: EachCapture,
-    E: Capture,
+    C: TagView,
+    E: TagView,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R,
     G: Fn(R, R) -> R + Copy,
 {
@@ -333,7 +333,7 @@ where
     C: EachCapture,
     C::Owned: 'static,
     E: Capture,
-    R: Serialize,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R,
     G: Combine<R>,
 {
@@ -354,7 +354,7 @@ where
     C: EachCapture,
     C::Owned: 'static,
     E: Capture,
-    R: Serialize,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R,
     G: Combine<R>,
 {

@@ -16,13 +16,15 @@
 //! [`EachCapture`] gives that view from the caller's variable (threads and
 //! in place: no bytes, no copy) or from the decoded copy on a worker process
 //! (decoded once per worker per call, then viewed for every element).
-//! Elements use the [`Capture`] tags of `future!` with [`Capture::pass`],
+//! Elements use the [`Capture`](super::capture::Capture) tags of `future!` with [`Capture::pass`](super::capture::Capture::pass),
 //! picked by a probe of their own ([`__wrap_item`](super::capture::__wrap_item))
 //! that splits the pairs `enumerate()` and `zip` yield. Each tag also names
 //! the type a worker rebuilds, which the sendability check judges
-//! ([`__check_serialize`](super::capture::__check_serialize)).
+//! ([`__checked`](super::capture::__checked)).
 
-use super::capture::{BulkRefTag, Capture, MutRefTag, NotMutRef, Rebuilt, RefTag, Wrap};
+use super::capture::{
+    BulkRefTag, MutKind, MutRefTag, NotExclusive, Rebuilt, RefTag, TagView, Wrap,
+};
 use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -96,18 +98,22 @@ impl<U: ?Sized> EachViaMutRef for &&Wrap<&mut U> {
     }
 }
 
-impl<T> NotMutRef for CopyTag<T> {}
-impl<T> NotMutRef for BorrowTag<T> {}
+impl<T> MutKind for CopyTag<T> {
+    type Kind = NotExclusive;
+}
+impl<T> MutKind for BorrowTag<T> {
+    type Kind = NotExclusive;
+}
 
 impl<T> CopyTag<T> {
-    /// The type a worker rebuilds, for [`__check_serialize`](super::capture::__check_serialize).
+    /// The type a worker rebuilds, for [`__checked`](super::capture::__checked).
     pub fn __futurize_rebuilt(&self) -> Rebuilt<T> {
         Rebuilt::new()
     }
 }
 
 impl<T> BorrowTag<T> {
-    /// The type a worker rebuilds, for [`__check_serialize`](super::capture::__check_serialize).
+    /// The type a worker rebuilds, for [`__checked`](super::capture::__checked).
     pub fn __futurize_rebuilt(&self) -> Rebuilt<T> {
         Rebuilt::new()
     }
@@ -444,8 +450,8 @@ tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF, G g VG);
 tuple_each_capture!(A a VA, B b VB, C c VC, D d VD, E e VE, F f VF, G g VG, H h VH);
 
 /// Types a per-element body: captures as [`EachCapture`] views, elements as
-/// [`Capture`] values.
-pub fn __typed_each<C: EachCapture, E: Capture, R, F>(_: &C, _: &E, body: F) -> F
+/// [`Capture`](super::capture::Capture) values.
+pub fn __typed_each<C: TagView, E: TagView, R, F>(_: &C, _: &E, body: F) -> F
 where
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R,
 {

@@ -35,13 +35,14 @@ pub use elements::{
 use crate::Error;
 use crate::active;
 use crate::body::capture::Capture;
+use crate::body::capture::SendsBack;
 use crate::body::chunk::{ChunkEntryOf, ChunkFn, ChunkOutput, Combine};
 use crate::body::foreach_capture::ViewOf;
 use crate::relay;
 use crate::rng::SeedSpec;
 use crate::settings::Settings;
 use crate::sync::lock;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 use std::ops::Range;
 
 pub use crate::settings::ErrorPolicy;
@@ -120,7 +121,7 @@ where
     let in_place = call.values_in_place();
     let finished = std::mem::take(&mut *lock(&call.finished));
     Ok(Ran {
-        finished: in_order(finished),
+        finished: in_order(finished, options.settings.label.as_deref()),
         in_place,
     })
 }
@@ -181,9 +182,24 @@ impl<R> Iterator for ExactValues<R> {
     }
 }
 
-/// Finished chunks in element order.
-fn in_order<R>(mut finished: Finished<R>) -> Finished<R> {
+/// Finished chunks in element order; each failed one is marked in the
+/// trace.
+fn in_order<R>(mut finished: Finished<R>, label: Option<&str>) -> Finished<R> {
     finished.sort_by_key(|(range, _)| range.start);
+    if crate::trace::on() {
+        for (range, result) in &finished {
+            let failed = match result {
+                Ok(out) => out.failures.first().map(|(p, f)| {
+                    let index = range.start + *p as usize;
+                    (index, f.clone().into_error(label, index))
+                }),
+                Err(e) => Some((range.start, e.clone())),
+            };
+            if let Some((first, error)) = failed {
+                crate::trace::chunk_failed(range, first, label, error.to_string());
+            }
+        }
+    }
     finished
 }
 
@@ -256,7 +272,7 @@ where
     S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Sync + ?Sized,
-    R: Serialize + DeserializeOwned + Send,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
     Out: FromIterator<R>,
@@ -313,7 +329,7 @@ where
     S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Sync + ?Sized,
-    R: Serialize + DeserializeOwned + Send,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
     Out: FromIterator<Result<R, Error>>,
@@ -361,7 +377,7 @@ where
     S: Elements<Item = E::Item<'v>>,
     E::Item<'v>: Serialize + Send,
     V: Sync + ?Sized,
-    R: Serialize + DeserializeOwned + Send,
+    R: SendsBack,
     F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
     G: Combine<R>,
 {

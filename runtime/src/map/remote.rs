@@ -314,15 +314,12 @@ fn submit_one<T: Serialize>(
     let (elements, progress) = (range.clone(), work.progress().cloned());
     let slot = slot_of(backend.submit(work));
     if crate::trace::on() {
-        crate::trace::span(
-            "chunk queued",
-            crate::trace::Lane::Leader,
-            started,
-            vec![(
-                "elements",
-                format!("{}..={}", range.start, range.end.saturating_sub(1)),
-            )],
-        );
+        let mut args = vec![(
+            "elements",
+            format!("{}..={}", range.start, range.end.saturating_sub(1)),
+        )];
+        args.extend(out.settings.label.iter().map(|l| ("label", l.clone())));
+        crate::trace::span("chunk queued", crate::trace::Lane::Leader, started, args);
     }
     Ok(InFlight {
         range: elements,
@@ -409,6 +406,18 @@ enum Ended<R> {
     TimedOut(usize, Error),
 }
 
+/// How a chunk's worker ended, and, when the chunk ran more than once, that
+/// every attempt lost its worker.
+fn after_retries(cause: String, retried: u32) -> String {
+    match retried {
+        0 => cause,
+        n => format!(
+            "{cause}; the chunk was run {} times (`retries = {n}`) and each time its worker died",
+            n + 1
+        ),
+    }
+}
+
 /// Reads a finished chunk's slot: its values, a loss to run again (within
 /// `retries`), or the element that ran out of time; moves its bar.
 fn chunk_outcome<R: DeserializeOwned>(
@@ -442,7 +451,7 @@ fn chunk_outcome<R: DeserializeOwned>(
             ..
         }) => Err(Error::WorkerDied {
             worker,
-            cause,
+            cause: after_retries(cause, f.attempt),
             label,
             index: Some(range.start),
             elements: Some(range.clone()),

@@ -13,7 +13,7 @@
 //! (`foreach_capture`): there a body sees the caller's `&[T]` or `&Vec<T>` on
 //! threads, and only the bytes sent to worker processes are in bulk.
 
-use super::{Capture, NotMutRef, Rebuilt, ViaOwned, ViaRef, Wrap};
+use super::{Capture, MutKind, NotExclusive, Rebuilt, ViaOwned, ViaRef, Wrap};
 use crate::protocol::bulk::{BulkSlice, BulkVec, Plain};
 use std::marker::PhantomData;
 
@@ -46,8 +46,12 @@ impl<T: Plain> ViaOwned for &Wrap<Vec<T>> {
     }
 }
 
-impl<T> NotMutRef for BulkTag<T> {}
-impl<U: ?Sized> NotMutRef for BulkRefTag<U> {}
+impl<T> MutKind for BulkTag<T> {
+    type Kind = NotExclusive;
+}
+impl<U: ?Sized> MutKind for BulkRefTag<U> {
+    type Kind = NotExclusive;
+}
 
 impl<T> BulkTag<T> {
     /// The type a worker rebuilds, for the sendability check.

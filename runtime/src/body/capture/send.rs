@@ -38,7 +38,7 @@ impl<'a, U: Serialize + ?Sized + 'a> SendCapture<'a> for RefTag<U> {
     }
 }
 
-/// Never sent: a `&mut` capture fails `__check_not_mut` first, and this
+/// Never sent: a `&mut` capture fails `__not_mut` first, and this
 /// impl keeps that the one error about it.
 impl<'a, U: ?Sized + 'a> SendCapture<'a> for MutRefTag<U> {
     type Var = &'a &'a mut U;

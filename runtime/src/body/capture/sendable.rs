@@ -1,12 +1,20 @@
-//! Whether a capture can travel: the compile-time check behind every
-//! captured variable, and what it says when one cannot.
+//! Whether a capture or a loop item can travel: the compile-time check
+//! behind every captured variable and every `foreach!` iterable, what it
+//! says when one cannot, and what a body's value must be ([`SendsBack`]).
 //!
 //! A body may run on a worker in another process or on another machine,
-//! which rebuilds every captured value from bytes. So a capture must be
-//! owned data that serde can write and read back. `future!` and `foreach!`
-//! check that at the captured name's span, before anything else uses the
-//! value, so the first error names the variable, says what is wrong with
-//! its type and what to capture instead.
+//! which rebuilds every captured value and loop item from bytes. So a
+//! capture must be owned data that serde can write and read back.
+//! `future!` and `foreach!` check that at the captured name's span (a loop
+//! item's at its iterable), before anything else uses the value, so the
+//! error names the variable, says what is wrong with its type and what to
+//! capture instead.
+//!
+//! The invariant that keeps it one error: the tag and the reference the
+//! runtime gets come only out of [`__checked`], whose result type is a
+//! projection through the check traits. When a check fails the projection
+//! cannot be normalised, the value's type stays unknown, and rustc says
+//! nothing more about the code that uses it.
 //!
 //! Serde's traits are foreign: their messages cannot be changed. The check
 //! therefore asks futurize's own traits, in two steps:
@@ -23,7 +31,7 @@
 //!    - an `Rc`, an `Arc` or their `Weak`s → [`Shared`] (after `Serialize`,
 //!      so that serde's `rc` feature keeps working);
 //!    - anything else (a closure, a type without the derives) → [`Opaque`].
-//! 2. [`__check_serialize`] asks one trait per kind of failure. Each is
+//! 2. [`__checked`] asks one trait per kind of failure. Each is
 //!    implemented for every type under the other kinds, so only the trait
 //!    of the kind found can fail, and its `#[diagnostic::on_unimplemented]`
 //!    message is what the user reads.
@@ -284,99 +292,200 @@ tuple_structure!(A, B, C, D, E, F);
 /// judge.
 macro_rules! passes_under {
     ($check:ident: $($kind:ident),*) => {$(
-        impl<T: ?Sized> $check<$kind> for T {}
+        impl<T: ?Sized> $check<$kind> for T {
+            type Then<V> = V;
+            fn pass<V>(value: V) -> V {
+                value
+            }
+        }
     )*};
 }
 
 /// Fails for open handles.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is an open handle of this process, which cannot be captured",
-    label = "captured here: a worker rebuilds this value from bytes",
+    message = "`{Self}` is an open handle of this process, which cannot be sent to a worker",
+    label = "a worker rebuilds this value from bytes",
     note = "a body may run on a worker, possibly in another process or on another machine, \
-            which rebuilds every captured value from bytes; an open file, socket or child \
+            which rebuilds every captured value and loop item from bytes; an open file, socket or child \
             process means nothing there",
     note = "capture what opens it and open it in the body: a file's path (`let path = \
             PathBuf::from(\"data.csv\");`, then `File::open(&path)` inside the body), a \
             socket's address"
 )]
-pub trait NotHandle<K> {}
+pub trait NotHandle<K> {
+    /// The value passed through when the check holds.
+    type Then<V>;
+    /// Passes `value` through.
+    fn pass<V>(value: V) -> Self::Then<V>;
+}
 passes_under!(NotHandle: Data, Borrowed, Shared, Pointer, Opaque);
 
 /// Fails for raw pointers.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is a raw pointer, which cannot be captured",
-    label = "captured here: a worker rebuilds this value from bytes",
+    message = "`{Self}` is a raw pointer, which cannot be sent to a worker",
+    label = "a worker rebuilds this value from bytes",
     note = "a body may run on a worker, possibly in another process or on another machine, \
-            which rebuilds every captured value from bytes; an address in this process means \
+            which rebuilds every captured value and loop item from bytes; an address in this process means \
             nothing there",
     note = "capture the data it points to, as an owned value: a copy of the `T`, or a \
             `Vec<T>` for a buffer"
 )]
-pub trait NotPointer<K> {}
+pub trait NotPointer<K> {
+    /// The value passed through when the check holds.
+    type Then<V>;
+    /// Passes `value` through.
+    fn pass<V>(value: V) -> Self::Then<V>;
+}
 passes_under!(NotPointer: Data, Borrowed, Shared, Handle, Opaque);
 
 /// Fails for values with a reference nested inside.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` holds borrowed data, which cannot be captured",
-    label = "captured here: a worker rebuilds this value from bytes",
+    message = "`{Self}` holds borrowed data, which cannot be sent to a worker",
+    label = "a worker rebuilds this value from bytes",
     note = "a body may run on a worker, possibly in another process or on another machine, \
-            which rebuilds every captured value from bytes as an owned value: a captured \
+            which rebuilds every captured value and loop item from bytes as an owned value: a captured \
             `&T` is rebuilt as a `T` and lent to the body, but a reference inside a value \
             points into this process's memory",
     note = "capture owned data: a `Vec<String>` for a `&[&str]` (`let words: Vec<String> = \
             words.iter().map(|w| w.to_string()).collect();`), a `(u8, String)` for a \
-            `(u8, &str)`, an `Option<T>` for an `Option<&T>` (`.cloned()`)"
+            `(u8, &str)`, an `Option<T>` for an `Option<&T>` (`.cloned()`)",
+    note = "loop over owned items: a `Vec<String>` rather than a `Vec<&str>`, a \
+            `Vec<Vec<f64>>` rather than a `Vec<&[f64]>` (`let chunks: Vec<Vec<f64>> = \
+            xs.chunks(4).map(|c| c.to_vec()).collect();`)"
 )]
-pub trait NoBorrowInside<K> {}
+pub trait NoBorrowInside<K> {
+    /// The value passed through when the check holds.
+    type Then<V>;
+    /// Passes `value` through.
+    fn pass<V>(value: V) -> Self::Then<V>;
+}
 passes_under!(NoBorrowInside: Data, Shared, Handle, Pointer, Opaque);
 
 /// Fails for `Rc`, `Arc` and their `Weak`s.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is a shared pointer, which cannot be captured",
-    label = "captured here: a worker rebuilds this value from bytes",
+    message = "`{Self}` is a shared pointer, which cannot be sent to a worker",
+    label = "a worker rebuilds this value from bytes",
     note = "a body may run on a worker, possibly in another process or on another machine, \
-            which rebuilds every captured value from bytes: it gets its own copy, so there \
+            which rebuilds every captured value and loop item from bytes: it gets its own copy, so there \
             is nothing to share with",
     note = "clone the value inside and capture that (`let data = (*shared).clone();`), or \
             capture the plain data the body needs"
 )]
-pub trait NotShared<K> {}
+pub trait NotShared<K> {
+    /// The value passed through when the check holds.
+    type Then<V>;
+    /// Passes `value` through.
+    fn pass<V>(value: V) -> Self::Then<V>;
+}
 passes_under!(NotShared: Data, Borrowed, Handle, Pointer, Opaque);
 
 /// Fails for types that cannot be serialized.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be turned into bytes, so it cannot be captured",
-    label = "captured here: a worker rebuilds this value from bytes",
+    message = "`{Self}` cannot be turned into bytes, so it cannot be sent to a worker",
+    label = "a worker rebuilds this value from bytes",
     note = "a body may run on a worker, possibly in another process or on another machine, \
-            which rebuilds every captured value from bytes: captured values implement \
+            which rebuilds every captured value and loop item from bytes: captured values implement \
             serde's `Serialize` and `Deserialize`",
-    note = "for a type of yours, add `#[derive(Serialize, Deserialize)]`; for a closure, \
-            call a function item (`fn`) in the body instead, or capture a serializable \
-            struct of its parameters and build what you need in the body"
+    note = "for a type of yours, add `#[derive(Serialize, Deserialize)]`",
+    note = "a closure is code, not data: write it as a function item (`fn model(x: f64) -> \
+            f64 {{ .. }}`) and call that in the body, or capture the data the closure uses \
+            (its parameters, in a serializable struct) and compute in the body"
 )]
-pub trait IntoBytes<K> {}
+pub trait IntoBytes<K> {
+    /// The value passed through when the check holds.
+    type Then<V>;
+    /// Passes `value` through.
+    fn pass<V>(value: V) -> Self::Then<V>;
+}
 passes_under!(IntoBytes: Data, Borrowed, Shared, Handle, Pointer);
 
 /// Fails for serializable types that cannot be read back.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` can be turned into bytes but not rebuilt from them, so it cannot be \
-               captured",
-    label = "captured here: a worker rebuilds this value from bytes",
+               sent to a worker",
+    label = "a worker rebuilds this value from bytes",
     note = "a body may run on a worker, possibly in another process or on another machine, \
-            which rebuilds every captured value from bytes: captured values implement \
+            which rebuilds every captured value and loop item from bytes: captured values implement \
             serde's `Deserialize` as well as `Serialize`",
     note = "for a type of yours, add `#[derive(Serialize, Deserialize)]`"
 )]
-pub trait FromBytes<K> {}
+pub trait FromBytes<K> {
+    /// The value passed through when the check holds.
+    type Then<V>;
+    /// Passes `value` through.
+    fn pass<V>(value: V) -> Self::Then<V>;
+}
 passes_under!(FromBytes: Borrowed, Shared, Handle, Pointer, Opaque);
-impl<T: DeserializeOwned> FromBytes<Data> for T {}
-impl FromBytes<Data> for str {}
-impl FromBytes<Data> for Path {}
-impl<T: DeserializeOwned> FromBytes<Data> for [T] {}
+impl<T: DeserializeOwned> FromBytes<Data> for T {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
+impl FromBytes<Data> for str {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
+impl FromBytes<Data> for Path {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
+impl<T: DeserializeOwned> FromBytes<Data> for [T] {
+    type Then<V> = V;
+    fn pass<V>(value: V) -> V {
+        value
+    }
+}
+
+/// A body's value that a worker can send back: what the map engine asks of
+/// every `foreach!` body's value, in futurize's words when it does not hold.
+///
+/// The impl is `do_not_recommend`ed, so that rustc reports the value's type
+/// against this trait (its message, at the body's value, where the macro
+/// points the engine's call) rather than the serde bound deep inside it
+/// ("`dyn Error: Serialize` is not satisfied").
+#[diagnostic::on_unimplemented(
+    message = "a body's value of type `{Self}` cannot be sent back from a worker",
+    label = "the body's value: a worker sends it back as bytes",
+    note = "a body may run on a worker, possibly in another process or on another machine, \
+            which sends the body's value back as bytes: it is owned data that implements \
+            serde's `Serialize` and `Deserialize`, and `Send`",
+    note = "return an error as text (`.map_err(|e| e.to_string())`, giving a `Result<T, \
+            String>`) or as an error type of yours with `#[derive(Serialize, Deserialize)]`: \
+            `Box<dyn Error>` and most library errors (`ParseFloatError`, `io::Error`) are \
+            not data a worker can send; for other types, return owned, serializable data"
+)]
+pub trait SendsBack: Serialize + DeserializeOwned + Send {}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned + Send> SendsBack for T {}
+
+/// `V` passed through every check of a capture of type `T` under kind `K`.
+/// Where a check fails, the projection cannot be normalised and the type is
+/// unknown to rustc, which then reports nothing else about it.
+pub type Checked<T, K, V> = <T as FromBytes<K>>::Then<
+    <T as IntoBytes<K>>::Then<
+        <T as NotShared<K>>::Then<
+            <T as NoBorrowInside<K>>::Then<
+                <T as NotPointer<K>>::Then<<T as NotHandle<K>>::Then<V>>,
+            >,
+        >,
+    >,
+>;
 
 /// Checks, at the captured name's span, that a capture can be sent: written
 /// here and rebuilt on a worker. `kind` comes from the probe on `rebuilt`.
-pub fn __check_serialize<T, K>(_rebuilt: &Rebuilt<T>, _kind: K)
+///
+/// `value` (the capture's tag, and a reference to it) comes back only
+/// through the checks: when one fails, its `on_unimplemented` message is
+/// the one error the user reads, and the code that uses the value, whose
+/// bounds would fail again in serde's and futurize's internal words, is
+/// not reported on.
+pub fn __checked<T, K, V>(_rebuilt: &Rebuilt<T>, _kind: K, value: V) -> Checked<T, K, V>
 where
     T: ?Sized
         + NotHandle<K>
@@ -386,6 +495,12 @@ where
         + IntoBytes<K>
         + FromBytes<K>,
 {
+    let value = <T as NotHandle<K>>::pass(value);
+    let value = <T as NotPointer<K>>::pass(value);
+    let value = <T as NoBorrowInside<K>>::pass(value);
+    let value = <T as NotShared<K>>::pass(value);
+    let value = <T as IntoBytes<K>>::pass(value);
+    <T as FromBytes<K>>::pass(value)
 }
 
 #[cfg(test)]
@@ -415,6 +530,7 @@ mod tests {
         assert_eq!(kind_of!([u8]), "Data");
         assert_eq!(kind_of!((u8, String, Option<Vec<f64>>)), "Data");
         assert_eq!(kind_of!(WriteOnly), "Data");
+        assert_eq!(kind_of!(&str), "Borrowed");
         assert_eq!(kind_of!([&str]), "Borrowed");
         assert_eq!(kind_of!((u8, &str)), "Borrowed");
         assert_eq!(kind_of!(Option<&String>), "Borrowed");
@@ -428,8 +544,8 @@ mod tests {
     #[test]
     fn data_passes() {
         let r = Rebuilt::<Vec<String>>::new();
-        __check_serialize(&r, r.__futurize_kind());
+        assert_eq!(__checked(&r, r.__futurize_kind(), 7), 7);
         let r = Rebuilt::<str>::new();
-        __check_serialize(&r, r.__futurize_kind());
+        assert_eq!(__checked(&r, r.__futurize_kind(), "kept"), "kept");
     }
 }
