@@ -51,6 +51,8 @@ const FUTURE_OPTIONS: &[(&str, &str)] = &[
     ("globals", "`globals = [a, b]`"),
     ("seed", "`seed = true | <u64>`"),
     ("timeout", "`timeout = \"10m\"`"),
+    ("retries", "`retries = n`"),
+    ("escalate", "`escalate = (mem = 2.0, time = 1.5) | false`"),
     ("stdout", "`stdout = false`"),
     ("resources", "`resources = (cpus = 4, mem = \"2G\", ...)`"),
     ("cache", "`cache = true | \"build\"`"),
@@ -71,6 +73,7 @@ pub(crate) const FOREACH_OPTIONS: &[(&str, &str)] = &[
     ("seed", "`seed = true | <u64>`"),
     ("timeout", "`timeout = \"10m\"`"),
     ("retries", "`retries = n`"),
+    ("escalate", "`escalate = (mem = 2.0, time = 1.5) | false`"),
     ("progress", "`progress = true`"),
     ("stdout", "`stdout = false`"),
     ("resources", "`resources = (cpus = 4, mem = \"2G\", ...)`"),
@@ -405,6 +408,6 @@ mod tests {
         for (name, _) in FUTURE_OPTIONS {
             assert!(!error_of(future, name).contains("unknown option"), "{name}");
         }
-        assert!(error_of(future, "retries").contains("unknown option `retries` for `future!`"));
+        assert!(error_of(future, "progress").contains("unknown option `progress` for `future!`"));
     }
 }

@@ -45,8 +45,13 @@ const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "retries",
-        future: false,
+        future: true,
         check: Some(retries),
+    },
+    Setting {
+        name: "escalate",
+        future: true,
+        check: Some(|_, value| escalate_value(&value)),
     },
     Setting {
         name: "progress",
@@ -234,11 +239,12 @@ mod tests {
     use quote::quote;
     use syn::{Expr, Ident};
 
-    const ALL: [&str; 7] = [
+    const ALL: [&str; 8] = [
         "label",
         "stdout",
         "timeout",
         "retries",
+        "escalate",
         "progress",
         "errors",
         "resources",
@@ -253,7 +259,7 @@ mod tests {
         let mut future = Settings::of_future();
         assert!(quote!(#future).is_empty(), "nothing given, nothing written");
         assert!(check(&mut future, "stdout", syn::parse_quote!(false)).is_some_and(|r| r.is_ok()));
-        assert!(check(&mut future, "retries", syn::parse_quote!(2)).is_none());
+        assert!(check(&mut future, "progress", syn::parse_quote!(true)).is_none());
         assert_eq!(quote!(#future).to_string(), "stdout : false ,");
         let mut foreach = Settings::of_foreach();
         assert!(check(&mut foreach, "errors", syn::parse_quote!("pass")).is_none());
@@ -263,6 +269,7 @@ mod tests {
         for (name, value) in [
             ("resources", syn::parse_quote!((cpus = 2))),
             ("progress", syn::parse_quote!(true)),
+            ("escalate", syn::parse_quote!((mem = 1.5))),
             ("retries", syn::parse_quote!(1)),
             ("timeout", syn::parse_quote!("1s")),
             ("stdout", syn::parse_quote!(true)),
@@ -286,6 +293,28 @@ mod tests {
     }
 
     #[test]
+    fn escalation_takes_false_true_or_factors_from_1_to_100() {
+        let mut foreach = Settings::of_foreach();
+        for good in [
+            syn::parse_quote!(false),
+            syn::parse_quote!(true),
+            syn::parse_quote!((mem = 2.0, time = 1.5)),
+            syn::parse_quote!((time = 3)),
+        ] {
+            let mut s = Settings::of_foreach();
+            assert!(check(&mut s, "escalate", good).is_some_and(|r| r.is_ok()));
+        }
+        for bad in [
+            syn::parse_quote!((mem = 0.5)),
+            syn::parse_quote!((cpus = 2.0)),
+            syn::parse_quote!("double"),
+        ] {
+            let e = check(&mut foreach, "escalate", bad).unwrap().unwrap_err();
+            assert!(e.to_string().contains("escalate"), "{e}");
+        }
+    }
+
+    #[test]
     fn timeouts_are_rounded_to_milliseconds() {
         let mut settings = Settings::of_future();
         let checked = check(&mut settings, "timeout", syn::parse_quote!(" 1.5ms "));
@@ -293,5 +322,70 @@ mod tests {
         let written = quote!(#settings).to_string();
         assert!(written.contains("from_millis (2u64)"), "{written}");
         assert!(written.contains("String :: from (\"1.5ms\")"), "{written}");
+    }
+}
+
+/// Checks `escalate = false | true | (mem = 2.0, time = 1.5)`: by how much
+/// a retry's memory and time grow when its job ran out of them.
+fn escalate_value(value: &Expr) -> syn::Result<TokenStream> {
+    let p = quote!(::futurize::__private);
+    let hint = "`escalate` takes `false`, `true` (double) or factors such as \
+                `escalate = (mem = 2.0, time = 1.5)`";
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(if b.value {
+            quote!(::core::option::Option::Some(
+                ::core::default::Default::default()
+            ))
+        } else {
+            quote!(::core::option::Option::None)
+        }),
+        Expr::Tuple(t) => {
+            let (mut mem, mut time) = (quote!(2.0), quote!(2.0));
+            for e in &t.elems {
+                let Expr::Assign(a) = e else {
+                    return Err(syn::Error::new_spanned(e, hint));
+                };
+                let factor = factor_value(&a.right)?;
+                match &*a.left {
+                    Expr::Path(n) if n.path.is_ident("mem") => mem = factor,
+                    Expr::Path(n) if n.path.is_ident("time") => time = factor,
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            format!("{hint}; it knows `mem` and `time`"),
+                        ));
+                    }
+                }
+            }
+            Ok(quote!(::core::option::Option::Some(#p::Escalation { mem: #mem, time: #time })))
+        }
+        Expr::Paren(p) => escalate_value(&Expr::Tuple(syn::ExprTuple {
+            attrs: Vec::new(),
+            paren_token: p.paren_token,
+            elems: std::iter::once((*p.expr).clone()).collect(),
+        })),
+        _ => Err(syn::Error::new_spanned(value, hint)),
+    }
+}
+
+/// A growth factor: a number literal of at least 1.
+fn factor_value(value: &Expr) -> syn::Result<TokenStream> {
+    let number = match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    };
+    match number {
+        Some(n) if (1.0..=100.0).contains(&n) => Ok(quote!(#n)),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "an `escalate` factor is a number from 1 (the same) to 100, such as `2.0`",
+        )),
     }
 }

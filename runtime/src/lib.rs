@@ -120,7 +120,7 @@ pub mod __private {
     pub use crate::progress::__progress_step;
     pub use crate::rng::SeedSpec;
     pub use crate::settings::Settings;
-    pub use crate::settings::TimeLimit;
+    pub use crate::settings::{Escalation, TimeLimit};
     pub use crate::{
         __relay_dbg, __relay_eprint, __relay_eprintln, __relay_print, __relay_println,
     };

@@ -50,6 +50,10 @@ pub struct Settings {
     pub progress: bool,
     /// `retries = n`: run a chunk lost with its worker again, up to `n` times.
     pub retries: u32,
+    /// `escalate = (mem = 2.0, time = 1.5)`: a retry of work that ran out
+    /// of memory or time asks for that much more (`escalate = false`:
+    /// `None`, retries ask for the same). Slurm jobs only.
+    pub escalate: Option<Escalation>,
     /// `errors = ".."`; under `Stop` a chunk ends at its first failure.
     pub errors: ErrorPolicy,
     /// `resources = (mem = "2G", ...)`: what the work needs (`None`: nothing
@@ -72,6 +76,7 @@ impl Default for Settings {
             timeout: None,
             progress: false,
             retries: 0,
+            escalate: Some(Escalation::default()),
             errors: ErrorPolicy::Stop,
             resources: None,
             log_level: level_number(log::max_level()),
@@ -88,6 +93,27 @@ impl Settings {
     /// Under `errors = "stop"` a chunk ends at its first failure.
     pub(crate) fn stops_at_failure(&self) -> bool {
         self.errors == ErrorPolicy::Stop
+    }
+}
+
+/// By how much a retry's resources grow when its job ran out of memory or of
+/// time: the factors of `escalate = (mem = .., time = ..)`.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    /// The memory of a retry after the job ran out of it, times this.
+    pub mem: f64,
+    /// The time limit of a retry after the job ran out of it, times this.
+    pub time: f64,
+}
+
+impl Default for Escalation {
+    /// Double, as Nextflow users write `memory { 2.GB * task.attempt }`.
+    fn default() -> Self {
+        Escalation {
+            mem: 2.0,
+            time: 2.0,
+        }
     }
 }
 

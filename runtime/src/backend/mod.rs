@@ -160,6 +160,11 @@ pub(crate) trait Backend: Send + Sync {
     fn plain(&self) -> Option<Result<Arc<dyn Backend>, Error>> {
         None
     }
+    /// Whether this backend runs failed work again itself (`retries`), so
+    /// that the map engine must not run a lost chunk a second time.
+    fn retries_itself(&self) -> bool {
+        false
+    }
     /// The chunks of an earlier run of `call` (a cached call) whose work
     /// outlived its leader: answered since, or still running. None here:
     /// only work that runs without its leader (Slurm jobs) can be found.

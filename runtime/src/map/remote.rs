@@ -265,6 +265,13 @@ fn drive<T: Serialize, R: DeserializeOwned>(
     how: &How<'_, R>,
 ) -> Result<Finished<R>, Error> {
     let options = how.options;
+    // A backend that runs failed work again itself (Slurm) has used the
+    // retries already when a chunk comes back lost.
+    let retries = if backend.retries_itself() {
+        0
+    } else {
+        options.settings.retries
+    };
     let stop = options.settings.stops_at_failure();
     let mut finished: Finished<R> = Vec::new();
     let mut again: Again = VecDeque::new();
@@ -273,7 +280,7 @@ fn drive<T: Serialize, R: DeserializeOwned>(
     // may hold an earlier failure.
     let mut failed_at: Option<usize> = None;
     loop {
-        let ended = take_finished(in_flight, &mut finished, planner, &mut again, how);
+        let ended = take_finished(in_flight, &mut finished, planner, &mut again, how, retries);
         failed_at = min_failure(failed_at, ended);
         let next = again
             .pop_front()
@@ -368,8 +375,8 @@ fn take_finished<R: DeserializeOwned>(
     planner: &mut ChunkPlanner,
     again: &mut Again,
     how: &How<'_, R>,
+    retries: u32,
 ) -> Option<usize> {
-    let options = how.options;
     let mut failed_at = None;
     let mut i = 0;
     while i < in_flight.len() {
@@ -378,7 +385,7 @@ fn take_finished<R: DeserializeOwned>(
             continue;
         }
         let f = in_flight.swap_remove(i);
-        let (range, output) = match chunk_outcome(f, planner, again, options.settings.retries) {
+        let (range, output) = match chunk_outcome(f, planner, again, retries) {
             Ended::Output(range, output) => (range, output),
             Ended::Again => continue,
             Ended::TimedOut(t, e) => {

@@ -16,6 +16,7 @@
 //! runs `N` at a time (`--array=0-K%N`).
 
 mod registry;
+mod retry;
 mod scheduler;
 mod watch;
 
@@ -158,7 +159,11 @@ impl Jobs {
         label: Option<&str>,
     ) -> Result<String, Error> {
         let script = registry::job_script(self.template.as_deref(), &dir.path, task)?;
-        let name = format!("{}.sh", task.replace("$SLURM_ARRAY_TASK_ID", "array"));
+        let name = format!(
+            "{}-{}.sh",
+            task.replace("$SLURM_ARRAY_TASK_ID", "array"),
+            self.next_task.fetch_add(1, Ordering::Relaxed)
+        );
         let script = registry::write_script(&dir.path, &name, &script)?;
         let mut options = vec![
             format!("--job-name=futurize-{}", label.unwrap_or("future")),
@@ -171,6 +176,8 @@ impl Jobs {
             }
             None => options.push(format!("--output={}/log-%j.txt", dir.path.display())),
         }
+        // Slurm may requeue it (preemption, a lost node) where the site allows.
+        options.push("--requeue".into());
         options.extend(scheduler::resource_options(resources));
         scheduler::sbatch(&script, &options).map_err(launch_error)
     }
@@ -251,6 +258,49 @@ impl Jobs {
         resumed
     }
 
+    /// How `task` of `dir` (the elements `elements` of a call, or a future)
+    /// runs again when its job ends without an answer: `settings.retries`
+    /// that count, escalating by `settings.escalate` from `resources`.
+    fn retry_for(
+        self: &Arc<Self>,
+        dir: &Arc<CallDir>,
+        task: &str,
+        elements: Option<std::ops::Range<usize>>,
+        resources: &Resources,
+        settings: &Settings,
+    ) -> Box<retry::Retry> {
+        let jobs = Arc::downgrade(self);
+        let (dir, task, label) = (dir.clone(), task.to_string(), settings.label.clone());
+        let asked = Arc::downgrade(self);
+        let capacity = move || {
+            asked
+                .upgrade()
+                .map(|jobs| {
+                    jobs.capacity
+                        .get_or_init(|| scheduler::capacity(&jobs.spec.to_string()))
+                        .clone()
+                })
+                .unwrap_or_default()
+        };
+        let again = move |r: &Resources| {
+            let jobs = jobs
+                .upgrade()
+                .ok_or_else(|| launch_error("the Slurm plan ended before a retry"))?;
+            let job = jobs.submit(&dir, &task, None, r, label.as_deref())?;
+            if let Some(e) = &elements {
+                dir.record(&[(task.clone(), job.clone(), e.clone())])?;
+            }
+            Ok(job)
+        };
+        Box::new(retry::Retry::new(
+            resources.clone(),
+            settings.retries,
+            settings.escalate,
+            Box::new(capacity),
+            Box::new(again),
+        ))
+    }
+
     /// Writes a chunk's own input as `task`.
     fn write_chunk(
         &self,
@@ -318,6 +368,7 @@ fn pending(job: String, dir: &Arc<CallDir>, task: &str, label: Option<String>) -
         ended: None,
         done: None,
         submitted: std::time::Instant::now(),
+        retry: None,
     }
 }
 
@@ -362,6 +413,11 @@ impl Backend for SlurmBackend {
     }
 
     fn keeps_time_limits(&self) -> bool {
+        true
+    }
+
+    /// A failed job runs again here (`retry.rs`), escalating by its cause.
+    fn retries_itself(&self) -> bool {
         true
     }
 
@@ -427,6 +483,7 @@ impl SlurmBackend {
         match submitted {
             Ok((job, dir)) => Submitted::Running(shared.wait_for(Pending {
                 done: Some(Box::new(free)),
+                retry: Some(shared.retry_for(&dir, "future", None, &resources, settings)),
                 ..pending(job, &dir, "future", settings.label.clone())
             })),
             Err(e) => {
@@ -448,11 +505,18 @@ impl SlurmBackend {
             let label = work.settings.label.as_deref();
             let job = shared.submit(&dir, &task, None, &resources, label)?;
             dir.record(&[(task.clone(), job.clone(), chunk.elements.clone())])?;
-            Ok::<_, Error>((job, dir, task))
+            Ok::<_, Error>((job, dir, task, resources))
         })();
         match submitted {
-            Ok((job, dir, task)) => Submitted::Running(shared.wait_for(Pending {
+            Ok((job, dir, task, resources)) => Submitted::Running(shared.wait_for(Pending {
                 progress: chunk.progress.clone(),
+                retry: Some(shared.retry_for(
+                    &dir,
+                    &task,
+                    Some(chunk.elements.clone()),
+                    &resources,
+                    &work.settings,
+                )),
                 ..pending(job, &dir, &task, work.settings.label.clone())
             })),
             Err(e) => refused(e),
@@ -502,10 +566,10 @@ impl SlurmBackend {
                 })
                 .collect();
             dir.record(&tasks)?;
-            Ok::<_, Error>((job, dir))
+            Ok::<_, Error>((job, dir, resources))
         })();
         match submitted {
-            Ok((job, dir)) => works
+            Ok((job, dir, resources)) => works
                 .iter()
                 .zip(&chunks)
                 .enumerate()
@@ -513,6 +577,13 @@ impl SlurmBackend {
                     let task = format!("chunk-{i}");
                     Submitted::Running(shared.wait_for(Pending {
                         progress: chunk.progress.clone(),
+                        retry: Some(shared.retry_for(
+                            &dir,
+                            &task,
+                            Some(chunk.elements.clone()),
+                            &resources,
+                            &work.settings,
+                        )),
                         ..pending(
                             format!("{job}_{i}"),
                             &dir,

@@ -343,6 +343,14 @@ pub(super) fn read_answers(
     }
 }
 
+/// The last lines of a job's log as they are (empty when there is none),
+/// to read why it ended.
+pub(super) fn log_text(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
 /// The last lines of a job's log, for an error.
 pub(super) fn log_tail(path: &Path) -> String {
     const LINES: usize = 10;

@@ -131,6 +131,24 @@ pub(super) fn final_state(job: &str) -> Option<(String, String)> {
     None
 }
 
+/// What Slurm gave a job (still known to scontrol): its memory and time
+/// limit, for a retry that asks for more of what was not asked.
+pub(super) fn given(job: &str) -> (Option<u64>, Option<Duration>) {
+    let Ok(text) = run(Command::new("scontrol").args(["show", "job", "-o", job])) else {
+        return (None, None);
+    };
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .map(str::to_string)
+    };
+    let mem = field("MinMemoryNode")
+        .and_then(|m| futurize_units::parse_memory(&m).ok())
+        .filter(|&m| m > 0);
+    let time = field("TimeLimit").and_then(|t| slurm_duration(&t));
+    (mem, time)
+}
+
 /// What the cluster offers one job: its largest node's cores, memory and
 /// GPUs, its longest partition time limit; unknown where sinfo cannot tell.
 pub(super) fn capacity(name: &str) -> Capacity {

@@ -11,6 +11,7 @@
 //! forever.
 
 use super::registry::{self, CallDir};
+use super::retry::{self, Retry};
 use super::scheduler;
 use crate::Error;
 use crate::backend::replies::{emit_log, outcome_to_result};
@@ -41,6 +42,9 @@ pub(super) struct Pending {
     pub(super) done: Option<Box<dyn FnOnce() + Send>>,
     /// When it was submitted, for the trace.
     pub(super) submitted: Instant,
+    /// How it runs again when it ends without an answer (`retries`,
+    /// `escalate`; `retry.rs`).
+    pub(super) retry: Option<Box<Retry>>,
 }
 
 /// The jobs waited for, and the wake-up of the thread that waits.
@@ -274,7 +278,7 @@ fn look_at_states(w: &Watch) {
         }
     }
     for p in failed {
-        fail(p);
+        fail(w, p);
     }
 }
 
@@ -300,22 +304,55 @@ fn give_up(w: &Watch, silent: Duration) {
     }
 }
 
-/// A job that ended without an answer.
-fn fail(p: Pending) {
+/// A job that ended without an answer: it runs again when its retry plan
+/// says so (as a new job waited for in its place), else its slot fails
+/// naming every attempt.
+fn fail(w: &Watch, mut p: Pending) {
     let (state, code) = scheduler::final_state(&p.job).unwrap_or_else(|| {
         (
             p.ended.as_ref().map(|(_, s)| s.clone()).unwrap_or_default(),
             "unknown".into(),
         )
     });
-    let cause = format!(
-        "Slurm job {} ended {state} with exit code {code} and no answer; {}; \
-         the registry is kept at {}",
-        p.job,
-        registry::log_tail(&p.log),
-        p.dir.path.display()
-    );
-    lost(p, cause);
+    let tail = registry::log_tail(&p.log);
+    let ended = format!("ended {state} with exit code {code} and no answer");
+    let Some(retry) = p.retry.as_mut() else {
+        let cause = format!(
+            "Slurm job {} {ended}; {tail}; the registry is kept at {}",
+            p.job,
+            p.dir.path.display()
+        );
+        return lost(p, cause);
+    };
+    let why = retry::cause(&state, &registry::log_text(&p.log));
+    retry
+        .attempts
+        .push(retry::attempt(&p.job, &retry.resources, &ended, &tail));
+    let next = retry
+        .next(why, scheduler::given(&p.job))
+        .and_then(|resources| {
+            let job = (retry.again)(&resources).map_err(|e| e.to_string())?;
+            retry.resources = resources;
+            Ok(job)
+        });
+    match next {
+        Ok(job) => {
+            p.log = p.dir.path.join(format!("log-{job}.txt"));
+            p.job = job;
+            p.ended = None;
+            p.submitted = Instant::now();
+            lock(&w.pending).push(p);
+        }
+        Err(stop) => {
+            let attempts = retry.attempts.join("; then ");
+            let cause = format!(
+                "{}; not run again: {stop}; the registry is kept at {}",
+                attempts,
+                p.dir.path.display()
+            );
+            lost(p, cause);
+        }
+    }
 }
 
 /// A job given up without an answer, for `cause`: its registry is kept, its
