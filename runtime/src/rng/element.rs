@@ -17,15 +17,6 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use std::cell::Cell;
 use std::marker::PhantomData;
 
-/// Where the last stream this thread started begins: the next stream is one
-/// table jump away.
-#[derive(Clone, Copy)]
-struct Cursor {
-    base: State,
-    stream: u64,
-    start: State,
-}
-
 /// A stream this many past the cursor is reached by table jumps (about
 /// 25 ns each) rather than by one polynomial per set bit (about 240 ns each).
 const NEAR: u64 = 32;
@@ -40,7 +31,11 @@ struct ThreadStreams {
     drawing: Cell<Option<u64>>,
     /// That generator's state.
     state: Cell<State>,
-    cursor: Cell<Option<Cursor>>,
+    /// The last stream this thread started (the cursor): its base, its
+    /// number and its start. The next stream is one table jump away.
+    cursor_base: Cell<State>,
+    cursor_stream: Cell<u64>,
+    cursor_start: Cell<State>,
 }
 
 thread_local! {
@@ -50,7 +45,11 @@ thread_local! {
             index: Cell::new(0),
             drawing: Cell::new(None),
             state: Cell::new([0; 4]),
-            cursor: Cell::new(None),
+            // No stream has this base: the all-zero state is not a state of
+            // the generator.
+            cursor_base: Cell::new([0; 4]),
+            cursor_stream: Cell::new(0),
+            cursor_start: Cell::new([0; 4]),
         }
     };
 }
@@ -106,17 +105,15 @@ pub(crate) fn with_stream<R>(streams: Option<Streams>, index: u64, f: impl FnOnc
 /// The start of stream `k` of `base`, from the thread's last stream when `k`
 /// is a little past it.
 fn start_of(t: &ThreadStreams, base: &State, k: u64) -> State {
-    let start = match t.cursor.get() {
-        Some(c) if c.base == *base && c.stream <= k && k - c.stream <= NEAR => {
-            (c.stream..k).fold(c.start, |s, _| jump::next_stream(&s))
-        }
-        _ => jump::stream_start(base, k),
+    let last = t.cursor_stream.get();
+    let start = if t.cursor_base.get() == *base && last <= k && k - last <= NEAR {
+        (last..k).fold(t.cursor_start.get(), |s, _| jump::next_stream(&s))
+    } else {
+        t.cursor_base.set(*base);
+        jump::stream_start(base, k)
     };
-    t.cursor.set(Some(Cursor {
-        base: *base,
-        stream: k,
-        start,
-    }));
+    t.cursor_stream.set(k);
+    t.cursor_start.set(start);
     start
 }
 
@@ -168,19 +165,21 @@ pub fn rng() -> ElementRng {
 #[inline(never)]
 #[track_caller]
 fn start_drawing() {
-    let Some(streams) = THREAD.with(|t| t.streams.get()) else {
+    let started = THREAD.with(|t| {
+        let streams = t.streams.get()?;
+        let index = t.index.get();
+        t.state
+            .set(start_of(t, &streams.base, streams.first + index));
+        t.drawing.set(Some(index));
+        Some(())
+    });
+    if started.is_none() {
         panic!(
             "futurize::rng() was called outside a body with a seed: add `seed = true` \
              (or `seed = 42` for a fixed seed) to the foreach!, future! or #[futurize] \
              call whose body reaches this rng(), or call rng() only inside such a body"
         );
-    };
-    THREAD.with(|t| {
-        let index = t.index.get();
-        t.state
-            .set(start_of(t, &streams.base, streams.first + index));
-        t.drawing.set(Some(index));
-    });
+    }
 }
 
 /// The handle [`rng`] returns: draws from the current element's stream.

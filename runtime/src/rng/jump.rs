@@ -101,13 +101,21 @@ fn jump_polys() -> &'static [State; 64] {
     })
 }
 
-/// `table[256 * p + v]`: the state whose only non-zero byte is `v` at byte
-/// `p` (of the 32, word-major, low byte first), jumped by 2^128.
-fn jump_table() -> &'static [State] {
-    static TABLE: OnceLock<Box<[State]>> = OnceLock::new();
+/// The jumped images of every byte value at every byte position.
+type JumpTable = [[[State; 256]; 8]; 4];
+
+/// `table[w][b][v]`: the state whose only non-zero byte is `v`, byte `b`
+/// (from the low end) of word `w`, jumped by 2^128.
+fn jump_table() -> &'static JumpTable {
+    static TABLE: OnceLock<Box<JumpTable>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut table = vec![[0u64; 4]; 32 * 256].into_boxed_slice();
+        // Made on the heap: 256 KiB would crowd a worker thread's stack.
+        let mut table: Box<JumpTable> = vec![[[[0u64; 4]; 256]; 8]; 4]
+            .into_boxed_slice()
+            .try_into()
+            .expect("4 words");
         for p in 0..32 {
+            let images = &mut table[p / 8][p % 8];
             for bit in 0..8 {
                 let mut unit = [0u64; 4];
                 unit[p / 8] = 1 << (8 * (p % 8) + bit);
@@ -115,9 +123,9 @@ fn jump_table() -> &'static [State] {
                 // Every value with `bit` as its highest bit: the value
                 // without it, jumped (made already), plus this image.
                 for low in 0..1usize << bit {
-                    let mut entry = table[256 * p + low];
+                    let mut entry = images[low];
                     xor_into(&mut entry, &image);
-                    table[256 * p + (1 << bit | low)] = entry;
+                    images[1 << bit | low] = entry;
                 }
             }
         }
@@ -130,10 +138,11 @@ fn jump_table() -> &'static [State] {
 pub(super) fn next_stream(start: &State) -> State {
     let table = jump_table();
     let mut acc = [0u64; 4];
-    for (w, word) in start.iter().enumerate() {
-        for b in 0..8 {
-            let value = (word >> (8 * b)) as u8 as usize;
-            xor_into(&mut acc, &table[256 * (8 * w + b) + value]);
+    for (word, bytes) in start.iter().zip(table) {
+        for (b, images) in bytes.iter().enumerate() {
+            // A `u8` index into 256 entries: no bounds check.
+            let value = (word >> (8 * b)) as u8;
+            xor_into(&mut acc, &images[usize::from(value)]);
         }
     }
     acc
