@@ -18,7 +18,7 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 
 /// A stream this many past the cursor is reached by table jumps (about
-/// 25 ns each) rather than by one polynomial per set bit (about 240 ns each).
+/// 20 ns each) rather than by one polynomial per set bit (about 240 ns each).
 const NEAR: u64 = 32;
 
 /// Everything [`rng`] reads, in one thread-local.
