@@ -87,8 +87,7 @@ fn seeded_maps(c: &mut Criterion) {
         group.bench_function(format!("{name}/unseeded_wide"), |b| {
             b.iter(|| {
                 let v: Vec<u64> =
-                    foreach!(i in 0..200_000u64 => i * 2 | 1 << 63 %dofuture%)
-                        .unwrap();
+                    foreach!(i in 0..200_000u64 => i * 2 | 1 << 63 %dofuture%).unwrap();
                 v
             })
         });
