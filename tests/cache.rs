@@ -126,6 +126,10 @@ fn child_scenario() {
             );
             println!("{}", f.value().unwrap());
         }
+        "attribute" => {
+            let xs: Vec<u64> = (0..8).collect();
+            println!("{:?}", squares(&xs));
+        }
         "size" => {
             for _ in 0..2 {
                 let s = futurize::cache::size().unwrap();
@@ -136,6 +140,17 @@ fn child_scenario() {
         other => panic!("no scenario {other}"),
     }
     println!("END");
+}
+
+/// `#[futurize(cache = true)]`: the pipeline's `foreach!` keeps its values.
+#[futurize(cache = true)]
+fn squares(xs: &[u64]) -> Vec<u64> {
+    xs.iter()
+        .map(|x| {
+            mark(*x);
+            x * x
+        })
+        .collect()
 }
 
 /// What the misses are made of: the captures, the elements, the seed, the
@@ -411,4 +426,19 @@ fn a_killed_run_on_slurm_waits_for_its_jobs_again_and_submits_none_twice() {
     assert_eq!(record().len(), 4);
     let _ = std::fs::remove_dir_all(&cache);
     let _ = std::fs::remove_dir_all(&registry);
+}
+
+#[test]
+fn a_futurized_function_keeps_its_values_too() {
+    let (cache, marks) = (
+        scratch("attribute"),
+        scratch("attribute-marks").join("marks"),
+    );
+    let (first, _) = run("attribute", &cache, &marks, &[]);
+    assert_eq!(marked(&marks).len(), 8);
+    let (second, _) = run("attribute", &cache, &marks, &[]);
+    assert!(marked(&marks).is_empty());
+    assert_eq!(second, first);
+    assert_eq!(first, "[0, 1, 4, 9, 16, 25, 36, 49]\n");
+    let _ = std::fs::remove_dir_all(&cache);
 }

@@ -220,3 +220,68 @@ fn a_seeded_call_nested_in_an_element_leaves_its_stream_where_it_was() {
         }
     }
 }
+
+#[test]
+fn held_and_fresh_handles_draw_each_elements_own_stream_on_every_plan() {
+    for p in [
+        futurize::Plan::from(Sequential),
+        Multithread::workers(2).into(),
+        Multiprocess::workers(2).into(),
+    ] {
+        let _g = with_plan(p.clone());
+        // Three draws on a held handle, then two on fresh ones.
+        let got: Vec<Vec<u64>> = foreach!(i in 0..300u64 => {
+            let _ = i;
+            let mut r = rng();
+            let mut drawn: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
+            drawn.push(rng().next_u64());
+            drawn.push(rng().next_u64());
+            drawn
+        } %dofuture% seed = 31, chunk_size = 7)
+        .unwrap();
+        for (i, drawn) in got.iter().enumerate() {
+            assert_eq!(drawn, &own_draws(31, i as u64, 5), "plan {p}, element {i}");
+        }
+    }
+}
+
+thread_local! {
+    /// Where the last panic on this thread that mentions `futurize::rng()`
+    /// was raised (tests run side by side on threads of their own).
+    static RNG_PANIC_AT: std::cell::RefCell<Option<(String, u32)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn rng_outside_a_seeded_body_panics_at_the_callers_line() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = format!("{info}");
+            if message.contains("futurize::rng()")
+                && let Some(at) = info.location()
+            {
+                RNG_PANIC_AT.set(Some((at.file().to_string(), at.line())));
+            }
+            previous(info)
+        }));
+    });
+    fn helper() -> u64 {
+        rng().next_u64()
+    }
+    let line = line!() - 2;
+    let r = std::panic::catch_unwind(helper);
+    let payload = r.unwrap_err();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap();
+    assert!(
+        message.contains("call whose body reaches this rng()"),
+        "{message}"
+    );
+    let at = RNG_PANIC_AT.take();
+    assert_eq!(at, Some((file!().to_string(), line)));
+}
