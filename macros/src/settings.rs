@@ -232,6 +232,71 @@ fn timeout_value(value: &Expr) -> syn::Result<TokenStream> {
     }
 }
 
+/// Checks `escalate = false | true | (mem = 2.0, time = 1.5)`: by how much
+/// a retry's memory and time grow when its job ran out of them.
+fn escalate_value(value: &Expr) -> syn::Result<TokenStream> {
+    let p = quote!(::futurize::__private);
+    let hint = "`escalate` takes `false`, `true` (double) or factors such as \
+                `escalate = (mem = 2.0, time = 1.5)`";
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(if b.value {
+            quote!(::core::option::Option::Some(
+                ::core::default::Default::default()
+            ))
+        } else {
+            quote!(::core::option::Option::None)
+        }),
+        Expr::Tuple(t) => {
+            let (mut mem, mut time) = (quote!(2.0), quote!(2.0));
+            for e in &t.elems {
+                let Expr::Assign(a) = e else {
+                    return Err(syn::Error::new_spanned(e, hint));
+                };
+                let factor = factor_value(&a.right)?;
+                match &*a.left {
+                    Expr::Path(n) if n.path.is_ident("mem") => mem = factor,
+                    Expr::Path(n) if n.path.is_ident("time") => time = factor,
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            format!("{hint}; it knows `mem` and `time`"),
+                        ));
+                    }
+                }
+            }
+            Ok(quote!(::core::option::Option::Some(#p::Escalation { mem: #mem, time: #time })))
+        }
+        Expr::Paren(p) => escalate_value(&Expr::Tuple(syn::ExprTuple {
+            attrs: Vec::new(),
+            paren_token: p.paren_token,
+            elems: std::iter::once((*p.expr).clone()).collect(),
+        })),
+        _ => Err(syn::Error::new_spanned(value, hint)),
+    }
+}
+
+/// A growth factor: a number literal of at least 1.
+fn factor_value(value: &Expr) -> syn::Result<TokenStream> {
+    let number = match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    };
+    match number {
+        Some(n) if (1.0..=100.0).contains(&n) => Ok(quote!(#n)),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "an `escalate` factor is a number from 1 (the same) to 100, such as `2.0`",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Settings;
@@ -322,70 +387,5 @@ mod tests {
         let written = quote!(#settings).to_string();
         assert!(written.contains("from_millis (2u64)"), "{written}");
         assert!(written.contains("String :: from (\"1.5ms\")"), "{written}");
-    }
-}
-
-/// Checks `escalate = false | true | (mem = 2.0, time = 1.5)`: by how much
-/// a retry's memory and time grow when its job ran out of them.
-fn escalate_value(value: &Expr) -> syn::Result<TokenStream> {
-    let p = quote!(::futurize::__private);
-    let hint = "`escalate` takes `false`, `true` (double) or factors such as \
-                `escalate = (mem = 2.0, time = 1.5)`";
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Bool(b), ..
-        }) => Ok(if b.value {
-            quote!(::core::option::Option::Some(
-                ::core::default::Default::default()
-            ))
-        } else {
-            quote!(::core::option::Option::None)
-        }),
-        Expr::Tuple(t) => {
-            let (mut mem, mut time) = (quote!(2.0), quote!(2.0));
-            for e in &t.elems {
-                let Expr::Assign(a) = e else {
-                    return Err(syn::Error::new_spanned(e, hint));
-                };
-                let factor = factor_value(&a.right)?;
-                match &*a.left {
-                    Expr::Path(n) if n.path.is_ident("mem") => mem = factor,
-                    Expr::Path(n) if n.path.is_ident("time") => time = factor,
-                    other => {
-                        return Err(syn::Error::new_spanned(
-                            other,
-                            format!("{hint}; it knows `mem` and `time`"),
-                        ));
-                    }
-                }
-            }
-            Ok(quote!(::core::option::Option::Some(#p::Escalation { mem: #mem, time: #time })))
-        }
-        Expr::Paren(p) => escalate_value(&Expr::Tuple(syn::ExprTuple {
-            attrs: Vec::new(),
-            paren_token: p.paren_token,
-            elems: std::iter::once((*p.expr).clone()).collect(),
-        })),
-        _ => Err(syn::Error::new_spanned(value, hint)),
-    }
-}
-
-/// A growth factor: a number literal of at least 1.
-fn factor_value(value: &Expr) -> syn::Result<TokenStream> {
-    let number = match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Float(f), ..
-        }) => f.base10_parse::<f64>().ok(),
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(i), ..
-        }) => i.base10_parse::<u32>().ok().map(f64::from),
-        _ => None,
-    };
-    match number {
-        Some(n) if (1.0..=100.0).contains(&n) => Ok(quote!(#n)),
-        _ => Err(syn::Error::new_spanned(
-            value,
-            "an `escalate` factor is a number from 1 (the same) to 100, such as `2.0`",
-        )),
     }
 }

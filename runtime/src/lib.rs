@@ -76,6 +76,7 @@ mod worker;
 pub use active::{
     DISABLE_ENV, PlanGuard, current_plan, nbr_of_free_workers, nbr_of_workers, plan, with_plan,
 };
+pub use body::time_left;
 pub use collect::{AsCompleted, FutureVec, as_completed};
 pub use cores::{available_cores, available_workers};
 pub use error::{Error, Panic};

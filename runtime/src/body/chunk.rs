@@ -109,6 +109,9 @@ pub struct ChunkOutput<R> {
     pub folded: Option<R>,
     /// The elements that failed: position in the chunk, and why.
     pub failures: Vec<(u32, Failure)>,
+    /// A chunk handed back at its job's time signal (`SIGUSR1` from
+    /// `--signal`): how many of its elements ran; the rest run elsewhere.
+    pub handed_back: Option<u32>,
     /// What the chunk's elements printed, in element order (filled in where
     /// the chunk ran, or from the worker's reply).
     #[serde(skip)]
@@ -228,6 +231,7 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>, W: Watch>(
         values: Vec::with_capacity(if G::ACTIVE { 0 } else { elements.size_hint().0 }),
         folded: None,
         failures: Vec::new(),
+        handed_back: None,
         output: Output::default(),
     };
     loop {
@@ -370,6 +374,7 @@ where
         .and_then(|d| d.downcast_ref())
         .ok_or_else(|| Error::Protocol("cached captures of another type".into()))?;
     let elements: Vec<E::Owned> = codec::decode(elements, "the elements of a chunk")?;
+    let count = elements.len() as u64;
     // SAFETY: F and G have size zero (asserted above) and capture nothing:
     // `__chunk_entry_of` is only reached with closures that the macro's
     // no-capture checks coerced to fn pointers, so they have no fields and the
@@ -379,7 +384,7 @@ where
     let seeded = streams.is_some();
     let _streams = streams.map(rng::stream_scope);
     let mut index = 0u64;
-    let run = |e: E::Owned| {
+    let mut run = |e: E::Owned| {
         if seeded {
             rng::set_element(index);
         }
@@ -387,14 +392,25 @@ where
         let mut store = E::store(e);
         body(C::view_owned(captures), E::rebuild(&mut store))
     };
-    let output = run_chunk(
+    let started = std::cell::Cell::new(0u64);
+    let run = |e: E::Owned| {
+        started.set(started.get() + 1);
+        run(e)
+    };
+    // A Slurm job told its time is nearly up starts no new element (after
+    // its first: every job gets somewhere): the leader runs the rest
+    // elsewhere.
+    let mut output = run_chunk(
         elements.into_iter(),
         run,
         combine,
         stop_at_failure,
-        |_| false,
+        |p| p > 0 && super::time_is_up(),
         &mut Events(events),
     );
+    if super::time_is_up() && started.get() < count {
+        output.handed_back = Some(started.get() as u32);
+    }
     codec::encode(&output, "the values of a chunk")
 }
 
@@ -410,6 +426,7 @@ mod answer_checks {
                 .iter()
                 .map(|&p| (p, Failure::TimedOut { after: "1s".into() }))
                 .collect(),
+            handed_back: None,
             output: Default::default(),
         }
     }

@@ -198,3 +198,44 @@ fn panic_of(payload: Box<dyn std::any::Any + Send>) -> Panic {
         backtrace: facts.and_then(|f| f.backtrace),
     }
 }
+
+/// Set when this process, a Slurm job, got its time signal (`SIGUSR1`,
+/// `--signal=B:USR1@margin`): its chunk starts no new element.
+static TIME_IS_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this job's time is nearly up (see [`TIME_IS_UP`]).
+pub(crate) fn time_is_up() -> bool {
+    TIME_IS_UP.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Notes that the time is nearly up; async-signal-safe (one atomic store).
+pub(crate) fn set_time_is_up() {
+    TIME_IS_UP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The environment variable a Slurm job sets for its processes: when its
+/// time limit ends, in seconds since the Unix epoch.
+pub(crate) const DEADLINE_ENV: &str = "FUTURIZE_JOB_DEADLINE";
+
+/// How long the Slurm job this body runs in has left before its time limit,
+/// `None` off Slurm (or when the job's limit is not known): a body can save
+/// its state, or do less, before the job is ended.
+///
+/// ```
+/// // Off Slurm there is no limit to tell.
+/// assert_eq!(futurize::time_left(), None);
+/// ```
+pub fn time_left() -> Option<std::time::Duration> {
+    static DEADLINE: std::sync::OnceLock<Option<std::time::SystemTime>> =
+        std::sync::OnceLock::new();
+    let deadline = DEADLINE.get_or_init(|| {
+        let secs: u64 = std::env::var(DEADLINE_ENV).ok()?.trim().parse().ok()?;
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    });
+    let deadline = (*deadline)?;
+    Some(
+        deadline
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}

@@ -414,6 +414,7 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
                 return;
             }
             let mut output = ChunkOutput {
+                handed_back: None,
                 values: std::mem::take(values),
                 folded: None,
                 failures: Vec::new(),

@@ -167,6 +167,7 @@ pub(super) fn run_chunk_in_place<R, S: Elements, W: Watch>(
         values,
         folded: None,
         failures,
+        handed_back: None,
         output: Output::default(),
     }
 }

@@ -507,6 +507,19 @@ fn chunk_outcome<R: DeserializeOwned>(
                 })
         }
     };
+    // A job told its time was nearly up handed back the rest of its chunk:
+    // the elements that ran are its output, the rest run in a new job.
+    let range = match &output {
+        Ok(ChunkOutput {
+            handed_back: Some(ran),
+            ..
+        }) if (*ran as usize) < range.len() => {
+            let end = range.start + *ran as usize;
+            again.push_back((end..range.end, f.attempt));
+            range.start..end
+        }
+        _ => range,
+    };
     if let Some(p) = &f.progress
         && output.is_ok()
     {

@@ -31,6 +31,7 @@ pub(super) fn run_watched<S: Elements, R>(
         seeded,
     } = chunk;
     let mut out = ChunkOutput {
+        handed_back: None,
         values: Vec::new(),
         folded: None,
         failures: Vec::new(),

@@ -28,6 +28,9 @@ pub(crate) const JOB_ENV: &str = "FUTURIZE_JOB";
 /// Which task of the call: `future`, `chunk-3`.
 pub(crate) const JOB_TASK_ENV: &str = "FUTURIZE_JOB_TASK";
 
+/// The job's time limit in seconds, when the leader asked for one.
+pub(crate) const JOB_TIME_LIMIT_ENV: &str = "FUTURIZE_JOB_TIME_LIMIT";
+
 /// The part of the input every task of a call shares.
 pub(crate) const CALL_INPUT: &str = "call.in";
 

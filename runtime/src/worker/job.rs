@@ -3,8 +3,8 @@
 
 use crate::body::NestedPlan;
 use crate::protocol::job::{
-    CALL_INPUT, CALL_TASK, CallKey, JOB_ENV, JOB_TASK_ENV, check_private_dir, create_private,
-    input_of, open_own, read_header, result_of, write_header,
+    CALL_INPUT, CALL_TASK, CallKey, JOB_ENV, JOB_TASK_ENV, JOB_TIME_LIMIT_ENV, check_private_dir,
+    create_private, input_of, open_own, read_header, result_of, write_header,
 };
 use crate::{Error, Plan};
 use std::fs::File;
@@ -19,12 +19,33 @@ use std::path::{Path, PathBuf};
 pub(crate) unsafe fn take_job_environment() -> Option<(PathBuf, String)> {
     let dir = std::env::var_os(JOB_ENV)?;
     let task = std::env::var(JOB_TASK_ENV).unwrap_or_else(|_| "future".into());
+    // The job's time limit starts about now: its end, for `time_left()` here
+    // and in the processes a nested plan starts.
+    let deadline = std::env::var(JOB_TIME_LIMIT_ENV)
+        .ok()
+        .and_then(|l| l.trim().parse::<u64>().ok())
+        .and_then(|limit| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?;
+            Some(now.as_secs().saturating_add(limit))
+        });
     // SAFETY: by the caller's promise no other thread reads the environment.
     unsafe {
         std::env::remove_var(JOB_ENV);
         std::env::remove_var(JOB_TASK_ENV);
+        std::env::remove_var(JOB_TIME_LIMIT_ENV);
+        if let Some(d) = deadline {
+            std::env::set_var(crate::body::DEADLINE_ENV, d.to_string());
+        }
     }
     Some((PathBuf::from(dir), task))
+}
+
+/// The job's time signal (`--signal=B:USR1@margin`): its chunk starts no
+/// new element, and answers with those that ran.
+extern "C" fn on_time_signal(_: libc::c_int) {
+    crate::body::set_time_is_up();
 }
 
 /// Runs the job's task and publishes its answer.
@@ -37,6 +58,14 @@ pub(crate) fn run_job(
     task: &str,
     nested: fn(Plan) -> NestedPlan,
 ) -> Result<(), Error> {
+    // SAFETY: installs a handler that does one atomic store, which is
+    // async-signal-safe; nothing else in this process handles SIGUSR1.
+    unsafe {
+        libc::signal(
+            libc::SIGUSR1,
+            on_time_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        )
+    };
     check_private_dir(dir).map_err(|why| {
         Error::Protocol(format!(
             "the job's directory {} is refused: {why}",

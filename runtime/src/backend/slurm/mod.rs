@@ -36,6 +36,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use watch::{Pending, Watch};
 
+/// How long before its time limit a job is told to hand back the rest of
+/// its chunk (Slurm may tell it up to a minute earlier).
+const TIME_SIGNAL_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The environment variable that moves the registry.
 const REGISTRY_ENV: &str = "FUTURIZE_REGISTRY";
 
@@ -158,7 +162,12 @@ impl Jobs {
         resources: &Resources,
         label: Option<&str>,
     ) -> Result<String, Error> {
-        let script = registry::job_script(self.template.as_deref(), &dir.path, task)?;
+        // What Slurm will give it: what it asks, else the partition's
+        // default, which this does not know (time_left() is then None).
+        let limit = resources
+            .wall_time()
+            .map(|t| std::time::Duration::from_secs(t.as_secs().div_ceil(60).max(1) * 60));
+        let script = registry::job_script(self.template.as_deref(), &dir.path, task, limit)?;
         let name = format!(
             "{}-{}.sh",
             task.replace("$SLURM_ARRAY_TASK_ID", "array"),
@@ -178,6 +187,10 @@ impl Jobs {
         }
         // Slurm may requeue it (preemption, a lost node) where the site allows.
         options.push("--requeue".into());
+        // Told (SIGUSR1 to the batch shell, which is this executable) a
+        // margin before its time limit, a chunk's job starts no new element
+        // and answers with those that ran; the rest go to a new job.
+        options.push(format!("--signal=B:USR1@{}", TIME_SIGNAL_MARGIN.as_secs()));
         options.extend(scheduler::resource_options(resources));
         scheduler::sbatch(&script, &options).map_err(launch_error)
     }

@@ -14,8 +14,8 @@
 use crate::Error;
 use crate::protocol::codec;
 use crate::protocol::job::{
-    CALL_INPUT, CallKey, JOB_ENV, JOB_TASK_ENV, create_private, expect_header, input_of, open_own,
-    prepare_own_root, result_of, write_header,
+    CALL_INPUT, CallKey, JOB_ENV, JOB_TASK_ENV, JOB_TIME_LIMIT_ENV, create_private, expect_header,
+    input_of, open_own, prepare_own_root, result_of, write_header,
 };
 use crate::protocol::wire::{self, FromWorker, ToWorker};
 use std::io::{BufReader, BufWriter, Write};
@@ -273,14 +273,22 @@ pub(super) fn check_template(text: &str) -> Result<(), String> {
 /// The job script: the template (or a bare shell script) with the command
 /// that runs `task` of `dir` with this executable. `task` may name the
 /// array index as `$SLURM_ARRAY_TASK_ID`.
-pub(super) fn job_script(template: Option<&str>, dir: &Path, task: &str) -> Result<String, Error> {
+pub(super) fn job_script(
+    template: Option<&str>,
+    dir: &Path,
+    task: &str,
+    limit: Option<std::time::Duration>,
+) -> Result<String, Error> {
     let exe = std::env::current_exe().map_err(|e| Error::Launch {
         what: "a Slurm job".into(),
         reason: format!("the leader's executable: {e}"),
     })?;
     let quote = |p: &Path| format!("'{}'", p.to_string_lossy().replace('\'', r"'\''"));
+    let limit = limit.map_or(String::new(), |l| {
+        format!("{JOB_TIME_LIMIT_ENV}={} ", l.as_secs())
+    });
     let command = format!(
-        "{JOB_ENV}={dir} {JOB_TASK_ENV}=\"{task}\" exec {exe}",
+        "{JOB_ENV}={dir} {JOB_TASK_ENV}=\"{task}\" {limit}exec {exe}",
         dir = quote(dir),
         exe = quote(&exe),
     );

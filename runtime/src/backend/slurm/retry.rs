@@ -59,6 +59,9 @@ pub(super) fn cause(state: &str, log: &str) -> Cause {
 /// (a cluster that preempts it forever must not hold the call forever).
 const NOT_ITS_FAULT_AT_MOST: u32 = 5;
 
+/// Submits a job's task again with these resources: the new job's id.
+pub(super) type Again = Box<dyn Fn(&Resources) -> Result<String, Error> + Send>;
+
 /// What it takes to run a job's task again, and what happened so far.
 pub(super) struct Retry {
     /// What the last job asked for.
@@ -74,7 +77,7 @@ pub(super) struct Retry {
     /// Every attempt that ended without an answer, as the error names them.
     pub(super) attempts: Vec<String>,
     /// Submits the task again with these resources: the new job's id.
-    pub(super) again: Box<dyn Fn(&Resources) -> Result<String, Error> + Send>,
+    pub(super) again: Again,
 }
 
 impl Retry {
@@ -84,7 +87,7 @@ impl Retry {
         retries: u32,
         escalate: Option<Escalation>,
         capacity: Box<dyn Fn() -> Capacity + Send>,
-        again: Box<dyn Fn(&Resources) -> Result<String, Error> + Send>,
+        again: Again,
     ) -> Retry {
         Retry {
             resources,
