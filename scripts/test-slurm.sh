@@ -85,7 +85,9 @@ export SLURM_CONF=$S/etc/slurm.conf
 HOST=$(hostname -s)            # single node: NodeName must be this, and it must resolve
 if [ "$NNODES" -gt 1 ]; then NODES=$(seq -f 'n%g' 1 "$NNODES" | tr '\n' ' '); else NODES=$HOST; fi
 # what start was asked for; a running setup with other settings is an error, not silently reused
-SIG="nodes=$NNODES cpus=$CPUS oversub=$OVERSUB ctld=$CPORT slurmd=$DPORT host=$HOST memkill=$MEMKILL preempt=$PREEMPT"
+SIG="nodes=$NNODES cpus=$CPUS oversub=$OVERSUB ctld=$CPORT slurmd=$DPORT host=$HOST"
+# unchanged when both are off, so a Slurm started by an older copy of this script is recognized
+[ "$MEMKILL$PREEMPT" = 00 ] || SIG="$SIG memkill=$MEMKILL preempt=$PREEMPT"
 
 # alive PIDFILE: process exists and is not a zombie. Daemons orphaned to PID 1 are reaped lazily
 # on some machines (~2 s here), so `kill -0` alone would report a dead daemon as alive.
@@ -197,8 +199,8 @@ JobCompLoc=$S/log/jobcomp.txt
 $extra
 $nodeline CPUs=$CPUS $layout RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=$OVERSUB$tier
-$high
 EOF
+  if [ -n "$high" ]; then echo "$high" >> "$SLURM_CONF"; fi
 }
 
 start() {

@@ -197,9 +197,11 @@ fn a_high_job_preempts_a_debug_job_which_is_requeued_and_runs_again() {
 
     let high_log = dir.join("high.out");
     let high = jobs.submit(&["-p", "high", "-o", path(&high_log), "--wrap", "true"]);
-    wait_for("the debug job to be preempted", Duration::from_secs(30), || {
-        ended(s, &low, "PREEMPTED")
-    });
+    wait_for(
+        "the debug job to be preempted",
+        Duration::from_secs(30),
+        || ended(s, &low, "PREEMPTED"),
+    );
     // Requeued under the same id, and held back by Slurm's requeue delay.
     wait_for(
         "the debug job to wait for its BeginTime",
@@ -212,9 +214,11 @@ fn a_high_job_preempts_a_debug_job_which_is_requeued_and_runs_again() {
     assert_eq!(job_field(s, &low, "Restarts"), "1");
 
     run(client(s, "scontrol").args(["update", &format!("JobId={low}"), "StartTime=now"]));
-    wait_for("the requeued job to complete", Duration::from_secs(30), || {
-        ended(s, &low, "COMPLETED")
-    });
+    wait_for(
+        "the requeued job to complete",
+        Duration::from_secs(30),
+        || ended(s, &low, "COMPLETED"),
+    );
     wait_for("the high job to complete", Duration::from_secs(30), || {
         ended(s, &high, "COMPLETED")
     });
