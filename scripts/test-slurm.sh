@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/test-slurm.sh {start|stop|restart|status|env}            single node
 #                       {start-cluster|stop-cluster|restart-cluster|status-cluster|env-cluster}
+#                       {start-adapt|stop-adapt|restart-adapt|status-adapt|env-adapt}
 #                       stop-all
 #
 # A real Slurm (Debian's slurm-wlm: slurmctld + slurmd + client tools) and a real, private munged
@@ -13,30 +14,62 @@
 #   srun -n1 hostname; sbatch -o OUT --wrap CMD; squeue; scancel ID
 #   scripts/test-slurm.sh stop                     # scancel everything, then kill daemons by pid
 #
-# Two layouts, each with its own directory, ports and munged, so both can run at once:
+# Three layouts, each with its own directory, ports and munged, so all can run at once:
 #   single node   (start)          node `hostname -s`,  dir /tmp/futurize-slurm,      ports 6817/6818
 #   fake cluster  (start-cluster,  nodes n1..nN (N=3): N slurmd processes on this host (slurmd -N nI),
 #    or SLURM_TEST_NODES=N start)  dir /tmp/futurize-slurm-nN, ports 6917, 6929..
-# Both: partition `debug` (default), OverSubscribe=FORCE:8 (8 jobs may share a CPU: trivial-job
+#   adaptive      (start-adapt)    node `hostname -s`,  dir /tmp/futurize-slurm-adapt, ports 7017/7018,
+#                                  with SLURM_TEST_MEMKILL=1 and SLURM_TEST_PREEMPT=1 (below)
+# All: partition `debug` (default), OverSubscribe=FORCE:8 (8 jobs may share a CPU: trivial-job
 # throughput ~2 -> ~25 jobs/s), SchedulerParameters tuned to a ~1 s scheduling tick (default is
-# 3 s), ProctrackType=proctrack/linuxproc, TaskPlugin=task/none, MinJobAge=300.
+# 3 s), ProctrackType=proctrack/linuxproc, TaskPlugin=task/none, MinJobAge=300, RealMemory = this
+# host's memory (divided among the nodes of a fake cluster).
 # Finished jobs: one line each in $dir/log/jobcomp.txt (JobCompType=jobcomp/filetxt; `sacct` is
 # NOT available, there is no slurmdbd); `scontrol show job ID` works for MinJobAge seconds.
 #
 # Env knobs:
 #   SLURM_TEST_NODES        1 (start) / 3 (start-cluster)   number of (fake) nodes
-#   SLURM_TEST_DIR          /tmp/futurize-slurm (1 node), /tmp/futurize-slurm-nN (N nodes)
-#   SLURM_TEST_CTLD_PORT    6817 (1 node) / 6917 (N nodes)
+#   SLURM_TEST_DIR          /tmp/futurize-slurm (1 node), /tmp/futurize-slurm-nN (N nodes),
+#                           /tmp/futurize-slurm-adapt (start-adapt)
+#   SLURM_TEST_CTLD_PORT    6817 (1 node) / 6917 (N nodes) / 7017 (adapt)
 #   SLURM_TEST_SLURMD_PORT  6818 (1 node) / 6918 (N nodes; node i listens on PORT+10+i, i.e. 6929..)
+#                           / 7018 (adapt)
 #   SLURM_TEST_CPUS         nproc   CPUs per node (more than the real cores is allowed: config_overrides)
 #   SLURM_TEST_OVERSUB      FORCE:8 partition OverSubscribe (NO to turn off)
 #   SLURM_TEST_CLEAN        0       1 -> slurmctld -c (forget the jobs of a previous run)
+#   SLURM_TEST_MEMKILL      0 (1 for adapt)  1 -> memory is a consumable resource
+#                           (CR_CPU_Memory) and `--mem` is enforced: jobacct_gather/linux samples
+#                           every job's processes every 1 s and, with OverMemoryKill, kills a job
+#                           over its `--mem`; it ends FAILED, exit code 0:9, and its log holds
+#                           "Exceeded job memory limit" (the OUT_OF_MEMORY state needs cgroups,
+#                           absent here). A job without `--mem` gets DefMemPerCPU=SLURM_TEST_DEFMEM.
+#   SLURM_TEST_DEFMEM       RealMemory/(CPUs*8)  MiB per CPU of a job without --mem (MEMKILL=1
+#                           only): 8 such jobs fit per CPU, as OverSubscribe=FORCE:8 allows; without
+#                           it such a job would hold all the node's memory and run alone
+#   SLURM_TEST_PREEMPT      0 (1 for adapt)  1 -> a second partition `high` (PriorityTier=2,
+#                           OverSubscribe=NO) preempts `debug` (PriorityTier=1) with
+#                           PreemptType=preempt/partition_prio, PreemptMode=REQUEUE: the preempted
+#                           job's line in jobcomp.txt says JobState=PREEMPTED, it is requeued under
+#                           the same id (Restarts=1) and runs again from the start. Slurm holds a
+#                           requeued job ~120 s (Reason=BeginTime);
+#                           `scontrol update JobId=ID StartTime=now` releases it at once.
 set -euo pipefail
 
 cmd=${1:-start}
-case "$cmd" in *-cluster) SLURM_TEST_NODES=${SLURM_TEST_NODES:-3}; cmd=${cmd%-cluster} ;; esac
+case "$cmd" in
+  *-cluster) SLURM_TEST_NODES=${SLURM_TEST_NODES:-3}; cmd=${cmd%-cluster} ;;
+  *-adapt) SLURM_TEST_NODES=1; cmd=${cmd%-adapt}
+    SLURM_TEST_DIR=${SLURM_TEST_DIR:-/tmp/futurize-slurm-adapt}
+    SLURM_TEST_CTLD_PORT=${SLURM_TEST_CTLD_PORT:-7017}
+    SLURM_TEST_SLURMD_PORT=${SLURM_TEST_SLURMD_PORT:-7018}
+    SLURM_TEST_MEMKILL=${SLURM_TEST_MEMKILL:-1}
+    SLURM_TEST_PREEMPT=${SLURM_TEST_PREEMPT:-1} ;;
+esac
 NNODES=${SLURM_TEST_NODES:-1}
 case "$NNODES" in ''|*[!0-9]*|0) echo "test-slurm: SLURM_TEST_NODES must be a positive integer" >&2; exit 2 ;; esac
+MEMKILL=${SLURM_TEST_MEMKILL:-0}
+PREEMPT=${SLURM_TEST_PREEMPT:-0}
+case "$MEMKILL$PREEMPT" in [01][01]) ;; *) echo "test-slurm: SLURM_TEST_MEMKILL and SLURM_TEST_PREEMPT are 0 or 1" >&2; exit 2 ;; esac
 if [ "$NNODES" -gt 1 ]; then
   S=${SLURM_TEST_DIR:-/tmp/futurize-slurm-n$NNODES}
   CPORT=${SLURM_TEST_CTLD_PORT:-6917}
@@ -53,6 +86,8 @@ HOST=$(hostname -s)            # single node: NodeName must be this, and it must
 if [ "$NNODES" -gt 1 ]; then NODES=$(seq -f 'n%g' 1 "$NNODES" | tr '\n' ' '); else NODES=$HOST; fi
 # what start was asked for; a running setup with other settings is an error, not silently reused
 SIG="nodes=$NNODES cpus=$CPUS oversub=$OVERSUB ctld=$CPORT slurmd=$DPORT host=$HOST"
+# unchanged when both are off, so a Slurm started by an older copy of this script is recognized
+[ "$MEMKILL$PREEMPT" = 00 ] || SIG="$SIG memkill=$MEMKILL preempt=$PREEMPT"
 
 # alive PIDFILE: process exists and is not a zombie. Daemons orphaned to PID 1 are reaped lazily
 # on some machines (~2 s here), so `kill -0` alone would report a dead daemon as alive.
@@ -66,7 +101,7 @@ any_alive() { local f; for f in "$S"/run/*.pid; do [ -f "$f" ] && alive "$f" && 
 
 print_env() {
   cat <<EOF
-# futurize test slurm: dir=$S nodes=$(started_nodes | tr -s ' ' ',' | sed 's/,$//') cpus/node=$CPUS oversubscribe=$OVERSUB
+# futurize test slurm: dir=$S nodes=$(started_nodes | tr -s ' ' ',' | sed 's/,$//') cpus/node=$CPUS oversubscribe=$OVERSUB memkill=$MEMKILL preempt=$PREEMPT
 export SLURM_CONF=$SLURM_CONF
 export FUTURIZE_TEST_SLURM_DIR=$S
 # finished jobs: $S/log/jobcomp.txt (no sacct); logs: $S/log/
@@ -111,6 +146,23 @@ write_conf() {
   fi
   # lets configured CPUs/nodes exceed what slurmd detects without the node being drained
   if [ "$CPUS" -gt "$hwcpus" ] || [ "$NNODES" -gt 1 ]; then extra="SlurmdParameters=config_overrides"; fi
+  local select="SelectTypeParameters=CR_CPU" gather="JobAcctGatherType=jobacct_gather/none"
+  local tier="" high=""
+  if [ "$MEMKILL" = 1 ]; then
+    # memory becomes a resource jobs ask for (--mem), and the gatherer kills those over it
+    select="SelectTypeParameters=CR_CPU_Memory
+DefMemPerCPU=${SLURM_TEST_DEFMEM:-$(( mem / (CPUS * 8) ))}"
+    gather="JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=1
+JobAcctGatherParams=OverMemoryKill"
+  fi
+  if [ "$PREEMPT" = 1 ]; then
+    select="$select
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE"
+    tier=" PriorityTier=1"
+    high="PartitionName=high Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2 OverSubscribe=NO"
+  fi
   cat > "$SLURM_CONF" <<EOF
 # generated by scripts/test-slurm.sh ($SIG)
 ClusterName=futurizetest
@@ -134,20 +186,21 @@ MailProg=/bin/true
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
+$select
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1,default_queue_depth=1000
 MpiDefault=none
 ReturnToService=2
 MinJobAge=300
 AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
+$gather
 JobCompType=jobcomp/filetxt
 JobCompLoc=$S/log/jobcomp.txt
 $extra
 $nodeline CPUs=$CPUS $layout RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=$OVERSUB
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=$OVERSUB$tier
 EOF
+  if [ -n "$high" ]; then echo "$high" >> "$SLURM_CONF"; fi
 }
 
 start() {
@@ -241,9 +294,9 @@ case "$cmd" in
   status) if all_alive; then print_env; sinfo; else echo stopped; exit 1; fi ;;
   env) print_env ;;
   stop-all)
-    for d in "${SLURM_TEST_DIR:-/tmp/futurize-slurm}" /tmp/futurize-slurm-n*; do
+    for d in "${SLURM_TEST_DIR:-/tmp/futurize-slurm}" /tmp/futurize-slurm-n* /tmp/futurize-slurm-adapt; do
       [ -d "$d/run" ] || continue
       SLURM_TEST_DIR=$d "$0" stop
     done ;;
-  *) echo "usage: $0 {start|stop|restart|status|env}[-cluster] | stop-all" >&2; exit 2 ;;
+  *) echo "usage: $0 {start|stop|restart|status|env}[-cluster|-adapt] | stop-all" >&2; exit 2 ;;
 esac

@@ -26,13 +26,18 @@ pub(crate) struct Slurm {
 
 static SINGLE: OnceLock<Option<Slurm>> = OnceLock::new();
 static CLUSTER: OnceLock<Option<Slurm>> = OnceLock::new();
+static ADAPTIVE: OnceLock<Option<Slurm>> = OnceLock::new();
 
 fn script() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-slurm.sh")
 }
 
 extern "C" fn stop_at_exit() {
-    for (started, verb) in [(&SINGLE, "stop"), (&CLUSTER, "stop-cluster")] {
+    for (started, verb) in [
+        (&SINGLE, "stop"),
+        (&CLUSTER, "stop-cluster"),
+        (&ADAPTIVE, "stop-adapt"),
+    ] {
         if let Some(Some(_)) = started.get() {
             let _ = Command::new("bash").arg(script()).arg(verb).output();
         }
@@ -121,4 +126,14 @@ pub(crate) fn single() -> Option<&'static Slurm> {
 /// A fake three-node Slurm (n1, n2, n3 on this host), or `None` (skipped).
 pub(crate) fn three_nodes() -> Option<&'static Slurm> {
     CLUSTER.get_or_init(|| start("start-cluster")).as_ref()
+}
+
+/// A single-node Slurm whose `--mem` is enforced (a job over it ends
+/// `FAILED`, exit code 0:9, "Exceeded job memory limit" in its log) and
+/// whose partition `high` preempts `debug` by requeueing its jobs, or `None`
+/// (skipped). Its own directory and ports, so it runs beside `single()` and
+/// `three_nodes()`; it sets `SLURM_CONF` like them, so a test binary uses
+/// one of the three.
+pub(crate) fn adaptive() -> Option<&'static Slurm> {
+    ADAPTIVE.get_or_init(|| start("start-adapt")).as_ref()
 }
