@@ -131,6 +131,20 @@ pub(super) fn final_state(job: &str) -> Option<(String, String)> {
     None
 }
 
+/// Whether a job that squeue shows as `state` (preempted, its node lost) is
+/// requeued: Slurm runs it again under the same id, and scontrol says it
+/// waits or runs.
+pub(super) fn requeued(job: &str, state: &str) -> bool {
+    ["PREEMPTED", "NODE_FAIL", "REQUEUE"]
+        .iter()
+        .any(|s| state.starts_with(s))
+        && final_state(job).is_some_and(|(now, _)| {
+            ["PENDING", "REQUEUE", "RUNNING", "CONFIGURING", "SUSPENDED"]
+                .iter()
+                .any(|s| now.starts_with(s))
+        })
+}
+
 /// What Slurm gave a job (still known to scontrol): its memory and time
 /// limit, for a retry that asks for more of what was not asked.
 pub(super) fn given(job: &str) -> (Option<u64>, Option<Duration>) {

@@ -258,6 +258,9 @@ fn look_at_states(w: &Watch) {
             let state = states.get(&p.job).cloned();
             let ended = match state.as_deref() {
                 None => Some("no longer known to squeue".to_string()),
+                // Preempted or its node lost, and requeued by Slurm: the
+                // same job runs again, and is waited for as it is.
+                Some(s) if scheduler::has_ended(s) && scheduler::requeued(&p.job, s) => None,
                 Some(s) if scheduler::has_ended(s) => Some(s.to_string()),
                 Some(_) => None,
             };
