@@ -31,6 +31,20 @@ pub struct Slurm {
     pub(crate) template: Option<PathBuf>,
     pub(crate) resources: Resources,
     pub(crate) registry: Option<PathBuf>,
+    /// The site's caps on escalated retries, and the time signal's margin.
+    pub(crate) site: SiteLimits,
+}
+
+/// What a site allows a retry to grow to, and how long before its time
+/// limit a job is told to hand back the rest of its chunk: set on the plan
+/// ([`Slurm::most_memory`], [`Slurm::longest_time`], [`Slurm::time_signal`])
+/// or in the job template (`#FUTURIZE most-memory=64G`, `#FUTURIZE
+/// longest-time=24h`, `#FUTURIZE time-signal=2m`); the plan wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct SiteLimits {
+    pub(crate) most_memory: Option<String>,
+    pub(crate) longest_time: Option<String>,
+    pub(crate) time_signal: Option<String>,
 }
 
 impl Slurm {
@@ -42,7 +56,44 @@ impl Slurm {
             template: None,
             resources: Resources::default(),
             registry: None,
+            site: SiteLimits::default(),
         }
+    }
+
+    /// The most memory a retry after running out of memory may ask for
+    /// (default: the largest node's, from sinfo), as `mem` is written:
+    /// `"64G"`. A template line `#FUTURIZE most-memory=64G` says the same.
+    ///
+    /// ```
+    /// let p = futurize_runtime::Slurm::jobs().most_memory("64G").longest_time("24h");
+    /// assert_eq!(p.to_string(), "slurm");
+    /// ```
+    pub fn most_memory(mut self, mem: impl Into<String>) -> Slurm {
+        self.site.most_memory = Some(mem.into());
+        self
+    }
+
+    /// The longest time limit a retry after running out of time may ask for
+    /// (default: the longest partition's, from sinfo), as `time` is
+    /// written: `"24h"`. A template line `#FUTURIZE longest-time=24h` says
+    /// the same.
+    pub fn longest_time(mut self, time: impl Into<String>) -> Slurm {
+        self.site.longest_time = Some(time.into());
+        self
+    }
+
+    /// How long before its time limit a job is told (SIGUSR1) to finish the
+    /// element it runs and hand back the rest of its chunk (default: 60 s;
+    /// Slurm may tell it up to a minute earlier). A template line
+    /// `#FUTURIZE time-signal=2m` says the same.
+    ///
+    /// ```
+    /// let p = futurize_runtime::Slurm::jobs().time_signal("2m");
+    /// assert_eq!(p.to_string(), "slurm");
+    /// ```
+    pub fn time_signal(mut self, margin: impl Into<String>) -> Slurm {
+        self.site.time_signal = Some(margin.into());
+        self
     }
 
     /// At most `n` jobs in flight: creating one more future waits, and a

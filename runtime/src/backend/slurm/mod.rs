@@ -65,6 +65,56 @@ struct Jobs {
     next_task: AtomicU64,
     /// What the cluster offers, asked of sinfo once.
     capacity: std::sync::OnceLock<crate::plan::Capacity>,
+    /// The site's caps on escalated retries, and the time signal's margin.
+    limits: Limits,
+}
+
+/// The site's limits, read from the plan and the template (the plan wins).
+struct Limits {
+    most_memory: Option<u64>,
+    longest_time: Option<std::time::Duration>,
+    time_signal: std::time::Duration,
+}
+
+impl Limits {
+    /// The plan's limits over the template's `#FUTURIZE name=value` lines;
+    /// a value that does not read is an error naming where it is.
+    fn read(spec: &Slurm, template: Option<&str>) -> Result<Limits, Error> {
+        let from_template = |name: &str| {
+            template?.lines().find_map(|l| {
+                let rest = l.trim().strip_prefix("#FUTURIZE")?.trim();
+                let (n, v) = rest.split_once('=')?;
+                (n.trim() == name).then(|| v.trim().to_string())
+            })
+        };
+        let pick = |own: &Option<String>, name: &str| {
+            own.clone()
+                .map(|v| (v, format!("Slurm::{}", name.replace('-', "_"))))
+                .or_else(|| {
+                    from_template(name).map(|v| (v, format!("the template's #FUTURIZE {name}")))
+                })
+        };
+        let bad = |what: String, why: String| Error::Resources { asked: what, why };
+        let most_memory = match pick(&spec.site.most_memory, "most-memory") {
+            Some((v, at)) => Some(
+                futurize_units::parse_memory(&v)
+                    .map_err(|e| bad(format!("{at} = {v}"), e.to_string()))?,
+            ),
+            None => None,
+        };
+        let duration = |name: &str, own: &Option<String>| match pick(own, name) {
+            Some((v, at)) => crate::plan::parse_duration(&v)
+                .map(Some)
+                .map_err(|e| bad(format!("{at} = {v}"), e)),
+            None => Ok(None),
+        };
+        Ok(Limits {
+            most_memory,
+            longest_time: duration("longest-time", &spec.site.longest_time)?,
+            time_signal: duration("time-signal", &spec.site.time_signal)?
+                .unwrap_or(TIME_SIGNAL_MARGIN),
+        })
+    }
 }
 
 fn launch_error(reason: impl Into<String>) -> Error {
@@ -110,6 +160,7 @@ impl SlurmBackend {
                 Some(text)
             }
         };
+        let limits = Limits::read(spec, template.as_deref())?;
         Ok(SlurmBackend {
             shared: Arc::new(Jobs {
                 spec: spec.clone(),
@@ -123,6 +174,7 @@ impl SlurmBackend {
                 calls: Mutex::new(HashMap::new()),
                 next_task: AtomicU64::new(1),
                 capacity: std::sync::OnceLock::new(),
+                limits,
             }),
         })
     }
@@ -190,7 +242,10 @@ impl Jobs {
         // Told (SIGUSR1 to the batch shell, which is this executable) a
         // margin before its time limit, a chunk's job starts no new element
         // and answers with those that ran; the rest go to a new job.
-        options.push(format!("--signal=B:USR1@{}", TIME_SIGNAL_MARGIN.as_secs()));
+        options.push(format!(
+            "--signal=B:USR1@{}",
+            self.limits.time_signal.as_secs().clamp(1, 65_535)
+        ));
         options.extend(scheduler::resource_options(resources));
         scheduler::sbatch(&script, &options).map_err(launch_error)
     }
@@ -285,13 +340,25 @@ impl Jobs {
         let jobs = Arc::downgrade(self);
         let (dir, task, label) = (dir.clone(), task.to_string(), settings.label.clone());
         let asked = Arc::downgrade(self);
+        // What sinfo says the cluster offers, within the site's caps.
         let capacity = move || {
             asked
                 .upgrade()
                 .map(|jobs| {
-                    jobs.capacity
+                    let mut c = jobs
+                        .capacity
                         .get_or_init(|| scheduler::capacity(&jobs.spec.to_string()))
-                        .clone()
+                        .clone();
+                    let (mem, time) = (jobs.limits.most_memory, jobs.limits.longest_time);
+                    c.mem = match (c.mem, mem) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    c.time = match (c.time, time) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    c
                 })
                 .unwrap_or_default()
         };
@@ -608,5 +675,39 @@ impl SlurmBackend {
                 .collect(),
             Err(e) => (0..count).map(|_| refused(e.clone())).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_limits_come_from_the_plan_over_the_template() {
+        let template =
+            "#!/bin/sh\n#FUTURIZE most-memory=64G\n#FUTURIZE time-signal=2m\n{{command}}\n";
+        let l = Limits::read(&Slurm::jobs(), Some(template)).unwrap();
+        assert_eq!(l.most_memory, Some(64 << 30));
+        assert_eq!(l.longest_time, None);
+        assert_eq!(l.time_signal, std::time::Duration::from_secs(120));
+        let plan = Slurm::jobs().most_memory("8G").longest_time("1h");
+        let l = Limits::read(&plan, Some(template)).unwrap();
+        assert_eq!(l.most_memory, Some(8 << 30), "the plan wins");
+        assert_eq!(l.longest_time, Some(std::time::Duration::from_secs(3600)));
+        let l = Limits::read(&Slurm::jobs(), None).unwrap();
+        assert_eq!(l.time_signal, TIME_SIGNAL_MARGIN);
+        let e = Limits::read(&Slurm::jobs(), Some("#FUTURIZE longest-time=soon\n"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("the template's #FUTURIZE longest-time = soon"),
+            "{e}"
+        );
+        let e = Limits::read(&Slurm::jobs().most_memory("lots"), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("Slurm::most_memory = lots"), "{e}");
     }
 }
