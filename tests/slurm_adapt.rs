@@ -246,3 +246,59 @@ fn a_chunk_told_its_time_is_up_hands_back_the_rest_to_a_new_job() {
     assert!(jobs.len() >= 2, "the rest went to a new job: {jobs:?}");
     let _ = std::fs::remove_dir_all(&registry);
 }
+
+/// Runs over a minute twice (Slurm's time limits are whole minutes): not in
+/// the default run; `.ci/run` runs it (`cargo test --test slurm_adapt --
+/// --ignored`).
+#[test]
+#[ignore = "takes about 3 minutes: run by .ci/run with --ignored"]
+fn a_future_over_its_time_limit_succeeds_on_the_retry_with_double_the_time() {
+    let Some(_) = slurm::adaptive() else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let registry = scratch("time");
+    let _g = with_plan(Slurm::jobs().registry(&registry));
+    // 75 s of work under a limit of one minute: the first job ends TIMEOUT,
+    // the retry gets two minutes; the body sees how long its job has.
+    let left = future!(
+        {
+            let at_start = futurize::time_left();
+            std::thread::sleep(Duration::from_secs(75));
+            at_start
+        },
+        resources = (time = "1m"),
+        retries = 1,
+        label = named("adapt-time")
+    )
+    .value()
+    .unwrap();
+    let left = left.expect("a job's body knows its time left");
+    assert!(
+        left <= Duration::from_secs(120) && left > Duration::from_secs(60),
+        "{left:?}"
+    );
+    let limits: Vec<String> = squeue(&[
+        "--me",
+        "-h",
+        "-t",
+        "all",
+        "-n",
+        &format!("futurize-{}", named("adapt-time")),
+        "-o",
+        "%i %l %T",
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect();
+    let mut limits = limits;
+    limits.sort();
+    assert_eq!(limits.len(), 2, "{limits:?}");
+    assert!(
+        limits[0].contains(" 1:00 ") && limits[0].ends_with("TIMEOUT"),
+        "{limits:?}"
+    );
+    assert!(
+        limits[1].contains(" 2:00 ") && limits[1].ends_with("COMPLETED"),
+        "{limits:?}"
+    );
+    let _ = std::fs::remove_dir_all(&registry);
+}

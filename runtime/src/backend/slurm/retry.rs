@@ -43,6 +43,10 @@ pub(super) fn cause(state: &str, log: &str) -> Cause {
         Cause::OutOfMemory
     } else if state.starts_with("TIMEOUT") || log.contains("due to time limit") {
         Cause::OutOfTime
+    } else if log.contains("due to preemption") || log.contains("due to node failure") {
+        // Preempted where the site cancels rather than requeues: the log
+        // says so even when the state says CANCELLED or FAILED.
+        Cause::NotItsFault
     } else if state.starts_with("CANCELLED") {
         Cause::Cancelled
     } else if ["PREEMPTED", "NODE_FAIL", "BOOT_FAIL"]
@@ -211,6 +215,10 @@ mod tests {
         assert_eq!(cause("NODE_FAIL", ""), Cause::NotItsFault);
         assert_eq!(cause("FAILED", "panicked at src/main.rs"), Cause::Other);
         assert_eq!(cause("CANCELLED by 0", ""), Cause::Cancelled);
+        let preempted =
+            "slurmstepd: error: *** JOB 67 ON vm CANCELLED AT 2026 DUE TO PREEMPTION ***";
+        assert_eq!(cause("CANCELLED", preempted), Cause::NotItsFault);
+        assert_eq!(cause("FAILED", preempted), Cause::NotItsFault);
         assert!(retry(3).next(Cause::Cancelled, (None, None)).is_err());
     }
 
