@@ -130,6 +130,26 @@ fn child_scenario() {
             let xs: Vec<u64> = (0..8).collect();
             println!("{:?}", squares(&xs));
         }
+        "logging" => {
+            log::set_logger(&PRINTER).unwrap();
+            log::set_max_level(log::LevelFilter::Info);
+            plan(Multiprocess::workers(1));
+            let xs: Vec<u64> = foreach!(i in 0..3u64 => {
+                mark(i);
+                log::info!("element {i}");
+                i + 1
+            } %dofuture% cache = true)
+            .unwrap();
+            let f = future!(
+                {
+                    mark(10);
+                    log::warn!("the future");
+                    5u64
+                },
+                cache = true
+            );
+            println!("{xs:?} {}", f.value().unwrap());
+        }
         "size" => {
             for _ in 0..2 {
                 let s = futurize::cache::size().unwrap();
@@ -141,6 +161,21 @@ fn child_scenario() {
     }
     println!("END");
 }
+
+/// A logger that prints each record as a line of stdout.
+struct Printer;
+
+impl log::Log for Printer {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        println!("LOG {} {}", record.level(), record.args());
+    }
+    fn flush(&self) {}
+}
+
+static PRINTER: Printer = Printer;
 
 /// `#[futurize(cache = true)]`: the pipeline's `foreach!` keeps its values.
 #[futurize(cache = true)]
@@ -440,5 +475,19 @@ fn a_futurized_function_keeps_its_values_too() {
     assert!(marked(&marks).is_empty());
     assert_eq!(second, first);
     assert_eq!(first, "[0, 1, 4, 9, 16, 25, 36, 49]\n");
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn hits_replay_the_log_records_their_elements_sent() {
+    let (cache, marks) = (scratch("logging"), scratch("logging-marks").join("marks"));
+    let (first, _) = run("logging", &cache, &marks, &[]);
+    assert_eq!(marked(&marks).len(), 4);
+    let expected = "LOG INFO element 0\nLOG INFO element 1\nLOG INFO element 2\n\
+                    LOG WARN the future\n[1, 2, 3] 5\n";
+    assert_eq!(first, expected);
+    let (second, _) = run("logging", &cache, &marks, &[]);
+    assert!(marked(&marks).is_empty(), "every value was kept");
+    assert_eq!(second, first, "the same records, in element order");
     let _ = std::fs::remove_dir_all(&cache);
 }

@@ -136,6 +136,9 @@ pub struct Future<T> {
     backend_keeps_time: AtomicBool,
     /// Where its value is kept, when it is cached and was not found there.
     cache: Option<CallCache>,
+    /// The `log` records of a value found in the cache, logged when it is
+    /// collected (as they were when it was computed).
+    replay_logs: Vec<crate::protocol::wire::LogRecord>,
     _value: PhantomData<fn() -> T>,
 }
 
@@ -193,9 +196,15 @@ impl<T: DeserializeOwned> Future<T> {
                 if let Some(c) = cached {
                     if let Some(value) = c.lookup(0) {
                         let value = value.to_vec();
-                        let output = c.outputs().into_iter().map(|(_, o)| o).next();
-                        return Future::done(Ok(value), label, timeout)
-                            .with_output(output.unwrap_or_default());
+                        let (output, logs) = c
+                            .outputs()
+                            .into_iter()
+                            .map(|(_, o, l)| (o, l))
+                            .next()
+                            .unwrap_or_default();
+                        let mut done = Future::done(Ok(value), label, timeout).with_output(output);
+                        done.replay_logs = logs;
+                        return done;
                     }
                     kept = Some(c);
                 }
@@ -228,6 +237,7 @@ impl<T: DeserializeOwned> Future<T> {
             deadline: Mutex::new(None),
             backend_keeps_time: AtomicBool::new(backend_keeps_time),
             cache: kept,
+            replay_logs: Vec::new(),
             _value: PhantomData,
         };
         if future.timeout.is_some() {
@@ -249,6 +259,7 @@ impl<T: DeserializeOwned> Future<T> {
             deadline: Mutex::new(None),
             backend_keeps_time: AtomicBool::new(false),
             cache: None,
+            replay_logs: Vec::new(),
             _value: PhantomData,
         }
     }
@@ -431,12 +442,14 @@ impl<T: DeserializeOwned> Future<T> {
             self.launch(&mut state);
             std::mem::replace(&mut *state, State::Collected)
         };
+        let mut logs = Vec::new();
         let (bytes, output) = match state {
             State::Running(slot) => {
                 if let Some(timed_out) = self.wait(&slot) {
                     return Err(timed_out.with_label(label.as_deref()));
                 }
                 let result = slot.take();
+                logs = slot.take_logs();
                 if slot.is_cancelled() {
                     (Err(Error::Cancelled { label: None }), Output::default())
                 } else {
@@ -450,8 +463,11 @@ impl<T: DeserializeOwned> Future<T> {
             }
         };
         relay::relay(&output);
+        for record in &self.replay_logs {
+            crate::backend::emit_log(record.clone(), label.as_deref());
+        }
         if let (Some(cache), Ok(value)) = (&self.cache, &bytes) {
-            cache.store(&[(0, value.clone())], &output);
+            cache.store(&[(0, value.clone())], &output, &logs);
         }
         if crate::trace::on() {
             crate::trace::instant(

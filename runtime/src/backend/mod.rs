@@ -19,6 +19,7 @@
 mod first_fit;
 mod processes;
 mod replies;
+pub(crate) use replies::emit_log;
 mod sequential;
 pub(crate) mod slot;
 mod slurm;

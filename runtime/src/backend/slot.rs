@@ -22,6 +22,9 @@ pub(crate) struct ResultSlot {
     on_cancel: Mutex<Option<CancelHook>>,
     /// Who filled it, when a worker or a job did.
     answerer: Mutex<Option<Arc<dyn Answerer>>>,
+    /// The `log` records its task sent (logged as they came; kept for a
+    /// cached call's entries).
+    logs: Mutex<Vec<crate::protocol::wire::LogRecord>>,
 }
 
 /// Who answered a slot (a worker process, a Slurm job): named in an error
@@ -57,7 +60,18 @@ impl ResultSlot {
             cancelled: AtomicBool::new(false),
             on_cancel: Mutex::new(None),
             answerer: Mutex::new(None),
+            logs: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Keeps a `log` record the task sent.
+    pub(crate) fn keep_log(&self, record: crate::protocol::wire::LogRecord) {
+        lock(&self.logs).push(record);
+    }
+
+    /// The `log` records the task sent, in order.
+    pub(crate) fn take_logs(&self) -> Vec<crate::protocol::wire::LogRecord> {
+        std::mem::take(&mut *lock(&self.logs))
     }
 
     /// Says who fills the slot; call before [`ResultSlot::fill`].

@@ -112,6 +112,15 @@ pub struct ChunkOutput<R> {
     /// A chunk handed back at its job's time signal (`SIGUSR1` from
     /// `--signal`): how many of its elements ran; the rest run elsewhere.
     pub handed_back: Option<u32>,
+    /// The `log` records its elements sent from another process, in order
+    /// (kept with a cached call's values; on the leader only).
+    #[serde(skip)]
+    pub logs: Vec<crate::protocol::wire::LogRecord>,
+    /// The records are to be logged when the chunk's output is shown (a
+    /// chunk whose values came from the cache); else they were logged as
+    /// they came.
+    #[serde(skip)]
+    pub replay_logs: bool,
     /// What the chunk's elements printed, in element order (filled in where
     /// the chunk ran, or from the worker's reply).
     #[serde(skip)]
@@ -232,6 +241,8 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>, W: Watch>(
         folded: None,
         failures: Vec::new(),
         handed_back: None,
+        logs: Vec::new(),
+        replay_logs: false,
         output: Output::default(),
     };
     loop {
@@ -427,6 +438,8 @@ mod answer_checks {
                 .map(|&p| (p, Failure::TimedOut { after: "1s".into() }))
                 .collect(),
             handed_back: None,
+            logs: Vec::new(),
+            replay_logs: false,
             output: Default::default(),
         }
     }

@@ -27,6 +27,7 @@ mod store;
 use crate::Error;
 use crate::protocol::Output;
 use crate::protocol::job::prepare_own_root;
+use crate::protocol::wire::LogRecord;
 use crate::rng::Streams;
 use key::{Key, KeyHasher};
 use std::path::{Path, PathBuf};
@@ -305,9 +306,10 @@ impl CallCache {
         Some(self.loaded.value(*found))
     }
 
-    /// What stored chunks printed, at the index of their first element:
-    /// only for chunks all of whose values are this call's, in order.
-    pub(crate) fn outputs(&self) -> Vec<(usize, Output)> {
+    /// What stored chunks printed and logged, at the index of their first
+    /// element: only for chunks all of whose values are this call's, in
+    /// order.
+    pub(crate) fn outputs(&self) -> Vec<(usize, Output, Vec<LogRecord>)> {
         let mut outputs = Vec::new();
         if self.loaded.chunks.iter().all(|c| c.outputs.is_empty()) {
             return outputs;
@@ -321,11 +323,11 @@ impl CallCache {
                     .map(|k| index.get(k).copied())
                     .collect();
                 if let Some(first) = at.and_then(|a| a.into_iter().min()) {
-                    outputs.push((first, p.output.clone()));
+                    outputs.push((first, p.output.clone(), p.logs.clone()));
                 }
             }
         }
-        outputs.sort_by_key(|(i, _)| *i);
+        outputs.sort_by_key(|(i, _, _)| *i);
         outputs
     }
 
@@ -336,7 +338,7 @@ impl CallCache {
     /// the last write (many small chunks make few files; a killed leader
     /// loses at most what finished in that time). A failure to write is a
     /// warning: the values are still returned, only not kept.
-    pub(crate) fn store(&self, values: &[(usize, Vec<u8>)], output: &Output) {
+    pub(crate) fn store(&self, values: &[(usize, Vec<u8>)], output: &Output, logs: &[LogRecord]) {
         if values.is_empty() {
             return;
         }
@@ -348,11 +350,12 @@ impl CallCache {
                 return;
             }
         }
-        if !output.is_empty() {
+        if !output.is_empty() || !logs.is_empty() {
             batch.chunk.outputs.push(store::Printed {
                 at,
                 n: values.len(),
                 output: output.clone(),
+                logs: logs.to_vec(),
             });
         }
         if batch.written.elapsed() >= WRITE_EVERY || batch.chunk.keys.len() >= WRITE_AT {

@@ -15,8 +15,9 @@
 
 use super::key::{Key, KeyHasher, hex};
 use crate::Error;
-use crate::protocol::Output;
 use crate::protocol::job::create_private;
+use crate::protocol::wire::LogRecord;
+use crate::protocol::{Output, codec};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
@@ -36,12 +37,14 @@ pub(crate) struct StoredChunk {
     pub(crate) outputs: Vec<Printed>,
 }
 
-/// What one finished chunk printed, and which stored values are its.
+/// What one finished chunk printed and logged, and which stored values are
+/// its.
 #[derive(Clone, Default, Debug, PartialEq)]
 pub(crate) struct Printed {
     pub(crate) at: usize,
     pub(crate) n: usize,
     pub(crate) output: Output,
+    pub(crate) logs: Vec<LogRecord>,
 }
 
 impl StoredChunk {
@@ -59,7 +62,7 @@ impl StoredChunk {
         let printed: usize = self
             .outputs
             .iter()
-            .map(|p| 32 + p.output.stdout.len() + p.output.stderr.len())
+            .map(|p| 40 + p.output.stdout.len() + p.output.stderr.len())
             .sum();
         let mut body = Vec::with_capacity(16 + self.keys.len() * 20 + self.values.len() + printed);
         body.extend_from_slice(&(self.keys.len() as u64).to_le_bytes());
@@ -74,7 +77,12 @@ impl StoredChunk {
         for p in &self.outputs {
             body.extend_from_slice(&(p.at as u64).to_le_bytes());
             body.extend_from_slice(&(p.n as u64).to_le_bytes());
-            for stream in [&p.output.stdout, &p.output.stderr] {
+            let logs = if p.logs.is_empty() {
+                Vec::new()
+            } else {
+                codec::encode(&p.logs, "log records").unwrap_or_default()
+            };
+            for stream in [&p.output.stdout, &p.output.stderr, &logs] {
                 body.extend_from_slice(&(stream.len() as u64).to_le_bytes());
                 body.extend_from_slice(stream);
             }
@@ -104,6 +112,11 @@ impl StoredChunk {
             let stdout = r.take(out)?.to_vec();
             let err = r.number()?;
             let stderr = r.take(err)?.to_vec();
+            let logged = r.number()?;
+            let logs = match r.take(logged)? {
+                [] => Vec::new(),
+                bytes => codec::decode(bytes, "log records").ok()?,
+            };
             if at.checked_add(n)? > count {
                 return None;
             }
@@ -111,6 +124,7 @@ impl StoredChunk {
                 at,
                 n,
                 output: Output { stdout, stderr },
+                logs,
             });
         }
         r.0.is_empty().then_some(StoredChunk {
@@ -293,6 +307,15 @@ mod tests {
                 stdout: b"out".to_vec(),
                 stderr: b"err!".to_vec(),
             },
+            logs: vec![LogRecord {
+                level: 3,
+                target: "t".into(),
+                message: "logged".into(),
+                module_path: None,
+                file: None,
+                line: Some(7),
+                index: Some(1),
+            }],
         });
         let body = chunk.to_bytes();
         let back = StoredChunk::from_bytes(&body).unwrap();

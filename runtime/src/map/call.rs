@@ -415,14 +415,18 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
             }
             let mut output = ChunkOutput {
                 handed_back: None,
+                logs: Vec::new(),
+                replay_logs: false,
                 values: std::mem::take(values),
                 folded: None,
                 failures: Vec::new(),
                 output: Default::default(),
             };
-            while let Some((_, printed)) = outputs.next_if(|(at, _)| *at < end) {
+            while let Some((_, printed, logs)) = outputs.next_if(|(at, _, _)| *at < end) {
                 output.output.stdout.extend_from_slice(&printed.stdout);
                 output.output.stderr.extend_from_slice(&printed.stderr);
+                output.logs.extend(logs);
+                output.replay_logs = true;
             }
             hits += (end - start) as u64;
             finished.push((start..end, Ok(output)));
@@ -463,7 +467,7 @@ impl<'a, S: Elements, R> Call<'a, S, R> {
                 Err(e) => log::warn!("futurize: a value is not cached: {e}"),
             }
         }
-        cached.cache.store(&kept, &output.output);
+        cached.cache.store(&kept, &output.output, &output.logs);
     }
 
     /// True when the cache held every value: nothing is left to run.

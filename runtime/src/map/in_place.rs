@@ -168,6 +168,8 @@ pub(super) fn run_chunk_in_place<R, S: Elements, W: Watch>(
         folded: None,
         failures,
         handed_back: None,
+        logs: Vec::new(),
+        replay_logs: false,
         output: Output::default(),
     }
 }

@@ -137,13 +137,20 @@ struct Ran<R> {
 /// Shows what the chunks printed, in element order; under `errors = "stop"`
 /// only up to the failure the call returns, as if the elements had run one
 /// after the other.
-fn relay_output<R>(finished: &Finished<R>, until: Option<usize>) {
+fn relay_output<R>(finished: &Finished<R>, until: Option<usize>, label: Option<&str>) {
     for (range, result) in finished {
         if until.is_some_and(|f| range.start > f) {
             break;
         }
         if let Ok(out) = result {
             relay::relay(&out.output);
+            // Values from the cache: their records, as the run that
+            // computed them logged them.
+            if out.replay_logs {
+                for record in &out.logs {
+                    crate::backend::emit_log(record.clone(), label);
+                }
+            }
         }
     }
 }
@@ -290,14 +297,18 @@ fn collected<R, Out: FromIterator<R>>(
 ) -> Result<Out, Error> {
     let Ran { finished, in_place } = ran?;
     if let Some(values) = in_place {
-        relay_output(&finished, None);
+        relay_output(&finished, None, options.settings.label.as_deref());
         return Ok(values.into_iter().collect());
     }
     let failure = match options.settings.errors {
         ErrorPolicy::Stop => first_failure(&finished, options.settings.label.as_deref()),
         _ => None,
     };
-    relay_output(&finished, failure.as_ref().map(|(i, _)| *i));
+    relay_output(
+        &finished,
+        failure.as_ref().map(|(i, _)| *i),
+        options.settings.label.as_deref(),
+    );
     if let Some((_, e)) = failure {
         return Err(e);
     }
@@ -345,7 +356,7 @@ fn passed<R, Out: FromIterator<Result<R, Error>>>(
     options: &MapOptions,
 ) -> Result<Out, Error> {
     let Ran { finished, in_place } = ran?;
-    relay_output(&finished, None);
+    relay_output(&finished, None, options.settings.label.as_deref());
     if let Some(values) = in_place {
         return Ok(values.into_iter().map(Ok).collect());
     }
@@ -397,7 +408,11 @@ fn combined<R>(
         ErrorPolicy::Stop => first_failure(&finished, options.settings.label.as_deref()),
         _ => None,
     };
-    relay_output(&finished, failure.as_ref().map(|(i, _)| *i));
+    relay_output(
+        &finished,
+        failure.as_ref().map(|(i, _)| *i),
+        options.settings.label.as_deref(),
+    );
     if let Some((_, e)) = failure {
         return Err(e);
     }

@@ -503,6 +503,7 @@ fn chunk_outcome<R: DeserializeOwned>(
                 })
                 .map(|mut out| {
                     out.output = f.slot.take_output();
+                    out.logs = f.slot.take_logs();
                     out
                 })
         }

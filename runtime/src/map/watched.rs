@@ -32,6 +32,8 @@ pub(super) fn run_watched<S: Elements, R>(
     } = chunk;
     let mut out = ChunkOutput {
         handed_back: None,
+        logs: Vec::new(),
+        replay_logs: false,
         values: Vec::new(),
         folded: None,
         failures: Vec::new(),

@@ -71,10 +71,15 @@ fn read_until_end(
                 }
             }
             Ok(Some((FromWorker::Log { id, record }, _))) => {
-                let label = lock(&worker.running)
+                let (label, slot) = lock(&worker.running)
                     .as_ref()
                     .filter(|r| r.id == id)
-                    .and_then(|r| r.settings.label.clone());
+                    .map_or((None, None), |r| {
+                        (r.settings.label.clone(), Some(r.slot.clone()))
+                    });
+                if let Some(slot) = slot {
+                    slot.keep_log(record.clone());
+                }
                 emit_log(record, label.as_deref());
             }
             Ok(Some((

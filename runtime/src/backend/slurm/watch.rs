@@ -157,7 +157,10 @@ fn answer(mut p: Pending) {
                         p.slot.set_output(output);
                         result = Some(outcome_to_result(outcome, payload));
                     }
-                    FromWorker::Log { record, .. } => emit_log(record, p.label.as_deref()),
+                    FromWorker::Log { record, .. } => {
+                        p.slot.keep_log(record.clone());
+                        emit_log(record, p.label.as_deref());
+                    }
                     FromWorker::Progress { elements, .. } => {
                         if let Some(bar) = &p.progress {
                             bar.reported.fetch_add(elements, Ordering::Relaxed);
