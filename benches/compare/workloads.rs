@@ -1,6 +1,11 @@
 //! The workloads of `benches/compare/run.sh`, in futurize. Prints one line
 //! per workload: name, median seconds (release build:
-//! `cargo run --release --example compare_workloads`).
+//! `cargo run --release --example compare_workloads`). With the argument
+//! `slurm` (and `SLURM_CONF` set), the Slurm workloads instead
+//! (slurm_workloads.rs).
+
+#[path = "slurm_workloads.rs"]
+mod slurm_workloads;
 
 use futurize::prelude::*;
 use std::io::{Read, Write};
@@ -39,7 +44,31 @@ fn busy(seed: u64) -> f64 {
     x + seed as f64
 }
 
+/// 100 MB of bytes to one worker of the current plan, their sum back: the
+/// same work as the peers' `transfer_100mb_checksum` (benches/compare/workloads_py.py).
+fn transfer_100mb() {
+    let data: Vec<u8> = (0..100_000_000u32).map(|i| (i % 251) as u8).collect();
+    let expected: u64 = data.iter().map(|&b| u64::from(b)).sum();
+    report(
+        "transfer_100mb_checksum_multiprocess_2",
+        time(10, || {
+            let sum = future!(data.iter().map(|&b| u64::from(b)).sum::<u64>())
+                .value()
+                .unwrap();
+            assert_eq!(sum, expected);
+        }),
+    );
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("slurm") {
+        let registry =
+            std::env::temp_dir().join(format!("futurize-compare-registry-{}", std::process::id()));
+        std::fs::create_dir_all(&registry).expect("the registry directory");
+        slurm_workloads::run(&registry, report);
+        let _ = std::fs::remove_dir_all(&registry);
+        return;
+    }
     let (mut near, mut far) = UnixStream::pair().unwrap();
     let echo = std::thread::spawn(move || {
         let mut buf = [0u8; 64];
@@ -84,6 +113,7 @@ fn main() {
             assert_eq!(v.len(), 100_000);
         }),
     );
+    transfer_100mb();
     {
         let _s = with_plan(Sequential);
         report(
