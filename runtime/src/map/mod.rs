@@ -19,6 +19,7 @@
 //! index and stops what is still running, `remove` drops failed elements,
 //! `pass` hands back one `Result` per element.
 
+mod cached;
 mod call;
 mod chunks;
 mod elements;
