@@ -481,6 +481,27 @@ fn child_scenario() {
             } %dofuture% chunk_size = 1)
             .unwrap();
         }
+        "capture_once" => {
+            let user = std::env::var("LOGIN_USER").unwrap();
+            let other = format!("{user}@node1");
+            plan(futurize::Cluster::hosts([
+                "node1", "node1", "node1", &other, &other, &other,
+            ]));
+            let big: Vec<u8> = vec![7; 8 << 20];
+            let before = futurize::__private::__bytes_sent_to_workers();
+            // Slow elements, a chunk each: every worker takes some.
+            let answers: Vec<(u64, u32)> = foreach!(i in 0..24u64 => {
+                std::thread::sleep(Duration::from_millis(150));
+                (big.iter().map(|&b| u64::from(b)).sum::<u64>() + i, std::process::id())
+            } %dofuture% chunk_size = 1)
+            .unwrap();
+            let sent = futurize::__private::__bytes_sent_to_workers() - before;
+            let (sums, mut pids): (Vec<u64>, Vec<u32>) = answers.into_iter().unzip();
+            assert_eq!(sums[5], (7u64 << 23) + 5);
+            pids.sort_unstable();
+            pids.dedup();
+            println!("{sent} {} {}", pids.len(), big.len());
+        }
         "frame_limit" => {
             plan(futurize::Cluster::hosts(["node1"]));
             for n in (900..1100usize).step_by(4) {
@@ -594,4 +615,27 @@ fn a_remote_worker_that_stops_answering_is_noticed_and_its_chunk_rerun() {
     }
     assert!(!alive(pid), "the agent ended the stopped worker");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_capture_crosses_each_hosts_connection_once_for_all_its_workers() {
+    if sshd::sshd().is_none() {
+        return;
+    }
+    let Some(user) = login_user() else { return };
+    // In a child: the byte count is the whole process's. Two connections
+    // to node1 (as itself and as user@node1: two hosts to the plan, and no
+    // host another test here kills or counts), three workers each.
+    let out = child("capture_once", Path::new("/tmp"), &[("LOGIN_USER", &user)]);
+    let f: Vec<u64> = out.split_whitespace().map(|w| w.parse().unwrap()).collect();
+    let (sent, workers, capture) = (f[0], f[1], f[2]);
+    assert!(
+        workers >= 4,
+        "the chunks spread over the workers: {workers}"
+    );
+    // Twice the capture (two hosts), not once per worker.
+    assert!(
+        sent < capture * 2 + capture / 5,
+        "{sent} bytes for a capture of {capture} to {workers} workers on 2 hosts"
+    );
 }

@@ -69,7 +69,25 @@ pub(crate) enum ToAgent {
         /// Which worker.
         worker: u32,
     },
+    /// Keep the payload: a call's captures as the frame a worker reads
+    /// (`KeepCaptures` and its bytes), sent once per host. The agent keeps
+    /// the last [`STASHED_CALLS`] calls' and forgets the oldest beyond them,
+    /// as the leader counts on.
+    Stash {
+        /// The call.
+        call: u64,
+    },
+    /// Write the stashed frame of `call` into worker `worker`'s stdin.
+    Replay {
+        /// Which worker.
+        worker: u32,
+        /// Which call's captures.
+        call: u64,
+    },
 }
+
+/// How many calls' captures a host agent keeps (`ToAgent::Stash`).
+pub(crate) const STASHED_CALLS: usize = 2;
 
 /// What a host agent says to its leader.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

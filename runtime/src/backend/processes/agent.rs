@@ -14,7 +14,7 @@
 use super::link::{Launcher, LocalLauncher, WorkerProcess};
 use crate::Error;
 use crate::protocol::agent::{
-    AGENT_ENV, AGENT_FD_ENV, AGENT_READY, FromAgent, ToAgent, WRONG_BUILD_EXIT,
+    AGENT_ENV, AGENT_FD_ENV, AGENT_READY, FromAgent, STASHED_CALLS, ToAgent, WRONG_BUILD_EXIT,
     connection_frame_limit,
 };
 use crate::protocol::{self, hex, identity, wire};
@@ -97,6 +97,8 @@ fn serve() -> Result<(), Error> {
     )?;
     let mut input = BufReader::new(input);
     let mut workers: HashMap<u32, Started> = HashMap::new();
+    // Calls' captures sent once for every worker of this host, oldest first.
+    let mut stashed: std::collections::VecDeque<(u64, Vec<u8>)> = Default::default();
     let limit = connection_frame_limit();
     let ended = loop {
         let (message, payload) = match wire::read_message::<_, ToAgent>(&mut input, limit) {
@@ -123,6 +125,23 @@ fn serve() -> Result<(), Error> {
             ToAgent::Kill { worker } => {
                 if let Some(w) = workers.get(&worker) {
                     lock(&w.process).kill();
+                }
+            }
+            ToAgent::Stash { call } => {
+                stashed.push_back((call, payload));
+                while stashed.len() > STASHED_CALLS {
+                    stashed.pop_front();
+                }
+            }
+            ToAgent::Replay { worker, call } => {
+                let frame = stashed.iter().find(|(c, _)| *c == call).map(|(_, f)| f);
+                if let (Some(frame), Some(input)) = (
+                    frame,
+                    workers.get_mut(&worker).and_then(|w| w.input.as_mut()),
+                ) {
+                    // As for `Input`: a worker that died is reported by its
+                    // forwarding thread.
+                    let _ = input.write_all(frame).and_then(|()| input.flush());
                 }
             }
         }

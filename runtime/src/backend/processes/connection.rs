@@ -34,6 +34,9 @@ pub(super) struct Connection {
     host: String,
     to_agent: Mutex<ChildStdin>,
     routes: Arc<Routes>,
+    /// The calls whose captures the agent keeps, oldest first (as it keeps
+    /// them: at most `STASHED_CALLS`).
+    stashed: Mutex<VecDeque<u64>>,
 }
 
 /// Where each worker's bytes go, and what the demultiplexer learned.
@@ -165,11 +168,45 @@ impl Connection {
             host: name,
             to_agent: Mutex::new(stdin),
             routes,
+            stashed: Mutex::new(VecDeque::new()),
         })
     }
 
     pub(super) fn is_alive(&self) -> bool {
         lock(&self.routes.map).ended.is_none()
+    }
+
+    /// Gives worker `worker` the captures of `call` through the agent: the
+    /// bytes cross the connection once per host (`ToAgent::Stash`, the frame
+    /// `KeepCaptures` as the worker reads it), then each worker gets them
+    /// from the agent (`ToAgent::Replay`). How many bytes were sent.
+    pub(super) fn replay_captures(
+        &self,
+        worker: u32,
+        call: u64,
+        captures: &[u8],
+    ) -> Result<u64, crate::Error> {
+        let mut stashed = lock(&self.stashed);
+        let mut sent = 0;
+        if !stashed.contains(&call) {
+            let mut frame = Vec::with_capacity(captures.len() + 64);
+            wire::write_message(
+                &mut frame,
+                &crate::protocol::wire::ToWorker::KeepCaptures { call },
+                captures,
+                crate::protocol::codec::max_frame_bytes(),
+            )?;
+            self.send(&ToAgent::Stash { call }, &frame)
+                .map_err(|e| crate::Error::Protocol(e.to_string()))?;
+            sent = frame.len() as u64;
+            stashed.push_back(call);
+            while stashed.len() > crate::protocol::agent::STASHED_CALLS {
+                stashed.pop_front();
+            }
+        }
+        self.send(&ToAgent::Replay { worker, call }, &[])
+            .map_err(|e| crate::Error::Protocol(e.to_string()))?;
+        Ok(sent)
     }
 
     fn send(&self, message: &ToAgent, payload: &[u8]) -> std::io::Result<()> {
@@ -419,6 +456,13 @@ pub(super) struct RemoteProcess {
 }
 
 impl WorkerProcess for RemoteProcess {
+    fn captures_through_host(&self) -> Option<super::link::HostCaptures> {
+        let (connection, worker) = (self.connection.clone(), self.worker);
+        Some(Arc::new(move |call, captures| {
+            connection.replay_captures(worker, call, captures)
+        }))
+    }
+
     /// Closes the worker's link at once (so that its reader ends even when
     /// the host no longer answers), and asks the agent to end the process,
     /// from a thread of its own: a frozen connection must not hold the

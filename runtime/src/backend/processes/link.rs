@@ -53,7 +53,18 @@ pub(crate) trait WorkerProcess: Send {
     fn os_pid(&self) -> Option<u32> {
         None
     }
+    /// How it gets a call's captures another way than its own channel,
+    /// where there is one: a remote worker's host agent keeps them for all
+    /// its workers. `None`: on the channel.
+    fn captures_through_host(&self) -> Option<HostCaptures> {
+        None
+    }
 }
+
+/// Gives a worker the captures of call `call` (their bytes) another way
+/// than its channel: the bytes sent, or why not.
+pub(crate) type HostCaptures =
+    std::sync::Arc<dyn Fn(u64, &[u8]) -> Result<u64, crate::Error> + Send + Sync>;
 
 /// Starts worker processes for a pool.
 pub(crate) trait Launcher: Send + Sync {

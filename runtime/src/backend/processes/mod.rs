@@ -62,6 +62,9 @@ pub(super) struct Worker {
     host: Option<String>,
     /// The `foreach!` call whose captures this worker keeps.
     kept_call: Mutex<Option<u64>>,
+    /// How a remote worker gets captures through its host's agent (once
+    /// per host); `None` on this machine.
+    host_captures: Option<link::HostCaptures>,
     /// Set when the pool killed this worker: it must never be reused, even
     /// if it answered before the signal landed.
     killed: AtomicBool,
@@ -248,6 +251,7 @@ fn spawn_worker(shared: &Arc<Pool>) -> Result<Arc<Worker>, Error> {
         pid,
         host: process.host().map(str::to_string),
         kept_call: Mutex::new(None),
+        host_captures: process.captures_through_host(),
         killed: AtomicBool::new(false),
         timed_out: Mutex::new(None),
         input: Mutex::new(Some(input)),
@@ -306,7 +310,24 @@ impl ProcessPool {
             }
             let limit = codec::max_frame_bytes();
             let mut sent = Ok(());
-            for (message, payload) in through_inbox(&worker, messages(&worker, id, work)) {
+            let mut messages = messages(&worker, id, work);
+            if let Some((ToWorker::KeepCaptures { call }, captures)) = messages.first()
+                && let Some(through_host) = &worker.host_captures
+            {
+                // Once per host, not once per worker.
+                let through = through_host(*call, captures);
+                messages.remove(0);
+                match through {
+                    Ok(bytes) => {
+                        BYTES_SENT.fetch_add(bytes, Ordering::Relaxed);
+                    }
+                    Err(e) => sent = Err(e),
+                }
+            }
+            for (message, payload) in through_inbox(&worker, messages) {
+                if sent.is_err() {
+                    break;
+                }
                 if let ToWorker::InInbox(shared) = &message {
                     BYTES_SENT.fetch_add(shared.len, Ordering::Relaxed);
                 }
