@@ -421,15 +421,71 @@ fn capture_100mb(c: &mut Criterion, ssh_command: &str) {
     group.finish();
 }
 
+/// A 100 MB capture to 3 hosts × 4 workers (every worker gets it), next
+/// to three `ssh cat`s of 100 MB run in parallel, one per host.
+fn capture_100mb_to_12_workers(c: &mut Criterion, ssh_command: &str) {
+    let size: usize = if smoke() { 1 << 20 } else { 100 << 20 };
+    let mut group = c.benchmark_group("cluster_capture_100mb_3_hosts_x_4");
+    group.sampling_mode(SamplingMode::Flat);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(10));
+    let big = vec![7u8; size];
+    let hosts = ["node1", "node2", "node3"].repeat(4);
+    {
+        let _g = with_plan(cluster(ssh_command, &hosts));
+        let warm: Vec<u32> =
+            foreach!(i in 0..12u32 => { std::thread::sleep(Duration::from_millis(50)); i } %dofuture% chunk_size = 1)
+                .unwrap();
+        assert_eq!(warm.len(), 12);
+        group.bench_function("foreach_12_chunks", |b| {
+            b.iter(|| {
+                // A chunk each, slow enough that every worker takes one.
+                let lens: Vec<usize> = foreach!(_i in 0..12u32 => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    big.len()
+                } %dofuture% chunk_size = 1)
+                .unwrap();
+                assert!(lens.iter().all(|&l| l == size));
+            })
+        });
+    }
+    wait_for_connections_to_end();
+    let parallel = format!(
+        "for h in node1 node2 node3; do head -c {size} /dev/zero | {ssh_command} $h 'cat > /dev/null' & done; wait"
+    );
+    group.bench_function("parallel_ssh_cat_per_host", |b| {
+        b.iter(|| {
+            let s = Command::new("sh")
+                .arg("-c")
+                .arg(&parallel)
+                .stdin(Stdio::null())
+                .status()
+                .expect("sh runs");
+            assert!(s.success());
+        })
+    });
+    group.finish();
+}
+
 fn main() {
     let Some(sshd) = sshd::start() else {
         return;
     };
+    // `FUTURIZE_BENCH_ONLY=per-host`: only the captures to 3 hosts × 4.
+    if std::env::var("FUTURIZE_BENCH_ONLY").is_ok_and(|v| v == "per-host") {
+        let mut c = Criterion::default().configure_from_args();
+        capture_100mb_to_12_workers(&mut c, &sshd.ssh_command);
+        c.final_summary();
+        drop(sshd);
+        return;
+    }
     let mut c = Criterion::default().configure_from_args();
     round_trips(&mut c, &sshd.ssh_command);
     start_up(&mut c, &sshd.ssh_command);
     foreach_1e5(&mut c, &sshd.ssh_command);
     capture_100mb(&mut c, &sshd.ssh_command);
+    capture_100mb_to_12_workers(&mut c, &sshd.ssh_command);
     c.final_summary();
     drop(sshd);
 }

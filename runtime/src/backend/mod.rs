@@ -161,6 +161,11 @@ pub(crate) trait Backend: Send + Sync {
     fn plain(&self) -> Option<Result<Arc<dyn Backend>, Error>> {
         None
     }
+    /// A call's chunks are about to be submitted: a backend may send its
+    /// captures ahead (to every host at once).
+    fn prepare_call(&self, call: &CallCaptures) {
+        let _ = call;
+    }
     /// Whether this backend runs failed work again itself (`retries`), so
     /// that the map engine must not run a lost chunk a second time.
     fn retries_itself(&self) -> bool {

@@ -123,6 +123,7 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         bytes: codec::encode(vars, &what)?,
         durable: how.durable,
     });
+    workers.backend.prepare_call(&call);
     // A cached call's chunks from an earlier run that are answered or still
     // running there are waited for, not run again.
     let resumed = match how.runs {

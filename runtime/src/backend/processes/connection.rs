@@ -186,27 +186,33 @@ impl Connection {
         call: u64,
         captures: &[u8],
     ) -> Result<u64, crate::Error> {
-        let mut stashed = lock(&self.stashed);
-        let mut sent = 0;
-        if !stashed.contains(&call) {
-            let mut frame = Vec::with_capacity(captures.len() + 64);
-            wire::write_message(
-                &mut frame,
-                &crate::protocol::wire::ToWorker::KeepCaptures { call },
-                captures,
-                crate::protocol::codec::max_frame_bytes(),
-            )?;
-            self.send(&ToAgent::Stash { call }, &frame)
-                .map_err(|e| crate::Error::Protocol(e.to_string()))?;
-            sent = frame.len() as u64;
-            stashed.push_back(call);
-            while stashed.len() > crate::protocol::agent::STASHED_CALLS {
-                stashed.pop_front();
-            }
-        }
+        let sent = self.stash(call, captures)?;
         self.send(&ToAgent::Replay { worker, call }, &[])
             .map_err(|e| crate::Error::Protocol(e.to_string()))?;
         Ok(sent)
+    }
+
+    /// Sends the agent the captures of `call` unless it keeps them: the
+    /// bytes sent.
+    pub(super) fn stash(&self, call: u64, captures: &[u8]) -> Result<u64, crate::Error> {
+        let mut stashed = lock(&self.stashed);
+        if stashed.contains(&call) {
+            return Ok(0);
+        }
+        let mut frame = Vec::with_capacity(captures.len() + 64);
+        wire::write_message(
+            &mut frame,
+            &crate::protocol::wire::ToWorker::KeepCaptures { call },
+            captures,
+            crate::protocol::codec::max_frame_bytes(),
+        )?;
+        self.send(&ToAgent::Stash { call }, &frame)
+            .map_err(|e| crate::Error::Protocol(e.to_string()))?;
+        stashed.push_back(call);
+        while stashed.len() > crate::protocol::agent::STASHED_CALLS {
+            stashed.pop_front();
+        }
+        Ok(frame.len() as u64)
     }
 
     fn send(&self, message: &ToAgent, payload: &[u8]) -> std::io::Result<()> {

@@ -70,6 +70,13 @@ pub(crate) type HostCaptures =
 pub(crate) trait Launcher: Send + Sync {
     /// Starts one worker (before its handshake).
     fn launch(&self) -> Result<Link, Error>;
+    /// A call's captures are about to go to this pool's workers: a launcher
+    /// whose hosts keep them for their workers sends them to every host it
+    /// reaches now, all at once (the bytes sent).
+    fn prepare_call(&self, call: u64, captures: &[u8]) -> u64 {
+        let _ = (call, captures);
+        0
+    }
     /// The most one worker can have.
     fn capacity(&self) -> crate::plan::Capacity;
 }

@@ -465,6 +465,11 @@ impl Backend for ProcessPool {
         }
     }
 
+    fn prepare_call(&self, call: &crate::backend::CallCaptures) {
+        let sent = self.shared.launcher.prepare_call(call.id, &call.bytes);
+        BYTES_SENT.fetch_add(sent, Ordering::Relaxed);
+    }
+
     fn capacity(&self) -> crate::plan::Capacity {
         self.shared.launcher.capacity()
     }
