@@ -128,6 +128,20 @@ pub struct ChunkOutput<R> {
 }
 
 impl<R> ChunkOutput<R> {
+    /// The output of `values` and `failures` (and a combined value), with
+    /// nothing printed, logged or handed back yet.
+    pub(crate) fn of(values: Vec<R>, folded: Option<R>, failures: Vec<(u32, Failure)>) -> Self {
+        ChunkOutput {
+            values,
+            folded,
+            failures,
+            handed_back: None,
+            logs: Vec::new(),
+            replay_logs: false,
+            output: Output::default(),
+        }
+    }
+
     /// The element index of this chunk's first failure, for a chunk that
     /// starts at element `start`.
     pub(crate) fn first_failure(&self, start: usize) -> Option<usize> {
@@ -236,15 +250,11 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>, W: Watch>(
     watch: &mut W,
 ) -> ChunkOutput<R> {
     let mut elements = elements.enumerate();
-    let mut out = ChunkOutput {
-        values: Vec::with_capacity(if G::ACTIVE { 0 } else { elements.size_hint().0 }),
-        folded: None,
-        failures: Vec::new(),
-        handed_back: None,
-        logs: Vec::new(),
-        replay_logs: false,
-        output: Output::default(),
-    };
+    let mut out = ChunkOutput::of(
+        Vec::with_capacity(if G::ACTIVE { 0 } else { elements.size_hint().0 }),
+        None,
+        Vec::new(),
+    );
     loop {
         let mut position = 0;
         // Whether the watch heard of the current element's end (a panic in
@@ -430,18 +440,14 @@ mod answer_checks {
     use super::{ChunkOutput, Failure};
 
     fn answer(values: usize, failures: &[u32], folded: bool) -> ChunkOutput<u8> {
-        ChunkOutput {
-            values: vec![1; values],
-            folded: folded.then_some(9),
-            failures: failures
+        ChunkOutput::of(
+            vec![1; values],
+            folded.then_some(9),
+            failures
                 .iter()
                 .map(|&p| (p, Failure::TimedOut { after: "1s".into() }))
                 .collect(),
-            handed_back: None,
-            logs: Vec::new(),
-            replay_logs: false,
-            output: Default::default(),
-        }
+        )
     }
 
     #[test]

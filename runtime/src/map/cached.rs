@@ -96,15 +96,7 @@ impl<S: Elements, R> Call<'_, S, R> {
                 }
                 return;
             }
-            let mut output = ChunkOutput {
-                handed_back: None,
-                logs: Vec::new(),
-                replay_logs: false,
-                values: std::mem::take(values),
-                folded: None,
-                failures: Vec::new(),
-                output: Default::default(),
-            };
+            let mut output = ChunkOutput::of(std::mem::take(values), None, Vec::new());
             while let Some((_, printed, logs)) = outputs.next_if(|(at, _, _)| *at < end) {
                 output.output.stdout.extend_from_slice(&printed.stdout);
                 output.output.stderr.extend_from_slice(&printed.stderr);

@@ -11,7 +11,6 @@
 
 use super::elements::Elements;
 use crate::body::chunk::{ChunkOutput, Failure, Watch};
-use crate::protocol::Output;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
@@ -163,15 +162,7 @@ pub(super) fn run_chunk_in_place<R, S: Elements, W: Watch>(
         // reads them (the output keeps them from now on).
         unsafe { slots.take(range.start..next, &failures) }
     };
-    ChunkOutput {
-        values,
-        folded: None,
-        failures,
-        handed_back: None,
-        logs: Vec::new(),
-        replay_logs: false,
-        output: Output::default(),
-    }
+    ChunkOutput::of(values, None, failures)
 }
 
 /// Fills `out` with the values of elements `first..`, counting in `done`

@@ -8,7 +8,6 @@ use super::call::{ChunkHere, Site};
 use super::elements::Elements;
 use crate::body::chunk::{ChunkOutput, Failure, Watch};
 use crate::progress::Progress;
-use crate::protocol::Output;
 use crate::settings::TimeLimit;
 use std::time::Instant;
 
@@ -30,15 +29,7 @@ pub(super) fn run_watched<S: Elements, R>(
         stop,
         seeded,
     } = chunk;
-    let mut out = ChunkOutput {
-        handed_back: None,
-        logs: Vec::new(),
-        replay_logs: false,
-        values: Vec::new(),
-        folded: None,
-        failures: Vec::new(),
-        output: Output::default(),
-    };
+    let mut out = ChunkOutput::of(Vec::new(), None, Vec::new());
     let mut end = range.start;
     for (p, i) in range.clone().enumerate() {
         watch.started(p);
