@@ -12,6 +12,7 @@
 use super::chunks::{ChunkPlanner, Sizing};
 use super::{Finished, MapOptions};
 use crate::Error;
+use crate::backend::slot::Answerer;
 use crate::backend::{
     Backend, CallCaptures, Chunk, ChunkProgress, Entry, ResultSlot, Resumed, Submitted, Work,
 };
@@ -490,38 +491,10 @@ fn chunk_outcome<R: DeserializeOwned>(
         Err(e) => Err(e),
         Ok(bytes) => {
             planner.record(range.len(), f.started.elapsed());
-            codec::decode::<ChunkOutput<R>>(&bytes, "the values of a chunk")
-                .and_then(|out| match out.check(range.len()) {
-                    Ok(()) => Ok(out),
-                    Err(why) => Err(Error::Protocol(format!(
-                        "{} answered elements {}..={} with {why}: the answer was refused",
-                        answerer
-                            .as_ref()
-                            .map_or("its worker".into(), |a| a.refused()),
-                        range.start,
-                        range.end - 1
-                    ))),
-                })
-                .map(|mut out| {
-                    out.output = f.slot.take_output();
-                    out.logs = f.slot.take_logs();
-                    out
-                })
+            believed(&bytes, &range, answerer.as_deref(), &f.slot)
         }
     };
-    // A job told its time was nearly up handed back the rest of its chunk:
-    // the elements that ran are its output, the rest run in a new job.
-    let range = match &output {
-        Ok(ChunkOutput {
-            handed_back: Some(ran),
-            ..
-        }) if (*ran as usize) < range.len() => {
-            let end = range.start + *ran as usize;
-            again.push_back((end..range.end, f.attempt));
-            range.start..end
-        }
-        _ => range,
-    };
+    let range = handed_back(&output, range, again, f.attempt);
     if let Some(p) = &f.progress
         && output.is_ok()
     {
@@ -529,6 +502,51 @@ fn chunk_outcome<R: DeserializeOwned>(
             .elements((range.len() as u64).saturating_sub(reported));
     }
     Ended::Output(range, output)
+}
+
+/// A chunk's answer `bytes` for the elements `range`, decoded and checked
+/// (`ChunkOutput::check`) before it is believed, with what the slot holds
+/// besides: what its elements printed and the records they logged.
+fn believed<R: DeserializeOwned>(
+    bytes: &[u8],
+    range: &Range<usize>,
+    answerer: Option<&dyn Answerer>,
+    slot: &ResultSlot,
+) -> Result<ChunkOutput<R>, Error> {
+    let mut out = codec::decode::<ChunkOutput<R>>(bytes, "the values of a chunk")?;
+    if let Err(why) = out.check(range.len()) {
+        return Err(Error::Protocol(format!(
+            "{} answered elements {}..={} with {why}: the answer was refused",
+            answerer.map_or("its worker".into(), |a| a.refused()),
+            range.start,
+            range.end - 1
+        )));
+    }
+    out.output = slot.take_output();
+    out.logs = slot.take_logs();
+    Ok(out)
+}
+
+/// The elements a chunk's `output` is for: all of `range`, unless a job
+/// told its time was nearly up handed back the rest, which then runs in a
+/// new job (queued in `again`).
+fn handed_back<R>(
+    output: &Result<ChunkOutput<R>, Error>,
+    range: Range<usize>,
+    again: &mut Again,
+    attempt: u32,
+) -> Range<usize> {
+    match output {
+        Ok(ChunkOutput {
+            handed_back: Some(ran),
+            ..
+        }) if (*ran as usize) < range.len() => {
+            let end = range.start + *ran as usize;
+            again.push_back((end..range.end, attempt));
+            range.start..end
+        }
+        _ => range,
+    }
 }
 
 #[cfg(test)]
