@@ -15,6 +15,7 @@
 //! at most `N` array tasks, and an array of more (a `chunk_size` given)
 //! runs `N` at a time (`--array=0-K%N`).
 
+mod durable;
 mod registry;
 mod retry;
 mod scheduler;
@@ -234,48 +235,6 @@ impl Jobs {
         Ok(dir)
     }
 
-    /// Where a cached call's directories and jobs record are: the same for
-    /// every run of the same call (`CallCaptures::durable`).
-    fn durable_root(&self, key: u128) -> Result<PathBuf, Error> {
-        let durable = self.root.join(format!("cached-{key:032x}"));
-        crate::protocol::job::prepare_own_root(&durable)
-            .map_err(|why| registry::registry_error(&durable, std::io::Error::other(why)))?;
-        Ok(durable)
-    }
-
-    /// The chunks of an earlier run of the cached call `key` whose jobs
-    /// answered since or still run, each waited for from now on.
-    fn resume(self: &Arc<Self>, key: u128) -> Vec<super::Resumed> {
-        let durable = self.root.join(format!("cached-{key:032x}"));
-        let mut recorded = registry::recorded_jobs(&durable);
-        if recorded.is_empty() {
-            return Vec::new();
-        }
-        let states = scheduler::states().unwrap_or_default();
-        let answered =
-            |r: &registry::Recorded| registry::task_result(&durable.join(&r.dir), &r.task).exists();
-        // Answered first: of two runs of the same elements, the one done.
-        recorded.sort_by_key(|r| !answered(r));
-        let mut dirs: HashMap<String, Arc<CallDir>> = HashMap::new();
-        let mut resumed = Vec::new();
-        for r in recorded {
-            let path = durable.join(&r.dir);
-            let running = states
-                .get(&r.job)
-                .is_some_and(|state| !scheduler::has_ended(state));
-            if !path.is_dir() || !(answered(&r) || running) {
-                continue;
-            }
-            let dir = dirs
-                .entry(r.dir.clone())
-                .or_insert_with(|| Arc::new(CallDir::adopt(path, r.key)))
-                .clone();
-            let slot = self.wait_for(pending(r.job, &dir, &r.task, None));
-            resumed.push((r.elements, slot));
-        }
-        resumed
-    }
-
     /// How `task` of `dir` (the elements `elements` of a call, or a future)
     /// runs again when its job ends without an answer: `settings.retries`
     /// that count, escalating by `settings.escalate` from `resources`.
@@ -329,6 +288,23 @@ impl Jobs {
             Box::new(capacity),
             Box::new(again),
         ))
+    }
+
+    /// Waits for `chunk` of `work` as `task` of `dir`, run by `job` with
+    /// `resources`, from now on; runs it again by its retry plan.
+    fn wait_for_chunk(
+        self: &Arc<Self>,
+        job: String,
+        (dir, task): (&Arc<CallDir>, &str),
+        (work, chunk): (&Work, &Chunk),
+        resources: &Resources,
+    ) -> Arc<ResultSlot> {
+        let elements = Some(chunk.elements.clone());
+        self.wait_for(Pending {
+            progress: chunk.progress.clone(),
+            retry: Some(self.retry_for(dir, task, elements, resources, &work.settings)),
+            ..pending(job, dir, task, work.settings.label.clone())
+        })
     }
 
     /// Writes a chunk's own input as `task`.
@@ -538,17 +514,12 @@ impl SlurmBackend {
             Ok::<_, Error>((job, dir, task, resources))
         })();
         match submitted {
-            Ok((job, dir, task, resources)) => Submitted::Running(shared.wait_for(Pending {
-                progress: chunk.progress.clone(),
-                retry: Some(shared.retry_for(
-                    &dir,
-                    &task,
-                    Some(chunk.elements.clone()),
-                    &resources,
-                    &work.settings,
-                )),
-                ..pending(job, &dir, &task, work.settings.label.clone())
-            })),
+            Ok((job, dir, task, resources)) => Submitted::Running(shared.wait_for_chunk(
+                job,
+                (&dir, &task),
+                (work, chunk),
+                &resources,
+            )),
             Err(e) => refused(e),
         }
     }
@@ -605,22 +576,12 @@ impl SlurmBackend {
                 .enumerate()
                 .map(|(i, (work, chunk))| {
                     let task = format!("chunk-{i}");
-                    Submitted::Running(shared.wait_for(Pending {
-                        progress: chunk.progress.clone(),
-                        retry: Some(shared.retry_for(
-                            &dir,
-                            &task,
-                            Some(chunk.elements.clone()),
-                            &resources,
-                            &work.settings,
-                        )),
-                        ..pending(
-                            format!("{job}_{i}"),
-                            &dir,
-                            &task,
-                            work.settings.label.clone(),
-                        )
-                    }))
+                    Submitted::Running(shared.wait_for_chunk(
+                        format!("{job}_{i}"),
+                        (&dir, &task),
+                        (work, chunk),
+                        &resources,
+                    ))
                 })
                 .collect(),
             Err(e) => (0..count).map(|_| refused(e.clone())).collect(),
