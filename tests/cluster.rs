@@ -150,7 +150,9 @@ fn a_missing_directory_means_the_remote_home() {
     if sshd::sshd().is_none() {
         return;
     }
-    let Some(user) = login_user() else { return };
+    let Some(user) = sshd::login_user() else {
+        return;
+    };
     // The leader runs in a directory the remote user cannot reach.
     let private = std::env::temp_dir().join(format!("futurize-private-{}", std::process::id()));
     std::fs::create_dir_all(&private).unwrap();
@@ -165,7 +167,9 @@ fn the_executable_is_copied_where_the_host_lacks_it() {
     let Some(c) = sshd::cluster(&["node1", "node1"]) else {
         return;
     };
-    let Some(user) = login_user() else { return };
+    let Some(user) = sshd::login_user() else {
+        return;
+    };
     // No copy from an earlier run: this one must send it. (One host only:
     // the test hosts share a file system, and two copies arriving at once
     // would replace each other's file.)
@@ -409,16 +413,6 @@ fn when_the_leader_is_killed_no_remote_process_is_left() {
     );
 }
 
-/// The user the tests log in as (see scripts/test-sshd.sh).
-fn login_user() -> Option<String> {
-    let s = sshd::sshd()?;
-    let config = std::fs::read_to_string(s.dir.join("ssh_config")).ok()?;
-    config
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("User "))
-        .map(|u| u.trim().to_string())
-}
-
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -622,7 +616,9 @@ fn a_capture_crosses_each_hosts_connection_once_for_all_its_workers() {
     if sshd::sshd().is_none() {
         return;
     }
-    let Some(user) = login_user() else { return };
+    let Some(user) = sshd::login_user() else {
+        return;
+    };
     // In a child: the byte count is the whole process's. Two connections
     // to node1 (as itself and as user@node1: two hosts to the plan, and no
     // host another test here kills or counts), three workers each.

@@ -279,22 +279,14 @@ fn a_chunk_answer_with_too_many_values_is_refused_and_the_leader_does_not_panic(
     std::fs::remove_dir_all(&registry).unwrap();
 }
 
-/// The user the private sshd logs in as (its `User`).
-fn login_user() -> Option<String> {
-    let s = sshd::sshd()?;
-    let config = std::fs::read_to_string(s.dir.join("ssh_config")).ok()?;
-    config
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("User "))
-        .map(|u| u.trim().to_string())
-}
-
 #[test]
 fn a_planted_executable_never_runs_and_the_leaders_copy_replaces_it() {
     let Some(c) = sshd::cluster(&["node1"]) else {
         return;
     };
-    let Some(user) = login_user() else { return };
+    let Some(user) = sshd::login_user() else {
+        return;
+    };
     let id = futurize::session_info().build_id;
     let cache = PathBuf::from(format!("/home/{user}/.cache/futurize"));
     let _ = std::fs::remove_dir_all(&cache);

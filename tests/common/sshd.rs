@@ -107,3 +107,14 @@ pub(crate) fn cluster(hosts: &[&str]) -> Option<futurize::Cluster> {
     let s = sshd()?;
     Some(futurize::Cluster::hosts(hosts).ssh_command(s.ssh_command.clone()))
 }
+
+/// The user the private sshd logs in as (its `User`; see
+/// scripts/test-sshd.sh).
+pub(crate) fn login_user() -> Option<String> {
+    let s = sshd()?;
+    let config = std::fs::read_to_string(s.dir.join("ssh_config")).ok()?;
+    config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("User "))
+        .map(|u| u.trim().to_string())
+}
