@@ -153,19 +153,16 @@ fn cache_error(root: &Path, why: &str) -> Error {
 
 /// A random number from the system, for file names no one else picks.
 pub(crate) fn random_u64() -> u64 {
-    use std::io::Read;
-    let mut bytes = [0u8; 8];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .is_err()
-    {
-        // Unique enough within this machine: the pid and the time.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        return now ^ u64::from(std::process::id()).rotate_left(32);
+    match crate::protocol::job::random_bytes() {
+        Ok(bytes) => u64::from_le_bytes(bytes),
+        Err(_) => {
+            // Unique enough within this machine: the pid and the time.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            now ^ u64::from(std::process::id()).rotate_left(32)
+        }
     }
-    u64::from_le_bytes(bytes)
 }
 
 /// Says something went wrong with the cache that costs only a recompute.

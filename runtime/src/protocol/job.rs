@@ -62,9 +62,7 @@ pub(crate) struct CallKey([u8; 16]);
 impl CallKey {
     /// A new key from the system's random source.
     pub(crate) fn random() -> io::Result<CallKey> {
-        let mut bytes = [0u8; 16];
-        File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-        Ok(CallKey(bytes))
+        random_bytes().map(CallKey)
     }
 
     /// The key written as hex (its `Display`).
@@ -130,6 +128,13 @@ pub(crate) fn expect_header(
         ));
     }
     Ok(())
+}
+
+/// `N` bytes from the system's random source.
+pub(crate) fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// This process's effective user id.
