@@ -440,8 +440,8 @@ pub use futurize_runtime::plan::Resources;
 pub use futurize_runtime::rng::ElementRng;
 pub use futurize_runtime::{
     AsCompleted, Cluster, Error, Future, FutureVec, HostInfo, HostState, Level, Multiprocess,
-    Multithread, Panic, Plan, PlanGuard, Resolvable, Sequential, SessionInfo, Slurm, Values,
-    as_completed, available_cores, available_workers, current_plan, nbr_of_free_workers,
+    Multithread, Panic, Plan, PlanGuard, Resolvable, Sequential, SessionInfo, Slurm, SlurmPool,
+    Values, as_completed, available_cores, available_workers, current_plan, nbr_of_free_workers,
     nbr_of_workers, resolve, resolved, rng, session_info, set_seed, time_left, value, with_plan,
 };
 pub use rand_core;

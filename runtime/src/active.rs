@@ -246,7 +246,14 @@ impl Drop for PlanGuard {
 /// assert_eq!(nbr_of_workers().unwrap(), 3);
 /// ```
 pub fn nbr_of_workers() -> Result<usize, Error> {
-    Ok(active()?.plan().first().workers())
+    let plan = active()?.plan().clone();
+    Ok(match plan.first() {
+        // Each allocation runs the nested multiprocess level's workers.
+        crate::Level::SlurmPool(p) => {
+            p.max_allocations() * crate::backend::pool_workers_per_allocation(&plan.nested())
+        }
+        first => first.workers(),
+    })
 }
 
 /// How many workers of the plan in force are idle now (R's `nbrOfFreeWorkers()`).

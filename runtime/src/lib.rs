@@ -82,7 +82,7 @@ pub use cores::{available_cores, available_workers};
 pub use error::{Error, Panic};
 pub use future::Future;
 pub use many_futures::{Resolvable, Values, resolve, resolved, value};
-pub use plan::{Cluster, Level, Multiprocess, Multithread, Plan, Sequential, Slurm};
+pub use plan::{Cluster, Level, Multiprocess, Multithread, Plan, Sequential, Slurm, SlurmPool};
 #[doc(hidden)]
 pub use protocol::{codec, wire};
 pub use rng::{ElementRng, rng, set_seed};

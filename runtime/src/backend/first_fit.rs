@@ -24,6 +24,7 @@ fn capacity_of(level: &Level) -> Capacity {
             ..Capacity::default()
         },
         Level::Slurm(spec) => slurm::capacity(spec),
+        Level::SlurmPool(pool) => slurm::capacity(&pool.jobs),
         Level::FirstFit(levels) => levels.first().map(capacity_of).unwrap_or_default(),
     }
 }

@@ -38,7 +38,7 @@ use crate::plan::{Capacity, Resources};
 use crate::progress::Progress;
 use crate::protocol::Output;
 use crate::settings::Settings;
-use crate::{Error, Level};
+use crate::{Error, Level, Plan};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -273,6 +273,7 @@ pub(crate) fn start(level: &Level, nested: NestedPlan) -> Result<Arc<dyn Backend
         )?),
         Level::Slurm(spec) => Arc::new(slurm::SlurmBackend::start(spec, nested.plan())?),
         Level::FirstFit(levels) => Arc::new(first_fit::FirstFit::new(levels, nested)),
+        Level::SlurmPool(pool) => start_slurm_pool(pool, nested.plan())?,
         Level::Cluster(cluster) => Arc::new(processes::ProcessPool::start(
             cluster.host_list().len(),
             false,
@@ -280,4 +281,49 @@ pub(crate) fn start(level: &Level, nested: NestedPlan) -> Result<Arc<dyn Backend
             Box::new(processes::ClusterLauncher::new(cluster)),
         )?),
     })
+}
+
+/// How many workers each allocation of a Slurm pool runs, given the plan
+/// below the pool.
+pub(crate) fn pool_workers_per_allocation(nested: &Plan) -> usize {
+    processes::workers_per_allocation(nested)
+}
+
+/// A worker pool on Slurm: outside an allocation, workers in allocations of
+/// their own; inside one (`salloc`, a batch job), steps of that allocation,
+/// one worker per task, as a cluster plan's there.
+fn start_slurm_pool(
+    pool: &crate::plan::SlurmPool,
+    nested: &Plan,
+) -> Result<Arc<dyn Backend>, Error> {
+    if std::env::var_os("SLURM_JOB_ID").is_some() {
+        let cluster = crate::plan::Cluster::workers_auto()
+            .via(crate::plan::Via::Srun)
+            .env(pool.env.clone())
+            .launch_timeout(pool.launch_timeout);
+        return Ok(Arc::new(processes::ProcessPool::start(
+            cluster.host_list().len(),
+            false,
+            nested,
+            Box::new(processes::ClusterLauncher::new(&cluster)),
+        )?));
+    }
+    let per = processes::workers_per_allocation(nested);
+    // The pool takes the nested multiprocess level's place.
+    let inner = if matches!(nested.first(), Level::Multiprocess { fresh: false, .. }) {
+        nested.nested()
+    } else {
+        nested.clone()
+    };
+    let threads = match inner.first() {
+        Level::Multithread { workers } | Level::Multiprocess { workers, .. } => *workers,
+        _ => 1,
+    };
+    let launcher = processes::AllocationLauncher::new(pool, per, threads)?;
+    Ok(Arc::new(processes::ProcessPool::start(
+        pool.max_allocations() * per,
+        false,
+        &inner,
+        Box::new(launcher),
+    )?))
 }

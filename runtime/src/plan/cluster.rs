@@ -220,6 +220,10 @@ pub struct Cluster {
     pub(crate) via: Via,
     pub(crate) always_ship: bool,
     pub(crate) launch_timeout: Duration,
+    /// Set for a worker pool's allocation: its agent runs as a step of this
+    /// Slurm job (`srun --jobid`), and writes its pid into this file, which
+    /// the job's holding loop watches.
+    pub(crate) in_job: Option<(String, PathBuf)>,
 }
 
 /// How long starting the workers of a host may take by default (the ssh
@@ -269,6 +273,7 @@ impl Cluster {
             via: Via::Auto,
             always_ship: false,
             launch_timeout: DEFAULT_LAUNCH_TIMEOUT,
+            in_job: None,
         }
     }
 

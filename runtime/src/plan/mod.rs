@@ -15,7 +15,9 @@ mod suggest;
 
 pub use cluster::{Cluster, DEFAULT_LAUNCH_TIMEOUT, HOST_CHARACTERS, Host, Via};
 pub use resources::{Capacity, Resources, human_bytes, parse_duration, parse_memory};
-pub use slurm::{DEFAULT_SLURM_JOBS, Slurm};
+pub use slurm::{
+    DEFAULT_POOL_ALLOCATIONS, DEFAULT_POOL_IDLE, DEFAULT_SLURM_JOBS, Slurm, SlurmPool,
+};
 
 use crate::Error;
 use std::fmt;
@@ -69,6 +71,9 @@ pub enum Level {
     Cluster(Cluster),
     /// Evaluate each future as a Slurm job (a `foreach!` as a job array).
     Slurm(Slurm),
+    /// Evaluate futures in worker processes inside Slurm allocations that
+    /// grow with the work and end when idle.
+    SlurmPool(SlurmPool),
     /// Several backends: each future or call runs on the first whose
     /// capacities meet its `resources` (text form `multiprocess:2|slurm`).
     FirstFit(Vec<Level>),
@@ -82,6 +87,7 @@ impl Level {
             Level::Multithread { workers } | Level::Multiprocess { workers, .. } => *workers,
             Level::Cluster(c) => c.hosts.len(),
             Level::Slurm(s) => s.max_jobs(),
+            Level::SlurmPool(p) => p.max_allocations(),
             Level::FirstFit(levels) => levels.first().map_or(1, Level::workers),
         }
     }
@@ -209,6 +215,7 @@ impl fmt::Display for Level {
             }
             Level::Cluster(c) => write!(f, "{c}"),
             Level::Slurm(s) => write!(f, "{s}"),
+            Level::SlurmPool(p) => write!(f, "{p}"),
             Level::FirstFit(levels) => {
                 for (i, level) in levels.iter().enumerate() {
                     if i > 0 {
@@ -371,6 +378,12 @@ impl Multiprocess {
 impl From<Slurm> for Plan {
     fn from(s: Slurm) -> Plan {
         Level::Slurm(s).into()
+    }
+}
+
+impl From<SlurmPool> for Plan {
+    fn from(p: SlurmPool) -> Plan {
+        Level::SlurmPool(p).into()
     }
 }
 

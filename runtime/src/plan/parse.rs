@@ -5,11 +5,15 @@
 
 use super::{Level, MAX_SLURM_JOBS, MAX_WORKERS, Slurm, cluster, suggest};
 
+/// The most allocations a worker pool on Slurm may hold.
+pub(crate) const MAX_POOL_ALLOCATIONS: usize = 1000;
+
 /// Why `level` asks for more workers than a plan may have, if it does.
 pub(super) fn check_level(level: &Level) -> Result<(), String> {
     let (asked, most, what) = match level {
         Level::FirstFit(levels) => return levels.iter().try_for_each(check_level),
         Level::Slurm(s) => (s.max_jobs(), MAX_SLURM_JOBS, "jobs in flight"),
+        Level::SlurmPool(p) => (p.max_allocations(), MAX_POOL_ALLOCATIONS, "allocations"),
         Level::Cluster(c) => (c.hosts.len(), MAX_WORKERS, "workers (hosts listed)"),
         other => (other.workers(), MAX_WORKERS, "workers"),
     };
@@ -84,6 +88,11 @@ fn parse_one_level(part: &str) -> Result<Level, String> {
             Some(n) => {
                 parse_workers(n, MAX_SLURM_JOBS).map(|n| Level::Slurm(Slurm::jobs().workers(n)))
             }
+        },
+        "slurm-pool" => match arg {
+            None => Ok(Level::SlurmPool(Slurm::pool())),
+            Some(n) => parse_workers(n, MAX_POOL_ALLOCATIONS)
+                .map(|n| Level::SlurmPool(Slurm::pool().allocations(n))),
         },
         "" => Err("a level is empty (two `/` in a row?)".into()),
         other => Err(format!(

@@ -145,3 +145,144 @@ impl fmt::Display for Slurm {
         }
     }
 }
+
+/// How many allocations a worker pool on Slurm holds at most by default.
+pub const DEFAULT_POOL_ALLOCATIONS: usize = 10;
+
+/// How long a pool's allocation may have no work before it is given back,
+/// by default.
+pub const DEFAULT_POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Worker pools on Slurm: batch jobs that only hold an allocation, each
+/// running a host agent (started inside it with `srun --jobid=<job>
+/// --overlap`, its stdio the link: no port is opened) whose worker
+/// processes take futures and `foreach!` chunks as a cluster's do. Text
+/// form `slurm-pool` (at most [`DEFAULT_POOL_ALLOCATIONS`]) and
+/// `slurm-pool:N`.
+///
+/// Elastic: an allocation is asked for when work waits and no worker is
+/// free (up to N), and given back once it has had no work for the idle time
+/// ([`idle`](SlurmPool::idle), default 60 s); a pool with no work holds no
+/// allocation. An allocation stops taking work a margin before its time
+/// limit ([`drain_before`](SlurmPool::drain_before)) and a replacement is
+/// asked for. A nested `multiprocess:W` level sizes each allocation: W
+/// workers on W cpus (`slurm-pool:4/multiprocess:8`: at most 4 jobs of 8
+/// cpus, 32 workers); without one, one worker per allocation. Inside an
+/// allocation (`salloc`, a batch job), the pool's workers run as steps of
+/// that allocation instead, one per task, as a `cluster` plan's do there.
+///
+/// ```
+/// use futurize_runtime::{Plan, Slurm};
+/// use std::time::Duration;
+/// let p: Plan = Slurm::pool().allocations(4).idle(Duration::from_secs(30)).into();
+/// assert_eq!(p.to_string(), "slurm-pool:4");
+/// assert_eq!("slurm-pool:4/multiprocess:8".parse::<Plan>().unwrap().levels().len(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SlurmPool {
+    pub(crate) allocations: Option<usize>,
+    /// The jobs that hold the allocations: template, resources, registry.
+    pub(crate) jobs: Slurm,
+    pub(crate) idle: std::time::Duration,
+    pub(crate) drain: Option<std::time::Duration>,
+    pub(crate) env: Vec<String>,
+    pub(crate) launch_timeout: std::time::Duration,
+}
+
+impl Slurm {
+    /// A pool of workers inside Slurm allocations ([`SlurmPool`]), at most
+    /// [`DEFAULT_POOL_ALLOCATIONS`] of them.
+    pub fn pool() -> SlurmPool {
+        SlurmPool {
+            allocations: None,
+            jobs: Slurm::jobs(),
+            idle: DEFAULT_POOL_IDLE,
+            drain: None,
+            env: Vec::new(),
+            launch_timeout: super::cluster::DEFAULT_LAUNCH_TIMEOUT,
+        }
+    }
+}
+
+impl SlurmPool {
+    /// At most `n` allocations at once.
+    ///
+    /// # Panics
+    /// If `n` is 0.
+    pub fn allocations(mut self, n: usize) -> SlurmPool {
+        assert!(
+            n >= 1,
+            "Slurm::pool().allocations(0): at least 1 allocation must be allowed"
+        );
+        self.allocations = Some(n);
+        self
+    }
+
+    /// How long an allocation may have no work before it is given back
+    /// (default [`DEFAULT_POOL_IDLE`]; zero: as soon as its workers are
+    /// idle).
+    pub fn idle(mut self, limit: std::time::Duration) -> SlurmPool {
+        self.idle = limit;
+        self
+    }
+
+    /// How long before its time limit an allocation stops taking work
+    /// (default: a quarter of its time limit, at most 5 minutes). It
+    /// finishes what it runs; a replacement is asked for while work waits.
+    pub fn drain_before(mut self, margin: std::time::Duration) -> SlurmPool {
+        self.drain = Some(margin);
+        self
+    }
+
+    /// What each allocation asks for (partition, time, mem; `cpus` defaults
+    /// to its worker count).
+    pub fn resources(mut self, r: Resources) -> SlurmPool {
+        self.jobs = self.jobs.resources(r);
+        self
+    }
+
+    /// The job template, as for [`Slurm::template`].
+    pub fn template(mut self, path: impl Into<PathBuf>) -> SlurmPool {
+        self.jobs = self.jobs.template(path);
+        self
+    }
+
+    /// Where the allocations' small files live, as for [`Slurm::registry`].
+    pub fn registry(mut self, dir: impl Into<PathBuf>) -> SlurmPool {
+        self.jobs = self.jobs.registry(dir);
+        self
+    }
+
+    /// Environment variables of the leader that the workers get too (srun
+    /// passes the submitting environment, but a value set after the pool
+    /// started does not travel otherwise).
+    pub fn env<I, S>(mut self, names: I) -> SlurmPool
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.env.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// How long starting an allocation's agent and workers may take once
+    /// the allocation runs (default 60 s).
+    pub fn launch_timeout(mut self, limit: std::time::Duration) -> SlurmPool {
+        self.launch_timeout = limit;
+        self
+    }
+
+    /// Allocations at most.
+    pub fn max_allocations(&self) -> usize {
+        self.allocations.unwrap_or(DEFAULT_POOL_ALLOCATIONS)
+    }
+}
+
+impl fmt::Display for SlurmPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.allocations {
+            Some(n) => write!(f, "slurm-pool:{n}"),
+            None => f.write_str("slurm-pool"),
+        }
+    }
+}

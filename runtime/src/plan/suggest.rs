@@ -4,12 +4,13 @@
 //! (`multiproces:2` → `multiprocess:2`).
 
 /// The names of plan levels.
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 6] = [
     "sequential",
     "multithread",
     "multiprocess",
     "cluster",
     "slurm",
+    "slurm-pool",
 ];
 
 /// R's plan names and ours: (R's, ours, a suffix ours needs).

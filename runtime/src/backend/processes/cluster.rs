@@ -185,6 +185,7 @@ impl Launcher for ClusterLauncher {
                         host: state.host.to_string(),
                         stderr_tail: None,
                         seat: Some(Seat(state.live.clone())),
+                        retired: None,
                     };
                     return Ok(Link {
                         process: Box::new(process),

@@ -459,6 +459,9 @@ pub(super) struct RemoteProcess {
     pub(super) stderr_tail: Option<String>,
     /// Its place on the host, given back once it has ended.
     pub(super) seat: Option<Seat>,
+    /// Set when its host takes no more work (a pool's allocation that
+    /// drains or is given back): it ends instead of waiting for work.
+    pub(super) retired: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl WorkerProcess for RemoteProcess {
@@ -521,6 +524,12 @@ impl WorkerProcess for RemoteProcess {
 
     fn host(&self) -> Option<&str> {
         Some(&self.host)
+    }
+
+    fn retired(&self) -> bool {
+        self.retired
+            .as_ref()
+            .is_some_and(|r| r.load(Ordering::Acquire))
     }
 
     fn handshake_done(&mut self) {

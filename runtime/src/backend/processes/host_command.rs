@@ -111,6 +111,26 @@ fn via_srun(spec: &Cluster) -> bool {
 /// The command that starts `script` on `host`: over srun inside an
 /// allocation, else over ssh as the plan and `FUTURIZE_SSH_COMMAND` say.
 pub(crate) fn command_for(spec: &Cluster, host: &Host, script: &str) -> Command {
+    if let Some((job, pid_file)) = &spec.in_job {
+        // A step of a worker pool's allocation, from outside it: the
+        // script's shell lives as long as the agent, so its pid tells the
+        // job's holding loop that the agent runs.
+        let mut c = Command::new("srun");
+        c.arg(format!("--jobid={job}")).args([
+            "--overlap",
+            "--unbuffered",
+            "--nodes=1",
+            "--ntasks=1",
+            "--quiet",
+            "sh",
+            "-c",
+        ]);
+        c.arg(format!(
+            "echo $$ > {}\n{script}",
+            shell_quote(&pid_file.to_string_lossy())
+        ));
+        return c;
+    }
     if via_srun(spec) {
         let mut c = Command::new("srun");
         c.args([

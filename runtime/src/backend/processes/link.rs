@@ -59,6 +59,11 @@ pub(crate) trait WorkerProcess: Send {
     fn captures_through_host(&self) -> Option<HostCaptures> {
         None
     }
+    /// Whether it must take no more work (its host drains): the pool ends
+    /// it when it is next idle.
+    fn retired(&self) -> bool {
+        false
+    }
 }
 
 /// Gives a worker the captures of call `call` (their bytes) another way
@@ -79,6 +84,22 @@ pub(crate) trait Launcher: Send + Sync {
     }
     /// The most one worker can have.
     fn capacity(&self) -> crate::plan::Capacity;
+    /// Whether starting a worker may wait long (for a Slurm allocation):
+    /// the pool then starts workers on threads of their own and gives work
+    /// to whichever worker is free first.
+    fn starts_slowly(&self) -> bool {
+        false
+    }
+    /// How long a worker may be idle before the pool ends it (`None`:
+    /// never).
+    fn idle_limit(&self) -> Option<std::time::Duration> {
+        None
+    }
+    /// The pool's count of callers waiting for a worker, for a launcher
+    /// that gives up starting workers no longer wanted.
+    fn attach(&self, waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let _ = waiting;
+    }
 }
 
 /// The thread-count variables of the common parallel libraries (rayon,

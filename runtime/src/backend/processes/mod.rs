@@ -13,6 +13,7 @@
 //! until one is free. Workers start on first need, up to `n`.
 
 mod agent;
+mod allocations;
 mod cluster;
 mod connection;
 mod fds;
@@ -23,6 +24,7 @@ mod reader;
 mod silence;
 
 pub(crate) use agent::{run_agent, take_agent_environment};
+pub(crate) use allocations::{AllocationLauncher, workers_per_allocation};
 pub(crate) use cluster::ClusterLauncher;
 pub(crate) use host_command::command_for;
 pub(crate) use link::{LocalLauncher, check_answer, thread_shares};
@@ -75,6 +77,9 @@ pub(super) struct Worker {
     input: Mutex<Option<Box<dyn Write + Send>>>,
     process: Mutex<Box<dyn link::WorkerProcess>>,
     running: Mutex<Option<Running>>,
+    /// When it last became idle (the pool ends workers idle past the
+    /// launcher's limit).
+    idle_since: Mutex<std::time::Instant>,
     /// Set, under `running`, when the reader has seen the channel end: a task
     /// given to this worker afterwards would never be answered.
     ended: AtomicBool,
@@ -113,6 +118,11 @@ struct PoolState {
     /// When a place was last lost.
     lost_at: Option<std::time::Instant>,
     closed: bool,
+    /// Workers being started on threads of their own (a slow launcher).
+    starting: usize,
+    /// Why the last worker started in the background could not be, for
+    /// callers waiting while no worker lives.
+    failed: Option<Error>,
 }
 
 pub(super) struct Pool {
@@ -125,7 +135,13 @@ pub(super) struct Pool {
     next_id: AtomicU64,
     /// Every worker started, for the silence watcher.
     workers: Mutex<Vec<std::sync::Weak<Worker>>>,
+    /// Callers waiting for a worker (told to the launcher).
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// How long after a failed start in the background the next is tried while
+/// other workers serve.
+const RETRY_ASIDE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long a place whose worker could not be started stays unused.
 const RETRY_LOST_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
@@ -160,6 +176,8 @@ impl ProcessPool {
                     lost: 0,
                     lost_at: None,
                     closed: false,
+                    starting: 0,
+                    failed: None,
                 }),
                 freed: Condvar::new(),
                 size,
@@ -168,8 +186,10 @@ impl ProcessPool {
                 launcher,
                 next_id: AtomicU64::new(1),
                 workers: Mutex::new(Vec::new()),
+                waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         };
+        pool.shared.launcher.attach(pool.shared.waiting.clone());
         silence::watch(&pool.shared);
         Ok(pool)
     }
@@ -179,9 +199,12 @@ impl Pool {
     /// An idle worker, starting one if fewer than `size` live; blocks while
     /// all are busy.
     fn acquire(self: &Arc<Self>) -> Result<Arc<Worker>, Error> {
+        if self.launcher.starts_slowly() {
+            return self.acquire_started_aside();
+        }
         let mut state = lock(&self.state);
         loop {
-            if let Some(w) = state.idle.pop() {
+            if let Some(w) = take_idle(&mut state) {
                 return Ok(w);
             }
             // A lost place is tried again once a while has passed.
@@ -217,15 +240,114 @@ impl Pool {
         }
     }
 
+    /// An idle worker for a launcher whose workers may take long to start:
+    /// each worker starts on a thread of its own, and the caller takes
+    /// whichever worker is free first, a new one or one that finished its
+    /// work meanwhile.
+    fn acquire_started_aside(self: &Arc<Self>) -> Result<Arc<Worker>, Error> {
+        let mut state = lock(&self.state);
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let waited = loop {
+            if let Some(w) = take_idle(&mut state) {
+                break Ok(w);
+            }
+            let waiting = self.waiting.load(Ordering::Acquire);
+            if waiting > state.starting && state.live < self.size && state.failed.is_none() {
+                state.live += 1;
+                state.starting += 1;
+                let pool = self.clone();
+                let started = std::thread::Builder::new()
+                    .name("futurize-start".into())
+                    .spawn(move || pool.start_aside());
+                if let Err(e) = started {
+                    state.live -= 1;
+                    state.starting -= 1;
+                    break Err(launch_error(e));
+                }
+                continue;
+            }
+            if state.live == 0
+                && let Some(e) = &state.failed
+            {
+                let e = e.clone();
+                break Err(e);
+            }
+            state = self
+                .freed
+                .wait_timeout(state, std::time::Duration::from_millis(500))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            // A failure is told to the callers waiting then; later ones try
+            // again.
+            if state.failed.is_some() && state.live > 0 {
+                state.failed = None;
+            }
+        };
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            state.failed = None;
+        }
+        waited
+    }
+
+    /// Starts one worker for [`acquire_started_aside`](Pool::acquire_started_aside).
+    fn start_aside(self: Arc<Self>) {
+        let started = spawn_worker(&self);
+        let mut state = lock(&self.state);
+        match started {
+            Ok(w) => {
+                *lock(&w.idle_since) = std::time::Instant::now();
+                state.idle.push(w);
+            }
+            Err(e) => {
+                state.live -= 1;
+                // Nobody waits: the launcher gave up a start no longer
+                // wanted.
+                let wanted = self.waiting.load(Ordering::Acquire) > 0;
+                if wanted && state.live > 0 {
+                    // Others serve: try again later, not at once.
+                    log::warn!("futurize: {e}; going on with the other workers");
+                    drop(state);
+                    std::thread::sleep(RETRY_ASIDE_AFTER);
+                    state = lock(&self.state);
+                } else if wanted {
+                    state.failed = Some(e);
+                }
+            }
+        }
+        state.starting -= 1;
+        self.freed.notify_all();
+    }
+
     /// A worker finished its future: back to idle, or closed.
     fn release(&self, worker: &Arc<Worker>) {
         let mut state = lock(&self.state);
-        if self.fresh || state.closed || worker.killed.load(Ordering::Acquire) {
+        if self.fresh
+            || state.closed
+            || worker.killed.load(Ordering::Acquire)
+            || lock(&worker.process).retired()
+        {
             lock(&worker.input).take();
         } else {
+            *lock(&worker.idle_since) = std::time::Instant::now();
             state.idle.push(worker.clone());
         }
         self.freed.notify_one();
+    }
+
+    /// Ends the idle workers idle past the launcher's limit, and those whose
+    /// host takes no more work.
+    fn end_idle(&self) {
+        let limit = self.launcher.idle_limit();
+        let mut state = lock(&self.state);
+        state.idle.retain(|w| {
+            let past = limit.is_some_and(|l| lock(&w.idle_since).elapsed() >= l);
+            let keep = !past && !lock(&w.process).retired();
+            if !keep {
+                lock(&w.input).take();
+            }
+            keep
+        });
     }
 
     /// A worker's channel ended: it is gone, whatever the reason.
@@ -235,6 +357,19 @@ impl Pool {
         state.live -= 1;
         self.freed.notify_one();
     }
+}
+
+/// The most recently idle worker, ending those whose host takes no more
+/// work.
+fn take_idle(state: &mut PoolState) -> Option<Arc<Worker>> {
+    while let Some(w) = state.idle.pop() {
+        if lock(&w.process).retired() {
+            lock(&w.input).take();
+            continue;
+        }
+        return Some(w);
+    }
+    None
 }
 
 /// Starts one worker through the pool's launcher, greets it, and starts
@@ -257,6 +392,7 @@ fn spawn_worker(shared: &Arc<Pool>) -> Result<Arc<Worker>, Error> {
         input: Mutex::new(Some(input)),
         process: Mutex::new(process),
         running: Mutex::new(None),
+        idle_since: Mutex::new(std::time::Instant::now()),
         ended: AtomicBool::new(false),
         last_heard: Mutex::new(std::time::Instant::now()),
         unresponsive: Mutex::new(None),

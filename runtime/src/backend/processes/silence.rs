@@ -53,6 +53,7 @@ fn run(shared: Weak<Pool>) {
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
+        shared.end_idle();
         drop(shared);
         for w in workers {
             check(&w);

@@ -15,6 +15,7 @@
 //! at most `N` array tasks, and an array of more (a `chunk_size` given)
 //! runs `N` at a time (`--array=0-K%N`).
 
+pub(crate) mod allocation;
 mod durable;
 mod registry;
 mod retry;

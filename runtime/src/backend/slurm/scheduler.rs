@@ -214,7 +214,7 @@ pub(super) fn capacity(name: &str) -> Capacity {
 }
 
 /// A time limit as sinfo prints it (`infinite`, `1-00:00:00`, `30:00`).
-fn slurm_duration(text: &str) -> Option<Duration> {
+pub(super) fn slurm_duration(text: &str) -> Option<Duration> {
     if text == "infinite" || text == "UNLIMITED" {
         return None;
     }

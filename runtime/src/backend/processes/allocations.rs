@@ -1,0 +1,520 @@
+//! Worker pools on Slurm (`slurm-pool:N`): the [`AllocationLauncher`]
+//! starts workers inside batch jobs that only hold an allocation, through
+//! one host agent per allocation started as a step of it (`srun
+//! --jobid=<job> --overlap`), whose stdio is the connection, as a
+//! cluster's host agent inside `salloc`. The pool, its readers and dispatch
+//! treat these workers as any other.
+//!
+//! Elastic, by three rules kept by a watching thread (Slurm is asked every
+//! 100 ms while an allocation is pending, every 500 ms otherwise):
+//! - **grow**: a worker is wanted and none is free (the pool starts workers
+//!   on threads of their own: `Launcher::starts_slowly`) → a seat in a
+//!   running allocation, else in a pending one, else a new allocation, up
+//!   to N;
+//! - **give back**: the pool ends workers idle past the idle time; an
+//!   allocation with no worker left is given back (its agent's link closes,
+//!   its holding loop ends); a pending allocation nobody waits for any more
+//!   is cancelled;
+//! - **drain**: a margin before its time limit an allocation takes no more
+//!   work (its workers are retired: each ends when next idle) and a
+//!   replacement is asked for while it still runs work.
+//!
+//! An allocation that ends under its workers (cancelled, preempted, a node
+//! lost) ends their links: their tasks are `WorkerDied` naming the node and
+//! the job, and `retries` run them on another allocation.
+
+use super::connection::{Connection, RemoteProcess, Seat, handshake_watchdog};
+use super::link::{Launcher, Link};
+use crate::Error;
+use crate::backend::slurm::allocation::{self, Holders};
+use crate::plan::{Cluster, Host, SlurmPool, Via};
+use crate::sync::lock;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a holding job waits for its agent before it ends by itself.
+const FIRST_CONTACT: Duration = Duration::from_secs(60);
+
+/// How long a pending allocation nobody waits for is kept before it is
+/// cancelled.
+const UNWANTED_AFTER: Duration = Duration::from_secs(5);
+
+/// How long a running allocation with no worker is kept (a worker may be
+/// on its way) before it is given back.
+const EMPTY_FOR: Duration = Duration::from_millis(500);
+
+/// The default drain margin: a quarter of the time limit, at most this.
+const LONGEST_DEFAULT_DRAIN: Duration = Duration::from_secs(300);
+
+/// Starts workers inside a pool's Slurm allocations.
+pub(crate) struct AllocationLauncher {
+    spec: SlurmPool,
+    /// Workers per allocation.
+    per: usize,
+    shared: Arc<Shared>,
+    next_worker: AtomicU32,
+}
+
+struct Shared {
+    holders: Holders,
+    /// What every allocation's connection is opened with (its job set per
+    /// allocation).
+    cluster: Cluster,
+    limit: usize,
+    drain: Option<Duration>,
+    allocations: Mutex<Vec<Allocation>>,
+    changed: Condvar,
+    /// The pool's callers waiting for a worker.
+    waiting: OnceLock<Arc<AtomicUsize>>,
+    /// When some caller last waited.
+    last_wanted: Mutex<Instant>,
+    watching: AtomicBool,
+}
+
+/// One allocation, as the launcher keeps it.
+struct Allocation {
+    job: String,
+    pid_file: PathBuf,
+    /// Workers in it, running or starting (each holds a [`Seat`]).
+    seats: Arc<AtomicUsize>,
+    /// Set when it takes no more work: draining, given back, or ended.
+    retired: Arc<AtomicBool>,
+    phase: Phase,
+    connection: Arc<Mutex<Option<Arc<Connection>>>>,
+    asked: Instant,
+}
+
+#[derive(Clone, Debug)]
+enum Phase {
+    Pending,
+    Running {
+        node: String,
+        /// When Slurm ends it, where its time is limited, and how long
+        /// before that it stops taking work.
+        deadline: Option<(Instant, Duration)>,
+        /// Since when it has had no worker.
+        empty_since: Option<Instant>,
+    },
+    Ended(String),
+}
+
+/// A seat reserved in an allocation, for one worker being started.
+struct Reserved {
+    job: String,
+    seat: Seat,
+    retired: Arc<AtomicBool>,
+    connection: Arc<Mutex<Option<Arc<Connection>>>>,
+    pid_file: PathBuf,
+}
+
+/// How many workers each allocation of a pool runs: a nested
+/// `multiprocess:W` level's W (which the pool then takes the place of),
+/// else one.
+pub(crate) fn workers_per_allocation(nested: &crate::Plan) -> usize {
+    match nested.first() {
+        crate::Level::Multiprocess {
+            workers,
+            fresh: false,
+        } => *workers,
+        _ => 1,
+    }
+}
+
+impl AllocationLauncher {
+    /// A launcher for `spec`, each allocation running `per` workers whose
+    /// bodies use `threads` threads each (for its cpus).
+    pub(crate) fn new(
+        spec: &SlurmPool,
+        per: usize,
+        threads: usize,
+    ) -> Result<AllocationLauncher, Error> {
+        let cpus = u32::try_from(per.saturating_mul(threads.max(1))).unwrap_or(u32::MAX);
+        let holders = Holders::new(spec, cpus)?;
+        let mut cluster = Cluster::of(vec![Host::parse("localhost").expect("a host name")]);
+        cluster.env = spec.env.clone();
+        cluster.via = Via::Srun;
+        cluster.launch_timeout = spec.launch_timeout;
+        Ok(AllocationLauncher {
+            spec: spec.clone(),
+            per: per.max(1),
+            shared: Arc::new(Shared {
+                holders,
+                cluster,
+                limit: spec.max_allocations(),
+                drain: spec.drain,
+                allocations: Mutex::new(Vec::new()),
+                changed: Condvar::new(),
+                waiting: OnceLock::new(),
+                last_wanted: Mutex::new(Instant::now()),
+                watching: AtomicBool::new(false),
+            }),
+            next_worker: AtomicU32::new(1),
+        })
+    }
+
+    /// A seat in a running allocation, else a pending one, else a new
+    /// allocation.
+    fn reserve(&self) -> Result<Reserved, Error> {
+        let mut list = lock(&self.shared.allocations);
+        let open = |a: &&mut Allocation, running: bool| {
+            !a.retired.load(Ordering::Acquire)
+                && a.seats.load(Ordering::Acquire) < self.per
+                && matches!(a.phase, Phase::Running { .. }) == running
+                && !matches!(a.phase, Phase::Ended(_))
+        };
+        let index = match list.iter_mut().position(|a| open(&a, true)) {
+            Some(i) => i,
+            None => match list.iter_mut().position(|a| open(&a, false)) {
+                Some(i) => i,
+                None => {
+                    let held = list
+                        .iter()
+                        .filter(|a| {
+                            !a.retired.load(Ordering::Acquire)
+                                && !matches!(a.phase, Phase::Ended(_))
+                        })
+                        .count();
+                    if held >= self.shared.limit {
+                        return Err(Error::Launch {
+                            what: format!("a worker of {}", self.spec),
+                            reason: format!(
+                                "all {} allocations run as many workers as they hold",
+                                self.shared.limit
+                            ),
+                        });
+                    }
+                    let held = self.shared.holders.submit(FIRST_CONTACT)?;
+                    list.push(Allocation {
+                        job: held.job,
+                        pid_file: held.pid_file,
+                        seats: Arc::new(AtomicUsize::new(0)),
+                        retired: Arc::new(AtomicBool::new(false)),
+                        phase: Phase::Pending,
+                        connection: Arc::new(Mutex::new(None)),
+                        asked: Instant::now(),
+                    });
+                    self.shared.changed.notify_all();
+                    list.len() - 1
+                }
+            },
+        };
+        let a = &list[index];
+        a.seats.fetch_add(1, Ordering::AcqRel);
+        Ok(Reserved {
+            job: a.job.clone(),
+            seat: Seat(a.seats.clone()),
+            retired: a.retired.clone(),
+            connection: a.connection.clone(),
+            pid_file: a.pid_file.clone(),
+        })
+    }
+
+    /// Waits until `job` runs: the node it runs on.
+    fn running_node(&self, job: &str) -> Result<String, Error> {
+        let mut list = lock(&self.shared.allocations);
+        loop {
+            match list.iter().find(|a| a.job == job).map(|a| &a.phase) {
+                Some(Phase::Running { node, .. }) => return Ok(node.clone()),
+                Some(Phase::Ended(why)) => {
+                    return Err(self.lost(job, why));
+                }
+                None => return Err(self.lost(job, "the pool no longer keeps it")),
+                Some(Phase::Pending) => {}
+            }
+            list = self
+                .shared
+                .changed
+                .wait_timeout(list, Duration::from_secs(1))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn lost(&self, job: &str, why: &str) -> Error {
+        Error::Launch {
+            what: format!("a worker of {} in Slurm job {job}", self.spec),
+            reason: why.to_string(),
+        }
+    }
+
+    /// The connection to `reserved`'s allocation on `node`, opened on first
+    /// need; an allocation that cannot be reached is given up.
+    fn connection(&self, reserved: &Reserved, node: &str) -> Result<Arc<Connection>, Error> {
+        let mut slot = lock(&reserved.connection);
+        if let Some(c) = slot.as_ref().filter(|c| c.is_alive()) {
+            return Ok(c.clone());
+        }
+        if slot.is_some() {
+            return Err(self.lost(&reserved.job, "its agent's connection ended"));
+        }
+        let mut spec = self.shared.cluster.clone();
+        spec.in_job = Some((reserved.job.clone(), reserved.pid_file.clone()));
+        let host = Host::parse(node).map_err(|e| self.lost(&reserved.job, &e))?;
+        match Connection::open(&spec, &host) {
+            Ok(c) => {
+                let c = Arc::new(c);
+                *slot = Some(c.clone());
+                Ok(c)
+            }
+            Err(why) => {
+                drop(slot);
+                self.shared.give_up(&reserved.job, &why);
+                Err(self.lost(
+                    &reserved.job,
+                    &format!("{why}; {}", self.shared.holders.log_tail(&reserved.job)),
+                ))
+            }
+        }
+    }
+
+    fn start_watching(&self) {
+        if self.shared.watching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.shared);
+        let _ = std::thread::Builder::new()
+            .name("futurize-pool-watch".into())
+            .spawn(move || watch(weak));
+    }
+}
+
+impl Launcher for AllocationLauncher {
+    fn capacity(&self) -> crate::plan::Capacity {
+        crate::backend::slurm::capacity(&self.spec.jobs)
+    }
+
+    fn starts_slowly(&self) -> bool {
+        true
+    }
+
+    fn idle_limit(&self) -> Option<Duration> {
+        Some(self.spec.idle)
+    }
+
+    fn attach(&self, waiting: Arc<AtomicUsize>) {
+        let _ = self.shared.waiting.set(waiting);
+    }
+
+    fn launch(&self) -> Result<Link, Error> {
+        self.start_watching();
+        let reserved = self.reserve()?;
+        let node = self.running_node(&reserved.job)?;
+        let connection = self.connection(&reserved, &node)?;
+        let worker = self.next_worker.fetch_add(1, Ordering::Relaxed);
+        let (link, worker, connection) = connection
+            .start_worker(worker, &self.shared.cluster)
+            .map_err(|why| self.lost(&reserved.job, &why))?;
+        let process = RemoteProcess {
+            watchdog: Some(handshake_watchdog(
+                &connection,
+                worker,
+                self.spec.launch_timeout,
+            )),
+            connection,
+            worker,
+            host: format!("{node} (Slurm job {})", reserved.job),
+            stderr_tail: None,
+            seat: Some(reserved.seat),
+            retired: Some(reserved.retired),
+        };
+        Ok(Link {
+            process: Box::new(process),
+            ..link
+        })
+    }
+}
+
+impl Drop for AllocationLauncher {
+    /// The pool is done: every allocation is given back (a running one's
+    /// agent sees its link close; a pending one is cancelled).
+    fn drop(&mut self) {
+        let mut list = lock(&self.shared.allocations);
+        let pending: Vec<String> = list
+            .iter()
+            .filter(|a| matches!(a.phase, Phase::Pending))
+            .map(|a| a.job.clone())
+            .collect();
+        for a in list.iter_mut() {
+            a.retired.store(true, Ordering::Release);
+            lock(&a.connection).take();
+            a.phase = Phase::Ended("the pool ended".into());
+        }
+        allocation::cancel(&pending);
+    }
+}
+
+impl Shared {
+    /// Ends `job`'s allocation for the pool: cancelled, its workers retired.
+    fn give_up(&self, job: &str, why: &str) {
+        let mut list = lock(&self.allocations);
+        if let Some(a) = list.iter_mut().find(|a| a.job == job) {
+            a.retired.store(true, Ordering::Release);
+            a.phase = Phase::Ended(why.to_string());
+        }
+        self.changed.notify_all();
+        drop(list);
+        allocation::cancel(&[job.to_string()]);
+    }
+
+    fn wanted(&self) -> bool {
+        self.waiting
+            .get()
+            .is_some_and(|w| w.load(Ordering::Acquire) > 0)
+    }
+
+    /// The drain margin of an allocation with `left` of its time.
+    fn margin(&self, left: Duration) -> Duration {
+        self.drain
+            .unwrap_or_else(|| (left / 4).min(LONGEST_DEFAULT_DRAIN))
+    }
+}
+
+/// The watching thread: follows every allocation's state in Slurm and keeps
+/// the three rules (see the module's documentation); ends with the pool.
+fn watch(shared: std::sync::Weak<Shared>) {
+    loop {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let pending = look(&shared);
+        drop(shared);
+        std::thread::sleep(if pending {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_millis(500)
+        });
+    }
+}
+
+/// One look at the allocations; whether one is pending.
+fn look(shared: &Shared) -> bool {
+    if shared.wanted() {
+        *lock(&shared.last_wanted) = Instant::now();
+    }
+    let jobs: Vec<String> = lock(&shared.allocations)
+        .iter()
+        .filter(|a| !matches!(a.phase, Phase::Ended(_)))
+        .map(|a| a.job.clone())
+        .collect();
+    if jobs.is_empty() {
+        return false;
+    }
+    let seen = match allocation::seen(&jobs) {
+        Ok(s) => s,
+        Err(why) => {
+            log::debug!("futurize: the pool's watch: {why}");
+            return true;
+        }
+    };
+    let now = Instant::now();
+    let unwanted = lock(&shared.last_wanted).elapsed() >= UNWANTED_AFTER;
+    let mut cancel = Vec::new();
+    let mut replace = 0usize;
+    let mut list = lock(&shared.allocations);
+    let draining_with_work = list.iter().any(|a| {
+        a.retired.load(Ordering::Acquire)
+            && matches!(a.phase, Phase::Running { .. })
+            && a.seats.load(Ordering::Acquire) > 0
+    });
+    for a in list.iter_mut() {
+        if matches!(a.phase, Phase::Ended(_)) {
+            continue;
+        }
+        let s = seen.get(&a.job);
+        // Just submitted: squeue may not show it yet.
+        if s.is_none() && now.duration_since(a.asked) < Duration::from_secs(5) {
+            continue;
+        }
+        let ended = match s {
+            None => Some("Slurm no longer knows it".to_string()),
+            Some(s) if allocation::has_ended(&s.state) => Some(format!("it ended {}", s.state)),
+            _ => None,
+        };
+        if let Some(why) = ended {
+            a.retired.store(true, Ordering::Release);
+            lock(&a.connection).take();
+            a.phase = Phase::Ended(why);
+            continue;
+        }
+        let s = s.expect("seen");
+        match &mut a.phase {
+            Phase::Pending if s.state == "RUNNING" => {
+                let node = s.node.clone().unwrap_or_else(|| "localhost".into());
+                log::debug!("futurize: pool allocation {} runs on {node}", a.job);
+                a.phase = Phase::Running {
+                    node,
+                    deadline: s.left.map(|l| (now + l, shared.margin(l))),
+                    empty_since: None,
+                };
+            }
+            Phase::Pending if unwanted && !draining_with_work => {
+                log::debug!("futurize: pool allocation {} no longer needed", a.job);
+                cancel.push(a.job.clone());
+                a.retired.store(true, Ordering::Release);
+                a.phase = Phase::Ended("no longer needed: cancelled".into());
+            }
+            Phase::Pending => {}
+            Phase::Running {
+                deadline,
+                empty_since,
+                ..
+            } => {
+                let seats = a.seats.load(Ordering::Acquire);
+                if let Some((end, margin)) = *deadline
+                    && !a.retired.load(Ordering::Acquire)
+                    && end.saturating_duration_since(now) <= margin
+                {
+                    log::info!(
+                        "futurize: pool allocation {} is near its time limit: it takes no more work",
+                        a.job
+                    );
+                    a.retired.store(true, Ordering::Release);
+                    if seats > 0 {
+                        replace += 1;
+                    }
+                }
+                if seats > 0 {
+                    *empty_since = None;
+                } else {
+                    let since = *empty_since.get_or_insert(now);
+                    let retired = a.retired.load(Ordering::Acquire);
+                    if retired || now.duration_since(since) >= EMPTY_FOR {
+                        // Given back: its agent's link closes, the holding
+                        // loop ends the job.
+                        a.retired.store(true, Ordering::Release);
+                        lock(&a.connection).take();
+                        log::debug!("futurize: pool allocation {} given back", a.job);
+                        a.phase = Phase::Ended("given back".into());
+                    }
+                }
+            }
+            Phase::Ended(_) => {}
+        }
+    }
+    let held = list
+        .iter()
+        .filter(|a| !a.retired.load(Ordering::Acquire) && !matches!(a.phase, Phase::Ended(_)))
+        .count();
+    let replace = replace.min(shared.limit.saturating_sub(held));
+    for _ in 0..replace {
+        match shared.holders.submit(FIRST_CONTACT) {
+            Ok(held) => list.push(Allocation {
+                job: held.job,
+                pid_file: held.pid_file,
+                seats: Arc::new(AtomicUsize::new(0)),
+                retired: Arc::new(AtomicBool::new(false)),
+                phase: Phase::Pending,
+                connection: Arc::new(Mutex::new(None)),
+                asked: Instant::now(),
+            }),
+            Err(e) => log::warn!("futurize: a replacement allocation: {e}"),
+        }
+    }
+    let pending = list.iter().any(|a| matches!(a.phase, Phase::Pending));
+    shared.changed.notify_all();
+    drop(list);
+    allocation::cancel(&cancel);
+    pending
+}
