@@ -90,6 +90,7 @@
 //! | [`Multiprocess::workers(n).fresh()`](Multiprocess::fresh) | `multiprocess:n:fresh` | in a new process per future, `n` at once |
 //! | [`Cluster::hosts(["n1", "n1", "n2"])`](Cluster::hosts) | `cluster:n1,n1,n2` (`cluster`: [`available_workers`]) | in worker processes on other machines, over ssh (srun inside an allocation) |
 //! | [`Slurm::jobs()`](Slurm::jobs) | `slurm`, `slurm:n` | each future a batch job, each `foreach!` a job array; at most `n` (100) jobs in flight |
+//! | [`Slurm::pool()`](Slurm::pool) | `slurm-pool`, `slurm-pool:n` | worker processes inside at most `n` (10) Slurm allocations that grow with the work and are given back when idle |
 //! | [`Plan::first_fit([a, b])`](Plan::first_fit) | `a\|b` | on the first of `a`, `b` that can meet the work's `resources` |
 //! | `[a.into(), b.into()]` | `a/b` | on `a`; futures created there run on `b` |
 //!

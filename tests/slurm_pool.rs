@@ -9,31 +9,59 @@ mod common;
 use common::slurm;
 use futurize::prelude::*;
 use futurize::{Error, Slurm, SlurmPool};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A pool with a registry of this test's own, or `None` (skipped).
-fn pool(name: &str) -> Option<SlurmPool> {
+fn pool(name: &str) -> Option<(SlurmPool, PathBuf)> {
     slurm::three_nodes()?;
+    let registry = registry(name);
+    Some((Slurm::pool().registry(&registry), registry))
+}
+
+fn registry(name: &str) -> PathBuf {
     let registry = std::env::temp_dir().join(format!(
         "futurize-pool-registry-{}-{name}",
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&registry);
-    Some(Slurm::pool().registry(&registry))
+    registry
 }
 
-/// The pool's jobs squeue shows in `state`, by job id.
-fn pool_jobs(state: &str) -> Vec<String> {
+/// The jobs of the pool whose registry is `registry` that squeue shows in
+/// `state` (their scripts are in the registry).
+fn pool_jobs(registry: &Path, state: &str) -> Vec<String> {
     let out = Command::new("squeue")
-        .args(["--me", "-h", "-t", state, "-n", "futurize-pool", "-o", "%i"])
+        .args([
+            "--me",
+            "-h",
+            "-t",
+            state,
+            "-n",
+            "futurize-pool",
+            "-o",
+            "%i %o",
+        ])
         .output()
         .expect("squeue runs");
+    let under = registry.to_string_lossy().into_owned();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, script)| script.starts_with(&under))
+        .map(|(id, _)| id.trim().to_string())
         .collect()
+}
+
+/// The first running job of the pool whose registry is `registry`.
+fn running_job(registry: &Path, within: Duration) -> Option<String> {
+    let mut job = None;
+    eventually(within, || {
+        job = pool_jobs(registry, "RUNNING").into_iter().next();
+        job.is_some()
+    });
+    job
 }
 
 /// Waits up to `within` for `check` to hold.
@@ -58,7 +86,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 #[test]
 fn values_and_seeded_draws_equal_sequential_and_run_in_pool_jobs() {
-    let Some(pool) = pool("values") else {
+    let Some((pool, _)) = pool("values") else {
         return;
     };
     let _s = serial();
@@ -98,21 +126,22 @@ fn values_and_seeded_draws_equal_sequential_and_run_in_pool_jobs() {
 
 #[test]
 fn a_backlog_grows_the_pool_to_n_allocations_and_idle_takes_it_back_to_none() {
-    let Some(pool) = pool("grow") else {
+    let Some((pool, registry)) = pool("grow") else {
         return;
     };
     let _s = serial();
     let _g = with_plan(pool.allocations(3).idle(Duration::from_secs(2)));
     assert_eq!(nbr_of_workers().unwrap(), 3);
     assert!(
-        pool_jobs("RUNNING,PENDING").is_empty(),
+        pool_jobs(&registry, "RUNNING,PENDING").is_empty(),
         "no work, no allocation"
     );
-    let watcher = std::thread::spawn(|| {
+    let seen = registry.clone();
+    let watcher = std::thread::spawn(move || {
         let mut most = 0;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            most = most.max(pool_jobs("RUNNING").len());
+            most = most.max(pool_jobs(&seen, "RUNNING").len());
             if most >= 3 {
                 break;
             }
@@ -133,10 +162,13 @@ fn a_backlog_grows_the_pool_to_n_allocations_and_idle_takes_it_back_to_none() {
     assert_eq!(distinct.len(), 3, "elements ran in {distinct:?}");
     // Idle for 2 s: every allocation is given back.
     assert!(
-        eventually(Duration::from_secs(20), || pool_jobs("RUNNING,PENDING")
-            .is_empty()),
+        eventually(Duration::from_secs(20), || pool_jobs(
+            &registry,
+            "RUNNING,PENDING"
+        )
+        .is_empty()),
         "still held: {:?}",
-        pool_jobs("RUNNING,PENDING")
+        pool_jobs(&registry, "RUNNING,PENDING")
     );
     // And the pool grows again on new work.
     let again: Vec<u32> = foreach!(i in 0..4u32 => i * 2 %dofuture%).unwrap();
@@ -145,7 +177,7 @@ fn a_backlog_grows_the_pool_to_n_allocations_and_idle_takes_it_back_to_none() {
 
 #[test]
 fn an_allocation_near_its_time_limit_hands_over_to_a_replacement() {
-    let Some(pool) = pool("drain") else {
+    let Some((pool, _)) = pool("drain") else {
         return;
     };
     let _s = serial();
@@ -176,15 +208,15 @@ fn an_allocation_near_its_time_limit_hands_over_to_a_replacement() {
 
 #[test]
 fn an_allocation_cancelled_mid_call_is_worker_died_naming_it_and_retries_rerun_it() {
-    let Some(pool) = pool("cancel") else {
+    let Some((pool, registry)) = pool("cancel") else {
         return;
     };
     let _s = serial();
     let _g = with_plan(pool.allocations(1).idle(Duration::from_secs(2)));
     let cancel_first = || {
-        std::thread::spawn(|| {
-            let job = slurm::running_job("futurize-pool", Duration::from_secs(30))
-                .expect("a pool job runs");
+        let registry = registry.clone();
+        std::thread::spawn(move || {
+            let job = running_job(&registry, Duration::from_secs(30)).expect("a pool job runs");
             std::thread::sleep(Duration::from_secs(2));
             Command::new("scancel").arg(&job).status().unwrap();
             job
@@ -227,10 +259,7 @@ fn a_killed_leader_leaves_no_allocation_and_no_step_behind() {
         return;
     };
     let _s = serial();
-    let registry = std::env::temp_dir().join(format!(
-        "futurize-pool-registry-{}-killed",
-        std::process::id()
-    ));
+    let registry = registry("killed");
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "child_scenario",
@@ -245,7 +274,7 @@ fn a_killed_leader_leaves_no_allocation_and_no_step_behind() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let job = slurm::running_job("futurize-pool", Duration::from_secs(30));
+    let job = running_job(&registry, Duration::from_secs(30));
     // Its element runs (the agent's step is up).
     let stepped = eventually(Duration::from_secs(20), || {
         let out = Command::new("squeue")
@@ -263,9 +292,26 @@ fn a_killed_leader_leaves_no_allocation_and_no_step_behind() {
     let job = job.expect("the pool's allocation ran");
     assert!(stepped, "the agent's step of job {job} never showed");
     assert!(
-        eventually(Duration::from_secs(20), || !pool_jobs("RUNNING,PENDING")
-            .contains(&job)),
-        "job {job} still held"
+        eventually(Duration::from_secs(40), || !pool_jobs(
+            &registry,
+            "RUNNING,PENDING"
+        )
+        .contains(&job)),
+        "job {job} still held; steps: {}; processes: {}",
+        String::from_utf8_lossy(
+            &Command::new("squeue")
+                .args(["--me", "-s"])
+                .output()
+                .unwrap()
+                .stdout
+        ),
+        String::from_utf8_lossy(
+            &Command::new("ps")
+                .args(["-ef", "--forest"])
+                .output()
+                .unwrap()
+                .stdout
+        )
     );
     let out = Command::new("squeue")
         .args(["--me", "-h", "-s", "-o", "%i"])
@@ -323,7 +369,7 @@ fn child_scenario() {
                 std::thread::sleep(Duration::from_secs(600));
                 1
             });
-            let _ = f.value();
+            println!("{:?}", f.value());
         }
         "inside" => {
             let own = std::env::var("SLURM_JOB_ID").unwrap();

@@ -34,6 +34,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// How many allocations one worker's start tries before its error stands.
+const LAUNCH_TRIES: usize = 3;
+
 /// How long a holding job waits for its agent before it ends by itself.
 const FIRST_CONTACT: Duration = Duration::from_secs(60);
 
@@ -247,6 +250,12 @@ impl AllocationLauncher {
             return Ok(c.clone());
         }
         if slot.is_some() {
+            // Its agent is gone (the job was cancelled or preempted under
+            // it): the allocation is lost to the pool.
+            slot.take();
+            drop(slot);
+            self.shared
+                .give_up(&reserved.job, "its agent's connection ended");
             return Err(self.lost(&reserved.job, "its agent's connection ended"));
         }
         let mut spec = self.shared.cluster.clone();
@@ -297,15 +306,40 @@ impl Launcher for AllocationLauncher {
         let _ = self.shared.waiting.set(waiting);
     }
 
+    /// A worker in an allocation; an allocation lost on the way (ended
+    /// before it ran, its agent gone) is given up and another tried, a few
+    /// times.
     fn launch(&self) -> Result<Link, Error> {
         self.start_watching();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.launch_once() {
+                Err(e) if tries < LAUNCH_TRIES && self.shared.wanted() => {
+                    log::info!("futurize: {e}; trying another allocation");
+                }
+                done => return done,
+            }
+        }
+    }
+}
+
+impl AllocationLauncher {
+    fn launch_once(&self) -> Result<Link, Error> {
         let reserved = self.reserve()?;
         let node = self.running_node(&reserved.job)?;
         let connection = self.connection(&reserved, &node)?;
         let worker = self.next_worker.fetch_add(1, Ordering::Relaxed);
-        let (link, worker, connection) = connection
-            .start_worker(worker, &self.shared.cluster)
-            .map_err(|why| self.lost(&reserved.job, &why))?;
+        let (link, worker, connection) = match connection.start_worker(worker, &self.shared.cluster)
+        {
+            Ok(started) => started,
+            Err(why) => {
+                if !connection.is_alive() {
+                    self.shared.give_up(&reserved.job, &why);
+                }
+                return Err(self.lost(&reserved.job, &why));
+            }
+        };
         let process = RemoteProcess {
             watchdog: Some(handshake_watchdog(
                 &connection,
@@ -390,6 +424,7 @@ fn watch(shared: std::sync::Weak<Shared>) {
 
 /// One look at the allocations; whether one is pending.
 fn look(shared: &Shared) -> bool {
+    shared.holders.heartbeat();
     if shared.wanted() {
         *lock(&shared.last_wanted) = Instant::now();
     }

@@ -126,7 +126,7 @@ pub(crate) fn command_for(spec: &Cluster, host: &Host, script: &str) -> Command 
             "-c",
         ]);
         c.arg(format!(
-            "echo $$ > {}\n{script}",
+            "(umask 077; echo $$ > {})\n{script}",
             shell_quote(&pid_file.to_string_lossy())
         ));
         return c;

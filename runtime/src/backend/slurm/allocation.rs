@@ -28,6 +28,9 @@ fn launch_error(reason: impl Into<String>) -> Error {
 /// Submits the jobs that hold a pool's allocations.
 pub(crate) struct Holders {
     dir: CallDir,
+    /// The leader's heartbeat: touched while it lives.
+    alive: PathBuf,
+    last_beat: std::sync::Mutex<Option<std::time::Instant>>,
     template: Option<String>,
     resources: Resources,
     cwd: PathBuf,
@@ -104,8 +107,14 @@ impl Holders {
             asked: resources.to_string(),
             why,
         })?;
+        let dir = CallDir::create(&root, "pool")?;
+        let alive = dir.path.join("leader-alive");
+        crate::protocol::job::create_private(&alive, 0o600)
+            .map_err(|e| registry::registry_error(&alive, e))?;
         Ok(Holders {
-            dir: CallDir::create(&root, "pool")?,
+            dir,
+            alive,
+            last_beat: std::sync::Mutex::new(None),
             template,
             resources,
             cwd,
@@ -118,7 +127,7 @@ impl Holders {
     pub(crate) fn submit(&self, first_contact: Duration) -> Result<Held, Error> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let pid_file = self.dir.path.join(format!("agent-{n}.pid"));
-        let command = hold_loop(&pid_file, first_contact);
+        let command = hold_loop(&pid_file, &self.alive, first_contact);
         let script = match &self.template {
             None => format!("#!/bin/sh\n{command}\n"),
             Some(t) => t.replace(registry::COMMAND_PLACEHOLDER, &command),
@@ -138,25 +147,49 @@ impl Holders {
         Ok(Held { job, pid_file })
     }
 
+    /// Says that the leader lives (at most every 2 s): a holding job
+    /// whose agent has not come yet ends once this goes stale.
+    pub(crate) fn heartbeat(&self) {
+        let mut last = crate::sync::lock(&self.last_beat);
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        if let Ok(f) = std::fs::File::options().write(true).open(&self.alive) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+    }
+
     /// The log of `job`, for messages.
     pub(crate) fn log_tail(&self, job: &str) -> String {
         registry::log_tail(&self.dir.path.join(format!("log-{job}.txt")))
     }
 }
 
-/// The holding loop: wait for an agent's pid, then for its end.
-fn hold_loop(pid_file: &Path, first_contact: Duration) -> String {
-    let file = format!("'{}'", pid_file.to_string_lossy().replace('\'', r"'\''"));
+/// How stale the leader's heartbeat file may grow before a holding job
+/// with no agent in it ends.
+pub(crate) const LEADER_SILENT_FOR: Duration = Duration::from_secs(15);
+
+/// The holding loop: while an agent's pid is in the pid file, wait for its
+/// end (an agent that wrote its pid and is gone ends the job, even if it was
+/// gone before the loop first looked); with no agent yet, wait while the
+/// leader's heartbeat file is fresh, and at most `first_contact`.
+fn hold_loop(pid_file: &Path, alive: &Path, first_contact: Duration) -> String {
+    let quote = |p: &Path| format!("'{}'", p.to_string_lossy().replace('\'', r"'\''"));
     format!(
         "# futurize worker pool: holds this allocation while the leader's agent runs in it\n\
-         pidfile={file}; first={first}; waited=0; seen=0\n\
+         pidfile={file}; alive={alive}; first={first}; stale={stale}; waited=0\n\
          while :; do\n\
-         \x20 if [ -s \"$pidfile\" ] && kill -0 \"$(cat \"$pidfile\")\" 2>/dev/null; then seen=1\n\
-         \x20 elif [ \"$seen\" = 1 ] || [ \"$waited\" -ge \"$first\" ]; then exit 0\n\
+         \x20 if [ -s \"$pidfile\" ]; then kill -0 \"$(cat \"$pidfile\")\" 2>/dev/null || exit 0\n\
+         \x20 elif [ \"$waited\" -ge \"$first\" ]; then exit 0\n\
+         \x20 elif [ $(( $(date +%s) - $(stat -c %Y \"$alive\" 2>/dev/null || echo 0) )) -gt \"$stale\" ]; then exit 0\n\
          \x20 fi\n\
          \x20 sleep 1; waited=$((waited + 1))\n\
          done",
+        file = quote(pid_file),
+        alive = quote(alive),
         first = first_contact.as_secs().max(1),
+        stale = LEADER_SILENT_FOR.as_secs(),
     )
 }
 
@@ -220,15 +253,34 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("futurize-hold-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let pid_file = dir.join("agent.pid");
+        let alive = dir.join("alive");
+        std::fs::write(&alive, "").unwrap();
         // No agent within 1 s: it ends by itself.
         let t = std::time::Instant::now();
         let status = std::process::Command::new("sh")
             .arg("-c")
-            .arg(hold_loop(&pid_file, Duration::from_secs(1)))
+            .arg(hold_loop(&pid_file, &alive, Duration::from_secs(1)))
             .status()
             .unwrap();
         assert!(status.success());
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // No agent yet and a leader silent for an hour: it ends at once,
+        // long before its first-contact time.
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&alive)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let t = std::time::Instant::now();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(hold_loop(&pid_file, &alive, Duration::from_secs(60)))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
         // An agent that runs holds it; once the agent is gone it ends.
         let mut agent = std::process::Command::new("sleep")
             .arg("3")
@@ -238,7 +290,7 @@ mod tests {
         let t = std::time::Instant::now();
         let status = std::process::Command::new("sh")
             .arg("-c")
-            .arg(hold_loop(&pid_file, Duration::from_secs(1)))
+            .arg(hold_loop(&pid_file, &alive, Duration::from_secs(1)))
             .status()
             .unwrap();
         agent.wait().unwrap();
