@@ -287,13 +287,15 @@ mod tests {
             .spawn()
             .unwrap();
         std::fs::write(&pid_file, agent.id().to_string()).unwrap();
+        // Reaped as soon as it ends (a zombie would still answer `kill -0`).
+        let reaper = std::thread::spawn(move || agent.wait());
         let t = std::time::Instant::now();
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(hold_loop(&pid_file, &alive, Duration::from_secs(1)))
             .status()
             .unwrap();
-        agent.wait().unwrap();
+        reaper.join().unwrap().unwrap();
         assert!(status.success());
         assert!(
             t.elapsed() >= Duration::from_millis(2500),
