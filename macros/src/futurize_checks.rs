@@ -1,6 +1,7 @@
 //! What `#[futurize]` says about a function it cannot rewrite as written:
 //! chains that are almost pipelines (`filter(..).map(..)`, `xs.chunks(n)`),
-//! and generic parameters that a pipeline's captures need to be `'static`.
+//! a pipeline that calls a variable of the function (a closure), and generic
+//! parameters that a pipeline's captures need to be `'static`.
 //!
 //! The invariant: these checks only add errors (each at the offending
 //! token) to the one collector; they never rewrite.
@@ -76,6 +77,27 @@ impl NearMisses<'_> {
         self.found = true;
         self.errors
             .error_at(at.span(), format!("{}; {hint}", self.looks_for));
+    }
+}
+
+/// Reports the variables of `function` that a pipeline's body calls
+/// (`model(x)`, with `let model = |x| ..` or a parameter `model: impl Fn(..)`):
+/// a worker receives the body's captures as bytes, which a closure or a
+/// function value cannot be, and rustc would only say "expected fn pointer,
+/// found closure" at the attribute.
+pub(crate) fn called_variables(called: &[syn::Ident], function: &syn::Ident, errors: &Errors) {
+    for name in called {
+        errors.error_at(
+            name.span(),
+            format!(
+                "`{name}` is a variable of `{function}` (a closure or a function value), and \
+                 `#[futurize]` runs the pipeline that calls it on workers, possibly in other \
+                 processes, which receive data, not code. Make it a function item \
+                 (`fn {name}(x: f64) -> f64 {{ .. }}`), which the body calls directly \
+                 wherever it runs, or capture the data it uses (its parameters, in a \
+                 serializable struct) and write the computation in the body"
+            ),
+        );
     }
 }
 

@@ -32,6 +32,8 @@ mod nested_macros;
 mod scopes;
 mod syntax;
 
+pub(crate) use scopes::pattern_names;
+
 use proc_macro2::Span;
 use std::collections::HashSet;
 use syn::visit::Visit;
@@ -54,6 +56,12 @@ pub(crate) struct Findings {
     pub(crate) exits: Vec<(Span, &'static str)>,
     /// Calls of random generators: (span, the path as written).
     pub(crate) random_calls: Vec<(Span, String)>,
+    /// One-segment callees (`f(..)`) that the body does not bind, first
+    /// occurrence each. They are not captures: as a rule they are `fn`
+    /// items, which the body calls directly. But the name may be a variable
+    /// where the body is written (a closure, a function value), which the
+    /// body's closure then captures; only `#[futurize]` sees that far.
+    pub(crate) callees: Vec<Ident>,
 }
 
 /// The generators a body may call: futurize's own stream, and rand's

@@ -148,9 +148,11 @@ impl<'ast> Visit<'ast> for Walker {
                 self.found.random_calls.push((span, path));
             }
         }
-        let is_named_callee = matches!(&*c.func, Expr::Path(p) if p.path.get_ident().is_some());
-        if !is_named_callee {
-            self.visit_expr(&c.func);
+        match &*c.func {
+            Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                self.note_callee(p.path.get_ident().expect("one segment"));
+            }
+            other => self.visit_expr(other),
         }
         for arg in &c.args {
             self.visit_expr(arg);

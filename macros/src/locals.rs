@@ -1,0 +1,103 @@
+//! Which names are a function's variables at a point of its body, for
+//! `#[futurize]`: a pipeline's body that calls one (`model(x)`, with
+//! `let model = |x| ..` above) would capture code, which a worker cannot
+//! receive. `foreach!` and `future!` see only their own tokens and cannot
+//! ask this; the attribute sees the whole function.
+//!
+//! The invariant: the innermost scope that names something decides, as in
+//! Rust. A block's items (`fn model() {}`) are in scope in the whole block
+//! and a `let` from its point on, so a `let` shadows an item of its block
+//! and an item of an inner block shadows a variable of an outer one.
+
+use crate::captures::pattern_names;
+use std::collections::HashMap;
+use syn::{FnArg, Pat, Signature, Stmt};
+
+/// The names in scope, innermost scope last: `true` for a variable, `false`
+/// for an item.
+pub(crate) struct Locals {
+    scopes: Vec<HashMap<String, bool>>,
+}
+
+impl Locals {
+    /// The scope of a function's body: its parameters.
+    pub(crate) fn of(sig: &Signature) -> Self {
+        let mut locals = Locals {
+            scopes: vec![HashMap::new()],
+        };
+        for input in &sig.inputs {
+            if let FnArg::Typed(arg) = input {
+                locals.bind(&arg.pat);
+            }
+        }
+        locals
+    }
+
+    /// Opens a scope (a closure's, a loop's, a `match` arm's, an `if let`'s).
+    pub(crate) fn open(&mut self) {
+        self.scopes.push(HashMap::new());
+    }
+
+    /// Opens a block's scope, with the items the block declares.
+    pub(crate) fn open_block(&mut self, stmts: &[Stmt]) {
+        self.open();
+        for stmt in stmts {
+            if let Stmt::Item(syn::Item::Fn(f)) = stmt {
+                self.innermost().insert(f.sig.ident.to_string(), false);
+            }
+        }
+    }
+
+    pub(crate) fn close(&mut self) {
+        self.scopes.pop();
+    }
+
+    /// Binds the variables of `pat` in the innermost scope.
+    pub(crate) fn bind(&mut self, pat: &Pat) {
+        for name in pattern_names(pat) {
+            self.innermost().insert(name, true);
+        }
+    }
+
+    /// Whether `name` is a variable here (not an item, not unknown).
+    pub(crate) fn is_variable(&self, name: &str) -> bool {
+        self.scopes
+            .iter()
+            .rev()
+            .find_map(|scope| scope.get(name).copied())
+            .unwrap_or(false)
+    }
+
+    fn innermost(&mut self) -> &mut HashMap<String, bool> {
+        self.scopes.last_mut().expect("the function's scope")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Locals;
+    use syn::parse_quote;
+
+    #[test]
+    fn the_innermost_scope_decides() {
+        let sig: syn::Signature = parse_quote!(fn f(xs: &[f64], (a, b): (u8, u8), g: G));
+        let mut locals = Locals::of(&sig);
+        for name in ["xs", "a", "b", "g"] {
+            assert!(locals.is_variable(name), "{name}");
+        }
+        assert!(!locals.is_variable("model"));
+        let stmts: Vec<syn::Stmt> = vec![parse_quote!(
+            fn g() {}
+        )];
+        locals.open_block(&stmts);
+        assert!(!locals.is_variable("g"), "an inner item shadows a parameter");
+        locals.bind(&parse_quote!(model));
+        assert!(locals.is_variable("model"));
+        locals.open();
+        locals.bind(&parse_quote!(Some(g)));
+        assert!(locals.is_variable("g"), "a pattern shadows an item");
+        locals.close();
+        locals.close();
+        assert!(locals.is_variable("g") && !locals.is_variable("model"));
+    }
+}
