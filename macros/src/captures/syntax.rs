@@ -133,8 +133,8 @@ impl<'ast> Visit<'ast> for Walker {
     }
 
     fn visit_expr_call(&mut self, c: &'ast syn::ExprCall) {
-        // A one-segment callee is a fn item (or a local closure, which could
-        // not be sent anyway): not a capture.
+        // A one-segment callee is taken for a fn item, not a capture; it is
+        // recorded, for `#[futurize]` to tell a closure of the function.
         if let Expr::Path(p) = &*c.func {
             let path: Vec<String> = p
                 .path
