@@ -138,11 +138,7 @@ fn generate(
     let engine = engine(opts);
     let (entry_call, engine_call) = value_calls(&engine, refs, elements, value_span(body));
     let options = map_options_tokens(opts, in_place, tokens);
-    let body_proof = no_capture_proof(
-        quote!(__futurize_body),
-        quote!(#p::__no_capture_each),
-        2,
-    );
+    let body_proof = no_capture_proof(quote!(__futurize_body), quote!(#p::__no_capture_each), 2);
     quote!({
         #[allow(unused_imports)]
         use #p::{

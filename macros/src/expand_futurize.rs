@@ -93,7 +93,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         error_type: None,
         function: String::new(),
         nested: 0,
-        locals: None,
+        locals: Locals::default(),
         called_variables: Vec::new(),
     };
     let (output, sig, block) = if let Ok(mut f) = syn::parse2::<ItemFn>(item.clone()) {
@@ -198,8 +198,8 @@ struct Rewriter {
     /// Depth of closures and async blocks around the current point, where a
     /// `return` would not leave the function.
     nested: usize,
-    /// The function's variables at the current point (set by `start`).
-    locals: Option<Locals>,
+    /// The function's variables at the current point (its parameters from `start`).
+    locals: Locals,
     /// The function's variables that a pipeline's body calls (`model(x)`).
     called_variables: Vec<syn::Ident>,
 }
@@ -284,11 +284,7 @@ impl Rewriter {
     fn start(&mut self, sig: &Signature) {
         self.error_type = error_type(sig);
         self.function = sig.ident.to_string();
-        self.locals = Some(Locals::of(sig));
-    }
-
-    fn locals(&mut self) -> &mut Locals {
-        self.locals.as_mut().expect("`start` sets the function's scope")
+        self.locals = Locals::of(sig);
     }
 
     /// What a pipeline does with a `futurize::Error`: return it through the
@@ -375,10 +371,8 @@ impl Rewriter {
         let found = crate::captures::walk_with_bound(&body, std::slice::from_ref(&pat));
         self.captured
             .extend(found.captures.iter().map(|c| c.to_string()));
-        let locals = self.locals.as_ref().expect("`start` sets the function's scope");
-        let called: Vec<_> = (found.callees.into_iter())
-            .filter(|c| locals.is_variable(&c.to_string()))
-            .collect();
+        let locals = &self.locals;
+        let called = (found.callees.into_iter()).filter(|c| locals.is_variable(&c.to_string()));
         self.called_variables.extend(called);
         let on_error = self.on_error();
         let opts = &self.opts;
@@ -410,9 +404,9 @@ impl VisitMut for Rewriter {
 
     // The scopes of the function's variables, for `called_variables`.
     fn visit_block_mut(&mut self, b: &mut syn::Block) {
-        self.locals().open_block(&b.stmts);
+        self.locals.open_block(&b.stmts);
         visit_mut::visit_block_mut(self, b);
-        self.locals().close();
+        self.locals.close();
     }
 
     fn visit_local_mut(&mut self, l: &mut syn::Local) {
@@ -422,57 +416,57 @@ impl VisitMut for Rewriter {
                 self.visit_expr_mut(diverge);
             }
         }
-        self.locals().bind(&l.pat);
+        self.locals.bind(&l.pat);
     }
 
     fn visit_expr_let_mut(&mut self, e: &mut syn::ExprLet) {
         self.visit_expr_mut(&mut e.expr);
-        self.locals().bind(&e.pat);
+        self.locals.bind(&e.pat);
     }
 
     fn visit_expr_if_mut(&mut self, e: &mut syn::ExprIf) {
-        self.locals().open();
+        self.locals.open();
         self.visit_expr_mut(&mut e.cond);
         self.visit_block_mut(&mut e.then_branch);
-        self.locals().close();
+        self.locals.close();
         if let Some((_, else_branch)) = &mut e.else_branch {
             self.visit_expr_mut(else_branch);
         }
     }
 
     fn visit_expr_while_mut(&mut self, e: &mut syn::ExprWhile) {
-        self.locals().open();
+        self.locals.open();
         self.visit_expr_mut(&mut e.cond);
         self.visit_block_mut(&mut e.body);
-        self.locals().close();
+        self.locals.close();
     }
 
     fn visit_expr_for_loop_mut(&mut self, e: &mut syn::ExprForLoop) {
         self.visit_expr_mut(&mut e.expr);
-        self.locals().open();
-        self.locals().bind(&e.pat);
+        self.locals.open();
+        self.locals.bind(&e.pat);
         self.visit_block_mut(&mut e.body);
-        self.locals().close();
+        self.locals.close();
     }
 
     fn visit_arm_mut(&mut self, arm: &mut syn::Arm) {
-        self.locals().open();
-        self.locals().bind(&arm.pat);
+        self.locals.open();
+        self.locals.bind(&arm.pat);
         if let Some((_, guard)) = &mut arm.guard {
             self.visit_expr_mut(guard);
         }
         self.visit_expr_mut(&mut arm.body);
-        self.locals().close();
+        self.locals.close();
     }
 
     fn visit_expr_closure_mut(&mut self, c: &mut syn::ExprClosure) {
         self.nested += 1;
-        self.locals().open();
+        self.locals.open();
         for input in &c.inputs {
-            self.locals().bind(input);
+            self.locals.bind(input);
         }
         self.visit_expr_mut(&mut c.body);
-        self.locals().close();
+        self.locals.close();
         self.nested -= 1;
     }
 

@@ -14,17 +14,23 @@ use std::collections::HashMap;
 use syn::{FnArg, Pat, Signature, Stmt};
 
 /// The names in scope, innermost scope last: `true` for a variable, `false`
-/// for an item.
+/// for an item. `default()` is one empty scope.
 pub(crate) struct Locals {
     scopes: Vec<HashMap<String, bool>>,
+}
+
+impl Default for Locals {
+    fn default() -> Self {
+        Locals {
+            scopes: vec![HashMap::new()],
+        }
+    }
 }
 
 impl Locals {
     /// The scope of a function's body: its parameters.
     pub(crate) fn of(sig: &Signature) -> Self {
-        let mut locals = Locals {
-            scopes: vec![HashMap::new()],
-        };
+        let mut locals = Locals::default();
         for input in &sig.inputs {
             if let FnArg::Typed(arg) = input {
                 locals.bind(&arg.pat);
@@ -90,7 +96,10 @@ mod tests {
             fn g() {}
         )];
         locals.open_block(&stmts);
-        assert!(!locals.is_variable("g"), "an inner item shadows a parameter");
+        assert!(
+            !locals.is_variable("g"),
+            "an inner item shadows a parameter"
+        );
         locals.bind(&parse_quote!(model));
         assert!(locals.is_variable("model"));
         locals.open();
