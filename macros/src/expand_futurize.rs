@@ -25,7 +25,7 @@
 
 use crate::errors::Errors;
 use crate::futurize_checks;
-use crate::locals::Locals;
+use crate::locals::{Local, Locals};
 use crate::options::{self, FOREACH_OPTIONS, RawOption};
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
@@ -201,7 +201,7 @@ struct Rewriter {
     /// The function's variables at the current point (its parameters from `start`).
     locals: Locals,
     /// The function's variables that a pipeline's body calls (`model(x)`).
-    called_variables: Vec<syn::Ident>,
+    called_variables: Vec<(syn::Ident, Local)>,
 }
 
 /// One link of a method chain.
@@ -372,7 +372,10 @@ impl Rewriter {
         self.captured
             .extend(found.captures.iter().map(|c| c.to_string()));
         let locals = &self.locals;
-        let called = (found.callees.into_iter()).filter(|c| locals.is_variable(&c.to_string()));
+        let called = (found.callees.into_iter()).filter_map(|c| match locals.get(&c.to_string()) {
+            Some(Local::Item) | None => None,
+            Some(local) => Some((c, local)),
+        });
         self.called_variables.extend(called);
         let on_error = self.on_error();
         let opts = &self.opts;

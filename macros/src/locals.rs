@@ -1,8 +1,9 @@
 //! Which names are a function's variables at a point of its body, for
 //! `#[futurize]`: a pipeline's body that calls one (`model(x)`, with
-//! `let model = |x| ..` above) would capture code, which a worker cannot
-//! receive. `foreach!` and `future!` see only their own tokens and cannot
-//! ask this; the attribute sees the whole function.
+//! `let model = |x| ..` above, or a parameter `model: impl Fn(f64) -> f64`)
+//! would capture code, which a worker cannot receive. `foreach!` and
+//! `future!` see only their own tokens and cannot ask this; the attribute
+//! sees the whole function.
 //!
 //! The invariant: the innermost scope that names something decides, as in
 //! Rust. A block's items (`fn model() {}`) are in scope in the whole block
@@ -13,10 +14,20 @@ use crate::captures::pattern_names;
 use std::collections::HashMap;
 use syn::{FnArg, Pat, Signature, Stmt};
 
-/// The names in scope, innermost scope last: `true` for a variable, `false`
-/// for an item. `default()` is one empty scope.
+/// What a name in scope is.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(crate) enum Local {
+    /// A parameter of the function.
+    Parameter,
+    /// A variable the body binds: a `let`, a closure parameter, a pattern.
+    Variable,
+    /// A `fn` item declared in a block.
+    Item,
+}
+
+/// The names in scope, innermost scope last. `default()` is one empty scope.
 pub(crate) struct Locals {
-    scopes: Vec<HashMap<String, bool>>,
+    scopes: Vec<HashMap<String, Local>>,
 }
 
 impl Default for Locals {
@@ -33,7 +44,7 @@ impl Locals {
         let mut locals = Locals::default();
         for input in &sig.inputs {
             if let FnArg::Typed(arg) = input {
-                locals.bind(&arg.pat);
+                locals.insert(&arg.pat, Local::Parameter);
             }
         }
         locals
@@ -49,7 +60,8 @@ impl Locals {
         self.open();
         for stmt in stmts {
             if let Stmt::Item(syn::Item::Fn(f)) = stmt {
-                self.innermost().insert(f.sig.ident.to_string(), false);
+                self.innermost()
+                    .insert(f.sig.ident.to_string(), Local::Item);
             }
         }
     }
@@ -60,28 +72,32 @@ impl Locals {
 
     /// Binds the variables of `pat` in the innermost scope.
     pub(crate) fn bind(&mut self, pat: &Pat) {
-        for name in pattern_names(pat) {
-            self.innermost().insert(name, true);
-        }
+        self.insert(pat, Local::Variable);
     }
 
-    /// Whether `name` is a variable here (not an item, not unknown).
-    pub(crate) fn is_variable(&self, name: &str) -> bool {
+    /// What `name` is here, if the function binds or declares it (else it is
+    /// an item from outside the function, or unknown).
+    pub(crate) fn get(&self, name: &str) -> Option<Local> {
         self.scopes
             .iter()
             .rev()
             .find_map(|scope| scope.get(name).copied())
-            .unwrap_or(false)
     }
 
-    fn innermost(&mut self) -> &mut HashMap<String, bool> {
+    fn insert(&mut self, pat: &Pat, what: Local) {
+        for name in pattern_names(pat) {
+            self.innermost().insert(name, what);
+        }
+    }
+
+    fn innermost(&mut self) -> &mut HashMap<String, Local> {
         self.scopes.last_mut().expect("the function's scope")
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Locals;
+    use super::{Local, Locals};
     use syn::parse_quote;
 
     #[test]
@@ -89,24 +105,31 @@ mod tests {
         let sig: syn::Signature = parse_quote!(fn f(xs: &[f64], (a, b): (u8, u8), g: G));
         let mut locals = Locals::of(&sig);
         for name in ["xs", "a", "b", "g"] {
-            assert!(locals.is_variable(name), "{name}");
+            assert_eq!(locals.get(name), Some(Local::Parameter), "{name}");
         }
-        assert!(!locals.is_variable("model"));
+        assert_eq!(locals.get("model"), None);
         let stmts: Vec<syn::Stmt> = vec![parse_quote!(
             fn g() {}
         )];
         locals.open_block(&stmts);
-        assert!(
-            !locals.is_variable("g"),
+        assert_eq!(
+            locals.get("g"),
+            Some(Local::Item),
             "an inner item shadows a parameter"
         );
         locals.bind(&parse_quote!(model));
-        assert!(locals.is_variable("model"));
+        assert_eq!(locals.get("model"), Some(Local::Variable));
         locals.open();
         locals.bind(&parse_quote!(Some(g)));
-        assert!(locals.is_variable("g"), "a pattern shadows an item");
+        assert_eq!(
+            locals.get("g"),
+            Some(Local::Variable),
+            "a pattern shadows an item"
+        );
         locals.close();
+        assert_eq!(locals.get("g"), Some(Local::Item));
         locals.close();
-        assert!(locals.is_variable("g") && !locals.is_variable("model"));
+        assert_eq!(locals.get("g"), Some(Local::Parameter));
+        assert_eq!(locals.get("model"), None, "a block's variables end with it");
     }
 }
