@@ -8,8 +8,10 @@
 //! paths and callees (`f(..)`) are referred to directly by the body.
 //!
 //! The walk guesses; the compiler checks the guess. A variable the walk
-//! misses makes the body closure capture it, which `__no_capture` turns into
-//! "`y` captured here". `globals = [..]` replaces the guess.
+//! misses makes the body closure capture it, which the no-capture proof
+//! turns into "`y` captured here". `globals = [..]` replaces the guess. The
+//! callees are recorded too: `#[futurize]`, which sees the whole function,
+//! tells the function's closures among them from `fn` items.
 //!
 //! The walk also records what a body may not do: assign to a captured
 //! variable, and leave the body with `return`, `?`, `break`, `continue` or
