@@ -36,7 +36,11 @@
 //! captured variable is a compile error, since nothing is written back. So
 //! is capturing what cannot travel (an `Rc`, a closure, an open file, a raw
 //! pointer, a borrow inside a value such as `&[&str]`): the error is at the
-//! variable and says what to capture instead.
+//! variable and says what to capture instead. A body calls `fn` items
+//! directly (a worker runs the same program); a closure it calls,
+//! `model(x)` with `let model = |x| ..`, is code that cannot travel, which
+//! rustc reports as "`model` captured here": make it a `fn` item, or
+//! capture the data it uses.
 //!
 //! ## Worker processes
 //! Under [`Multiprocess`] futures run in worker processes that are this same

@@ -10,7 +10,9 @@
 use crate::captures;
 use crate::check::{check_body, check_random};
 use crate::errors::Errors;
-use crate::generate::{CheckedCaptures, checked_captures, seed_tokens, tuple, value_span};
+use crate::generate::{
+    CheckedCaptures, checked_captures, no_capture_proof, seed_tokens, tuple, value_span,
+};
 use crate::grammar::{Binding, ForeachInput};
 use crate::options::{self, ForeachOptions};
 use crate::self_capture::captured_variables;
@@ -136,6 +138,7 @@ fn generate(
     let engine = engine(opts);
     let (entry_call, engine_call) = value_calls(&engine, refs, elements, value_span(body));
     let options = map_options_tokens(opts, in_place, tokens);
+    let body_proof = no_capture_proof(quote!(__futurize_body), quote!(#p::__no_capture_each), 2);
     quote!({
         #[allow(unused_imports)]
         use #p::{
@@ -156,7 +159,7 @@ fn generate(
             &__futurize_etags,
             |#cpats, (#(#pats,)*)| #body,
         );
-        #p::__no_capture_each(__futurize_body);
+        #body_proof
         let __futurize_combine = #combine;
         #combine_check
         // SAFETY: the no-capture checks above proved that body and combine capture nothing.
@@ -281,7 +284,11 @@ fn combine_tokens(opts: &ForeachOptions) -> (TokenStream, TokenStream) {
     match &opts.combine {
         Some(f) => (
             quote!(#p::__combine_with(&__futurize_ctags, &__futurize_etags, &__futurize_body, #f)),
-            quote!(#p::__no_capture_each(__futurize_combine.__function());),
+            no_capture_proof(
+                quote!(__futurize_combine.__function()),
+                quote!(#p::__no_capture_each),
+                2,
+            ),
         ),
         None => (quote!(#p::__no_combine()), TokenStream::new()),
     }

@@ -9,7 +9,9 @@
 use crate::captures;
 use crate::check::{check_body, check_random};
 use crate::errors::Errors;
-use crate::generate::{CheckedCaptures, checked_captures, seed_tokens, tuple, value_span};
+use crate::generate::{
+    CheckedCaptures, checked_captures, no_capture_proof, seed_tokens, tuple, value_span,
+};
 use crate::grammar::FutureInput;
 use crate::options::{self, FutureOptions};
 use crate::self_capture::captured_variables;
@@ -65,6 +67,7 @@ fn generate(
     let pats = tuple(captured.iter().map(|c| quote!(mut #c)).collect());
     let options = future_options_tokens(opts, tokens);
     let (entry_call, future_call) = value_calls(body);
+    let body_proof = no_capture_proof(quote!(__futurize_body), quote!(#p::__no_capture), 1);
     quote!({
         #[allow(unused_imports)]
         use #p::{ViaMutRef as _, ViaOwned as _, ViaRef as _};
@@ -74,7 +77,7 @@ fn generate(
         let __futurize_sent_tags = #sent_tags;
         #[allow(unused_mut, unused_variables, clippy::all)]
         let __futurize_body = #p::__typed(&__futurize_tags, |#pats| #body);
-        #p::__no_capture(__futurize_body);
+        #body_proof
         // A `Resources` literal ends in `..Default::default()` even when it
         // names every field, so that a field the runtime adds needs no change
         // here; texts are `String::from(..)` whether they are `&str` or `String`.
@@ -82,7 +85,8 @@ fn generate(
         let __futurize_options = #options;
         let __futurize_captures =
             #p::__encode_captures_of(&__futurize_sent_tags, #refs, __futurize_options.settings.label.as_deref());
-        // SAFETY: `__no_capture` above proved that the body captures nothing.
+        // SAFETY: the proof above (the body coerced to a `fn` pointer) shows
+        // that the body captures nothing.
         #[allow(unsafe_code, unused_braces)]
         let __futurize_entry = unsafe { #entry_call };
         #future_call

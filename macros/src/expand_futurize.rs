@@ -25,6 +25,7 @@
 
 use crate::errors::Errors;
 use crate::futurize_checks;
+use crate::locals::{Local, Locals};
 use crate::options::{self, FOREACH_OPTIONS, RawOption};
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
@@ -92,6 +93,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         error_type: None,
         function: String::new(),
         nested: 0,
+        locals: Locals::default(),
+        called_variables: Vec::new(),
     };
     let (output, sig, block) = if let Ok(mut f) = syn::parse2::<ItemFn>(item.clone()) {
         let (sig, block) = (f.sig.clone(), (*f.block).clone());
@@ -118,6 +121,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
         }
     } else {
         futurize_checks::generic_captures(&sig, &rewriter.captured, &errors);
+        futurize_checks::called_variables(&rewriter.called_variables, &sig.ident, &errors);
     }
     if let Err(e) = errors.check() {
         return with_item(e, item);
@@ -194,6 +198,10 @@ struct Rewriter {
     /// Depth of closures and async blocks around the current point, where a
     /// `return` would not leave the function.
     nested: usize,
+    /// The function's variables at the current point (its parameters from `start`).
+    locals: Locals,
+    /// The function's variables that a pipeline's body calls (`model(x)`).
+    called_variables: Vec<(syn::Ident, Local)>,
 }
 
 /// One link of a method chain.
@@ -276,6 +284,7 @@ impl Rewriter {
     fn start(&mut self, sig: &Signature) {
         self.error_type = error_type(sig);
         self.function = sig.ident.to_string();
+        self.locals = Locals::of(sig);
     }
 
     /// What a pipeline does with a `futurize::Error`: return it through the
@@ -362,6 +371,12 @@ impl Rewriter {
         let found = crate::captures::walk_with_bound(&body, std::slice::from_ref(&pat));
         self.captured
             .extend(found.captures.iter().map(|c| c.to_string()));
+        let locals = &self.locals;
+        let called = (found.callees.into_iter()).filter_map(|c| match locals.get(&c.to_string()) {
+            Some(Local::Item) | None => None,
+            Some(local) => Some((c, local)),
+        });
+        self.called_variables.extend(called);
         let on_error = self.on_error();
         let opts = &self.opts;
         self.rewritten += 1;
@@ -390,9 +405,71 @@ impl VisitMut for Rewriter {
     /// Items nested in the function are left as written.
     fn visit_item_mut(&mut self, _: &mut syn::Item) {}
 
+    // The scopes of the function's variables, for `called_variables`.
+    fn visit_block_mut(&mut self, b: &mut syn::Block) {
+        self.locals.open_block(&b.stmts);
+        visit_mut::visit_block_mut(self, b);
+        self.locals.close();
+    }
+
+    fn visit_local_mut(&mut self, l: &mut syn::Local) {
+        if let Some(init) = &mut l.init {
+            self.visit_expr_mut(&mut init.expr);
+            if let Some((_, diverge)) = &mut init.diverge {
+                self.visit_expr_mut(diverge);
+            }
+        }
+        self.locals.bind(&l.pat);
+    }
+
+    fn visit_expr_let_mut(&mut self, e: &mut syn::ExprLet) {
+        self.visit_expr_mut(&mut e.expr);
+        self.locals.bind(&e.pat);
+    }
+
+    fn visit_expr_if_mut(&mut self, e: &mut syn::ExprIf) {
+        self.locals.open();
+        self.visit_expr_mut(&mut e.cond);
+        self.visit_block_mut(&mut e.then_branch);
+        self.locals.close();
+        if let Some((_, else_branch)) = &mut e.else_branch {
+            self.visit_expr_mut(else_branch);
+        }
+    }
+
+    fn visit_expr_while_mut(&mut self, e: &mut syn::ExprWhile) {
+        self.locals.open();
+        self.visit_expr_mut(&mut e.cond);
+        self.visit_block_mut(&mut e.body);
+        self.locals.close();
+    }
+
+    fn visit_expr_for_loop_mut(&mut self, e: &mut syn::ExprForLoop) {
+        self.visit_expr_mut(&mut e.expr);
+        self.locals.open();
+        self.locals.bind(&e.pat);
+        self.visit_block_mut(&mut e.body);
+        self.locals.close();
+    }
+
+    fn visit_arm_mut(&mut self, arm: &mut syn::Arm) {
+        self.locals.open();
+        self.locals.bind(&arm.pat);
+        if let Some((_, guard)) = &mut arm.guard {
+            self.visit_expr_mut(guard);
+        }
+        self.visit_expr_mut(&mut arm.body);
+        self.locals.close();
+    }
+
     fn visit_expr_closure_mut(&mut self, c: &mut syn::ExprClosure) {
         self.nested += 1;
-        visit_mut::visit_expr_closure_mut(self, c);
+        self.locals.open();
+        for input in &c.inputs {
+            self.locals.bind(input);
+        }
+        self.visit_expr_mut(&mut c.body);
+        self.locals.close();
         self.nested -= 1;
     }
 

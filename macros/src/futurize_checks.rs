@@ -1,14 +1,16 @@
 //! What `#[futurize]` says about a function it cannot rewrite as written:
 //! chains that are almost pipelines (`filter(..).map(..)`, `xs.chunks(n)`),
-//! and generic parameters that a pipeline's captures need to be `'static`.
+//! a pipeline that calls a variable of the function (a closure), and generic
+//! parameters that a pipeline's captures need to be `'static`.
 //!
 //! The invariant: these checks only add errors (each at the offending
 //! token) to the one collector; they never rewrite.
 
 use crate::errors::Errors;
+use crate::locals::Local;
 use std::collections::HashSet;
 use syn::visit::Visit;
-use syn::{Expr, FnArg, GenericParam, Signature, Type, TypeParamBound, WherePredicate};
+use syn::{Expr, FnArg, GenericParam, Ident, Signature, Type, TypeParamBound, WherePredicate};
 
 /// Sources that yield borrowed slices, which a worker cannot rebuild.
 const BORROWED_SOURCES: &[&str] = &["chunks", "chunks_exact", "windows", "rchunks"];
@@ -76,6 +78,44 @@ impl NearMisses<'_> {
         self.found = true;
         self.errors
             .error_at(at.span(), format!("{}; {hint}", self.looks_for));
+    }
+}
+
+/// Reports the variables of `function` that a pipeline's body calls
+/// (`model(x)`, with `let model = |x| ..` or a parameter `model: impl Fn(..)`):
+/// a worker receives the body's captures as bytes, which a closure or a
+/// function value cannot be, and rustc would only say "expected fn pointer,
+/// found closure" at the attribute. The fix differs: a variable can become a
+/// `fn` item; a parameter is the caller's choice, which travels as data.
+pub(crate) fn called_variables(called: &[(Ident, Local)], function: &Ident, errors: &Errors) {
+    for (name, local) in called {
+        let (what, fix) = match local {
+            Local::Parameter => (
+                "a parameter",
+                format!(
+                    "Let callers choose with data instead: a serializable value the body \
+                     reads (the model's coefficients, an enum of the models), or a type \
+                     parameter whose function the body calls (`fn {function}<M: Model>(..)` \
+                     and `M::eval(x)` in the body)"
+                ),
+            ),
+            _ => (
+                "a variable",
+                format!(
+                    "Make it a function item (`fn {name}(x: f64) -> f64 {{ .. }}`), which the \
+                     body calls directly wherever it runs, or capture the data it uses (its \
+                     parameters, in a serializable struct) and write the computation in the body"
+                ),
+            ),
+        };
+        errors.error_at(
+            name.span(),
+            format!(
+                "`{name}` is {what} of `{function}` (a closure or a function value), and \
+                 `#[futurize]` runs the pipeline that calls it on workers, possibly in other \
+                 processes, which receive data, not code. {fix}"
+            ),
+        );
     }
 }
 

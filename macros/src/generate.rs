@@ -120,6 +120,31 @@ pub(crate) fn checked_captures(
     out
 }
 
+/// The proof that `closure` (an expression: the body's closure, or the
+/// combine function) captures nothing, on which the `unsafe` of the entry
+/// functions rests: it is coerced to a `fn` pointer of `arity` arguments,
+/// which only a closure that captures nothing can be; `check` (the
+/// runtime's `__no_capture` or `__no_capture_each`) then takes the pointer.
+///
+/// The coercion is a `let` with the type written rather than the argument
+/// of `check`, so that when it fails rustc's error ("expected fn pointer,
+/// found closure … `model` captured here") shows no function of futurize's
+/// and its signature. It fails when the walk missed a variable, most often
+/// a closure the body calls (`model(x)`): a callee is taken for a `fn` item,
+/// and nothing a macro can write tells the two apart (docs/design.md, "A
+/// closure the body calls").
+pub(crate) fn no_capture_proof(
+    closure: TokenStream,
+    check: TokenStream,
+    arity: usize,
+) -> TokenStream {
+    let params = vec![quote!(_); arity];
+    quote!({
+        let __futurize_proof: fn(#(#params),*) -> _ = #closure;
+        #check(__futurize_proof);
+    })
+}
+
 /// Where a body's value is written: its block's last expression, else the
 /// body itself.
 pub(crate) fn value_span(body: &Expr) -> proc_macro2::Span {

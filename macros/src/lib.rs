@@ -26,6 +26,7 @@ mod expand_futurize;
 mod futurize_checks;
 mod generate;
 mod grammar;
+mod locals;
 mod options;
 mod relay_prints;
 mod resources;

@@ -8,8 +8,10 @@
 //! paths and callees (`f(..)`) are referred to directly by the body.
 //!
 //! The walk guesses; the compiler checks the guess. A variable the walk
-//! misses makes the body closure capture it, which `__no_capture` turns into
-//! "`y` captured here". `globals = [..]` replaces the guess.
+//! misses makes the body closure capture it, which the no-capture proof
+//! turns into "`y` captured here". `globals = [..]` replaces the guess. The
+//! callees are recorded too: `#[futurize]`, which sees the whole function,
+//! tells the function's closures among them from `fn` items.
 //!
 //! The walk also records what a body may not do: assign to a captured
 //! variable, and leave the body with `return`, `?`, `break`, `continue` or
@@ -31,6 +33,8 @@ mod macro_args;
 mod nested_macros;
 mod scopes;
 mod syntax;
+
+pub(crate) use scopes::pattern_names;
 
 use proc_macro2::Span;
 use std::collections::HashSet;
@@ -54,6 +58,12 @@ pub(crate) struct Findings {
     pub(crate) exits: Vec<(Span, &'static str)>,
     /// Calls of random generators: (span, the path as written).
     pub(crate) random_calls: Vec<(Span, String)>,
+    /// One-segment callees (`f(..)`) that the body does not bind, first
+    /// occurrence each. They are not captures: as a rule they are `fn`
+    /// items, which the body calls directly. But the name may be a variable
+    /// where the body is written (a closure, a function value), which the
+    /// body's closure then captures; only `#[futurize]` sees that far.
+    pub(crate) callees: Vec<Ident>,
 }
 
 /// The generators a body may call: futurize's own stream, and rand's

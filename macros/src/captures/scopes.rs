@@ -31,9 +31,7 @@ impl Walker {
     }
 
     pub(super) fn bind_pattern(&mut self, pat: &Pat) {
-        let mut binder = PatternBindings(Vec::new());
-        binder.visit_pat(pat);
-        for name in binder.0 {
+        for name in pattern_names(pat) {
             self.bind(name);
         }
     }
@@ -50,6 +48,17 @@ impl Walker {
             self.found.self_span.get_or_insert(ident.span());
         } else if is_variable_name(&name) && !self.is_bound(&name) && self.seen.insert(name) {
             self.found.captures.push(ident.clone());
+        }
+    }
+
+    /// A one-segment callee: recorded when the body does not bind it.
+    pub(super) fn note_callee(&mut self, ident: &Ident) {
+        let name = ident.to_string();
+        if is_variable_name(&name)
+            && !self.is_bound(&name)
+            && !self.found.callees.iter().any(|c| *c == name)
+        {
+            self.found.callees.push(ident.clone());
         }
     }
 
@@ -81,6 +90,13 @@ impl Walker {
             }
         }
     }
+}
+
+/// The names `pat` binds (its snake_case identifiers), in order.
+pub(crate) fn pattern_names(pat: &Pat) -> Vec<String> {
+    let mut binder = PatternBindings(Vec::new());
+    binder.visit_pat(pat);
+    binder.0
 }
 
 struct PatternBindings(Vec<String>);

@@ -133,8 +133,8 @@ impl<'ast> Visit<'ast> for Walker {
     }
 
     fn visit_expr_call(&mut self, c: &'ast syn::ExprCall) {
-        // A one-segment callee is a fn item (or a local closure, which could
-        // not be sent anyway): not a capture.
+        // A one-segment callee is taken for a fn item, not a capture; it is
+        // recorded, for `#[futurize]` to tell a closure of the function.
         if let Expr::Path(p) = &*c.func {
             let path: Vec<String> = p
                 .path
@@ -148,9 +148,11 @@ impl<'ast> Visit<'ast> for Walker {
                 self.found.random_calls.push((span, path));
             }
         }
-        let is_named_callee = matches!(&*c.func, Expr::Path(p) if p.path.get_ident().is_some());
-        if !is_named_callee {
-            self.visit_expr(&c.func);
+        match &*c.func {
+            Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                self.note_callee(p.path.get_ident().expect("one segment"));
+            }
+            other => self.visit_expr(other),
         }
         for arg in &c.args {
             self.visit_expr(arg);

@@ -74,6 +74,19 @@ fn items_and_callees_are_not_captures() {
 }
 
 #[test]
+fn callees_the_body_does_not_bind_are_recorded_once() {
+    let e = exprs(quote!({
+        let local = |y: f64| y;
+        model(local(x)) + T::f(x) + helper(x) + model(x) + (|g: fn(f64) -> f64| g(x))(h)
+    }))
+    .remove(0);
+    let found = walk(&e);
+    let names = |idents: &[Ident]| idents.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&found.callees), ["model", "helper"]);
+    assert_eq!(names(&found.captures), ["x", "h"]);
+}
+
+#[test]
 fn macros_and_format_strings() {
     assert_eq!(
         captures(quote!(format!("{a} {b:?} {:w$}", c))),

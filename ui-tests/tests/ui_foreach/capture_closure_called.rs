@@ -1,5 +1,8 @@
 // A closure called in the body is captured like any variable, and code cannot travel.
-// Fix: make it a `fn` item, or capture the data it uses and write the formula in the body.
+// `foreach!` sees only its own tokens, so it takes the callee `model` for a `fn` item;
+// rustc's no-capture check reports it ("`model` captured here"), with no futurize
+// function in the message. Fix: make it a `fn` item, or capture the data it uses and
+// write the formula in the body.
 use futurize::prelude::*;
 
 fn main() {
