@@ -18,6 +18,7 @@ fn plans() -> Vec<futurize::Plan> {
     ]
     .into_iter()
     .chain(common::sshd::cluster(&["node1", "node2", "node3"]).map(Into::into))
+    .chain(common::slurm::pool().map(Into::into))
     .collect()
 }
 

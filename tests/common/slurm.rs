@@ -137,3 +137,18 @@ pub(crate) fn three_nodes() -> Option<&'static Slurm> {
 pub(crate) fn adaptive() -> Option<&'static Slurm> {
     ADAPTIVE.get_or_init(|| start("start-adapt")).as_ref()
 }
+
+/// A worker pool on the fake three-node Slurm for the conformance tests (2
+/// allocations given back after 1 s idle, a registry of this process's own),
+/// or `None` (skipped).
+pub(crate) fn pool() -> Option<futurize::SlurmPool> {
+    three_nodes()?;
+    let registry =
+        std::env::temp_dir().join(format!("futurize-pool-conformance-{}", std::process::id()));
+    Some(
+        futurize::Slurm::pool()
+            .allocations(2)
+            .idle(std::time::Duration::from_secs(1))
+            .registry(registry),
+    )
+}
