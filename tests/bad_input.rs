@@ -36,11 +36,14 @@ const PLAN: &str = "FUTURIZE_PLAN";
 const SILENCE: &str = "FUTURIZE_SILENCE_LIMIT";
 const SLURM_SILENCE: &str = "FUTURIZE_SLURM_SILENCE_LIMIT";
 const FRAME: &str = "FUTURIZE_MAX_FRAME_BYTES";
+const POOL_IDLE: &str = "FUTURIZE_POOL_IDLE";
 
 const ROWS: &[Row] = &[
     row(SILENCE, "99999999999999999999999d", "at most 365 days"),
     row(SILENCE, "366d", "at most 365 days"),
     row(SILENCE, "garbage", "is not a duration"),
+    row(POOL_IDLE, "soon", "is not a duration"),
+    row(POOL_IDLE, "-1s", "is not a duration"),
     row(SILENCE, "0s", "at least 1.5s"),
     row(SILENCE, "-5s", "is not a duration"),
     row(SILENCE, "500ms", "at least 1.5s"),

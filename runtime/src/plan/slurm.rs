@@ -183,7 +183,7 @@ pub struct SlurmPool {
     pub(crate) allocations: Option<usize>,
     /// The jobs that hold the allocations: template, resources, registry.
     pub(crate) jobs: Slurm,
-    pub(crate) idle: std::time::Duration,
+    pub(crate) idle: Option<std::time::Duration>,
     pub(crate) drain: Option<std::time::Duration>,
     pub(crate) env: Vec<String>,
     pub(crate) launch_timeout: std::time::Duration,
@@ -196,7 +196,7 @@ impl Slurm {
         SlurmPool {
             allocations: None,
             jobs: Slurm::jobs(),
-            idle: DEFAULT_POOL_IDLE,
+            idle: None,
             drain: None,
             env: Vec::new(),
             launch_timeout: super::cluster::DEFAULT_LAUNCH_TIMEOUT,
@@ -219,11 +219,18 @@ impl SlurmPool {
     }
 
     /// How long an allocation may have no work before it is given back
-    /// (default [`DEFAULT_POOL_IDLE`]; zero: as soon as its workers are
-    /// idle).
+    /// (default `FUTURIZE_POOL_IDLE`, else [`DEFAULT_POOL_IDLE`]; zero: as
+    /// soon as its workers are idle).
     pub fn idle(mut self, limit: std::time::Duration) -> SlurmPool {
-        self.idle = limit;
+        self.idle = Some(limit);
         self
+    }
+
+    /// The idle time in force: the plan's, else `FUTURIZE_POOL_IDLE`'s
+    /// (checked where the backend starts), else [`DEFAULT_POOL_IDLE`].
+    pub fn idle_time(&self) -> std::time::Duration {
+        self.idle
+            .unwrap_or_else(|| crate::protocol::environment::POOL_IDLE.value())
     }
 
     /// How long before its time limit an allocation stops taking work

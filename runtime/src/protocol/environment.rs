@@ -49,6 +49,17 @@ pub(crate) static SILENCE_LIMIT: DurationSetting = DurationSetting {
     value: OnceLock::new(),
 };
 
+/// `FUTURIZE_POOL_IDLE`: how long a Slurm worker pool's allocation may have
+/// no work before it is given back, where the plan does not say; `0`: at
+/// once.
+pub(crate) static POOL_IDLE: DurationSetting = DurationSetting {
+    variable: "FUTURIZE_POOL_IDLE",
+    default: crate::plan::DEFAULT_POOL_IDLE,
+    least: Duration::ZERO,
+    least_why: "zero gives an allocation back as soon as it is idle",
+    value: OnceLock::new(),
+};
+
 /// `FUTURIZE_SLURM_SILENCE_LIMIT`: how long Slurm may fail to answer
 /// before the jobs waited for are given up.
 pub(crate) static SLURM_SILENCE_LIMIT: DurationSetting = DurationSetting {
@@ -65,6 +76,7 @@ pub(crate) fn check() -> Result<(), Error> {
     MAX_FRAME_BYTES.read()?;
     SILENCE_LIMIT.read()?;
     SLURM_SILENCE_LIMIT.read()?;
+    POOL_IDLE.read()?;
     Ok(())
 }
 
@@ -151,8 +163,13 @@ impl DurationSetting {
                 self.least, self.least_why, self.default
             )
         };
+        if self.least.is_zero() && text.trim() == "0" {
+            return Ok(Duration::ZERO);
+        }
         match futurize_units::parse_duration(text) {
             Ok(d) if d >= self.least => Ok(d),
+            // Zero is a duration here, though no unit parser's.
+            Err(DurationError::TooShort) if self.least.is_zero() => Ok(Duration::ZERO),
             Ok(_) | Err(DurationError::TooShort) => Err(too_short()),
             Err(e) => Err(e.message("the value")),
         }
@@ -171,6 +188,16 @@ mod tests {
             least_why: "three heartbeats",
             value: OnceLock::new(),
         }
+    }
+
+    #[test]
+    fn a_setting_that_allows_zero_reads_it() {
+        for zero in ["0", " 0s ", "0ms"] {
+            assert_eq!(POOL_IDLE.parse(zero), Ok(Duration::ZERO), "{zero}");
+        }
+        assert_eq!(POOL_IDLE.parse("30s"), Ok(Duration::from_secs(30)));
+        assert!(POOL_IDLE.parse("soon").is_err());
+        assert!(POOL_IDLE.parse("-1s").is_err());
     }
 
     #[test]

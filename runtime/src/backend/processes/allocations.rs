@@ -299,7 +299,7 @@ impl Launcher for AllocationLauncher {
     }
 
     fn idle_limit(&self) -> Option<Duration> {
-        Some(self.spec.idle)
+        Some(self.spec.idle_time())
     }
 
     fn attach(&self, waiting: Arc<AtomicUsize>) {
