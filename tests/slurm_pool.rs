@@ -356,6 +356,28 @@ fn inside_an_allocation_the_pool_runs_steps_of_it() {
     );
 }
 
+#[test]
+fn without_slurm_commands_the_pool_is_a_launch_error_saying_so() {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_scenario",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PATH", "/nonexistent")
+        .env("FUTURIZE_PLAN", "slurm-pool:2")
+        .env("FUTURIZE_TEST_SCENARIO", "no_sbatch")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("launch error: `sbatch` and `srun` must be on the PATH"),
+        "{stdout}"
+    );
+}
+
 /// The child side of the scenarios (does nothing in a normal run).
 #[test]
 fn child_scenario() {
@@ -391,6 +413,17 @@ fn child_scenario() {
             nodes.dedup();
             println!("nodes {}", nodes.len());
         }
+        "no_sbatch" => match future!(1u32).value() {
+            Err(e @ Error::Launch { .. }) => println!(
+                "launch error: {}",
+                e.to_string()
+                    .split(": ")
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            ),
+            other => println!("unexpected: {other:?}"),
+        },
         other => panic!("no scenario {other}"),
     }
     println!("END");

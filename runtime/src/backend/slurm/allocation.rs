@@ -166,6 +166,14 @@ impl Holders {
     }
 }
 
+impl Drop for Holders {
+    /// The pool is done: its directory goes, which also ends any holding
+    /// loop still waiting (its heartbeat file is gone).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir.path);
+    }
+}
+
 /// How stale the leader's heartbeat file may grow before a holding job
 /// with no agent in it ends.
 pub(crate) const LEADER_SILENT_FOR: Duration = Duration::from_secs(15);
