@@ -61,6 +61,11 @@ const ROWS: &[Row] = &[
     row(FRAME, "-5", "not a whole number of bytes"),
     row(FRAME, "18446744073709551615", "too large"),
     row(FRAME, "99999999999999999999999", "too large"),
+    row(
+        PLAN,
+        "slurm-pool:1000/multiprocess:4096",
+        "4096000 workers: a pool has at most 4096",
+    ),
     row(PLAN, "multiprocess:18446744073709551615", "at most 4096"),
     row(PLAN, "multithread:99999999", "at most 4096"),
     row(PLAN, "multithread:4097", "at most 4096"),

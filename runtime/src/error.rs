@@ -15,7 +15,7 @@ use std::fmt;
 /// ```
 pub const VALID_PLAN_FORMS: &str = "`sequential`, `multithread[:N]`, \
      `multiprocess[:N[:fresh]]`, `cluster[:HOST,HOST,...]` (HOST as `[user@]name[:port]`), \
-     `slurm[:N]`; `A|B` for alternatives, `OUTER/INNER` for nested levels";
+     `slurm[:N]`, `slurm-pool[:N]`; `A|B` for alternatives, `OUTER/INNER` for nested levels";
 
 /// A body's panic: what it said, where, and how it got there. The one form
 /// of a panic everywhere: in [`Error::Panicked`], in an element's failure and

@@ -134,7 +134,7 @@ pub fn session_info() -> SessionInfo {
         .collect();
     let slurm = plan
         .as_ref()
-        .is_ok_and(|p| first_levels(p).any(|l| matches!(l, Level::Slurm(_))))
+        .is_ok_and(|p| first_levels(p).any(|l| matches!(l, Level::Slurm(_) | Level::SlurmPool(_))))
         .then_some(HostState::NotChecked);
     SessionInfo {
         version: env!("CARGO_PKG_VERSION"),

@@ -319,9 +319,11 @@ fn start_slurm_pool(
         Level::Multithread { workers } | Level::Multiprocess { workers, .. } => *workers,
         _ => 1,
     };
+    // At most `MAX_WORKERS`: checked with the plan (`parse::check_pool`).
+    let workers = pool.max_allocations().saturating_mul(per);
     let launcher = processes::AllocationLauncher::new(pool, per, threads)?;
     Ok(Arc::new(processes::ProcessPool::start(
-        pool.max_allocations() * per,
+        workers,
         false,
         &inner,
         Box::new(launcher),

@@ -176,6 +176,10 @@ impl Plan {
             .split('/')
             .map(|part| parse::level(part.trim()).map_err(&refuse))
             .collect::<Result<Vec<_>, _>>()?;
+        // Each level may start its own pools: checked from each level down.
+        (0..levels.len())
+            .try_for_each(|i| parse::check_pool(&levels[i..]))
+            .map_err(refuse)?;
         Ok(Plan { levels })
     }
 
@@ -186,6 +190,9 @@ impl Plan {
         self.levels
             .iter()
             .try_for_each(parse::check_level)
+            .and_then(|()| {
+                (0..self.levels.len()).try_for_each(|i| parse::check_pool(&self.levels[i..]))
+            })
             .map_err(|reason| Error::Plan {
                 source_name: source_name.to_string(),
                 text: self.to_string(),
@@ -423,9 +430,35 @@ mod tests {
             "slurm:4/multiprocess:5",
             "multiprocess:2|slurm",
             "multiprocess:2|slurm:4/multithread:2",
+            "slurm-pool",
+            "slurm-pool:4/multiprocess:8",
+            "multiprocess:2|slurm-pool:3",
         ] {
             let p: Plan = text.parse().unwrap();
             assert_eq!(p.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn slurm_pool_forms_and_their_errors() {
+        let p: Plan = "slurm-pool:4".parse().unwrap();
+        assert!(matches!(p.first(), Level::SlurmPool(s) if s.max_allocations() == 4));
+        let p: Plan = "slurm-pool".parse().unwrap();
+        assert!(
+            matches!(p.first(), Level::SlurmPool(s) if s.max_allocations() == DEFAULT_POOL_ALLOCATIONS)
+        );
+        for (bad, why) in [
+            ("slurm-pool:0", "at least 1"),
+            ("slurm-pool:1001", "at most 1000"),
+            ("slurm-pool:many", "not a number"),
+            (
+                "slurm-pool:2/multiprocess:4096",
+                "8192 workers: a pool has at most 4096",
+            ),
+            ("slurm_pool:4", "did you mean `slurm-pool:4`?"),
+        ] {
+            let e = bad.parse::<Plan>().unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 

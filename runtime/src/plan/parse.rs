@@ -25,6 +25,31 @@ pub(super) fn check_level(level: &Level) -> Result<(), String> {
     Ok(())
 }
 
+/// Why a pool of Slurm allocations over `levels` (itself and the nested
+/// multiprocess level it takes in) would run more workers than a plan may
+/// have, if it would.
+pub(super) fn check_pool(levels: &[Level]) -> Result<(), String> {
+    let (
+        Some(Level::SlurmPool(pool)),
+        Some(Level::Multiprocess {
+            workers,
+            fresh: false,
+        }),
+    ) = (levels.first(), levels.get(1))
+    else {
+        return Ok(());
+    };
+    let total = pool.max_allocations().saturating_mul(*workers);
+    if total > MAX_WORKERS {
+        return Err(format!(
+            "{} allocations of {workers} workers are {total} workers: a pool has at most \
+             {MAX_WORKERS}",
+            pool.max_allocations()
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn level(part: &str) -> Result<Level, String> {
     let level = if part.contains('|') {
         let alternatives = part

@@ -528,6 +528,11 @@ fn look(shared: &Shared) -> bool {
             Phase::Ended(_) => {}
         }
     }
+    // Ended allocations are kept for the starts that wait on them, then
+    // forgotten in bulk.
+    if list.len() > 4 * shared.limit + 16 {
+        list.retain(|a| !matches!(a.phase, Phase::Ended(_)));
+    }
     let held = list
         .iter()
         .filter(|a| !a.retired.load(Ordering::Acquire) && !matches!(a.phase, Phase::Ended(_)))
