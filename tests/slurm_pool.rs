@@ -125,6 +125,43 @@ fn values_and_seeded_draws_equal_sequential_and_run_in_pool_jobs() {
 }
 
 #[test]
+fn a_nested_multiprocess_level_sizes_each_allocation() {
+    let Some((pool, _)) = pool("sized") else {
+        return;
+    };
+    let _s = serial();
+    let _g = with_plan(futurize::Plan::from([
+        pool.allocations(1).idle(Duration::from_secs(2)).into(),
+        Multiprocess::workers(2).into(),
+    ]));
+    assert_eq!(nbr_of_workers().unwrap(), 2);
+    let seen: Vec<(String, u32, String)> = foreach!(_i in 0..8u32 => {
+        std::thread::sleep(Duration::from_millis(300));
+        (
+            std::env::var("SLURM_JOB_ID").unwrap_or_default(),
+            std::process::id(),
+            current_plan().unwrap().to_string(),
+        )
+    } %dofuture% chunk_size = 1)
+    .unwrap();
+    let mut jobs: Vec<&String> = seen.iter().map(|s| &s.0).collect();
+    jobs.sort();
+    jobs.dedup();
+    let mut pids: Vec<u32> = seen.iter().map(|s| s.1).collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(jobs.len(), 1, "one allocation: {seen:?}");
+    assert_eq!(pids.len(), 2, "two workers in it: {seen:?}");
+    assert!(seen.iter().all(|s| s.2 == "sequential"), "{seen:?}");
+    let out = Command::new("scontrol")
+        .args(["show", "job", "-o", jobs[0]])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NumCPUs=2"), "{text}");
+}
+
+#[test]
 fn a_backlog_grows_the_pool_to_n_allocations_and_idle_takes_it_back_to_none() {
     let Some((pool, registry)) = pool("grow") else {
         return;

@@ -151,7 +151,7 @@ pub const DEFAULT_POOL_ALLOCATIONS: usize = 10;
 
 /// How long a pool's allocation may have no work before it is given back,
 /// by default.
-pub const DEFAULT_POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+pub const DEFAULT_POOL_IDLE: std::time::Duration = crate::protocol::environment::POOL_IDLE_DEFAULT;
 
 /// Worker pools on Slurm: batch jobs that only hold an allocation, each
 /// running a host agent (started inside it with `srun --jobid=<job>

@@ -49,12 +49,16 @@ pub(crate) static SILENCE_LIMIT: DurationSetting = DurationSetting {
     value: OnceLock::new(),
 };
 
+/// A pool's idle time when neither the plan nor `FUTURIZE_POOL_IDLE` says
+/// (`plan::DEFAULT_POOL_IDLE`).
+pub(crate) const POOL_IDLE_DEFAULT: Duration = Duration::from_secs(60);
+
 /// `FUTURIZE_POOL_IDLE`: how long a Slurm worker pool's allocation may have
 /// no work before it is given back, where the plan does not say; `0`: at
 /// once.
 pub(crate) static POOL_IDLE: DurationSetting = DurationSetting {
     variable: "FUTURIZE_POOL_IDLE",
-    default: crate::plan::DEFAULT_POOL_IDLE,
+    default: POOL_IDLE_DEFAULT,
     least: Duration::ZERO,
     least_why: "zero gives an allocation back as soon as it is idle",
     value: OnceLock::new(),
