@@ -295,6 +295,10 @@ impl Pool {
         let started = spawn_worker(&self);
         let mut state = lock(&self.state);
         match started {
+            // The pool ended meanwhile: so does the worker.
+            Ok(w) if state.closed => {
+                lock(&w.input).take();
+            }
             Ok(w) => {
                 *lock(&w.idle_since) = std::time::Instant::now();
                 state.idle.push(w);
