@@ -213,6 +213,32 @@ fn a_backlog_grows_the_pool_to_n_allocations_and_idle_takes_it_back_to_none() {
 }
 
 #[test]
+fn a_burst_one_worker_serves_keeps_no_extra_allocation() {
+    let Some((pool, registry)) = pool("burst") else {
+        return;
+    };
+    let _s = serial();
+    // A long idle time: an allocation that runs nothing would stay 30 s.
+    let _g = with_plan(pool.allocations(3).idle(Duration::from_secs(30)));
+    let futures: Vec<_> = (0..300u32).map(|i| future!(i * 2)).collect();
+    let values: Vec<u32> = futures.into_iter().map(|f| f.value().unwrap()).collect();
+    assert_eq!(values, (0..300u32).map(|i| i * 2).collect::<Vec<_>>());
+    // Whatever more the burst asked for is given back (or cancelled) once
+    // it starts, not kept for the idle time.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        eventually(Duration::from_secs(10), || pool_jobs(
+            &registry,
+            "RUNNING,PENDING"
+        )
+        .len()
+            <= 1),
+        "held: {:?}",
+        pool_jobs(&registry, "RUNNING,PENDING")
+    );
+}
+
+#[test]
 fn an_allocation_near_its_time_limit_hands_over_to_a_replacement() {
     let Some((pool, _)) = pool("drain") else {
         return;

@@ -24,7 +24,7 @@
 //! the job, and `retries` run them on another allocation.
 
 use super::connection::{Connection, RemoteProcess, Seat, handshake_watchdog};
-use super::link::{Launcher, Link};
+use super::link::{Demand, Launcher, Link};
 use crate::Error;
 use crate::backend::slurm::allocation::{self, Holders};
 use crate::plan::{Cluster, Host, SlurmPool, Via};
@@ -33,6 +33,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+/// How lately a caller must have waited for a worker for an allocation that
+/// starts to be used.
+const WANTED_LATELY: Duration = Duration::from_millis(250);
 
 /// How many allocations one worker's start tries before its error stands.
 const LAUNCH_TRIES: usize = 3;
@@ -69,8 +73,8 @@ struct Shared {
     drain: Option<Duration>,
     allocations: Mutex<Vec<Allocation>>,
     changed: Condvar,
-    /// The pool's callers waiting for a worker.
-    waiting: OnceLock<Arc<AtomicUsize>>,
+    /// The pool's demand for workers.
+    demand: OnceLock<Arc<Demand>>,
     /// When some caller last waited.
     last_wanted: Mutex<Instant>,
     watching: AtomicBool,
@@ -149,7 +153,7 @@ impl AllocationLauncher {
                 drain: spec.drain,
                 allocations: Mutex::new(Vec::new()),
                 changed: Condvar::new(),
-                waiting: OnceLock::new(),
+                demand: OnceLock::new(),
                 last_wanted: Mutex::new(Instant::now()),
                 watching: AtomicBool::new(false),
             }),
@@ -219,6 +223,13 @@ impl AllocationLauncher {
         let mut list = lock(&self.shared.allocations);
         loop {
             match list.iter().find(|a| a.job == job).map(|a| &a.phase) {
+                // A burst that one worker served may have asked for more
+                // allocations than it needed: one that starts when no caller
+                // has waited lately is not used (with no worker it is given
+                // back, and cancelled, at once).
+                Some(Phase::Running { .. }) if !self.shared.wanted_lately() => {
+                    return Err(self.lost(job, "no longer needed when it started"));
+                }
                 Some(Phase::Running { node, .. }) => return Ok(node.clone()),
                 Some(Phase::Ended(why)) => {
                     return Err(self.lost(job, why));
@@ -302,8 +313,8 @@ impl Launcher for AllocationLauncher {
         Some(self.spec.idle_time())
     }
 
-    fn attach(&self, waiting: Arc<AtomicUsize>) {
-        let _ = self.shared.waiting.set(waiting);
+    fn attach(&self, demand: Arc<Demand>) {
+        let _ = self.shared.demand.set(demand);
     }
 
     /// A worker in an allocation; an allocation lost on the way (ended
@@ -393,9 +404,14 @@ impl Shared {
     }
 
     fn wanted(&self) -> bool {
-        self.waiting
+        self.demand.get().is_some_and(|d| d.wanted())
+    }
+
+    /// Whether a caller waits for a worker now or had to lately.
+    fn wanted_lately(&self) -> bool {
+        self.demand
             .get()
-            .is_some_and(|w| w.load(Ordering::Acquire) > 0)
+            .is_some_and(|d| d.wanted_within(WANTED_LATELY))
     }
 
     /// The drain margin of an allocation with `left` of its time.
@@ -515,11 +531,17 @@ fn look(shared: &Shared) -> bool {
                 } else {
                     let since = *empty_since.get_or_insert(now);
                     let retired = a.retired.load(Ordering::Acquire);
-                    if retired || now.duration_since(since) >= EMPTY_FOR {
+                    // An empty allocation is kept while a draining one still
+                    // runs work: it is that one's replacement.
+                    if retired || (now.duration_since(since) >= EMPTY_FOR && !draining_with_work) {
                         // Given back: its agent's link closes, the holding
                         // loop ends the job.
                         a.retired.store(true, Ordering::Release);
-                        lock(&a.connection).take();
+                        if lock(&a.connection).take().is_none() {
+                            // No agent ever came: its holding loop would
+                            // wait for one.
+                            cancel.push(a.job.clone());
+                        }
                         log::debug!("futurize: pool allocation {} given back", a.job);
                         a.phase = Phase::Ended("given back".into());
                     }

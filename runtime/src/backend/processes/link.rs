@@ -20,7 +20,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// The channel to one worker, and the process behind it.
 pub(crate) struct Link {
@@ -95,10 +95,35 @@ pub(crate) trait Launcher: Send + Sync {
     fn idle_limit(&self) -> Option<std::time::Duration> {
         None
     }
-    /// The pool's count of callers waiting for a worker, for a launcher
-    /// that gives up starting workers no longer wanted.
-    fn attach(&self, waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-        let _ = waiting;
+    /// The pool's demand for workers, for a launcher that gives up starting
+    /// workers no longer wanted.
+    fn attach(&self, demand: std::sync::Arc<Demand>) {
+        let _ = demand;
+    }
+}
+
+/// How much a pool's callers want a worker: how many wait for one now, and
+/// when one last had to wait.
+#[derive(Default)]
+pub(crate) struct Demand {
+    pub(crate) waiting: AtomicUsize,
+    last_waited: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl Demand {
+    /// A caller waits for a worker now.
+    pub(crate) fn waited(&self) {
+        *crate::sync::lock(&self.last_waited) = Some(std::time::Instant::now());
+    }
+
+    /// Whether a caller waits now.
+    pub(crate) fn wanted(&self) -> bool {
+        self.waiting.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether a caller waits now, or had to wait within `within`.
+    pub(crate) fn wanted_within(&self, within: std::time::Duration) -> bool {
+        self.wanted() || crate::sync::lock(&self.last_waited).is_some_and(|t| t.elapsed() <= within)
     }
 }
 

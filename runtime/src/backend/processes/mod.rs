@@ -136,7 +136,7 @@ pub(super) struct Pool {
     /// Every worker started, for the silence watcher.
     workers: Mutex<Vec<std::sync::Weak<Worker>>>,
     /// Callers waiting for a worker (told to the launcher).
-    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    demand: Arc<link::Demand>,
 }
 
 /// How long after a failed start in the background the next is tried while
@@ -186,10 +186,10 @@ impl ProcessPool {
                 launcher,
                 next_id: AtomicU64::new(1),
                 workers: Mutex::new(Vec::new()),
-                waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+                demand: Arc::new(link::Demand::default()),
             }),
         };
-        pool.shared.launcher.attach(pool.shared.waiting.clone());
+        pool.shared.launcher.attach(pool.shared.demand.clone());
         silence::watch(&pool.shared);
         Ok(pool)
     }
@@ -246,12 +246,12 @@ impl Pool {
     /// work meanwhile.
     fn acquire_started_aside(self: &Arc<Self>) -> Result<Arc<Worker>, Error> {
         let mut state = lock(&self.state);
-        self.waiting.fetch_add(1, Ordering::AcqRel);
+        self.demand.waiting.fetch_add(1, Ordering::AcqRel);
         let waited = loop {
             if let Some(w) = take_idle(&mut state) {
                 break Ok(w);
             }
-            let waiting = self.waiting.load(Ordering::Acquire);
+            let waiting = self.demand.waiting.load(Ordering::Acquire);
             if waiting > state.starting && state.live < self.size && state.failed.is_none() {
                 state.live += 1;
                 state.starting += 1;
@@ -272,6 +272,7 @@ impl Pool {
                 let e = e.clone();
                 break Err(e);
             }
+            self.demand.waited();
             state = self
                 .freed
                 .wait_timeout(state, std::time::Duration::from_millis(500))
@@ -283,8 +284,8 @@ impl Pool {
                 state.failed = None;
             }
         };
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        if self.waiting.load(Ordering::Acquire) == 0 {
+        self.demand.waiting.fetch_sub(1, Ordering::AcqRel);
+        if self.demand.waiting.load(Ordering::Acquire) == 0 {
             state.failed = None;
         }
         waited
@@ -307,7 +308,7 @@ impl Pool {
                 state.live -= 1;
                 // Nobody waits: the launcher gave up a start no longer
                 // wanted.
-                let wanted = self.waiting.load(Ordering::Acquire) > 0;
+                let wanted = self.demand.waiting.load(Ordering::Acquire) > 0;
                 if wanted && state.live > 0 {
                     // Others serve: try again later, not at once.
                     log::warn!("futurize: {e}; going on with the other workers");
