@@ -9,7 +9,8 @@
 //!   a `Cluster` worker over a private sshd (scripts/test-sshd.sh, as
 //!   benches/cluster.rs does) and on `Multiprocess::workers(1)`; beside
 //!   them a 64-byte ping-pong through each link bare (`srun --jobid=J
-//!   --overlap cat` inside the pool's allocation, `ssh node1 cat`);
+//!   --overlap cat` inside the pool's allocation, `ssh node1 cat`), and
+//!   what a step in the allocation costs to start (`srun … true`);
 //! - first value from an empty pool: `future!(1u32).value()` on
 //!   `slurm-pool:1` with an idle time of 0 (so every run starts with no
 //!   allocation), next to `sbatch --wrap true` until squeue no longer lists
@@ -279,6 +280,16 @@ fn round_trips(c: &mut Criterion, dirs: &Dirs, ssh_command: Option<&str>) {
                     .spawn()
                     .expect("srun runs");
                 ping_pong(&mut group, "raw_srun_overlap_cat_64b", child);
+                // What opening that link costs: part of a first value.
+                sampled(&mut group, "srun_overlap_true", || {
+                    let s = Command::new("srun")
+                        .arg(format!("--jobid={job}"))
+                        .args(["--overlap", "-N1", "-n1", "true"])
+                        .stdin(Stdio::null())
+                        .status()
+                        .expect("srun runs");
+                    assert!(s.success());
+                });
             }
             None => eprintln!("warning: the pool's allocation is not listed as RUNNING"),
         }
@@ -476,6 +487,12 @@ fn summary(as_jobs: Option<Duration>, used: Option<(usize, usize)>) {
             us(a),
             us(b),
             a.as_secs_f64() / b.as_secs_f64()
+        );
+    }
+    if let Some((t, _)) = median_sample("srun_overlap_true") {
+        println!(
+            "| a step in the pool's allocation, `srun --jobid --overlap true` | {} | | | | |",
+            ms(t)
         );
     }
     if let Some((m, _)) = median_sample("multiprocess_1") {
