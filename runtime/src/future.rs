@@ -10,7 +10,6 @@ use crate::active::{self, ActivePlan};
 use crate::backend::{Entry, ResultSlot, Submitted, Work};
 use crate::body::capture::EntryOf;
 use crate::cache::CallCache;
-use crate::protocol::codec;
 use crate::relay::{self, Output};
 use crate::rng::SeedSpec;
 use crate::settings::Settings;
@@ -476,7 +475,12 @@ impl<T: DeserializeOwned> Future<T> {
             );
         }
         bytes
-            .and_then(|b| codec::decode(&b, "the value"))
+            .and_then(|b| {
+                let value = crate::protocol::forms::decode_value(&b, "the value");
+                // Decoded: a large buffer serves the next large value.
+                crate::protocol::bulk::reuse(b);
+                value
+            })
             .map_err(|e| e.with_label(label.as_deref()))
     }
 

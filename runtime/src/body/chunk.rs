@@ -103,7 +103,8 @@ impl Failure {
 #[derive(Serialize, Deserialize, Debug)]
 pub struct ChunkOutput<R> {
     /// The values of the elements that succeeded, in element order (empty
-    /// when combining).
+    /// when combining); plain numbers travel as their bytes.
+    #[serde(with = "crate::protocol::forms::chunk_values")]
     pub values: Vec<R>,
     /// The combined value of the elements that succeeded (when combining).
     pub folded: Option<R>,
@@ -394,7 +395,8 @@ where
         .as_ref()
         .and_then(|d| d.downcast_ref())
         .ok_or_else(|| Error::Protocol("cached captures of another type".into()))?;
-    let elements: Vec<E::Owned> = codec::decode(elements, "the elements of a chunk")?;
+    let elements: Vec<E::Owned> =
+        crate::protocol::forms::decode_elements(elements, "the elements of a chunk")?;
     let count = elements.len() as u64;
     // SAFETY: F and G have size zero (asserted above) and capture nothing:
     // `__chunk_entry_of` is only reached with closures that the macro's

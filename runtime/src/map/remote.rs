@@ -71,7 +71,10 @@ struct Outgoing<'a, T> {
 impl<T: Serialize> Outgoing<'_, T> {
     /// The work of the chunk of elements `range`.
     fn work(&self, range: &Range<usize>) -> Result<Work, Error> {
-        let payload = codec::encode(&self.items[range.clone()], "the elements of a chunk")?;
+        let payload = crate::protocol::forms::encode_elements(
+            &self.items[range.clone()],
+            "the elements of a chunk",
+        )?;
         let progress = self.bar.map(|bar| {
             Arc::new(ChunkProgress {
                 bar: bar.clone(),

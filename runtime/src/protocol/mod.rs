@@ -17,8 +17,11 @@ pub(crate) mod agent;
 pub(crate) mod bulk;
 pub mod codec;
 pub(crate) mod environment;
+pub(crate) mod forms;
 pub(crate) mod identity;
 pub(crate) mod job;
+pub(crate) mod plain_type;
+pub(crate) mod shared_memory;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};

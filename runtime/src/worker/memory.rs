@@ -4,7 +4,8 @@
 //! with fresh `mmap`ed memory and unmaps it when freed: a worker decoding a
 //! 100 MB capture into a `Vec` faulted in and zeroed 100 MB of new pages
 //! for every task, which cost as much as copying the bytes. Once a worker
-//! receives a payload of at least [`LARGE`] bytes, it tells glibc to take
+//! receives a payload of at least [`LARGE`] bytes, or makes a value that
+//! large, it tells glibc to take
 //! every allocation from its heap and to keep freed memory there, so the
 //! next large capture lands in pages already present. Those pages are given
 //! back ([`libc::malloc_trim`]) once the worker has run no task for
@@ -44,6 +45,17 @@ pub(super) fn task_starts(payload: usize) {
         *state = State::Busy;
     } else if payload >= LARGE && keep_freed_pages() {
         *state = State::Busy;
+        start_trimmer();
+    }
+}
+
+/// Called with the size of each task's value once it is made: a large
+/// value keeps pages from then on, as a large payload does, so that the next
+/// task's value is made in pages already present.
+pub(super) fn value_made(len: usize) {
+    let mut state = crate::sync::lock(&STATE);
+    if *state == State::Off && len >= LARGE && keep_freed_pages() {
+        *state = State::Idle(Instant::now());
         start_trimmer();
     }
 }

@@ -17,7 +17,6 @@ mod cluster;
 mod connection;
 mod fds;
 mod host_command;
-mod inbox;
 mod link;
 mod reader;
 mod silence;
@@ -30,12 +29,12 @@ pub(crate) use link::{LocalLauncher, check_answer, thread_shares};
 use super::{Backend, ChunkProgress, ChunkWorkers, Entry, ResultSlot, Submitted, Work};
 use crate::body::capture::entry_offset;
 use crate::body::chunk::chunk_entry_offset;
+use crate::protocol::shared_memory::{INBOX_NAME, PeerPages, SHARED_FROM, SharedPages};
 use crate::protocol::wire::{self, ChunkOf, ToWorker};
 use crate::protocol::{Output, WORKER_ENV, codec};
 use crate::settings::Settings;
 use crate::sync::lock;
 use crate::{Error, Plan};
-use inbox::{Inbox, SHARED_FROM};
 use link::{Launcher, Link, launch_error};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -82,9 +81,14 @@ pub(super) struct Worker {
     last_heard: Mutex<std::time::Instant>,
     /// Set when it was killed for not answering: why.
     unresponsive: Mutex<Option<String>>,
-    /// Its shared memory for large payloads (`inbox.rs`); always `None` for
-    /// a worker on another host, whose payloads go through the connection.
-    inbox: Mutex<Option<Inbox>>,
+    /// Its inbox, shared memory for large payloads
+    /// (`protocol/shared_memory.rs`); always `None` for a worker on another
+    /// host, whose payloads go through the connection.
+    inbox: Mutex<Option<SharedPages>>,
+    /// Its outbox, the worker's shared memory for large answers, as the
+    /// reader maps it; `None` until a large answer came, and always for a
+    /// worker on another host.
+    outbox: Mutex<Option<PeerPages>>,
 }
 
 impl Worker {
@@ -242,6 +246,11 @@ impl Pool {
 fn spawn_worker(shared: &Arc<Pool>) -> Result<Arc<Worker>, Error> {
     let mut link: Link = shared.launcher.launch()?;
     let pid = link::handshake(&mut link, &shared.nested)?;
+    if link.process.host().is_none() {
+        // On this machine: large answers may come through shared memory.
+        let limit = codec::max_frame_bytes();
+        wire::write_message(&mut link.input, &ToWorker::UseOutbox, &[], limit)?;
+    }
     let Link {
         input,
         output,
@@ -261,6 +270,7 @@ fn spawn_worker(shared: &Arc<Pool>) -> Result<Arc<Worker>, Error> {
         last_heard: Mutex::new(std::time::Instant::now()),
         unresponsive: Mutex::new(None),
         inbox: Mutex::new(None),
+        outbox: Mutex::new(None),
     });
     {
         let mut all = lock(&shared.workers);
@@ -397,7 +407,7 @@ fn through_inbox<'p>(
         .collect();
     let needed = payloads.iter().map(|p| p.len().next_multiple_of(64)).sum();
     let mut inbox = lock(&worker.inbox);
-    let Some(inbox) = Inbox::with_room(&mut inbox, needed) else {
+    let Some(inbox) = SharedPages::with_room(&mut inbox, needed, INBOX_NAME) else {
         return messages;
     };
     let mut placed = inbox.place(&payloads).into_iter();

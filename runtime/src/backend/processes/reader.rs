@@ -11,7 +11,8 @@ use crate::Error;
 use crate::backend::replies::{emit_log, outcome_to_result};
 use crate::protocol::Output;
 use crate::protocol::codec;
-use crate::protocol::wire::{self, FromWorker, Outcome};
+use crate::protocol::shared_memory::PeerPages;
+use crate::protocol::wire::{self, FromWorker, InboxPlace, Outcome};
 use crate::sync::lock;
 use crate::trace;
 use std::sync::Arc;
@@ -53,19 +54,29 @@ fn read_until_end(
     output: &mut std::io::BufReader<Box<dyn std::io::Read + Send>>,
 ) -> Option<String> {
     let limit = codec::max_frame_bytes();
+    // Where the next answer's value waits in the worker's outbox.
+    let mut in_outbox: Option<InboxPlace> = None;
     loop {
         let message = wire::read_message::<_, FromWorker>(output, limit);
         silence::heard(worker);
         match message {
             Ok(Some((FromWorker::Alive, _))) => {}
+            Ok(Some((FromWorker::InOutbox(place), _))) => in_outbox = Some(place),
             Ok(Some((
                 FromWorker::Done {
                     id,
                     outcome,
                     output,
                 },
-                value,
+                piped,
             ))) => {
+                let value = match in_outbox.take() {
+                    None => piped,
+                    Some(place) => match from_outbox(worker, &place) {
+                        Ok(value) => value,
+                        Err(e) => return Some(e.to_string()),
+                    },
+                };
                 if let Err(problem) = done(shared, worker, id, outcome, output, value) {
                     return Some(problem);
                 }
@@ -99,6 +110,16 @@ fn read_until_end(
             Err(e) => return Some(e.to_string()),
         }
     }
+}
+
+/// A copy of an answer's value that waits in the worker's outbox, taken
+/// before the worker is freed (so before it can write its outbox again).
+fn from_outbox(worker: &Worker, place: &InboxPlace) -> Result<Vec<u8>, crate::Error> {
+    let mut outbox = lock(&worker.outbox);
+    let bytes = PeerPages::payload(&mut outbox, place, true)?;
+    let mut value = crate::protocol::bulk::encode_buffer(bytes.len());
+    value.extend_from_slice(bytes);
+    Ok(value)
 }
 
 /// A task ended: its slot is filled and the worker freed. An answer for a
