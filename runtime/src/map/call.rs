@@ -569,6 +569,8 @@ where
             runs: self.cached.as_ref().map(|c| &c.runs[..]),
             keep: &keep,
             durable: self.cached.as_ref().map(|c| c.cache.durable_key()),
+            estimate: remembered_cost(self.entry),
+            learned: &|t| remember_cost(self.entry, t),
         };
         let mut finished = self.site.send(workers, self.entry, &items, how)?;
         lock(&self.finished).append(&mut finished);

@@ -106,6 +106,11 @@ pub(crate) struct How<'a, R> {
     pub(crate) keep: &'a dyn Fn(&Range<usize>, &ChunkOutput<R>),
     /// For a cached call, its durable key (`CallCaptures::durable`).
     pub(crate) durable: Option<u128>,
+    /// What an element of this call site took last time, if known: chunks
+    /// are sized from it at once instead of from a few small ones first.
+    pub(crate) estimate: Option<f64>,
+    /// Called with what an element took this time, for the next call.
+    pub(crate) learned: &'a dyn Fn(f64),
 }
 
 /// Runs every element of `items` on `workers`, a chunk at a time (only the
@@ -163,7 +168,8 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         TARGET_CHUNK_TIME,
     )
     .with_max_chunk(MAX_CHUNK)
-    .with_even_final_round();
+    .with_even_final_round()
+    .with_estimate(how.estimate);
     if let Some(runs) = &runs {
         planner = planner.over(runs);
     }
@@ -181,6 +187,9 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         progress: None,
     }));
     let mut finished = drive(workers.backend, &out, &mut planner, &mut in_flight, &how)?;
+    if let Some(t) = planner.mean() {
+        (how.learned)(t);
+    }
     // Chunks stopped on purpose are not failures of their own.
     finished.retain(|(_, r)| !matches!(r, Err(Error::Cancelled { .. })));
     Ok(finished)

@@ -48,6 +48,10 @@ pub trait Plain: sealed::Sealed + Copy + Send + Sync + 'static {
     /// floats and out of range.
     #[doc(hidden)]
     fn from_index(index: i128) -> Option<Self>;
+    /// The value `by` positions after this one, wrapping (for integers;
+    /// a float is returned unchanged).
+    #[doc(hidden)]
+    fn after(self, by: u64) -> Self;
 }
 
 macro_rules! plain_integers {
@@ -60,6 +64,10 @@ macro_rules! plain_integers {
             }
             fn from_index(index: i128) -> Option<$t> {
                 <$t>::try_from(index).ok()
+            }
+            #[inline]
+            fn after(self, by: u64) -> $t {
+                self.wrapping_add(by as $t)
             }
         }
     )*};
@@ -75,6 +83,9 @@ macro_rules! plain_floats {
             }
             fn from_index(_: i128) -> Option<$t> {
                 None
+            }
+            fn after(self, _: u64) -> $t {
+                self
             }
         }
     )*};

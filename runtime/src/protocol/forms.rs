@@ -186,40 +186,43 @@ impl<T> WithPlain for EncodeElements<'_, T> {
     type Out = Vec<u8>;
     fn with<P: Plain>(self) -> Vec<u8> {
         // The elements are `(P,)`, or `(&P,)` as a slice's `iter()` yields
-        // them; either way the numbers are copied out once.
-        let values: Vec<P> = match cast_slice::<T, (P,)>(self.0) {
-            Some(owned) => owned.iter().map(|e| e.0).collect(),
-            // Read within the borrow of the elements (see
-            // `with_plain_ref_in_tuple`).
-            None => cast_slice::<T, (&'static P,)>(self.0)
-                .expect("found to be (P,) or (&P,)")
-                .iter()
-                .map(|e| *e.0)
-                .collect(),
-        };
-        let first = values.first().and_then(|v| v.as_index());
-        let consecutive = first.is_some_and(|first| {
-            values
-                .iter()
-                .enumerate()
-                .all(|(i, v)| v.as_index() == Some(first + i as i128))
-        });
-        let mut bytes = Vec::new();
-        match first {
-            Some(first) if consecutive => {
-                bytes.push(AS_BOUNDS);
-                bytes.extend_from_slice(&first.to_le_bytes());
-                bytes.extend_from_slice(&(values.len() as u64).to_le_bytes());
-            }
-            _ => {
-                let memory = as_bytes(&values);
-                bytes = encode_buffer(memory.len() + 1);
-                bytes.push(AS_BYTES);
-                bytes.extend_from_slice(memory);
-            }
+        // them (read within the borrow of the elements, see
+        // `with_plain_ref_in_tuple`).
+        match cast_slice::<T, (P,)>(self.0) {
+            Some(owned) => plain_elements(owned.iter().map(|e| e.0)),
+            None => plain_elements(
+                cast_slice::<T, (&'static P,)>(self.0)
+                    .expect("found to be (P,) or (&P,)")
+                    .iter()
+                    .map(|e| *e.0),
+            ),
         }
-        bytes
     }
+}
+
+/// The elements `values` as the bounds of their run when they are
+/// consecutive integers, else as their bytes.
+fn plain_elements<P: Plain>(values: impl ExactSizeIterator<Item = P> + Clone) -> Vec<u8> {
+    let len = values.len();
+    let first = values.clone().next().and_then(P::as_index);
+    if let Some(first) = first
+        && (values.clone())
+            .zip(0i128..)
+            .all(|(v, i)| v.as_index() == Some(first + i))
+    {
+        let mut bytes = Vec::with_capacity(25);
+        bytes.push(AS_BOUNDS);
+        bytes.extend_from_slice(&first.to_le_bytes());
+        bytes.extend_from_slice(&(len as u64).to_le_bytes());
+        return bytes;
+    }
+    let size = std::mem::size_of::<P>();
+    let mut bytes = encode_buffer(1 + len * size);
+    bytes.push(AS_BYTES);
+    for v in values {
+        bytes.extend_from_slice(as_bytes(std::slice::from_ref(&v)));
+    }
+    bytes
 }
 
 /// Encodes a chunk's elements (one tuple per element, one entry per
@@ -255,14 +258,14 @@ impl<O> WithPlain for DecodeElements<'_, O> {
                 let first = i128::from_le_bytes(first.try_into().expect("16 bytes"));
                 let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
                 let last = i128::from(len).checked_sub(1).map(|n| first + n);
-                if len > 0 && last.and_then(P::from_index).is_none()
-                    || P::from_index(first).is_none()
-                {
+                let start = P::from_index(first);
+                let (Some(start), true) =
+                    (start, len == 0 || last.and_then(P::from_index).is_some())
+                else {
                     return Err(format!("bounds {first}+{len} outside the type"));
-                }
-                (0..len as i128)
-                    .map(|i| (P::from_index(first + i).expect("within bounds"),))
-                    .collect()
+                };
+                // Every value lies between two that fit, so none wraps.
+                (0..len).map(|i| (start.after(i),)).collect()
             }
         };
         Ok(cast_into(values).ok().expect("found to be (P,)"))

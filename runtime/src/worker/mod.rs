@@ -138,6 +138,7 @@ pub(crate) fn serve_on(
     mode: ServeMode,
 ) -> Result<(), Error> {
     task::open_channel(output);
+    memory::worker_starts();
     let limit = codec::max_frame_bytes();
     let mut input = BufReader::new(input);
     let plan = match handshake::read_hello(&mut input, limit) {
