@@ -59,22 +59,38 @@ struct InFlight {
 /// the rest of a chunk whose element ran out of time.
 type Again = VecDeque<(Range<usize>, u32)>;
 
+/// A call's elements as its chunks take them: how many there are, and a
+/// chunk's elements in the form they travel in.
+pub(crate) trait ChunkSource {
+    /// How many elements there are.
+    fn len(&self) -> usize;
+    /// The elements `range`, as bytes.
+    fn encode(&self, range: &Range<usize>) -> Result<Vec<u8>, Error>;
+}
+
+/// Elements collected beforehand.
+impl<T: Serialize> ChunkSource for Vec<T> {
+    fn len(&self) -> usize {
+        self.len()
+    }
+    fn encode(&self, range: &Range<usize>) -> Result<Vec<u8>, Error> {
+        crate::protocol::forms::encode_elements(&self[range.clone()], "the elements of a chunk")
+    }
+}
+
 /// One call's chunks on their way out: how to make each chunk's [`Work`].
-struct Outgoing<'a, T> {
+struct Outgoing<'a> {
     entry: ChunkFn,
     call: Arc<CallCaptures>,
-    items: &'a [T],
+    items: &'a dyn ChunkSource,
     settings: Settings,
     bar: Option<&'a Arc<Progress>>,
 }
 
-impl<T: Serialize> Outgoing<'_, T> {
+impl Outgoing<'_> {
     /// The work of the chunk of elements `range`.
     fn work(&self, range: &Range<usize>) -> Result<Work, Error> {
-        let payload = crate::protocol::forms::encode_elements(
-            &self.items[range.clone()],
-            "the elements of a chunk",
-        )?;
+        let payload = self.items.encode(range)?;
         let progress = self.bar.map(|bar| {
             Arc::new(ChunkProgress {
                 bar: bar.clone(),
@@ -115,11 +131,11 @@ pub(crate) struct How<'a, R> {
 
 /// Runs every element of `items` on `workers`, a chunk at a time (only the
 /// elements of `how.runs`, when given).
-pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
+pub(super) fn run<V: Serialize + ?Sized, R: DeserializeOwned>(
     workers: &Workers<'_>,
     entry: ChunkFn,
     vars: &V,
-    items: &[T],
+    items: &dyn ChunkSource,
     how: How<'_, R>,
 ) -> Result<Finished<R>, Error> {
     let (options, bar) = (how.options, how.bar);
@@ -240,9 +256,9 @@ fn without<'r>(
 }
 
 /// Submits every chunk of the call at once (workers that take them so).
-fn submit_all<T: Serialize>(
+fn submit_all(
     backend: &dyn Backend,
-    out: &Outgoing<'_, T>,
+    out: &Outgoing<'_>,
     planner: &mut ChunkPlanner,
 ) -> Result<Vec<InFlight>, Error> {
     let ranges: Vec<Range<usize>> = std::iter::from_fn(|| planner.next_chunk()).collect();
@@ -271,9 +287,9 @@ fn submit_all<T: Serialize>(
 /// Hands out chunks as workers free up and takes finished ones in, until
 /// every chunk has ended; under `errors = "stop"`, stops what runs after a
 /// failure.
-fn drive<T: Serialize, R: DeserializeOwned>(
+fn drive<R: DeserializeOwned>(
     backend: &dyn Backend,
-    out: &Outgoing<'_, T>,
+    out: &Outgoing<'_>,
     planner: &mut ChunkPlanner,
     in_flight: &mut Vec<InFlight>,
     how: &How<'_, R>,
@@ -324,9 +340,9 @@ fn drive<T: Serialize, R: DeserializeOwned>(
 
 /// Submits the chunk of elements `range` (blocking while every worker is
 /// busy).
-fn submit_one<T: Serialize>(
+fn submit_one(
     backend: &dyn Backend,
-    out: &Outgoing<'_, T>,
+    out: &Outgoing<'_>,
     range: &Range<usize>,
     attempt: u32,
 ) -> Result<InFlight, Error> {
@@ -503,7 +519,10 @@ fn chunk_outcome<R: DeserializeOwned>(
         Err(e) => Err(e),
         Ok(bytes) => {
             planner.record(range.len(), f.started.elapsed());
-            believed(&bytes, &range, answerer.as_deref(), &f.slot)
+            let output = believed(&bytes, &range, answerer.as_deref(), &f.slot);
+            // Decoded: the buffer serves the next chunk's answer.
+            crate::protocol::bulk::reuse(bytes);
+            output
         }
     };
     let range = handed_back(&output, range, again, f.attempt);

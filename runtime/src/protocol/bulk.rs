@@ -110,11 +110,14 @@ pub(crate) fn vec_with_capacity<T>(len: usize) -> Vec<T> {
     v
 }
 
-/// Encode buffers from this size on are kept for the next encode once a
-/// dispatch has sent their bytes ([`reuse`]): glibc serves allocations
-/// above 32 MiB with fresh `mmap`ed memory each time, and faulting in and
-/// zeroing 100 MB of new pages costs as much as copying the bytes.
-pub(crate) const REUSE_FROM: usize = 32 << 20;
+/// Buffers from this size on are kept for the next encode or frame once
+/// their bytes were sent or decoded ([`reuse`]): glibc serves allocations
+/// above 32 MiB with fresh `mmap`ed memory each time, and below that gives
+/// the top of its heap back past twice its (adaptive) mapping threshold, so
+/// that a chunk's answer of a few hundred KiB also landed in new pages on
+/// every call. Faulting in and zeroing new pages costs as much as copying
+/// the bytes.
+pub(crate) const REUSE_FROM: usize = 256 << 10;
 
 /// How many spare buffers are kept at most.
 const SPARES: usize = 2;

@@ -210,11 +210,7 @@ fn plain_elements<P: Plain>(values: impl ExactSizeIterator<Item = P> + Clone) ->
             .zip(0i128..)
             .all(|(v, i)| v.as_index() == Some(first + i))
     {
-        let mut bytes = Vec::with_capacity(25);
-        bytes.push(AS_BOUNDS);
-        bytes.extend_from_slice(&first.to_le_bytes());
-        bytes.extend_from_slice(&(len as u64).to_le_bytes());
-        return bytes;
+        return run_of_elements(first, len);
     }
     let size = std::mem::size_of::<P>();
     let mut bytes = encode_buffer(1 + len * size);
@@ -222,6 +218,16 @@ fn plain_elements<P: Plain>(values: impl ExactSizeIterator<Item = P> + Clone) ->
     for v in values {
         bytes.extend_from_slice(as_bytes(std::slice::from_ref(&v)));
     }
+    bytes
+}
+
+/// The elements of a chunk that are the `len` consecutive integers from
+/// `first`, of one binding, as they travel: their bounds.
+pub(crate) fn run_of_elements(first: i128, len: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(25);
+    bytes.push(AS_BOUNDS);
+    bytes.extend_from_slice(&first.to_le_bytes());
+    bytes.extend_from_slice(&(len as u64).to_le_bytes());
     bytes
 }
 
