@@ -92,6 +92,14 @@ fn a_local_worker_answers_large_values_through_its_outbox_and_leaves_nothing_ope
         let back: Vec<f64> = future!(floats(len)).value().unwrap();
         assert_eq!(bits(&back), bits(&floats(len)), "round {round}");
     }
+    // A value not yet collected when its worker gets the next task is
+    // copied out first: both read back whole.
+    let first = future!(floats(BIG));
+    let second = future!(floats(2 * BIG + 1));
+    let third = future!(floats(BIG + 2));
+    assert_eq!(bits(&second.value().unwrap()), bits(&floats(2 * BIG + 1)));
+    assert_eq!(bits(&first.value().unwrap()), bits(&floats(BIG)));
+    assert_eq!(bits(&third.value().unwrap()), bits(&floats(BIG + 2)));
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     assert!(
         maps.contains("memfd:futurize-outbox"),

@@ -519,9 +519,9 @@ fn chunk_outcome<R: DeserializeOwned>(
         Err(e) => Err(e),
         Ok(bytes) => {
             planner.record(range.len(), f.started.elapsed());
-            let output = believed(&bytes, &range, answerer.as_deref(), &f.slot);
+            let output = bytes.with_bytes(|b| believed(b, &range, answerer.as_deref(), &f.slot));
             // Decoded: the buffer serves the next chunk's answer.
-            crate::protocol::bulk::reuse(bytes);
+            bytes.done();
             output
         }
     };

@@ -18,6 +18,7 @@ mod connection;
 mod fds;
 mod host_command;
 mod link;
+mod outbox;
 mod reader;
 mod silence;
 
@@ -29,7 +30,7 @@ pub(crate) use link::{LocalLauncher, check_answer, thread_shares};
 use super::{Backend, ChunkProgress, ChunkWorkers, Entry, ResultSlot, Submitted, Work};
 use crate::body::capture::entry_offset;
 use crate::body::chunk::chunk_entry_offset;
-use crate::protocol::shared_memory::{INBOX_NAME, PeerPages, SHARED_FROM, SharedPages};
+use crate::protocol::shared_memory::{INBOX_NAME, SHARED_FROM, SharedPages};
 use crate::protocol::wire::{self, ChunkOf, ToWorker};
 use crate::protocol::{Output, WORKER_ENV, codec};
 use crate::settings::Settings;
@@ -86,9 +87,8 @@ pub(super) struct Worker {
     /// host, whose payloads go through the connection.
     inbox: Mutex<Option<SharedPages>>,
     /// Its outbox, the worker's shared memory for large answers, as the
-    /// reader maps it; `None` until a large answer came, and always for a
-    /// worker on another host.
-    outbox: Mutex<Option<PeerPages>>,
+    /// reader maps it (`outbox.rs`); never used by a worker on another host.
+    outbox: outbox::Outbox,
 }
 
 impl Worker {
@@ -270,7 +270,7 @@ fn spawn_worker(shared: &Arc<Pool>) -> Result<Arc<Worker>, Error> {
         last_heard: Mutex::new(std::time::Instant::now()),
         unresponsive: Mutex::new(None),
         inbox: Mutex::new(None),
-        outbox: Mutex::new(None),
+        outbox: outbox::Outbox::new(),
     });
     {
         let mut all = lock(&shared.workers);
@@ -302,6 +302,9 @@ impl ProcessPool {
                 Ok(w) => w,
                 Err(e) => return Submitted::Ready(Err(e), Output::default()),
             };
+            // Its last answer, if still lent, is copied out before the
+            // worker may write its outbox again.
+            worker.outbox.take_back();
             {
                 let mut running = lock(&worker.running);
                 // An idle worker that died just now: its reader is gone (or

@@ -9,9 +9,9 @@
 use super::{Pool, Running, Worker, silence};
 use crate::Error;
 use crate::backend::replies::{emit_log, outcome_to_result};
+use crate::backend::slot::Payload;
 use crate::protocol::Output;
 use crate::protocol::codec;
-use crate::protocol::shared_memory::PeerPages;
 use crate::protocol::wire::{self, FromWorker, InboxPlace, Outcome};
 use crate::sync::lock;
 use crate::trace;
@@ -71,8 +71,8 @@ fn read_until_end(
                 piped,
             ))) => {
                 let value = match in_outbox.take() {
-                    None => piped,
-                    Some(place) => match from_outbox(worker, &place) {
+                    None => Payload::Bytes(piped),
+                    Some(place) => match worker.outbox.lend(&place) {
                         Ok(value) => value,
                         Err(e) => return Some(e.to_string()),
                     },
@@ -112,16 +112,6 @@ fn read_until_end(
     }
 }
 
-/// A copy of an answer's value that waits in the worker's outbox, taken
-/// before the worker is freed (so before it can write its outbox again).
-fn from_outbox(worker: &Worker, place: &InboxPlace) -> Result<Vec<u8>, crate::Error> {
-    let mut outbox = lock(&worker.outbox);
-    let bytes = PeerPages::payload(&mut outbox, place, true)?;
-    let mut value = crate::protocol::bulk::encode_buffer(bytes.len());
-    value.extend_from_slice(bytes);
-    Ok(value)
-}
-
 /// A task ended: its slot is filled and the worker freed. An answer for a
 /// task the worker was not running is a broken protocol.
 fn done(
@@ -130,7 +120,7 @@ fn done(
     id: u64,
     outcome: Outcome,
     output: Output,
-    value: Vec<u8>,
+    value: Payload,
 ) -> Result<(), String> {
     // The worker has opened its inbox, if it was offered one.
     if let Some(inbox) = lock(&worker.inbox).as_mut() {
@@ -147,7 +137,7 @@ fn done(
             shared.release(worker);
             r.slot.set_answerer(worker.clone());
             r.slot.set_output(output);
-            r.slot.fill(outcome_to_result(outcome, value));
+            r.slot.fill_payload(outcome_to_result(outcome, value));
             Ok(())
         }
         other => {

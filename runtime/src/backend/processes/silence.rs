@@ -101,11 +101,7 @@ fn release_shared_pages(w: &Worker) {
     {
         inbox.release_if_idle();
     }
-    if let Ok(mut outbox) = w.outbox.try_lock()
-        && let Some(outbox) = outbox.as_mut()
-    {
-        outbox.release_if_idle();
-    }
+    w.outbox.release_if_idle();
 }
 
 /// Notes that `w` was heard from now.
