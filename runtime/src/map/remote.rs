@@ -31,8 +31,12 @@ use std::time::{Duration, Instant};
 /// A chunk should take about 50 round trips' worth of time.
 const TARGET_CHUNK_TIME: Duration = Duration::from_millis(2);
 
-/// Larger chunks save little of a round trip and cost cache on both sides.
-const MAX_CHUNK: usize = 64 << 10;
+/// Larger chunks save little of a round trip and cost cache on both sides;
+/// and with several chunks per worker, one chunk's answer travels and is
+/// decoded while the next one runs (1e5 trivial elements on two workers:
+/// 0.79-0.92 ms with chunks of at most 16 Ki elements, 1.11-1.14 ms with
+/// 64 Ki, in one run).
+const MAX_CHUNK: usize = 16 << 10;
 
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
