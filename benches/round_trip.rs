@@ -1,6 +1,7 @@
 //! Round trips per backend, against the floor of a Unix-socket ping-pong
 //! measured in the same run; a 100 MB capture against a plain pipe copy;
-//! the start-up cost of a fresh worker process. The capture is a
+//! a 100 MB `Vec<f64>` value returned from a worker against the same
+//! floor; the start-up cost of a fresh worker process. The capture is a
 //! `Vec<u8>` and a `Vec<f64>` of the same size (`multiprocess_1_f64`).
 //!
 //! `cargo bench --bench round_trip` (numbers go to docs/benchmarks.md);
@@ -84,26 +85,61 @@ fn large_capture(c: &mut Criterion) {
             });
         }
         group.bench_function(format!("{mb}mb/floor_pipe_copy"), |b| {
-            b.iter(|| {
-                let (mut reader, mut writer) = std::io::pipe().unwrap();
-                let sink = std::thread::spawn(move || {
-                    let mut buf = vec![0u8; 1 << 16];
-                    let mut total = 0;
-                    loop {
-                        match reader.read(&mut buf).unwrap() {
-                            0 => break total,
-                            n => total += n,
-                        }
-                    }
-                });
-                writer.write_all(&data).unwrap();
-                drop(writer);
-                assert_eq!(sink.join().unwrap(), size);
-            })
+            b.iter(|| pipe_copy(&data))
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, round_trips, worker_start, large_capture);
+/// The floor of moving `data` between two processes: its bytes written
+/// into a pipe and read out of it, 64 KiB at a time.
+fn pipe_copy(data: &[u8]) {
+    let (mut reader, mut writer) = std::io::pipe().unwrap();
+    let sink = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0;
+        loop {
+            match reader.read(&mut buf).unwrap() {
+                0 => break total,
+                n => total += n,
+            }
+        }
+    });
+    writer.write_all(data).unwrap();
+    drop(writer);
+    assert_eq!(sink.join().unwrap(), data.len());
+}
+
+/// A 100 MB `Vec<f64>` made by a worker and returned (issue 26 item 3),
+/// beside the same value made in this process (what any plan pays for the
+/// body) and a pipe copy of its bytes (the floor).
+fn large_value(c: &mut Criterion) {
+    let mut group = c.benchmark_group("value_back");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    let len = (100usize << 20) / 8;
+    {
+        let _g = with_plan(Multiprocess::workers(1));
+        future!(0u8).value().unwrap();
+        group.bench_function("100mb/multiprocess_1", |b| {
+            b.iter(|| {
+                let v: Vec<f64> = future!(vec![0.5f64; len]).value().unwrap();
+                assert_eq!(v.len(), len);
+                v
+            })
+        });
+    }
+    group.bench_function("100mb/made_in_place", |b| b.iter(|| vec![0.5f64; len]));
+    let data = vec![7u8; len * 8];
+    group.bench_function("100mb/floor_pipe_copy", |b| b.iter(|| pipe_copy(&data)));
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    round_trips,
+    worker_start,
+    large_capture,
+    large_value
+);
 criterion_main!(benches);

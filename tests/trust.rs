@@ -241,14 +241,11 @@ fn a_chunk_answer_with_too_many_values_is_refused_and_the_leader_does_not_panic(
             std::io::BufReader::new(input)
                 .read_line(&mut header)
                 .unwrap();
-            // A chunk's answer as the codec writes it: values, combined
-            // value, failures, hand-back.
-            let forged = (
-                vec![7i32; 30],
-                None::<i32>,
-                Vec::<(u32, u8)>::new(),
-                None::<u32>,
-            );
+            // A chunk's answer as the codec writes it: values (plain
+            // numbers travel as their bytes, as bincode writes a `[u8]`),
+            // combined value, failures, hand-back.
+            let raw: Vec<u8> = [7i32; 30].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let forged = (raw, None::<i32>, Vec::<(u32, u8)>::new(), None::<u32>);
             let values = codec::encode(&forged, "x").unwrap();
             let mut answer = header.into_bytes();
             let done = FromWorker::Done {

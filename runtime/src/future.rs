@@ -7,10 +7,10 @@
 
 use crate::Error;
 use crate::active::{self, ActivePlan};
+use crate::backend::slot::Payload;
 use crate::backend::{Entry, ResultSlot, Submitted, Work};
 use crate::body::capture::EntryOf;
 use crate::cache::CallCache;
-use crate::protocol::codec;
 use crate::relay::{self, Output};
 use crate::rng::SeedSpec;
 use crate::settings::Settings;
@@ -456,7 +456,7 @@ impl<T: DeserializeOwned> Future<T> {
                     (result, slot.take_output())
                 }
             }
-            State::Done(result, output) => (result, output),
+            State::Done(result, output) => (result.map(Payload::Bytes), output),
             State::Cancelled => (Err(Error::Cancelled { label: None }), Output::default()),
             State::Lazy(..) | State::Queued(_) | State::Collected => {
                 unreachable!("a future is collected once")
@@ -467,7 +467,7 @@ impl<T: DeserializeOwned> Future<T> {
             crate::backend::emit_log(record.clone(), label.as_deref());
         }
         if let (Some(cache), Ok(value)) = (&self.cache, &bytes) {
-            cache.store(&[(0, value.clone())], &output, &logs);
+            cache.store(&[(0, value.with_bytes(<[u8]>::to_vec))], &output, &logs);
         }
         if crate::trace::on() {
             crate::trace::instant(
@@ -476,7 +476,11 @@ impl<T: DeserializeOwned> Future<T> {
             );
         }
         bytes
-            .and_then(|b| codec::decode(&b, "the value"))
+            .and_then(|b| {
+                let value = b.with_bytes(|b| crate::protocol::forms::decode_value(b, "the value"));
+                b.done();
+                value
+            })
             .map_err(|e| e.with_label(label.as_deref()))
     }
 

@@ -9,7 +9,7 @@
 //!   may add a list of its own.
 //! * Inside a list, a file is named as a code span holding its path from
 //!   `DIR`, with `/` between folders and the `.rs` ending: `lib.rs`,
-//!   `plan/mod.rs`, `backend/processes/inbox.rs`. A `mod.rs` is named as such
+//!   `plan/mod.rs`, `backend/processes/outbox.rs`. A `mod.rs` is named as such
 //!   (`plan/` names the folder, not the file). Any other code span (`Error`,
 //!   `expand_*`, `<task>.in`) is not a path and is ignored.
 //! * Every `.rs` file under `DIR` must be named at least once in its list,

@@ -7,7 +7,9 @@ use crate::Error;
 use crate::protocol::level_filter;
 use crate::protocol::wire::{LogRecord, Outcome};
 
-pub(crate) fn outcome_to_result(outcome: Outcome, value: Vec<u8>) -> Result<Vec<u8>, Error> {
+/// How a task ended, as the result its slot holds (`value`: its bytes, or
+/// where they are).
+pub(crate) fn outcome_to_result<V>(outcome: Outcome, value: V) -> Result<V, Error> {
     match outcome {
         Outcome::Value => Ok(value),
         Outcome::Panicked(panic) => Err(panic.into()),

@@ -10,9 +10,47 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+/// A task's answer as its slot holds it: the value's bytes, or a value
+/// that a worker lent from its own memory until it is read (a local
+/// worker's outbox, `processes/outbox.rs`).
+pub(crate) enum Payload {
+    /// The bytes, owned.
+    Bytes(Vec<u8>),
+    /// Bytes read where they are.
+    Lent(Box<dyn LentBytes>),
+}
+
+/// Bytes read where another process left them.
+pub(crate) trait LentBytes: Send + Sync {
+    /// Calls `read` with the bytes.
+    fn read(&self, read: &mut dyn FnMut(&[u8]));
+}
+
+impl Payload {
+    /// Calls `f` with the bytes, wherever they are.
+    pub(crate) fn with_bytes<T>(&self, f: impl FnOnce(&[u8]) -> T) -> T {
+        match self {
+            Payload::Bytes(bytes) => f(bytes),
+            Payload::Lent(lent) => {
+                let (mut f, mut out) = (Some(f), None);
+                lent.read(&mut |bytes| out = f.take().map(|f| f(bytes)));
+                out.expect("a lent value is read once per call")
+            }
+        }
+    }
+
+    /// Done with: an owned buffer serves a later frame
+    /// (`protocol::bulk::reuse`); a lent value is given back.
+    pub(crate) fn done(self) {
+        if let Payload::Bytes(bytes) = self {
+            crate::protocol::bulk::reuse(bytes);
+        }
+    }
+}
+
 /// The one-shot meeting point of a running future and its owner.
 pub(crate) struct ResultSlot {
-    value: Mutex<Option<Result<Vec<u8>, Error>>>,
+    value: Mutex<Option<Result<Payload, Error>>>,
     /// What the body printed, set before `value`.
     output: Mutex<Output>,
     /// Set once `value` holds the result, for waiters that spin.
@@ -48,7 +86,7 @@ pub(crate) trait Answerer: Send + Sync {
 pub(crate) type CancelHook = Box<dyn FnOnce() + Send>;
 
 /// A slot's result and who gave it.
-pub(crate) type Answer = (Result<Vec<u8>, Error>, Option<Arc<dyn Answerer>>);
+pub(crate) type Answer = (Result<Payload, Error>, Option<Arc<dyn Answerer>>);
 
 impl ResultSlot {
     pub(crate) fn new() -> Arc<ResultSlot> {
@@ -80,6 +118,11 @@ impl ResultSlot {
     }
 
     pub(crate) fn fill(&self, result: Result<Vec<u8>, Error>) {
+        self.fill_payload(result.map(Payload::Bytes));
+    }
+
+    /// Fills the slot with an answer that may be lent ([`Payload`]).
+    pub(crate) fn fill_payload(&self, result: Result<Payload, Error>) {
         {
             let mut v = lock(&self.value);
             if v.is_none() {
@@ -130,13 +173,13 @@ impl ResultSlot {
     }
 
     /// Blocks until filled, then takes the result.
-    pub(crate) fn take(&self) -> Result<Vec<u8>, Error> {
+    pub(crate) fn take(&self) -> Result<Payload, Error> {
         let result = self.take_value();
         drop(lock(&self.answerer).take());
         result
     }
 
-    fn take_value(&self) -> Result<Vec<u8>, Error> {
+    fn take_value(&self) -> Result<Payload, Error> {
         self.spin_until_ready();
         let mut v = lock(&self.value);
         loop {

@@ -558,7 +558,7 @@ where
     // the empty bit pattern is a valid value of it.
     let body: F = unsafe { std::mem::zeroed() };
     let value = body(C::rebuild(&mut store));
-    codec::encode(&value, "the value")
+    crate::protocol::forms::encode_value(&value, "the value")
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::{Error, Panic};
 use serde::{Deserialize, Serialize};
 use std::any::Any;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How the values of one chunk are combined, if at all.
 pub trait Combine<R>: Copy + Send + Sync {
@@ -103,7 +104,8 @@ impl Failure {
 #[derive(Serialize, Deserialize, Debug)]
 pub struct ChunkOutput<R> {
     /// The values of the elements that succeeded, in element order (empty
-    /// when combining).
+    /// when combining); plain numbers travel as their bytes.
+    #[serde(with = "crate::protocol::forms::chunk_values")]
     pub values: Vec<R>,
     /// The combined value of the elements that succeeded (when combining).
     pub folded: Option<R>,
@@ -219,21 +221,49 @@ impl Watch for Unwatched {
 /// element runs, for logs and the timer; progress reports): the object-safe
 /// face of [`Watch`] that a chunk entry function takes.
 pub trait ElementEvents {
+    /// The chunk starts: whether to be told of every element. When not,
+    /// the chunk's loop only writes each element's position where
+    /// [`running_position`] reads it (a store instead of two calls).
+    fn chunk_starts(&mut self) -> bool {
+        true
+    }
     /// Element `position` of the chunk starts.
     fn started(&mut self, position: usize);
     /// Element `position` ended.
     fn finished(&mut self, position: usize);
 }
 
-/// A worker's [`ElementEvents`] as a [`Watch`].
-struct Events<'a>(&'a mut dyn ElementEvents);
+/// The position in its chunk of the element a worker runs, when its
+/// [`ElementEvents`] are not told of every element.
+static RUNNING_POSITION: AtomicUsize = AtomicUsize::new(0);
+
+/// The position in its chunk of the element a worker runs now (see
+/// [`ElementEvents::chunk_starts`]).
+pub(crate) fn running_position() -> usize {
+    RUNNING_POSITION.load(Ordering::Relaxed)
+}
+
+/// A worker's [`ElementEvents`] as a [`Watch`]: told of every element, or
+/// only the position written.
+struct Events<'a> {
+    events: &'a mut dyn ElementEvents,
+    every: bool,
+}
 
 impl Watch for Events<'_> {
+    #[inline]
     fn started(&mut self, position: usize) {
-        self.0.started(position);
+        if self.every {
+            self.events.started(position);
+        } else {
+            RUNNING_POSITION.store(position, Ordering::Relaxed);
+        }
     }
+    #[inline]
     fn finished(&mut self, position: usize) -> Option<Failure> {
-        self.0.finished(position);
+        if self.every {
+            self.events.finished(position);
+        }
         None
     }
 }
@@ -394,7 +424,8 @@ where
         .as_ref()
         .and_then(|d| d.downcast_ref())
         .ok_or_else(|| Error::Protocol("cached captures of another type".into()))?;
-    let elements: Vec<E::Owned> = codec::decode(elements, "the elements of a chunk")?;
+    let elements: Vec<E::Owned> =
+        crate::protocol::forms::decode_elements(elements, "the elements of a chunk")?;
     let count = elements.len() as u64;
     // SAFETY: F and G have size zero (asserted above) and capture nothing:
     // `__chunk_entry_of` is only reached with closures that the macro's
@@ -427,7 +458,10 @@ where
         combine,
         stop_at_failure,
         |p| p > 0 && super::time_is_up(),
-        &mut Events(events),
+        &mut Events {
+            every: events.chunk_starts(),
+            events,
+        },
     );
     if super::time_is_up() && started.get() < count {
         output.handed_back = Some(started.get() as u32);

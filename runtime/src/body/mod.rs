@@ -204,6 +204,7 @@ fn panic_of(payload: Box<dyn std::any::Any + Send>) -> Panic {
 static TIME_IS_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Whether this job's time is nearly up (see [`TIME_IS_UP`]).
+#[inline]
 pub(crate) fn time_is_up() -> bool {
     TIME_IS_UP.load(std::sync::atomic::Ordering::Relaxed)
 }

@@ -141,7 +141,7 @@ pub(super) trait Site<S: Elements, R>: Sync {
         &self,
         workers: &remote::Workers<'_>,
         entry: ChunkFn,
-        items: &[S::Item],
+        items: Outgoing<'_, S>,
         how: remote::How<'_, R>,
     ) -> Result<Finished<R>, Error>;
     /// Combines two values (when the call combines).
@@ -202,9 +202,13 @@ where
         &self,
         workers: &remote::Workers<'_>,
         entry: ChunkFn,
-        items: &[S::Item],
+        items: Outgoing<'_, S>,
         how: remote::How<'_, R>,
     ) -> Result<Finished<R>, Error> {
+        let items: &dyn remote::ChunkSource = match &items {
+            Outgoing::Collected(all) => all,
+            Outgoing::ByIndex(by_index) => by_index,
+        };
         remote::run(workers, entry, &C::sent(self.vars), items, how)
     }
 
@@ -547,31 +551,71 @@ where
     /// when every chunk has ended.
     fn send_chunks(&self, workers: &remote::Workers<'_>) -> Result<(), Error> {
         let collected = self.cached.as_ref().and_then(|c| lock(&c.collected).take());
-        let items: Vec<S::Item> = if let Some(items) = collected {
-            items
+        let items = if let Some(items) = collected {
+            Outgoing::Collected(items)
         } else if S::INDEXED {
-            (0..self.elements.len())
-                // SAFETY: `i < len()`.
-                .map(|i| unsafe { self.elements.get(i) })
-                .collect()
+            // Each chunk's elements are taken when it is sent.
+            Outgoing::ByIndex(ByIndex(&self.elements))
         } else {
-            self.elements
-                .take_iter()
-                .expect("a call is planned or sent once")
-                .collect()
+            Outgoing::Collected(
+                (self.elements.take_iter())
+                    .expect("a call is planned or sent once")
+                    .collect(),
+            )
         };
-        let bar = self.start_bar(items.len()).cloned();
+        let len = match &items {
+            Outgoing::Collected(all) => all.len(),
+            Outgoing::ByIndex(ByIndex(source)) => source.len(),
+        };
+        let bar = self.start_bar(len).cloned();
         let keep = |range: &Range<usize>, output: &ChunkOutput<R>| self.keep(range, output);
         let how = remote::How {
             options: self.options,
             bar: bar.as_ref(),
-            streams: self.streams(items.len()),
+            streams: self.streams(len),
             runs: self.cached.as_ref().map(|c| &c.runs[..]),
             keep: &keep,
             durable: self.cached.as_ref().map(|c| c.cache.durable_key()),
+            estimate: remembered_cost(self.entry),
+            learned: &|t| remember_cost(self.entry, t),
         };
-        let mut finished = self.site.send(workers, self.entry, &items, how)?;
+        let mut finished = self.site.send(workers, self.entry, items, how)?;
         lock(&self.finished).append(&mut finished);
         Ok(())
+    }
+}
+
+/// A call's elements on their way to workers elsewhere: collected, or
+/// taken by index chunk by chunk.
+pub(super) enum Outgoing<'s, S: Elements> {
+    /// Pulled from iterators (or left by the cache) beforehand.
+    Collected(Vec<S::Item>),
+    /// Taken from the source as each chunk is sent.
+    ByIndex(ByIndex<'s, S>),
+}
+
+/// Indexed elements as a call's chunks take them: a chunk of a range's
+/// elements as its bounds, any other chunk's elements taken by index when
+/// it is sent (nothing collected up front).
+pub(super) struct ByIndex<'s, S>(&'s S);
+
+impl<S> remote::ChunkSource for ByIndex<'_, S>
+where
+    S: Elements,
+    S::Item: Serialize,
+{
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn encode(&self, range: &Range<usize>) -> Result<Vec<u8>, Error> {
+        if let Some(first) = self.0.first_of_run(range.start) {
+            return Ok(crate::protocol::forms::run_of_elements(first, range.len()));
+        }
+        let items: Vec<S::Item> = (range.clone())
+            // SAFETY: the range lies within `len()` (chunks are planned so).
+            .map(|i| unsafe { self.0.get(i) })
+            .collect();
+        crate::protocol::forms::encode_elements(&items, "the elements of a chunk")
     }
 }

@@ -37,6 +37,12 @@ pub trait Elements: Sync {
     unsafe fn get(&self, i: usize) -> Self::Item;
     /// The iterator, the first time it is asked for (other sources).
     fn take_iter(&self) -> Option<Self::Iter>;
+    /// When the elements from `i` on are consecutive integers of one
+    /// binding (a range), element `i`'s value: a chunk of them travels as
+    /// its bounds.
+    fn first_of_run(&self, _i: usize) -> Option<i128> {
+        None
+    }
 }
 
 /// One binding's iterator whose elements can be taken by index, from any
@@ -51,6 +57,11 @@ pub trait ByIndex: Sync {
     /// # Safety
     /// `i < count()`.
     unsafe fn at(&self, i: usize) -> Self::Item;
+    /// When the elements from `i` on are consecutive integers (a range),
+    /// element `i`'s value.
+    fn first_of_run(&self, _i: usize) -> Option<i128> {
+        None
+    }
 }
 
 impl<'a, T: Sync> ByIndex for std::slice::Iter<'a, T> {
@@ -100,6 +111,9 @@ macro_rules! integer_ranges {
                 // adding modulo its width gives exactly that value.
                 self.start.wrapping_add(i as $t)
             }
+            fn first_of_run(&self, i: usize) -> Option<i128> {
+                (i < self.count()).then(|| self.start.wrapping_add(i as $t) as i128)
+            }
         }
 
         impl ByIndex for RangeInclusive<$t> {
@@ -116,6 +130,9 @@ macro_rules! integer_ranges {
             #[inline]
             unsafe fn at(&self, i: usize) -> $t {
                 self.start().wrapping_add(i as $t)
+            }
+            fn first_of_run(&self, i: usize) -> Option<i128> {
+                (i < self.count()).then(|| self.start().wrapping_add(i as $t) as i128)
             }
         }
     )*};
@@ -172,6 +189,17 @@ impl<T> ElementsViaIter for ElementsProbe<T> {
 pub trait BindingsByIndex {
     /// The element count of the shortest binding.
     fn shortest(&self) -> usize;
+    /// For one binding whose elements from `i` on are consecutive integers,
+    /// element `i`'s value.
+    fn first_of_run(&self, i: usize) -> Option<i128>;
+}
+
+/// The one binding's answer of [`ByIndex::first_of_run`]; none for several.
+fn first_of_one(each: &[Option<i128>]) -> Option<i128> {
+    match each {
+        [one] => *one,
+        _ => None,
+    }
 }
 
 impl IndexedKind {
@@ -201,6 +229,9 @@ macro_rules! binding_tuples {
             fn shortest(&self) -> usize {
                 [$(self.$idx.count()),+].into_iter().min().unwrap_or(0)
             }
+            fn first_of_run(&self, i: usize) -> Option<i128> {
+                first_of_one(&[$(self.$idx.first_of_run(i)),+])
+            }
         }
 
         impl<$($name: ByIndex),+> Elements for Indexed<($($name,)+)> {
@@ -219,6 +250,9 @@ macro_rules! binding_tuples {
             }
             fn take_iter(&self) -> Option<Self::Iter> {
                 None
+            }
+            fn first_of_run(&self, i: usize) -> Option<i128> {
+                self.bindings.first_of_run(i)
             }
         }
 

@@ -156,38 +156,20 @@ fn relay_output<R>(finished: &Finished<R>, until: Option<usize>, label: Option<&
     }
 }
 
-/// The values of chunks in order, with an exact length so that collecting
-/// into a `Vec` allocates once.
-struct ExactValues<R> {
-    chunks: std::vec::IntoIter<Vec<R>>,
-    current: std::vec::IntoIter<R>,
-    remaining: usize,
-}
-
-impl<R> ExactValues<R> {
-    fn new(chunks: Vec<Vec<R>>) -> Self {
-        ExactValues {
-            remaining: chunks.iter().map(Vec::len).sum(),
-            chunks: chunks.into_iter(),
-            current: Vec::new().into_iter(),
-        }
+/// The values of chunks in order, in one `Vec`: the first chunk's grown
+/// to hold them all (a `realloc`, which moves large buffers without
+/// copying), the others' moved onto its end with one copy each. Collecting
+/// it into a `Vec` then takes the buffer as it is, and into any other
+/// collection element by element.
+fn concatenated<R>(chunks: Vec<Vec<R>>) -> Vec<R> {
+    let total: usize = chunks.iter().map(Vec::len).sum();
+    let mut chunks = chunks.into_iter();
+    let mut all = chunks.next().unwrap_or_default();
+    all.reserve_exact(total - all.len());
+    for mut chunk in chunks {
+        all.append(&mut chunk);
     }
-}
-
-impl<R> Iterator for ExactValues<R> {
-    type Item = R;
-    fn next(&mut self) -> Option<R> {
-        loop {
-            if let Some(v) = self.current.next() {
-                self.remaining -= 1;
-                return Some(v);
-            }
-            self.current = self.chunks.next()?.into_iter();
-        }
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
+    all
 }
 
 /// Finished chunks in element order; each failed one is marked in the
@@ -318,7 +300,7 @@ fn collected<R, Out: FromIterator<R>>(
         .into_iter()
         .filter_map(|(_, r)| r.ok().map(|out| out.values))
         .collect();
-    Ok(ExactValues::new(chunks).collect())
+    Ok(concatenated(chunks).into_iter().collect())
 }
 
 /// `foreach!` with `errors = "pass"`: one `Result` per element, in order.

@@ -31,8 +31,12 @@ use std::time::{Duration, Instant};
 /// A chunk should take about 50 round trips' worth of time.
 const TARGET_CHUNK_TIME: Duration = Duration::from_millis(2);
 
-/// Larger chunks save little of a round trip and cost cache on both sides.
-const MAX_CHUNK: usize = 64 << 10;
+/// Larger chunks save little of a round trip and cost cache on both sides;
+/// and with several chunks per worker, one chunk's answer travels and is
+/// decoded while the next one runs (1e5 trivial elements on two workers:
+/// 0.79-0.92 ms with chunks of at most 16 Ki elements, 1.11-1.14 ms with
+/// 64 Ki, in one run).
+const MAX_CHUNK: usize = 16 << 10;
 
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
@@ -59,19 +63,38 @@ struct InFlight {
 /// the rest of a chunk whose element ran out of time.
 type Again = VecDeque<(Range<usize>, u32)>;
 
+/// A call's elements as its chunks take them: how many there are, and a
+/// chunk's elements in the form they travel in.
+pub(crate) trait ChunkSource {
+    /// How many elements there are.
+    fn len(&self) -> usize;
+    /// The elements `range`, as bytes.
+    fn encode(&self, range: &Range<usize>) -> Result<Vec<u8>, Error>;
+}
+
+/// Elements collected beforehand.
+impl<T: Serialize> ChunkSource for Vec<T> {
+    fn len(&self) -> usize {
+        self.len()
+    }
+    fn encode(&self, range: &Range<usize>) -> Result<Vec<u8>, Error> {
+        crate::protocol::forms::encode_elements(&self[range.clone()], "the elements of a chunk")
+    }
+}
+
 /// One call's chunks on their way out: how to make each chunk's [`Work`].
-struct Outgoing<'a, T> {
+struct Outgoing<'a> {
     entry: ChunkFn,
     call: Arc<CallCaptures>,
-    items: &'a [T],
+    items: &'a dyn ChunkSource,
     settings: Settings,
     bar: Option<&'a Arc<Progress>>,
 }
 
-impl<T: Serialize> Outgoing<'_, T> {
+impl Outgoing<'_> {
     /// The work of the chunk of elements `range`.
     fn work(&self, range: &Range<usize>) -> Result<Work, Error> {
-        let payload = codec::encode(&self.items[range.clone()], "the elements of a chunk")?;
+        let payload = self.items.encode(range)?;
         let progress = self.bar.map(|bar| {
             Arc::new(ChunkProgress {
                 bar: bar.clone(),
@@ -103,15 +126,20 @@ pub(crate) struct How<'a, R> {
     pub(crate) keep: &'a dyn Fn(&Range<usize>, &ChunkOutput<R>),
     /// For a cached call, its durable key (`CallCaptures::durable`).
     pub(crate) durable: Option<u128>,
+    /// What an element of this call site took last time, if known: chunks
+    /// are sized from it at once instead of from a few small ones first.
+    pub(crate) estimate: Option<f64>,
+    /// Called with what an element took this time, for the next call.
+    pub(crate) learned: &'a dyn Fn(f64),
 }
 
 /// Runs every element of `items` on `workers`, a chunk at a time (only the
 /// elements of `how.runs`, when given).
-pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
+pub(super) fn run<V: Serialize + ?Sized, R: DeserializeOwned>(
     workers: &Workers<'_>,
     entry: ChunkFn,
     vars: &V,
-    items: &[T],
+    items: &dyn ChunkSource,
     how: How<'_, R>,
 ) -> Result<Finished<R>, Error> {
     let (options, bar) = (how.options, how.bar);
@@ -160,7 +188,8 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         TARGET_CHUNK_TIME,
     )
     .with_max_chunk(MAX_CHUNK)
-    .with_even_final_round();
+    .with_even_final_round()
+    .with_estimate(how.estimate);
     if let Some(runs) = &runs {
         planner = planner.over(runs);
     }
@@ -178,6 +207,9 @@ pub(super) fn run<T: Serialize, V: Serialize + ?Sized, R: DeserializeOwned>(
         progress: None,
     }));
     let mut finished = drive(workers.backend, &out, &mut planner, &mut in_flight, &how)?;
+    if let Some(t) = planner.mean() {
+        (how.learned)(t);
+    }
     // Chunks stopped on purpose are not failures of their own.
     finished.retain(|(_, r)| !matches!(r, Err(Error::Cancelled { .. })));
     Ok(finished)
@@ -228,9 +260,9 @@ fn without<'r>(
 }
 
 /// Submits every chunk of the call at once (workers that take them so).
-fn submit_all<T: Serialize>(
+fn submit_all(
     backend: &dyn Backend,
-    out: &Outgoing<'_, T>,
+    out: &Outgoing<'_>,
     planner: &mut ChunkPlanner,
 ) -> Result<Vec<InFlight>, Error> {
     let ranges: Vec<Range<usize>> = std::iter::from_fn(|| planner.next_chunk()).collect();
@@ -259,9 +291,9 @@ fn submit_all<T: Serialize>(
 /// Hands out chunks as workers free up and takes finished ones in, until
 /// every chunk has ended; under `errors = "stop"`, stops what runs after a
 /// failure.
-fn drive<T: Serialize, R: DeserializeOwned>(
+fn drive<R: DeserializeOwned>(
     backend: &dyn Backend,
-    out: &Outgoing<'_, T>,
+    out: &Outgoing<'_>,
     planner: &mut ChunkPlanner,
     in_flight: &mut Vec<InFlight>,
     how: &How<'_, R>,
@@ -312,9 +344,9 @@ fn drive<T: Serialize, R: DeserializeOwned>(
 
 /// Submits the chunk of elements `range` (blocking while every worker is
 /// busy).
-fn submit_one<T: Serialize>(
+fn submit_one(
     backend: &dyn Backend,
-    out: &Outgoing<'_, T>,
+    out: &Outgoing<'_>,
     range: &Range<usize>,
     attempt: u32,
 ) -> Result<InFlight, Error> {
@@ -491,7 +523,10 @@ fn chunk_outcome<R: DeserializeOwned>(
         Err(e) => Err(e),
         Ok(bytes) => {
             planner.record(range.len(), f.started.elapsed());
-            believed(&bytes, &range, answerer.as_deref(), &f.slot)
+            let output = bytes.with_bytes(|b| believed(b, &range, answerer.as_deref(), &f.slot));
+            // Decoded: the buffer serves the next chunk's answer.
+            bytes.done();
+            output
         }
     };
     let range = handed_back(&output, range, again, f.attempt);

@@ -34,18 +34,67 @@ mod sealed {
 /// padding, so that a slice of it is plain bytes and any bytes of the right
 /// length are a slice of it. Sealed: implemented for the integer and float
 /// types only (not `bool` or `char`, which have invalid bit patterns).
-pub trait Plain: sealed::Sealed + Copy + Send + Sync + 'static {}
+pub trait Plain: sealed::Sealed + Copy + Send + Sync + 'static {
+    /// bincode (standard configuration, as the codec uses it) writes a
+    /// value of this type as its own little-endian bytes: floats and the
+    /// one-byte integers (wider integers are written as varints).
+    #[doc(hidden)]
+    const BINCODE_WRITES_RAW: bool;
+    /// The value as a position on the integers, for counting runs of
+    /// consecutive values; `None` for floats.
+    #[doc(hidden)]
+    fn as_index(self) -> Option<i128>;
+    /// The value at position `index` (`as_index` inverted); `None` for
+    /// floats and out of range.
+    #[doc(hidden)]
+    fn from_index(index: i128) -> Option<Self>;
+    /// The value `by` positions after this one, wrapping (for integers;
+    /// a float is returned unchanged).
+    #[doc(hidden)]
+    fn after(self, by: u64) -> Self;
+}
 
-macro_rules! plain {
+macro_rules! plain_integers {
     ($($t:ty),*) => {$(
         impl sealed::Sealed for $t {}
-        impl Plain for $t {}
+        impl Plain for $t {
+            const BINCODE_WRITES_RAW: bool = std::mem::size_of::<$t>() == 1;
+            fn as_index(self) -> Option<i128> {
+                i128::try_from(self).ok()
+            }
+            fn from_index(index: i128) -> Option<$t> {
+                <$t>::try_from(index).ok()
+            }
+            #[inline]
+            fn after(self, by: u64) -> $t {
+                self.wrapping_add(by as $t)
+            }
+        }
     )*};
 }
 
-plain!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64
+macro_rules! plain_floats {
+    ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl Plain for $t {
+            const BINCODE_WRITES_RAW: bool = true;
+            fn as_index(self) -> Option<i128> {
+                None
+            }
+            fn from_index(_: i128) -> Option<$t> {
+                None
+            }
+            fn after(self, _: u64) -> $t {
+                self
+            }
+        }
+    )*};
+}
+
+plain_integers!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize
 );
+plain_floats!(f32, f64);
 
 /// Buffers from this size on ask for transparent huge pages.
 pub(crate) const HUGE_PAGES_FROM: usize = 4 << 20;
@@ -61,11 +110,14 @@ pub(crate) fn vec_with_capacity<T>(len: usize) -> Vec<T> {
     v
 }
 
-/// Encode buffers from this size on are kept for the next encode once a
-/// dispatch has sent their bytes ([`reuse`]): glibc serves allocations
-/// above 32 MiB with fresh `mmap`ed memory each time, and faulting in and
-/// zeroing 100 MB of new pages costs as much as copying the bytes.
-pub(crate) const REUSE_FROM: usize = 32 << 20;
+/// Buffers from this size on are kept for the next encode or frame once
+/// their bytes were sent or decoded ([`reuse`]): glibc serves allocations
+/// above 32 MiB with fresh `mmap`ed memory each time, and below that gives
+/// the top of its heap back past twice its (adaptive) mapping threshold, so
+/// that a chunk's answer of a few hundred KiB also landed in new pages on
+/// every call. Faulting in and zeroing new pages costs as much as copying
+/// the bytes.
+pub(crate) const REUSE_FROM: usize = 256 << 10;
 
 /// How many spare buffers are kept at most.
 const SPARES: usize = 2;

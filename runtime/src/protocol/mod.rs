@@ -1,5 +1,7 @@
 //! What both sides of the process boundary agree on: frames and messages
-//! ([`wire`]), values as bytes ([`codec`]), which binary this is and where its
+//! ([`wire`]), values as bytes ([`codec`]) and in their cheapest form
+//! (`forms`, `plain_type`, `bulk`), shared memory between a leader and a
+//! local worker (`shared_memory`), which binary this is and where its
 //! entry functions are (`identity`), the environment variables a leader
 //! sets for its workers and those a user sets (`environment`, read and
 //! checked in one place), how log levels and printed output travel, and how
@@ -17,8 +19,11 @@ pub(crate) mod agent;
 pub(crate) mod bulk;
 pub mod codec;
 pub(crate) mod environment;
+pub(crate) mod forms;
 pub(crate) mod identity;
 pub(crate) mod job;
+pub(crate) mod plain_type;
+pub(crate) mod shared_memory;
 pub mod wire;
 
 use serde::{Deserialize, Serialize};

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use std::io::{ErrorKind, Read, Write};
 
 /// The protocol version; leader and worker refuse each other when it differs.
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// Frames up to this size are written with a single `write` (one wake-up of
 /// the reader); larger ones as header and payload.
@@ -65,6 +65,10 @@ pub enum ToWorker {
     /// The next message's payload is in the worker's shared inbox, not in
     /// its own frame (a local worker, a payload of 1 MiB or more; version 6).
     InInbox(InboxPlace),
+    /// The worker is on the leader's machine: it may answer with a payload
+    /// of 1 MiB or more through its shared outbox ([`FromWorker::InOutbox`];
+    /// version 8). Sent once, after the handshake.
+    UseOutbox,
 }
 
 impl ToWorker {
@@ -79,8 +83,9 @@ impl ToWorker {
     }
 }
 
-/// Where a payload waits in a local worker's inbox: bytes
-/// `offset..offset + len` of the leader's memfd.
+/// Where a payload waits in shared memory: bytes `offset..offset + len` of
+/// the leader's memfd (a local worker's inbox) or of the worker's (its
+/// outbox).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct InboxPlace {
     /// Where the payload starts.
@@ -92,12 +97,12 @@ pub struct InboxPlace {
     pub open: Option<InboxFile>,
 }
 
-/// A memfd of the leader, which a worker opens as `/proc/<pid>/fd/<fd>`.
+/// A memfd of one side, which the other opens as `/proc/<pid>/fd/<fd>`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct InboxFile {
-    /// The leader's process id.
+    /// The process id of the side that wrote it.
     pub pid: u32,
-    /// The descriptor number in the leader.
+    /// The descriptor number in that process.
     pub fd: i32,
     /// The memfd's size.
     pub size: u64,
@@ -159,6 +164,9 @@ pub enum FromWorker {
         /// The element that ran too long, for a chunk.
         index: Option<u64>,
     },
+    /// The next message's payload is in this worker's shared outbox, not in
+    /// its own frame (after [`ToWorker::UseOutbox`]; version 8).
+    InOutbox(InboxPlace),
 }
 
 /// Which chunk of which call a [`ToWorker::Run`] is.
@@ -305,9 +313,10 @@ pub fn read_message<R: Read, H: DeserializeOwned>(
     let mut header = vec![0u8; header_len as usize];
     r.read_exact(&mut header).map_err(truncated)?;
     let header: H = codec::decode(&header, "a message")?;
-    // The payload goes straight into a buffer of its size, read once.
+    // The payload goes straight into a buffer of its size (a spare one when
+    // large, see `bulk::reuse`), read once.
     let len = (total - 4 - header_len) as usize;
-    let mut payload = super::bulk::vec_with_capacity(len);
+    let mut payload = super::bulk::encode_buffer(len);
     r.take(len as u64)
         .read_to_end(&mut payload)
         .map_err(truncated)?;
@@ -388,6 +397,7 @@ mod tests {
                     size: 2 << 30,
                 }),
             }),
+            ToWorker::UseOutbox,
         ]
     }
 

@@ -4,7 +4,8 @@
 //! with fresh `mmap`ed memory and unmaps it when freed: a worker decoding a
 //! 100 MB capture into a `Vec` faulted in and zeroed 100 MB of new pages
 //! for every task, which cost as much as copying the bytes. Once a worker
-//! receives a payload of at least [`LARGE`] bytes, it tells glibc to take
+//! receives a payload of at least [`LARGE`] bytes, or makes a value that
+//! large, it tells glibc to take
 //! every allocation from its heap and to keep freed memory there, so the
 //! next large capture lands in pages already present. Those pages are given
 //! back ([`libc::malloc_trim`]) once the worker has run no task for
@@ -48,6 +49,17 @@ pub(super) fn task_starts(payload: usize) {
     }
 }
 
+/// Called with the size of each task's value once it is made: a large
+/// value keeps pages from then on, as a large payload does, so that the next
+/// task's value is made in pages already present.
+pub(super) fn value_made(len: usize) {
+    let mut state = crate::sync::lock(&STATE);
+    if *state == State::Off && len >= LARGE && keep_freed_pages() {
+        *state = State::Idle(Instant::now());
+        start_trimmer();
+    }
+}
+
 /// Called when a task has ended.
 pub(super) fn task_ended() {
     let mut state = crate::sync::lock(&STATE);
@@ -70,6 +82,31 @@ fn trim_if_idle() -> bool {
         _ => false,
     }
 }
+
+/// Below this size allocations come from the heap from a worker's start,
+/// and up to [`KEPT_ALWAYS`] of freed memory stays there.
+const FROM_HEAP_BELOW: usize = 4 << 20;
+const KEPT_ALWAYS: usize = 16 << 20;
+
+/// Called once as the worker starts: allocations of a few MiB (a chunk's
+/// elements and values) come from the heap and their pages are kept for
+/// the next chunk, instead of glibc's default of mapping anything above
+/// 128 KiB afresh and giving the top of its heap back past twice that
+/// (which made a chunk of 50 000 elements fault in and zero its buffers
+/// each time). At most [`KEPT_ALWAYS`] stays kept this way.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(super) fn worker_starts() {
+    // SAFETY: mallopt only changes the allocator's tunables, under its own
+    // lock; both values are within their ranges (the mmap threshold at most
+    // 32 MiB on 64-bit glibc). A refusal leaves glibc's defaults.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, FROM_HEAP_BELOW as libc::c_int);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, KEPT_ALWAYS as libc::c_int);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(super) fn worker_starts() {}
 
 /// Tells glibc to serve every allocation from its heap and not to give
 /// freed memory back by itself; whether it took the settings.

@@ -21,7 +21,6 @@
 
 mod fds;
 mod handshake;
-mod inbox;
 mod job;
 mod memory;
 mod task;
@@ -33,12 +32,12 @@ use handshake::Refusal;
 
 use crate::body::chunk::{CaptureCache, chunk_entry_at};
 use crate::body::{self, NestedPlan, capture::entry_at};
+use crate::protocol::shared_memory::{OUTBOX_NAME, PeerPages, SHARED_FROM, SharedPages};
 use crate::protocol::wire::{self, ChunkOf, FromWorker, InboxPlace, Outcome, ToWorker};
 use crate::protocol::{self, CAPTURE_ENV, Output, WORKER_ENV, codec, identity};
 use crate::settings::Settings;
 use crate::{Error, Plan};
 use fds::FdCapture;
-use inbox::InboxMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::sync::OnceLock;
@@ -139,6 +138,7 @@ pub(crate) fn serve_on(
     mode: ServeMode,
 ) -> Result<(), Error> {
     task::open_channel(output);
+    memory::worker_starts();
     let limit = codec::max_frame_bytes();
     let mut input = BufReader::new(input);
     let plan = match handshake::read_hello(&mut input, limit) {
@@ -183,8 +183,12 @@ struct Server {
     /// The captures of the `foreach!` call whose chunks run here.
     captures: Option<CaptureCache>,
     /// The leader's shared memory, and where the next payload waits in it.
-    inbox: Option<InboxMap>,
+    inbox: Option<PeerPages>,
     in_inbox: Option<InboxPlace>,
+    /// Whether large answers may go through this worker's own shared
+    /// memory (the leader said so: it runs on this machine), and that memory.
+    use_outbox: bool,
+    outbox: Option<SharedPages>,
     /// The leader's capture files, else memfds; without either, tasks run
     /// uncaptured.
     fds: Option<FdCapture>,
@@ -207,6 +211,8 @@ impl Server {
             captures: None,
             inbox: None,
             in_inbox: None,
+            use_outbox: false,
+            outbox: None,
             fds,
             mode,
         }
@@ -217,6 +223,7 @@ impl Server {
     fn handle(&mut self, message: ToWorker, piped: Vec<u8>) -> Result<bool, Error> {
         match message {
             ToWorker::InInbox(next) => self.in_inbox = Some(next),
+            ToWorker::UseOutbox => self.use_outbox = true,
             ToWorker::KeepCaptures { call } => self.keep_captures(call, piped),
             ToWorker::Run {
                 id,
@@ -225,7 +232,7 @@ impl Server {
                 settings,
             } => {
                 let (result, output) = self.run(id, entry_offset, chunk, &settings, &piped);
-                answer(id, result, output)?;
+                self.answer(id, result, output)?;
             }
             ToWorker::Shutdown => return Ok(false),
             ToWorker::Hello { .. } => {
@@ -240,7 +247,7 @@ impl Server {
     fn keep_captures(&mut self, call: u64, piped: Vec<u8>) {
         let bytes = match self.in_inbox.take() {
             None => Ok(piped),
-            Some(at) => InboxMap::payload(&mut self.inbox, &at).map(copied),
+            Some(at) => PeerPages::payload(&mut self.inbox, &at, false).map(copied),
         };
         // Large captures keep the pages the call's chunks free (`memory`).
         memory::task_starts(bytes.as_ref().map_or(0, Vec::len));
@@ -267,8 +274,13 @@ impl Server {
         settings: &Settings,
         piped: &[u8],
     ) -> (Result<Vec<u8>, Error>, Output) {
+        // A new task: the leader took the last answer, so it has opened the
+        // outbox if it was offered.
+        if let Some(outbox) = self.outbox.as_mut() {
+            outbox.answered();
+        }
         let payload: Result<&[u8], Error> = match self.in_inbox.take() {
-            Some(at) => InboxMap::payload(&mut self.inbox, &at),
+            Some(at) => PeerPages::payload(&mut self.inbox, &at, false),
             None => Ok(piped),
         };
         memory::task_starts(payload.as_ref().map_or(0, |p| p.len()));
@@ -318,37 +330,59 @@ impl Server {
         memory::task_ended();
         ran
     }
-}
 
-/// Sends task `id`'s answer: its value (or why it has none) and what it
-/// printed. Value and output together over the frame limit are answered as
-/// `TooLarge`, and the worker serves on.
-fn answer(id: u64, result: Result<Vec<u8>, Error>, output: Output) -> Result<(), Error> {
-    let (outcome, value) = match result {
-        Ok(value) => (Outcome::Value, value),
-        Err(Error::Panicked { panic, .. }) => (Outcome::Panicked(panic), Vec::new()),
-        Err(e) => (
-            Outcome::Failed {
-                message: e.to_string(),
-            },
-            Vec::new(),
-        ),
-    };
-    let done = FromWorker::Done {
-        id,
-        outcome,
-        output,
-    };
-    match task::send(&done, &value) {
-        Err(Error::TooLarge { size, limit, .. }) => task::send(
-            &FromWorker::Done {
-                id,
-                outcome: Outcome::TooLarge { size, limit },
-                output: Output::default(),
-            },
-            &[],
-        ),
-        other => other,
+    /// Sends task `id`'s answer: its value (or why it has none) and what it
+    /// printed; a value of [`SHARED_FROM`] bytes or more through the outbox
+    /// when the leader allows it. Value and output together over the frame
+    /// limit are answered as `TooLarge`, and the worker serves on.
+    fn answer(
+        &mut self,
+        id: u64,
+        result: Result<Vec<u8>, Error>,
+        output: Output,
+    ) -> Result<(), Error> {
+        let (outcome, value) = match result {
+            Ok(value) => (Outcome::Value, value),
+            Err(Error::Panicked { panic, .. }) => (Outcome::Panicked(panic), Vec::new()),
+            Err(e) => (
+                Outcome::Failed {
+                    message: e.to_string(),
+                },
+                Vec::new(),
+            ),
+        };
+        memory::value_made(value.len());
+        let mut payload = &value[..];
+        if self.use_outbox
+            && value.len() >= SHARED_FROM
+            && let Some(outbox) = SharedPages::with_room(&mut self.outbox, value.len(), OUTBOX_NAME)
+        {
+            let place = outbox
+                .place(&[&value])
+                .pop()
+                .expect("one place per payload");
+            task::send(&FromWorker::InOutbox(place), &[])?;
+            payload = &[];
+        }
+        let done = FromWorker::Done {
+            id,
+            outcome,
+            output,
+        };
+        let sent = task::send(&done, payload);
+        // Sent: a large buffer serves the next large value.
+        protocol::bulk::reuse(value);
+        match sent {
+            Err(Error::TooLarge { size, limit, .. }) => task::send(
+                &FromWorker::Done {
+                    id,
+                    outcome: Outcome::TooLarge { size, limit },
+                    output: Output::default(),
+                },
+                &[],
+            ),
+            other => other,
+        }
     }
 }
 

@@ -31,6 +31,10 @@ pub(super) fn open_channel(output: File) {
 /// No element: the task is a future.
 const NO_ELEMENT: u64 = u64::MAX;
 
+/// In [`RunningTask::element`]: the element is the chunk's first plus the
+/// chunk loop's running position (`body::chunk::running_position`).
+const BY_POSITION: u64 = u64::MAX - 1;
+
 /// The task this worker is running, as the logger, the progress reports and
 /// the timer (other threads) see it. One value; its fields are atomics so
 /// that the per-element updates cost a store each.
@@ -129,8 +133,13 @@ pub(super) fn end_task() {
 
 /// The element the running task is at, for a chunk.
 fn current_element() -> Option<u64> {
-    let index = TASK.element.load(Ordering::Acquire);
-    (index != NO_ELEMENT).then_some(index)
+    match TASK.element.load(Ordering::Acquire) {
+        NO_ELEMENT => None,
+        BY_POSITION => {
+            Some(TASK.first.load(Ordering::Relaxed) + crate::body::chunk::running_position() as u64)
+        }
+        index => Some(index),
+    }
 }
 
 pub(super) fn element_started(position: Option<usize>) {
@@ -222,6 +231,17 @@ pub(super) fn start_heartbeat() {
 pub(super) struct WorkerEvents;
 
 impl ElementEvents for WorkerEvents {
+    /// Only a timed task or one with a bar needs every element's events;
+    /// otherwise the element (for log records) is read from the chunk's
+    /// running position.
+    fn chunk_starts(&mut self) -> bool {
+        let t = &TASK;
+        let every = t.timeout_ms.load(Ordering::Relaxed) > 0 || t.progress.load(Ordering::Relaxed);
+        if !every {
+            t.element.store(BY_POSITION, Ordering::Release);
+        }
+        every
+    }
     fn started(&mut self, position: usize) {
         element_started(Some(position));
     }

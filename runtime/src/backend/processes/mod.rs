@@ -18,8 +18,8 @@ mod cluster;
 mod connection;
 mod fds;
 mod host_command;
-mod inbox;
 mod link;
+mod outbox;
 mod reader;
 mod silence;
 
@@ -32,12 +32,12 @@ pub(crate) use link::{LocalLauncher, check_answer, thread_shares};
 use super::{Backend, ChunkProgress, ChunkWorkers, Entry, ResultSlot, Submitted, Work};
 use crate::body::capture::entry_offset;
 use crate::body::chunk::chunk_entry_offset;
+use crate::protocol::shared_memory::{INBOX_NAME, SHARED_FROM, SharedPages};
 use crate::protocol::wire::{self, ChunkOf, ToWorker};
 use crate::protocol::{Output, WORKER_ENV, codec};
 use crate::settings::Settings;
 use crate::sync::lock;
 use crate::{Error, Plan};
-use inbox::{Inbox, SHARED_FROM};
 use link::{Launcher, Link, launch_error};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -87,9 +87,13 @@ pub(super) struct Worker {
     last_heard: Mutex<std::time::Instant>,
     /// Set when it was killed for not answering: why.
     unresponsive: Mutex<Option<String>>,
-    /// Its shared memory for large payloads (`inbox.rs`); always `None` for
-    /// a worker on another host, whose payloads go through the connection.
-    inbox: Mutex<Option<Inbox>>,
+    /// Its inbox, shared memory for large payloads
+    /// (`protocol/shared_memory.rs`); always `None` for a worker on another
+    /// host, whose payloads go through the connection.
+    inbox: Mutex<Option<SharedPages>>,
+    /// Its outbox, the worker's shared memory for large answers, as the
+    /// reader maps it (`outbox.rs`); never used by a worker on another host.
+    outbox: outbox::Outbox,
 }
 
 impl Worker {
@@ -382,6 +386,11 @@ fn take_idle(state: &mut PoolState) -> Option<Arc<Worker>> {
 fn spawn_worker(shared: &Arc<Pool>) -> Result<Arc<Worker>, Error> {
     let mut link: Link = shared.launcher.launch()?;
     let pid = link::handshake(&mut link, &shared.nested)?;
+    if link.process.host().is_none() {
+        // On this machine: large answers may come through shared memory.
+        let limit = codec::max_frame_bytes();
+        wire::write_message(&mut link.input, &ToWorker::UseOutbox, &[], limit)?;
+    }
     let Link {
         input,
         output,
@@ -402,6 +411,7 @@ fn spawn_worker(shared: &Arc<Pool>) -> Result<Arc<Worker>, Error> {
         last_heard: Mutex::new(std::time::Instant::now()),
         unresponsive: Mutex::new(None),
         inbox: Mutex::new(None),
+        outbox: outbox::Outbox::new(),
     });
     {
         let mut all = lock(&shared.workers);
@@ -433,6 +443,9 @@ impl ProcessPool {
                 Ok(w) => w,
                 Err(e) => return Submitted::Ready(Err(e), Output::default()),
             };
+            // Its last answer, if still lent, is copied out before the
+            // worker may write its outbox again.
+            worker.outbox.take_back();
             {
                 let mut running = lock(&worker.running);
                 // An idle worker that died just now: its reader is gone (or
@@ -538,7 +551,7 @@ fn through_inbox<'p>(
         .collect();
     let needed = payloads.iter().map(|p| p.len().next_multiple_of(64)).sum();
     let mut inbox = lock(&worker.inbox);
-    let Some(inbox) = Inbox::with_room(&mut inbox, needed) else {
+    let Some(inbox) = SharedPages::with_room(&mut inbox, needed, INBOX_NAME) else {
         return messages;
     };
     let mut placed = inbox.place(&payloads).into_iter();

@@ -9,9 +9,10 @@
 use super::{Pool, Running, Worker, silence};
 use crate::Error;
 use crate::backend::replies::{emit_log, outcome_to_result};
+use crate::backend::slot::Payload;
 use crate::protocol::Output;
 use crate::protocol::codec;
-use crate::protocol::wire::{self, FromWorker, Outcome};
+use crate::protocol::wire::{self, FromWorker, InboxPlace, Outcome};
 use crate::sync::lock;
 use crate::trace;
 use std::sync::Arc;
@@ -53,19 +54,29 @@ fn read_until_end(
     output: &mut std::io::BufReader<Box<dyn std::io::Read + Send>>,
 ) -> Option<String> {
     let limit = codec::max_frame_bytes();
+    // Where the next answer's value waits in the worker's outbox.
+    let mut in_outbox: Option<InboxPlace> = None;
     loop {
         let message = wire::read_message::<_, FromWorker>(output, limit);
         silence::heard(worker);
         match message {
             Ok(Some((FromWorker::Alive, _))) => {}
+            Ok(Some((FromWorker::InOutbox(place), _))) => in_outbox = Some(place),
             Ok(Some((
                 FromWorker::Done {
                     id,
                     outcome,
                     output,
                 },
-                value,
+                piped,
             ))) => {
+                let value = match in_outbox.take() {
+                    None => Payload::Bytes(piped),
+                    Some(place) => match worker.outbox.lend(&place) {
+                        Ok(value) => value,
+                        Err(e) => return Some(e.to_string()),
+                    },
+                };
                 if let Err(problem) = done(shared, worker, id, outcome, output, value) {
                     return Some(problem);
                 }
@@ -109,7 +120,7 @@ fn done(
     id: u64,
     outcome: Outcome,
     output: Output,
-    value: Vec<u8>,
+    value: Payload,
 ) -> Result<(), String> {
     // The worker has opened its inbox, if it was offered one.
     if let Some(inbox) = lock(&worker.inbox).as_mut() {
@@ -126,7 +137,7 @@ fn done(
             shared.release(worker);
             r.slot.set_answerer(worker.clone());
             r.slot.set_output(output);
-            r.slot.fill(outcome_to_result(outcome, value));
+            r.slot.fill_payload(outcome_to_result(outcome, value));
             Ok(())
         }
         other => {

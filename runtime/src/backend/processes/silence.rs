@@ -57,7 +57,7 @@ fn run(shared: Weak<Pool>) {
         drop(shared);
         for w in workers {
             check(&w);
-            release_inbox(&w);
+            release_shared_pages(&w);
         }
     }
 }
@@ -89,16 +89,20 @@ fn check(w: &Worker) {
     lock(&w.process).kill();
 }
 
-/// Gives back the pages of an idle worker's inbox not used for a while.
-/// `running` is held throughout, so no task can be dispatched meanwhile.
-fn release_inbox(w: &Worker) {
+/// Gives back the pages of an idle worker's inbox and outbox not used for
+/// a while. `running` is held throughout, so no task can be dispatched
+/// meanwhile (and an idle worker writes no answer into its outbox).
+fn release_shared_pages(w: &Worker) {
     let running = lock(&w.running);
-    if running.is_none()
-        && let Ok(mut inbox) = w.inbox.try_lock()
+    if running.is_some() {
+        return;
+    }
+    if let Ok(mut inbox) = w.inbox.try_lock()
         && let Some(inbox) = inbox.as_mut()
     {
         inbox.release_if_idle();
     }
+    w.outbox.release_if_idle();
 }
 
 /// Notes that `w` was heard from now.
