@@ -93,6 +93,21 @@ struct Allocation {
     asked: Instant,
 }
 
+impl Allocation {
+    /// A holding job just submitted: pending, no seat taken.
+    fn asked(held: crate::backend::slurm::allocation::Held) -> Allocation {
+        Allocation {
+            job: held.job,
+            pid_file: held.pid_file,
+            seats: Arc::new(AtomicUsize::new(0)),
+            retired: Arc::new(AtomicBool::new(false)),
+            phase: Phase::Pending,
+            connection: Arc::new(Mutex::new(None)),
+            asked: Instant::now(),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Phase {
     Pending,
@@ -192,16 +207,9 @@ impl AllocationLauncher {
                             ),
                         });
                     }
-                    let held = self.shared.holders.submit(FIRST_CONTACT)?;
-                    list.push(Allocation {
-                        job: held.job,
-                        pid_file: held.pid_file,
-                        seats: Arc::new(AtomicUsize::new(0)),
-                        retired: Arc::new(AtomicBool::new(false)),
-                        phase: Phase::Pending,
-                        connection: Arc::new(Mutex::new(None)),
-                        asked: Instant::now(),
-                    });
+                    list.push(Allocation::asked(
+                        self.shared.holders.submit(FIRST_CONTACT)?,
+                    ));
                     self.shared.changed.notify_all();
                     list.len() - 1
                 }
@@ -562,15 +570,7 @@ fn look(shared: &Shared) -> bool {
     let replace = replace.min(shared.limit.saturating_sub(held));
     for _ in 0..replace {
         match shared.holders.submit(FIRST_CONTACT) {
-            Ok(held) => list.push(Allocation {
-                job: held.job,
-                pid_file: held.pid_file,
-                seats: Arc::new(AtomicUsize::new(0)),
-                retired: Arc::new(AtomicBool::new(false)),
-                phase: Phase::Pending,
-                connection: Arc::new(Mutex::new(None)),
-                asked: Instant::now(),
-            }),
+            Ok(held) => list.push(Allocation::asked(held)),
             Err(e) => log::warn!("futurize: a replacement allocation: {e}"),
         }
     }

@@ -11,7 +11,7 @@
 //! after its leader died within the first-contact time.
 
 use super::registry::{self, CallDir};
-use super::{REGISTRY_ENV, TEMPLATE_ENV, scheduler};
+use super::scheduler;
 use crate::Error;
 use crate::plan::{Resources, SlurmPool};
 use std::path::{Path, PathBuf};
@@ -65,37 +65,11 @@ impl Holders {
                  Slurm's module",
             ));
         }
-        let cwd =
-            std::env::current_dir().map_err(|e| launch_error(format!("working directory: {e}")))?;
-        let root = spec
-            .jobs
-            .registry
-            .clone()
-            .or_else(|| std::env::var_os(REGISTRY_ENV).map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(".futurize"));
-        let root = if root.is_absolute() {
-            root
-        } else {
-            cwd.join(root)
-        };
-        registry::prepare_root(&root)?;
-        let template_path = spec
-            .jobs
-            .template
-            .clone()
-            .or_else(|| std::env::var_os(TEMPLATE_ENV).map(PathBuf::from));
-        let template = match template_path {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    launch_error(format!("the job template {}: {e}", path.display()))
-                })?;
-                registry::check_template(&text).map_err(|why| {
-                    launch_error(format!("the job template {}: {why}", path.display()))
-                })?;
-                Some(text)
-            }
-        };
+        let super::Placed {
+            cwd,
+            root,
+            template,
+        } = super::placed(&spec.jobs, launch_error)?;
         let mut resources = spec.jobs.resources.clone();
         if resources.cpus.is_none() {
             resources.cpus = Some(cpus);
@@ -256,6 +230,18 @@ pub(crate) fn cancel(jobs: &[String]) {
 mod tests {
     use super::*;
 
+    /// Runs the holding loop to its end: how long it held.
+    fn hold(pid_file: &Path, alive: &Path, first_contact: Duration) -> Duration {
+        let t = std::time::Instant::now();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(hold_loop(pid_file, alive, first_contact))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        t.elapsed()
+    }
+
     #[test]
     fn the_hold_loop_waits_for_the_agent_then_ends() {
         let dir = std::env::temp_dir().join(format!("futurize-hold-{}", std::process::id()));
@@ -264,14 +250,8 @@ mod tests {
         let alive = dir.join("alive");
         std::fs::write(&alive, "").unwrap();
         // No agent within 1 s: it ends by itself.
-        let t = std::time::Instant::now();
-        let status = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(hold_loop(&pid_file, &alive, Duration::from_secs(1)))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        let held = hold(&pid_file, &alive, Duration::from_secs(1));
+        assert!(held < Duration::from_secs(5), "{held:?}");
         // No agent yet and a leader silent for an hour: it ends at once,
         // long before its first-contact time.
         let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
@@ -281,14 +261,8 @@ mod tests {
             .unwrap()
             .set_modified(hour_ago)
             .unwrap();
-        let t = std::time::Instant::now();
-        let status = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(hold_loop(&pid_file, &alive, Duration::from_secs(60)))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+        let held = hold(&pid_file, &alive, Duration::from_secs(60));
+        assert!(held < Duration::from_secs(30), "{held:?}");
         // An agent that runs holds it; once the agent is gone it ends.
         let mut agent = std::process::Command::new("sleep")
             .arg("3")
@@ -297,19 +271,9 @@ mod tests {
         std::fs::write(&pid_file, agent.id().to_string()).unwrap();
         // Reaped as soon as it ends (a zombie would still answer `kill -0`).
         let reaper = std::thread::spawn(move || agent.wait());
-        let t = std::time::Instant::now();
-        let status = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(hold_loop(&pid_file, &alive, Duration::from_secs(1)))
-            .status()
-            .unwrap();
+        let held = hold(&pid_file, &alive, Duration::from_secs(1));
         reaper.join().unwrap().unwrap();
-        assert!(status.success());
-        assert!(
-            t.elapsed() >= Duration::from_millis(2500),
-            "{:?}",
-            t.elapsed()
-        );
+        assert!(held >= Duration::from_millis(2500), "{held:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
