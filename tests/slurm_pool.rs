@@ -76,6 +76,15 @@ fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
+/// The arguments that make this binary run one scenario of
+/// `child_scenario` (named by `FUTURIZE_TEST_SCENARIO`).
+const CHILD: [&str; 4] = [
+    "child_scenario",
+    "--exact",
+    "--nocapture",
+    "--test-threads=1",
+];
+
 /// Tests of this binary that look at the pool's jobs in squeue run one at a
 /// time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -324,12 +333,7 @@ fn a_killed_leader_leaves_no_allocation_and_no_step_behind() {
     let _s = serial();
     let registry = registry("killed");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_scenario",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(CHILD)
         .env("SLURM_CONF", &s.conf)
         .env("FUTURIZE_REGISTRY", &registry)
         .env("FUTURIZE_PLAN", "slurm-pool:1")
@@ -396,12 +400,7 @@ fn inside_an_allocation_the_pool_runs_steps_of_it() {
     let out = Command::new("salloc")
         .args(["--nodes=2", "--ntasks=2", "--quiet", "--time=5"])
         .arg(std::env::current_exe().unwrap())
-        .args([
-            "child_scenario",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(CHILD)
         .env("SLURM_CONF", &s.conf)
         .env("FUTURIZE_PLAN", "slurm-pool:4")
         .env("FUTURIZE_TEST_SCENARIO", "inside")
@@ -422,12 +421,7 @@ fn inside_an_allocation_the_pool_runs_steps_of_it() {
 #[test]
 fn without_slurm_commands_the_pool_is_a_launch_error_saying_so() {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_scenario",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(CHILD)
         .env("PATH", "/nonexistent")
         .env("FUTURIZE_PLAN", "slurm-pool:2")
         .env("FUTURIZE_TEST_SCENARIO", "no_sbatch")

@@ -94,6 +94,19 @@ struct Allocation {
 }
 
 impl Allocation {
+    /// Ends it for the pool: retired, its connection dropped (its agent
+    /// sees its link close). Whether an agent ever came.
+    fn end(&mut self, why: impl Into<String>) -> bool {
+        self.retired.store(true, Ordering::Release);
+        let reached = lock(&self.connection).take().is_some();
+        self.phase = Phase::Ended(why.into());
+        reached
+    }
+
+    fn takes_work(&self) -> bool {
+        !self.retired.load(Ordering::Acquire) && !matches!(self.phase, Phase::Ended(_))
+    }
+
     /// A holding job just submitted: pending, no seat taken.
     fn asked(held: crate::backend::slurm::allocation::Held) -> Allocation {
         Allocation {
@@ -191,13 +204,7 @@ impl AllocationLauncher {
             None => match list.iter_mut().position(|a| open(&a, false)) {
                 Some(i) => i,
                 None => {
-                    let held = list
-                        .iter()
-                        .filter(|a| {
-                            !a.retired.load(Ordering::Acquire)
-                                && !matches!(a.phase, Phase::Ended(_))
-                        })
-                        .count();
+                    let held = list.iter().filter(|a| a.takes_work()).count();
                     if held >= self.shared.limit {
                         return Err(Error::Launch {
                             what: format!("a worker of {}", self.spec),
@@ -390,9 +397,7 @@ impl Drop for AllocationLauncher {
             .map(|a| a.job.clone())
             .collect();
         for a in list.iter_mut() {
-            a.retired.store(true, Ordering::Release);
-            lock(&a.connection).take();
-            a.phase = Phase::Ended("the pool ended".into());
+            a.end("the pool ended");
         }
         allocation::cancel(&pending);
     }
@@ -403,8 +408,7 @@ impl Shared {
     fn give_up(&self, job: &str, why: &str) {
         let mut list = lock(&self.allocations);
         if let Some(a) = list.iter_mut().find(|a| a.job == job) {
-            a.retired.store(true, Ordering::Release);
-            a.phase = Phase::Ended(why.to_string());
+            a.end(why);
         }
         self.changed.notify_all();
         drop(list);
@@ -446,6 +450,26 @@ fn watch(shared: std::sync::Weak<Shared>) {
     }
 }
 
+/// What one look knows beside each allocation's own state.
+struct Look<'a> {
+    shared: &'a Shared,
+    now: Instant,
+    /// No caller has waited for a while: a pending allocation is not needed.
+    unwanted: bool,
+    /// A draining allocation still runs work: an empty one is its
+    /// replacement.
+    draining_with_work: bool,
+}
+
+/// What one look decided about one allocation beyond its own state.
+#[derive(Default)]
+struct Decided {
+    /// Its job is to be cancelled.
+    cancel: bool,
+    /// It began to drain while running work: a replacement is asked for.
+    replace: bool,
+}
+
 /// One look at the allocations; whether one is pending.
 fn look(shared: &Shared) -> bool {
     shared.holders.heartbeat();
@@ -467,108 +491,33 @@ fn look(shared: &Shared) -> bool {
             return true;
         }
     };
-    let now = Instant::now();
-    let unwanted = lock(&shared.last_wanted).elapsed() >= UNWANTED_AFTER;
+    let mut list = lock(&shared.allocations);
+    let look = Look {
+        shared,
+        now: Instant::now(),
+        unwanted: lock(&shared.last_wanted).elapsed() >= UNWANTED_AFTER,
+        draining_with_work: list.iter().any(|a| {
+            a.retired.load(Ordering::Acquire)
+                && matches!(a.phase, Phase::Running { .. })
+                && a.seats.load(Ordering::Acquire) > 0
+        }),
+    };
     let mut cancel = Vec::new();
     let mut replace = 0usize;
-    let mut list = lock(&shared.allocations);
-    let draining_with_work = list.iter().any(|a| {
-        a.retired.load(Ordering::Acquire)
-            && matches!(a.phase, Phase::Running { .. })
-            && a.seats.load(Ordering::Acquire) > 0
-    });
     for a in list.iter_mut() {
-        if matches!(a.phase, Phase::Ended(_)) {
-            continue;
+        let decided = follow(a, seen.get(&a.job), &look);
+        if decided.cancel {
+            cancel.push(a.job.clone());
         }
-        let s = seen.get(&a.job);
-        // Just submitted: squeue may not show it yet.
-        if s.is_none() && now.duration_since(a.asked) < Duration::from_secs(5) {
-            continue;
-        }
-        let ended = match s {
-            None => Some("Slurm no longer knows it".to_string()),
-            Some(s) if allocation::has_ended(&s.state) => Some(format!("it ended {}", s.state)),
-            _ => None,
-        };
-        if let Some(why) = ended {
-            a.retired.store(true, Ordering::Release);
-            lock(&a.connection).take();
-            a.phase = Phase::Ended(why);
-            continue;
-        }
-        let s = s.expect("seen");
-        match &mut a.phase {
-            Phase::Pending if s.state == "RUNNING" => {
-                let node = s.node.clone().unwrap_or_else(|| "localhost".into());
-                log::debug!("futurize: pool allocation {} runs on {node}", a.job);
-                a.phase = Phase::Running {
-                    node,
-                    deadline: s.left.map(|l| (now + l, shared.margin(l))),
-                    empty_since: None,
-                };
-            }
-            Phase::Pending if unwanted && !draining_with_work => {
-                log::debug!("futurize: pool allocation {} no longer needed", a.job);
-                cancel.push(a.job.clone());
-                a.retired.store(true, Ordering::Release);
-                a.phase = Phase::Ended("no longer needed: cancelled".into());
-            }
-            Phase::Pending => {}
-            Phase::Running {
-                deadline,
-                empty_since,
-                ..
-            } => {
-                let seats = a.seats.load(Ordering::Acquire);
-                if let Some((end, margin)) = *deadline
-                    && !a.retired.load(Ordering::Acquire)
-                    && end.saturating_duration_since(now) <= margin
-                {
-                    log::info!(
-                        "futurize: pool allocation {} is near its time limit: it takes no more work",
-                        a.job
-                    );
-                    a.retired.store(true, Ordering::Release);
-                    if seats > 0 {
-                        replace += 1;
-                    }
-                }
-                if seats > 0 {
-                    *empty_since = None;
-                } else {
-                    let since = *empty_since.get_or_insert(now);
-                    let retired = a.retired.load(Ordering::Acquire);
-                    // An empty allocation is kept while a draining one still
-                    // runs work: it is that one's replacement.
-                    if retired || (now.duration_since(since) >= EMPTY_FOR && !draining_with_work) {
-                        // Given back: its agent's link closes, the holding
-                        // loop ends the job.
-                        a.retired.store(true, Ordering::Release);
-                        if lock(&a.connection).take().is_none() {
-                            // No agent ever came: its holding loop would
-                            // wait for one.
-                            cancel.push(a.job.clone());
-                        }
-                        log::debug!("futurize: pool allocation {} given back", a.job);
-                        a.phase = Phase::Ended("given back".into());
-                    }
-                }
-            }
-            Phase::Ended(_) => {}
-        }
+        replace += usize::from(decided.replace);
     }
     // Ended allocations are kept for the starts that wait on them, then
     // forgotten in bulk.
     if list.len() > 4 * shared.limit + 16 {
         list.retain(|a| !matches!(a.phase, Phase::Ended(_)));
     }
-    let held = list
-        .iter()
-        .filter(|a| !a.retired.load(Ordering::Acquire) && !matches!(a.phase, Phase::Ended(_)))
-        .count();
-    let replace = replace.min(shared.limit.saturating_sub(held));
-    for _ in 0..replace {
+    let held = list.iter().filter(|a| a.takes_work()).count();
+    for _ in 0..replace.min(shared.limit.saturating_sub(held)) {
         match shared.holders.submit(FIRST_CONTACT) {
             Ok(held) => list.push(Allocation::asked(held)),
             Err(e) => log::warn!("futurize: a replacement allocation: {e}"),
@@ -579,4 +528,85 @@ fn look(shared: &Shared) -> bool {
     drop(list);
     allocation::cancel(&cancel);
     pending
+}
+
+/// Brings `a` up to what squeue says of it (`seen`) and keeps the rules.
+fn follow(a: &mut Allocation, seen: Option<&allocation::Seen>, look: &Look<'_>) -> Decided {
+    if matches!(a.phase, Phase::Ended(_)) {
+        return Decided::default();
+    }
+    let Some(s) = seen else {
+        // Just submitted: squeue may not show it yet.
+        if look.now.duration_since(a.asked) >= Duration::from_secs(5) {
+            a.end("Slurm no longer knows it");
+        }
+        return Decided::default();
+    };
+    if allocation::has_ended(&s.state) {
+        a.end(format!("it ended {}", s.state));
+        return Decided::default();
+    }
+    match a.phase {
+        Phase::Pending if s.state == "RUNNING" => {
+            let node = s.node.clone().unwrap_or_else(|| "localhost".into());
+            log::debug!("futurize: pool allocation {} runs on {node}", a.job);
+            a.phase = Phase::Running {
+                node,
+                deadline: s.left.map(|l| (look.now + l, look.shared.margin(l))),
+                empty_since: None,
+            };
+            Decided::default()
+        }
+        Phase::Pending if look.unwanted && !look.draining_with_work => {
+            log::debug!("futurize: pool allocation {} no longer needed", a.job);
+            a.end("no longer needed: cancelled");
+            Decided {
+                cancel: true,
+                ..Decided::default()
+            }
+        }
+        Phase::Running { .. } => keep_running(a, look),
+        Phase::Pending | Phase::Ended(_) => Decided::default(),
+    }
+}
+
+/// The rules of a running allocation: drain near its time limit, give it
+/// back once it has had no worker for a while.
+fn keep_running(a: &mut Allocation, look: &Look<'_>) -> Decided {
+    let Phase::Running {
+        deadline,
+        empty_since,
+        ..
+    } = &mut a.phase
+    else {
+        return Decided::default();
+    };
+    let mut decided = Decided::default();
+    let seats = a.seats.load(Ordering::Acquire);
+    if let Some((end, margin)) = *deadline
+        && !a.retired.load(Ordering::Acquire)
+        && end.saturating_duration_since(look.now) <= margin
+    {
+        log::info!(
+            "futurize: pool allocation {} is near its time limit: it takes no more work",
+            a.job
+        );
+        a.retired.store(true, Ordering::Release);
+        decided.replace = seats > 0;
+    }
+    if seats > 0 {
+        *empty_since = None;
+        return decided;
+    }
+    let since = *empty_since.get_or_insert(look.now);
+    // An empty allocation is kept while a draining one still runs work: it
+    // is that one's replacement.
+    let idle_enough = look.now.duration_since(since) >= EMPTY_FOR && !look.draining_with_work;
+    if a.retired.load(Ordering::Acquire) || idle_enough {
+        log::debug!("futurize: pool allocation {} given back", a.job);
+        // Given back: its agent's link closes and the holding loop ends the
+        // job; with no agent ever, the loop would wait for one.
+        decided.cancel = !a.end("given back");
+    }
+    decided
 }

@@ -14,6 +14,7 @@
 
 mod agent;
 mod allocations;
+mod aside;
 mod cluster;
 mod connection;
 mod fds;
@@ -143,10 +144,6 @@ pub(super) struct Pool {
     demand: Arc<link::Demand>,
 }
 
-/// How long after a failed start in the background the next is tried while
-/// other workers serve.
-const RETRY_ASIDE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// How long a place whose worker could not be started stays unused.
 const RETRY_LOST_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -244,90 +241,6 @@ impl Pool {
         }
     }
 
-    /// An idle worker for a launcher whose workers may take long to start:
-    /// each worker starts on a thread of its own, and the caller takes
-    /// whichever worker is free first, a new one or one that finished its
-    /// work meanwhile.
-    fn acquire_started_aside(self: &Arc<Self>) -> Result<Arc<Worker>, Error> {
-        let mut state = lock(&self.state);
-        self.demand.waiting.fetch_add(1, Ordering::AcqRel);
-        let waited = loop {
-            if let Some(w) = take_idle(&mut state) {
-                break Ok(w);
-            }
-            let waiting = self.demand.waiting.load(Ordering::Acquire);
-            if waiting > state.starting && state.live < self.size && state.failed.is_none() {
-                state.live += 1;
-                state.starting += 1;
-                let pool = self.clone();
-                let started = std::thread::Builder::new()
-                    .name("futurize-start".into())
-                    .spawn(move || pool.start_aside());
-                if let Err(e) = started {
-                    state.live -= 1;
-                    state.starting -= 1;
-                    break Err(launch_error(e));
-                }
-                continue;
-            }
-            if state.live == 0
-                && let Some(e) = &state.failed
-            {
-                let e = e.clone();
-                break Err(e);
-            }
-            self.demand.waited();
-            state = self
-                .freed
-                .wait_timeout(state, std::time::Duration::from_millis(500))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            // A failure is told to the callers waiting then; later ones try
-            // again.
-            if state.failed.is_some() && state.live > 0 {
-                state.failed = None;
-            }
-        };
-        self.demand.waiting.fetch_sub(1, Ordering::AcqRel);
-        if self.demand.waiting.load(Ordering::Acquire) == 0 {
-            state.failed = None;
-        }
-        waited
-    }
-
-    /// Starts one worker for [`acquire_started_aside`](Pool::acquire_started_aside).
-    fn start_aside(self: Arc<Self>) {
-        let started = spawn_worker(&self);
-        let mut state = lock(&self.state);
-        match started {
-            // The pool ended meanwhile: so does the worker.
-            Ok(w) if state.closed => {
-                lock(&w.input).take();
-            }
-            Ok(w) => {
-                *lock(&w.idle_since) = std::time::Instant::now();
-                state.idle.push(w);
-            }
-            Err(e) => {
-                state.live -= 1;
-                // Nobody waits: the launcher gave up a start no longer
-                // wanted.
-                let wanted = self.demand.waiting.load(Ordering::Acquire) > 0;
-                if wanted && state.live > 0 {
-                    // Others serve: try again later, not at once.
-                    log::warn!("futurize: {e}; going on with the other workers");
-                    drop(state);
-                    std::thread::sleep(RETRY_ASIDE_AFTER);
-                    state = lock(&self.state);
-                } else if wanted {
-                    state.failed = Some(e);
-                }
-            }
-        }
-        state.starting -= 1;
-        self.freed.notify_all();
-    }
-
     /// A worker finished its future: back to idle, or closed.
     fn release(&self, worker: &Arc<Worker>) {
         let mut state = lock(&self.state);
@@ -342,21 +255,6 @@ impl Pool {
             state.idle.push(worker.clone());
         }
         self.freed.notify_one();
-    }
-
-    /// Ends the idle workers idle past the launcher's limit, and those whose
-    /// host takes no more work.
-    fn end_idle(&self) {
-        let limit = self.launcher.idle_limit();
-        let mut state = lock(&self.state);
-        state.idle.retain(|w| {
-            let past = limit.is_some_and(|l| lock(&w.idle_since).elapsed() >= l);
-            let keep = !past && !lock(&w.process).retired();
-            if !keep {
-                lock(&w.input).take();
-            }
-            keep
-        });
     }
 
     /// A worker's channel ended: it is gone, whatever the reason.

@@ -65,11 +65,11 @@ impl Holders {
                  Slurm's module",
             ));
         }
-        let super::Placed {
+        let registry::Placed {
             cwd,
             root,
             template,
-        } = super::placed(&spec.jobs, launch_error)?;
+        } = registry::placed(&spec.jobs, launch_error)?;
         let mut resources = spec.jobs.resources.clone();
         if resources.cpus.is_none() {
             resources.cpus = Some(cpus);

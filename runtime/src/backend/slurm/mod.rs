@@ -76,54 +76,6 @@ fn launch_error(reason: impl Into<String>) -> Error {
     }
 }
 
-/// Where a plan's jobs start and keep their files.
-pub(crate) struct Placed {
-    /// The working directory the jobs start in.
-    pub(crate) cwd: PathBuf,
-    /// The registry, ready (this user's alone).
-    pub(crate) root: PathBuf,
-    /// The job template, read and checked.
-    pub(crate) template: Option<String>,
-}
-
-/// The working directory, the registry (the plan's, `FUTURIZE_REGISTRY`, or
-/// `.futurize/`; made ready) and the job template (the plan's or
-/// `FUTURIZE_SLURM_TEMPLATE`; read and checked) of `spec`'s jobs; `refuse`
-/// makes the error of what cannot be had.
-pub(crate) fn placed(spec: &Slurm, refuse: impl Fn(String) -> Error) -> Result<Placed, Error> {
-    let cwd = std::env::current_dir().map_err(|e| refuse(format!("working directory: {e}")))?;
-    let root = spec
-        .registry
-        .clone()
-        .or_else(|| std::env::var_os(REGISTRY_ENV).map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(".futurize"));
-    let root = if root.is_absolute() {
-        root
-    } else {
-        cwd.join(root)
-    };
-    registry::prepare_root(&root)?;
-    let template_path = spec
-        .template
-        .clone()
-        .or_else(|| std::env::var_os(TEMPLATE_ENV).map(PathBuf::from));
-    let template = match template_path {
-        None => None,
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| refuse(format!("the job template {}: {e}", path.display())))?;
-            registry::check_template(&text)
-                .map_err(|why| refuse(format!("the job template {}: {why}", path.display())))?;
-            Some(text)
-        }
-    };
-    Ok(Placed {
-        cwd,
-        root,
-        template,
-    })
-}
-
 impl SlurmBackend {
     pub(crate) fn start(spec: &Slurm, nested: &Plan) -> Result<SlurmBackend, Error> {
         if !scheduler::on_path("sbatch") {
@@ -131,11 +83,11 @@ impl SlurmBackend {
                 "`sbatch` is not on the PATH: run on a Slurm login node, or load Slurm's module",
             ));
         }
-        let Placed {
+        let registry::Placed {
             cwd,
             root,
             template,
-        } = placed(spec, launch_error)?;
+        } = registry::placed(spec, launch_error)?;
         let limits = Limits::read(spec, template.as_deref())?;
         Ok(SlurmBackend {
             shared: Arc::new(Jobs {

@@ -92,6 +92,57 @@ pub(super) fn recorded_jobs(durable: &Path) -> Vec<Recorded> {
 /// The placeholder a job template holds where the job's command goes.
 pub(super) const COMMAND_PLACEHOLDER: &str = "{{command}}";
 
+/// Where a plan's jobs start and keep their files.
+pub(crate) struct Placed {
+    /// The working directory the jobs start in.
+    pub(crate) cwd: PathBuf,
+    /// The registry, ready (this user's alone).
+    pub(crate) root: PathBuf,
+    /// The job template, read and checked.
+    pub(crate) template: Option<String>,
+}
+
+/// The working directory, the registry (the plan's, `FUTURIZE_REGISTRY`, or
+/// `.futurize/`; made ready) and the job template (the plan's or
+/// `FUTURIZE_SLURM_TEMPLATE`; read and checked) of `spec`'s jobs; `refuse`
+/// makes the error of what cannot be had.
+pub(crate) fn placed(
+    spec: &crate::plan::Slurm,
+    refuse: impl Fn(String) -> Error,
+) -> Result<Placed, Error> {
+    let cwd = std::env::current_dir().map_err(|e| refuse(format!("working directory: {e}")))?;
+    let root = spec
+        .registry
+        .clone()
+        .or_else(|| std::env::var_os(super::REGISTRY_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(".futurize"));
+    let root = if root.is_absolute() {
+        root
+    } else {
+        cwd.join(root)
+    };
+    prepare_root(&root)?;
+    let template_path = spec
+        .template
+        .clone()
+        .or_else(|| std::env::var_os(super::TEMPLATE_ENV).map(PathBuf::from));
+    let template = match template_path {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| refuse(format!("the job template {}: {e}", path.display())))?;
+            check_template(&text)
+                .map_err(|why| refuse(format!("the job template {}: {why}", path.display())))?;
+            Some(text)
+        }
+    };
+    Ok(Placed {
+        cwd,
+        root,
+        template,
+    })
+}
+
 /// Makes `root` ready as the registry (see [`prepare_own_root`]).
 pub(super) fn prepare_root(root: &Path) -> Result<(), Error> {
     prepare_own_root(root).map_err(|why| Error::Launch {
