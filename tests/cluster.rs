@@ -642,3 +642,157 @@ fn a_capture_crosses_each_hosts_connection_once_for_all_its_workers() {
         "{sent} bytes for a capture of {capture} to {workers} workers on 2 hosts"
     );
 }
+
+/// The parent of process `pid` (0 when it cannot be read).
+fn parent_of(pid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// The nearest ancestor of `pid` that is an sshd process (the session
+/// serving its connection); 0 when there is none.
+fn sshd_above(mut pid: u32) -> u32 {
+    while pid > 1 {
+        pid = parent_of(pid);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.starts_with("sshd") {
+            return pid;
+        }
+    }
+    0
+}
+
+/// The state letter of process `pid` (`T` when stopped).
+fn state_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit(')').next()?.split_whitespace().next()?.to_string()))
+        .unwrap_or_default()
+}
+
+/// Continues a process when dropped (a stopped process must not outlive a
+/// failed assertion).
+struct ContinueOnDrop(u32);
+
+impl Drop for ContinueOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: signals a process this test stopped.
+        unsafe { libc::kill(self.0 as i32, libc::SIGCONT) };
+    }
+}
+
+/// Where sshd gives the agent a pipe, each worker writes its answers into
+/// the connection itself: an answer reaches the leader while the host agent
+/// is stopped.
+#[test]
+fn a_remote_workers_answer_reaches_the_leader_without_its_agent() {
+    let Some(c) = sshd::cluster(&["node1"]) else {
+        return;
+    };
+    let _g = with_plan(c);
+    let agent: u32 = future!(std::os::unix::process::parent_id())
+        .value()
+        .unwrap();
+    // If the answer needed the agent, the agent would be continued after
+    // 20 s and the state check below would fail instead of hanging.
+    let (finished, wait) = std::sync::mpsc::channel::<()>();
+    let guard = std::thread::spawn(move || {
+        if wait.recv_timeout(Duration::from_secs(20)).is_err() {
+            drop(ContinueOnDrop(agent));
+        }
+    });
+    let stopped: u32 = future!({
+        let agent = std::os::unix::process::parent_id();
+        // SAFETY: stops this worker's parent, the host agent; the test
+        // continues it.
+        unsafe { libc::kill(agent as i32, libc::SIGSTOP) };
+        agent
+    })
+    .value()
+    .unwrap();
+    let state = state_of(agent);
+    let resume = ContinueOnDrop(agent);
+    let _ = finished.send(());
+    guard.join().unwrap();
+    assert_eq!(stopped, agent);
+    assert_eq!(state, "T", "the agent was stopped when the answer arrived");
+    drop(resume);
+    // Continued, the agent carries the next task as before.
+    assert_eq!(future!(5u32 + 1).value().unwrap(), 6);
+}
+
+/// A worker killed halfway through writing its answer into the shared
+/// connection loses only its own task: its host's other worker and the
+/// connection carry on.
+#[test]
+fn a_worker_killed_while_it_answers_leaves_the_connection_whole() {
+    let Some(c) = sshd::cluster(&["node1", "node1"]) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("futurize-midframe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    set_mode(&dir, 0o777);
+    let _g = with_plan(c);
+    // The agent, and the sshd session that reads its stdout.
+    let (agent, session): (u32, u32) = future!({
+        let agent = std::os::unix::process::parent_id();
+        (agent, sshd_above(agent))
+    })
+    .value()
+    .unwrap();
+    assert!(session > 1, "an sshd session serves the agent");
+    let pid_file = dir.join("worker");
+    let file = pid_file.to_string_lossy().into_owned();
+    let big = future!({
+        std::fs::write(&file, std::process::id().to_string()).unwrap();
+        // The test stops the session meanwhile: the answer fills the pipe
+        // and the worker waits in the middle of its frame.
+        std::thread::sleep(Duration::from_millis(300));
+        vec![7u8; 16 << 20]
+    });
+    let started = Instant::now();
+    let worker: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the body never ran"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // SAFETY: stops the sshd session process serving this test's connection.
+    unsafe { libc::kill(session as i32, libc::SIGSTOP) };
+    let resume = ContinueOnDrop(session);
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: ends the worker that is halfway through its answer.
+    unsafe { libc::kill(worker, libc::SIGKILL) };
+    drop(resume);
+    match big.value() {
+        Err(Error::WorkerDied { cause, .. }) => {
+            assert!(cause.contains("SIGKILL"), "{cause}");
+            assert!(cause.contains("truncated"), "killed mid-frame: {cause}");
+        }
+        other => panic!("expected WorkerDied, got {:?}", other.map(|v| v.len())),
+    }
+    // The same connection (the same agent) serves both workers' places.
+    let agents: Vec<u32> = foreach!(_i in 0..4u32 => {
+        std::thread::sleep(Duration::from_millis(200));
+        std::os::unix::process::parent_id()
+    } %dofuture% chunk_size = 1)
+    .unwrap();
+    assert_eq!(agents, vec![agent; 4]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,6 +34,12 @@ pub(crate) const WRONG_BUILD_EXIT: i32 = 75;
 /// file open on it, then ran what it checked); the agent closes it.
 pub(crate) const AGENT_FD_ENV: &str = "FUTURIZE_AGENT_FD";
 
+/// Set by an agent whose connection is a pipe, for each worker it starts:
+/// `<fd> <worker>`, the connection inherited on descriptor `fd` and the
+/// worker's number. The worker then writes its frames into the connection
+/// itself, in pieces (`protocol::shared_connection`).
+pub(crate) const CONNECTION_ENV: &str = "FUTURIZE_CONNECTION";
+
 /// The line an agent writes before its first frame.
 pub(crate) const AGENT_READY: &str = "futurize-agent-ready";
 

@@ -23,6 +23,7 @@ pub(crate) mod forms;
 pub(crate) mod identity;
 pub(crate) mod job;
 pub(crate) mod plain_type;
+pub(crate) mod shared_connection;
 pub(crate) mod shared_memory;
 pub mod wire;
 

@@ -93,7 +93,7 @@ pub(crate) fn run_job(
     };
     let served = super::serve_on(
         input,
-        output.try_clone().map_err(io)?,
+        Box::new(output.try_clone().map_err(io)?),
         nested,
         || None,
         mode,

@@ -32,6 +32,8 @@ use handshake::Refusal;
 
 use crate::body::chunk::{CaptureCache, chunk_entry_at};
 use crate::body::{self, NestedPlan, capture::entry_at};
+use crate::protocol::agent::CONNECTION_ENV;
+use crate::protocol::shared_connection::PieceWriter;
 use crate::protocol::shared_memory::{OUTBOX_NAME, PeerPages, SHARED_FROM, SharedPages};
 use crate::protocol::wire::{self, ChunkOf, FromWorker, InboxPlace, Outcome, ToWorker};
 use crate::protocol::{self, CAPTURE_ENV, Output, WORKER_ENV, codec, identity};
@@ -39,7 +41,7 @@ use crate::settings::Settings;
 use crate::{Error, Plan};
 use fds::FdCapture;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Write};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -58,12 +60,41 @@ pub(crate) unsafe fn take_worker_environment() -> bool {
         return false;
     }
     let _ = CAPTURE_PATHS.set(std::env::var(CAPTURE_ENV).ok());
+    let _ = CONNECTION.set(std::env::var(CONNECTION_ENV).ok().and_then(|v| {
+        let (fd, worker) = v.split_once(' ')?;
+        let fd: i32 = fd.parse().ok().filter(|&fd| fd > 2)?;
+        // Programs a body starts must not write into the connection.
+        // SAFETY: fcntl on a descriptor number; a closed one fails harmlessly.
+        let kept = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0;
+        Some((fd, worker.parse().ok()?)).filter(|_| kept)
+    }));
     // SAFETY: by the caller's promise no other thread reads the environment.
     unsafe {
         std::env::remove_var(WORKER_ENV);
         std::env::remove_var(CAPTURE_ENV);
+        std::env::remove_var(CONNECTION_ENV);
     }
     true
+}
+
+/// The host's connection this worker writes its frames into itself, when
+/// its agent shared it ([`CONNECTION_ENV`]): its descriptor and the
+/// worker's number.
+static CONNECTION: OnceLock<Option<(i32, u32)>> = OnceLock::new();
+
+/// Where this worker's frames go: its host's connection in pieces when the
+/// agent shared it, else its own stdout.
+fn channel_to_leader(stdout: File) -> Result<Box<dyn Write + Send>, Error> {
+    let Some((fd, worker)) = CONNECTION.get().copied().flatten() else {
+        return Ok(Box::new(stdout));
+    };
+    // SAFETY: the agent passed this descriptor for this process to own; it
+    // was taken once, at take-over, and nothing else of this process uses it.
+    let connection = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // The stdout pipe stays open, unused: its end tells the agent that
+    // this worker has ended.
+    std::mem::forget(stdout);
+    Ok(Box::new(PieceWriter::new(connection, worker)?))
 }
 
 /// The leader's capture files, opened: regular files of this user's,
@@ -113,7 +144,13 @@ pub(crate) fn serve(nested: fn(Plan) -> NestedPlan) -> Result<(), Error> {
         heartbeat: true,
         timed: true,
     };
-    serve_on(input, output, nested, capture_files, mode)
+    serve_on(
+        input,
+        channel_to_leader(output)?,
+        nested,
+        capture_files,
+        mode,
+    )
 }
 
 /// How a serve loop runs its tasks besides what the leader says: a worker
@@ -132,7 +169,7 @@ pub(crate) struct ServeMode {
 /// input and output are files.
 pub(crate) fn serve_on(
     input: impl Read,
-    output: File,
+    output: Box<dyn Write + Send>,
     nested: fn(Plan) -> NestedPlan,
     capture_files: fn() -> Option<(File, File)>,
     mode: ServeMode,

@@ -13,18 +13,18 @@ use crate::protocol::wire::{self, FromWorker, LogRecord};
 use crate::protocol::{HEARTBEAT_EVERY, REPORT_EVERY, codec, level_filter, level_number};
 use crate::settings::Settings;
 use crate::sync::lock;
-use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The protocol's writing end, shared by the serve loop, the logger, the
-/// progress reports and the timer.
-static CHANNEL: Mutex<Option<File>> = Mutex::new(None);
+/// progress reports and the timer: the worker's stdout, a Slurm job's answer
+/// file, or its host's connection written in pieces.
+static CHANNEL: Mutex<Option<Box<dyn Write + Send>>> = Mutex::new(None);
 
 /// Makes `output` the channel to the leader.
-pub(super) fn open_channel(output: File) {
+pub(super) fn open_channel(output: Box<dyn Write + Send>) {
     *lock(&CHANNEL) = Some(output);
 }
 
@@ -90,7 +90,11 @@ pub(super) fn send(message: &FromWorker, payload: &[u8]) -> Result<(), Error> {
 }
 
 /// Writes one message on a channel whose lock the caller holds.
-fn write_to(channel: &mut Option<File>, message: &FromWorker, payload: &[u8]) -> Result<(), Error> {
+fn write_to(
+    channel: &mut Option<Box<dyn Write + Send>>,
+    message: &FromWorker,
+    payload: &[u8],
+) -> Result<(), Error> {
     let output = channel
         .as_mut()
         .ok_or_else(|| Error::Protocol("the channel to the leader is not open".into()))?;

@@ -5,7 +5,9 @@
 //! The agent starts workers with the [`LocalLauncher`] a local pool uses, so
 //! a remote worker is started, captured and reported exactly as a local
 //! one. It parses none of the workers' frames: their bytes travel as they
-//! are, both ways.
+//! are, both ways. When its connection is a pipe, the workers write their
+//! frames into it themselves, in pieces (`protocol::shared_connection`),
+//! and the agent forwards only what else they print on stdout.
 //!
 //! Invariant: when the leader's connection ends (the leader exited, was
 //! killed, or the network dropped), the agent kills every worker it started
@@ -14,14 +16,16 @@
 use super::link::{Launcher, LocalLauncher, WorkerProcess};
 use crate::Error;
 use crate::protocol::agent::{
-    AGENT_ENV, AGENT_FD_ENV, AGENT_READY, FromAgent, STASHED_CALLS, ToAgent, WRONG_BUILD_EXIT,
-    connection_frame_limit,
+    AGENT_ENV, AGENT_FD_ENV, AGENT_READY, CONNECTION_ENV, FromAgent, STASHED_CALLS, ToAgent,
+    WRONG_BUILD_EXIT, connection_frame_limit,
 };
+use crate::protocol::shared_connection::{ATOMIC_WRITE, is_pipe};
 use crate::protocol::{self, hex, identity, wire};
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -67,12 +71,47 @@ pub(crate) fn run_agent(wanted: &str) -> ! {
 }
 
 /// The connection to the leader: frames out under one lock.
-struct ToLeader(Mutex<File>);
+struct ToLeader {
+    out: Mutex<File>,
+    /// The connection is a pipe that the workers write into too (their
+    /// inherited descriptor): every frame is then one write of at most
+    /// [`ATOMIC_WRITE`] bytes.
+    shared: Option<std::os::fd::RawFd>,
+}
 
 impl ToLeader {
     fn send(&self, message: &FromAgent, payload: &[u8]) -> Result<(), Error> {
-        let mut out = lock(&self.0);
-        wire::write_message(&mut *out, message, payload, connection_frame_limit())
+        let mut out = lock(&self.out);
+        if self.shared.is_none() {
+            return wire::write_message(&mut *out, message, payload, connection_frame_limit());
+        }
+        let mut frame = Vec::with_capacity(64 + payload.len());
+        wire::write_message(&mut frame, message, payload, ATOMIC_WRITE as u64)?;
+        // One write: `write_all` of at most a pipe's atomic size is one.
+        out.write_all(&frame)
+            .map_err(|e| Error::Protocol(format!("the connection to the leader closed: {e}")))
+    }
+
+    /// The most bytes of a worker's output one `Output` frame carries.
+    fn output_piece(&self) -> usize {
+        match self.shared {
+            Some(_) => ATOMIC_WRITE - 64,
+            None => 64 << 10,
+        }
+    }
+
+    /// `text` cut to fit a frame of the connection (with another text).
+    fn fit(&self, mut text: String) -> String {
+        const ROOM: usize = 1500;
+        if self.shared.is_some() && text.len() > ROOM {
+            let mut end = ROOM;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push('…');
+        }
+        text
     }
 }
 
@@ -88,7 +127,16 @@ fn serve() -> Result<(), Error> {
     output
         .write_all(format!("{AGENT_READY}\n").as_bytes())
         .map_err(|e| Error::Protocol(format!("the connection to the leader closed: {e}")))?;
-    let leader = Arc::new(ToLeader(Mutex::new(output)));
+    // A pipe (as under sshd) is shared with the workers: each writes its
+    // frames into it on a descriptor it inherits (`dup` leaves it so).
+    let shared = is_pipe(&output)
+        // SAFETY: dup of a descriptor this process holds open.
+        .then(|| unsafe { libc::dup(output.as_raw_fd()) })
+        .filter(|&fd| fd > 2);
+    let leader = Arc::new(ToLeader {
+        out: Mutex::new(output),
+        shared,
+    });
     leader.send(
         &FromAgent::Ready {
             pid: std::process::id(),
@@ -168,6 +216,10 @@ fn start(
         .map(PathBuf::from)
         .filter(|d| can_enter(d))
         .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
+    let mut env = env;
+    if let Some(fd) = leader.shared {
+        env.push((CONNECTION_ENV.into(), format!("{fd} {worker}")));
+    }
     match (LocalLauncher { env, cwd }).launch() {
         Ok(link) => {
             let pid = link.process.os_pid().unwrap_or(0);
@@ -189,7 +241,7 @@ fn start(
         Err(e) => leader.send(
             &FromAgent::Failed {
                 worker,
-                reason: e.to_string(),
+                reason: leader.fit(e.to_string()),
             },
             &[],
         ),
@@ -214,7 +266,7 @@ fn forward(
     process: Arc<Mutex<Box<dyn WorkerProcess>>>,
     leader: &ToLeader,
 ) {
-    let mut buffer = vec![0u8; 64 << 10];
+    let mut buffer = vec![0u8; leader.output_piece()];
     loop {
         match from.read(&mut buffer) {
             Ok(0) => break,
@@ -230,8 +282,8 @@ fn forward(
             Err(_) => break,
         }
     }
-    let how = lock(&process).wait();
-    let stderr_tail = lock(&process).stderr_tail();
+    let how = leader.fit(lock(&process).wait());
+    let stderr_tail = lock(&process).stderr_tail().map(|t| leader.fit(t));
     let _ = leader.send(
         &FromAgent::Exited {
             worker,

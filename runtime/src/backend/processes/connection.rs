@@ -7,8 +7,9 @@
 //! the pool (their links close, their readers report `WorkerDied` naming the
 //! host).
 
+use super::delivery::{Delivery, Ending, close, start_ending_thread};
 use super::host_command::{command_for, start_script};
-use super::link::{Link, WorkerProcess};
+use super::link::{FrameSink, Link, NotDelivered, WorkerProcess};
 use crate::plan::{Cluster, Host};
 use crate::protocol::agent::{
     AGENT_READY, FromAgent, SEND_EXECUTABLE, ToAgent, connection_frame_limit,
@@ -43,6 +44,8 @@ pub(super) struct Connection {
 struct Routes {
     map: Mutex<RouteMap>,
     changed: Condvar,
+    /// To the thread that ends the sinks of workers whose channels ended.
+    ends: Mutex<mpsc::Sender<Ending>>,
     /// The last lines ssh (or the agent, or a worker outside its tasks)
     /// wrote to stderr.
     stderr: Arc<Mutex<VecDeque<String>>>,
@@ -57,7 +60,10 @@ struct RouteMap {
 
 #[derive(Default)]
 struct Route {
+    /// Until the handshake is over: the pipe its link reads.
     output: Option<PipeWriter>,
+    /// After it: its frames, taken where they arrive.
+    delivery: Option<Arc<Mutex<Delivery>>>,
     started: Option<Result<u32, String>>,
     exited: Option<(String, Option<String>)>,
     /// The leader gave it up: its link is closed whatever its host does.
@@ -153,9 +159,11 @@ impl Connection {
                 )));
             }
         };
+        let ends = start_ending_thread(&name).map_err(|e| fail(e.to_string()))?;
         let routes = Arc::new(Routes {
             map: Mutex::new(RouteMap::default()),
             changed: Condvar::new(),
+            ends: Mutex::new(ends),
             stderr,
         });
         let for_thread = routes.clone();
@@ -325,6 +333,7 @@ fn bootstrap(stdin: &mut ChildStdin, stdout: &mut BufReader<ChildStdout>) -> Res
 /// Routes the agent's frames to the workers until the connection ends, then
 /// closes every worker's link and reaps the connection's process.
 fn demultiplex(mut from: BufReader<ChildStdout>, mut child: Child, routes: &Routes) {
+    ROUTING.set(true);
     let limit = connection_frame_limit();
     let why = loop {
         let (message, payload) = match wire::read_message::<_, FromAgent>(&mut from, limit) {
@@ -335,17 +344,27 @@ fn demultiplex(mut from: BufReader<ChildStdout>, mut child: Child, routes: &Rout
         let mut map = lock(&routes.map);
         match message {
             FromAgent::Output { worker } => {
-                let Some(mut out) = map.routes.get_mut(&worker).and_then(|r| r.output.take())
-                else {
+                let Some(route) = map.routes.get_mut(&worker) else {
+                    continue;
+                };
+                if let Some(delivery) = route.delivery.clone() {
+                    drop(map);
+                    lock(&delivery).push(&payload);
+                    continue;
+                }
+                let Some(mut out) = route.output.take() else {
                     continue;
                 };
                 drop(map);
                 let delivered = out.write_all(&payload).is_ok();
                 let mut map = lock(&routes.map);
+                // Not when its frames are now delivered: dropping the pipe
+                // lets `deliver` read it to its end.
                 if let Some(route) = map.routes.get_mut(&worker)
                     && delivered
                     && route.exited.is_none()
                     && !route.killed
+                    && route.delivery.is_none()
                 {
                     route.output = Some(out);
                 }
@@ -369,6 +388,9 @@ fn demultiplex(mut from: BufReader<ChildStdout>, mut child: Child, routes: &Rout
                 if let Some(r) = map.routes.get_mut(&worker) {
                     r.output = None;
                     r.exited = Some((how, stderr_tail));
+                    if let Some(delivery) = r.delivery.take() {
+                        close(&routes.ends, delivery);
+                    }
                 }
             }
             FromAgent::Ready { .. } => {}
@@ -389,8 +411,17 @@ fn demultiplex(mut from: BufReader<ChildStdout>, mut child: Child, routes: &Rout
     map.ended = Some(format!("{why} ({status}; {})", tail_of(&routes.stderr)));
     for r in map.routes.values_mut() {
         r.output = None;
+        if let Some(delivery) = r.delivery.take() {
+            close(&routes.ends, delivery);
+        }
     }
     routes.changed.notify_all();
+}
+
+thread_local! {
+    /// Set on a connection's demultiplexing thread, which must never wait
+    /// for the connection to take bytes (it is what empties it).
+    static ROUTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// What the pool writes to a remote worker: `Input` frames on its host's
@@ -417,13 +448,22 @@ impl Write for RemoteInput {
 }
 
 impl Drop for RemoteInput {
+    /// Closes the worker's stdin: from another thread when dropped on the
+    /// demultiplexing thread (a frame it delivered freed the worker), which
+    /// must not wait for the connection.
     fn drop(&mut self) {
-        let _ = self.connection.send(
-            &ToAgent::Close {
-                worker: self.worker,
-            },
-            &[],
-        );
+        let (connection, worker) = (self.connection.clone(), self.worker);
+        let close = move || {
+            let _ = connection.send(&ToAgent::Close { worker }, &[]);
+        };
+        if !ROUTING.get() {
+            close();
+        } else if let Err(e) = std::thread::Builder::new()
+            .name("futurize-close".into())
+            .spawn(close)
+        {
+            log::warn!("futurize: could not close a remote worker's input: {e}");
+        }
     }
 }
 
@@ -482,6 +522,9 @@ impl WorkerProcess for RemoteProcess {
             if let Some(route) = map.routes.get_mut(&self.worker) {
                 route.killed = true;
                 route.output = None;
+                if let Some(delivery) = route.delivery.take() {
+                    close(&self.connection.routes.ends, delivery);
+                }
             }
             self.connection.routes.changed.notify_all();
         }
@@ -536,6 +579,41 @@ impl WorkerProcess for RemoteProcess {
         if let Some(disarm) = self.watchdog.take() {
             let _ = disarm.send(());
         }
+    }
+
+    /// From now on the demultiplexing thread hands the worker's frames to
+    /// `sink`. What reached the link's pipe before goes first: the pipe is
+    /// read to its end, which comes once the thread has let go of it.
+    fn deliver(
+        &mut self,
+        output: BufReader<Box<dyn Read + Send>>,
+        sink: Box<dyn FrameSink>,
+    ) -> Result<(), NotDelivered> {
+        let routes = &self.connection.routes;
+        let delivery = Arc::new(Mutex::new(Delivery::new(sink, lock(&routes.ends).clone())));
+        // Held until the earlier bytes are in: frames stay in order.
+        let mut first = lock(&delivery);
+        {
+            let mut map = lock(&routes.map);
+            let live = map.ended.is_none();
+            match map.routes.get_mut(&self.worker) {
+                Some(route) if live && route.exited.is_none() && !route.killed => {
+                    route.delivery = Some(delivery.clone());
+                    route.output = None;
+                }
+                _ => {
+                    let sink = first.take_sink().expect("nothing pushed yet");
+                    return Err((output, sink));
+                }
+            }
+        }
+        let mut earlier = output.buffer().to_vec();
+        let mut pipe = output.into_inner();
+        if let Err(e) = pipe.read_to_end(&mut earlier) {
+            log::warn!("futurize: reading a remote worker's first bytes: {e}");
+        }
+        first.push(&earlier);
+        Ok(())
     }
 }
 

@@ -64,7 +64,31 @@ pub(crate) trait WorkerProcess: Send {
     fn retired(&self) -> bool {
         false
     }
+    /// Hands the worker's frames to `sink` where they arrive, with no
+    /// thread of their own (after the handshake, read from `output`);
+    /// gives both back when they must be read from `output`.
+    fn deliver(
+        &mut self,
+        output: BufReader<Box<dyn Read + Send>>,
+        sink: Box<dyn FrameSink>,
+    ) -> Result<(), NotDelivered> {
+        Err((output, sink))
+    }
 }
+
+/// Where a worker's frames go once it has answered the handshake.
+pub(crate) trait FrameSink: Send {
+    /// One frame: `Err` says how it broke the protocol (the channel is then
+    /// ended with that problem).
+    fn frame(&mut self, message: FromWorker, payload: Vec<u8>) -> Result<(), String>;
+    /// The channel ended: `None` when it closed cleanly between frames.
+    /// Runs on a thread that may wait for the worker process to end.
+    fn end(self: Box<Self>, problem: Option<String>);
+}
+
+/// What [`WorkerProcess::deliver`] gives back when frames must be read from
+/// the link's own output.
+pub(crate) type NotDelivered = (BufReader<Box<dyn Read + Send>>, Box<dyn FrameSink>);
 
 /// Gives a worker the captures of call `call` (their bytes) another way
 /// than its channel: the bytes sent, or why not.

@@ -17,6 +17,7 @@ mod allocations;
 mod aside;
 mod cluster;
 mod connection;
+mod delivery;
 mod fds;
 mod host_command;
 mod link;
@@ -316,11 +317,14 @@ fn spawn_worker(shared: &Arc<Pool>) -> Result<Arc<Worker>, Error> {
         all.retain(|w| w.strong_count() > 0);
         all.push(Arc::downgrade(&worker));
     }
-    let (shared2, worker2) = (shared.clone(), worker.clone());
-    std::thread::Builder::new()
-        .name(format!("futurize-reader-{pid}"))
-        .spawn(move || reader::read_replies(shared2, worker2, output))
-        .map_err(launch_error)?;
+    let replies = Box::new(reader::Replies::new(shared.clone(), worker.clone()));
+    let delivered = lock(&worker.process).deliver(output, replies);
+    if let Err((output, replies)) = delivered {
+        std::thread::Builder::new()
+            .name(format!("futurize-reader-{pid}"))
+            .spawn(move || reader::read_replies(replies, output))
+            .map_err(launch_error)?;
+    }
     Ok(worker)
 }
 

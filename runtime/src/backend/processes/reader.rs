@@ -1,11 +1,14 @@
-//! One reader thread per worker: turns the worker's messages into filled
-//! result slots, relayed log records and progress, and its end into
-//! `WorkerDied` (or `Timeout`) for the task it was running.
+//! A worker's replies: turns its messages into filled result slots, relayed
+//! log records and progress, and its end into `WorkerDied` (or `Timeout`)
+//! for the task it was running. A local worker has a reader thread of its
+//! own; a remote worker's frames are taken where they arrive, on its
+//! connection's thread (`connection.rs`).
 //!
-//! Invariant: once the reader has seen the channel end it marks the worker
+//! Invariant: once the channel has ended the reader marks the worker
 //! `ended` under the `running` lock, so dispatch never hands that worker a
 //! task that nobody would answer.
 
+use super::link::FrameSink;
 use super::{Pool, Running, Worker, silence};
 use crate::Error;
 use crate::backend::replies::{emit_log, outcome_to_result};
@@ -18,70 +21,46 @@ use crate::trace;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Turns one worker's replies into results until its channel ends, then
-/// answers for the task it was running.
-pub(super) fn read_replies(
+/// What the pool does with one worker's frames: fills result slots, relays
+/// log records and progress, and answers for the running task when the
+/// channel ends. Fed by the worker's reader thread ([`read_replies`]), or,
+/// for a remote worker, by its connection's demultiplexing thread.
+pub(super) struct Replies {
     shared: Arc<Pool>,
     worker: Arc<Worker>,
-    mut output: std::io::BufReader<Box<dyn std::io::Read + Send>>,
-) {
-    let problem = read_until_end(&shared, &worker, &mut output);
-    // From now on no task may be given to this worker (see `dispatch`).
-    {
-        let _running = lock(&worker.running);
-        worker.ended.store(true, Ordering::Release);
-    }
-    lock(&worker.input).take();
-    if problem.is_some() {
-        // It broke the protocol: it may still be running; end it.
-        lock(&worker.process).kill();
-    }
-    let status = lock(&worker.process).wait();
-    let running = lock(&worker.running).take();
-    // Forget the worker first: whoever collects the error then sees the pool
-    // without it.
-    shared.forget(&worker);
-    if let Some(r) = running {
-        answer_lost(&worker, r, status, problem);
+    /// Where the next answer's value waits in the worker's outbox.
+    in_outbox: Option<InboxPlace>,
+}
+
+impl Replies {
+    pub(super) fn new(shared: Arc<Pool>, worker: Arc<Worker>) -> Replies {
+        Replies {
+            shared,
+            worker,
+            in_outbox: None,
+        }
     }
 }
 
-/// Reads the worker's messages until its channel ends: `None` when it
-/// closed cleanly, else what was wrong with it.
-fn read_until_end(
-    shared: &Pool,
-    worker: &Arc<Worker>,
-    output: &mut std::io::BufReader<Box<dyn std::io::Read + Send>>,
-) -> Option<String> {
-    let limit = codec::max_frame_bytes();
-    // Where the next answer's value waits in the worker's outbox.
-    let mut in_outbox: Option<InboxPlace> = None;
-    loop {
-        let message = wire::read_message::<_, FromWorker>(output, limit);
+impl FrameSink for Replies {
+    fn frame(&mut self, message: FromWorker, piped: Vec<u8>) -> Result<(), String> {
+        let worker = &self.worker;
         silence::heard(worker);
         match message {
-            Ok(Some((FromWorker::Alive, _))) => {}
-            Ok(Some((FromWorker::InOutbox(place), _))) => in_outbox = Some(place),
-            Ok(Some((
-                FromWorker::Done {
-                    id,
-                    outcome,
-                    output,
-                },
-                piped,
-            ))) => {
-                let value = match in_outbox.take() {
+            FromWorker::Alive => {}
+            FromWorker::InOutbox(place) => self.in_outbox = Some(place),
+            FromWorker::Done {
+                id,
+                outcome,
+                output,
+            } => {
+                let value = match self.in_outbox.take() {
                     None => Payload::Bytes(piped),
-                    Some(place) => match worker.outbox.lend(&place) {
-                        Ok(value) => value,
-                        Err(e) => return Some(e.to_string()),
-                    },
+                    Some(place) => worker.outbox.lend(&place).map_err(|e| e.to_string())?,
                 };
-                if let Err(problem) = done(shared, worker, id, outcome, output, value) {
-                    return Some(problem);
-                }
+                done(&self.shared, worker, id, outcome, output, value)?;
             }
-            Ok(Some((FromWorker::Log { id, record }, _))) => {
+            FromWorker::Log { id, record } => {
                 let (label, slot) = lock(&worker.running)
                     .as_ref()
                     .filter(|r| r.id == id)
@@ -93,23 +72,65 @@ fn read_until_end(
                 }
                 emit_log(record, label.as_deref());
             }
-            Ok(Some((
-                FromWorker::Progress {
-                    id,
-                    elements,
-                    steps,
-                    message,
-                },
-                _,
-            ))) => progress(worker, id, elements, steps, message),
-            Ok(Some((FromWorker::TimedOut { id, index }, _))) => {
+            FromWorker::Progress {
+                id,
+                elements,
+                steps,
+                message,
+            } => progress(worker, id, elements, steps, message),
+            FromWorker::TimedOut { id, index } => {
                 *lock(&worker.timed_out) = Some((id, index));
             }
-            Ok(Some((other, _))) => return Some(format!("an unexpected message {other:?}")),
-            Ok(None) => return None,
-            Err(e) => return Some(e.to_string()),
+            other => return Err(format!("an unexpected message {other:?}")),
+        }
+        Ok(())
+    }
+
+    /// The channel ended: from now on no task may be given to this worker;
+    /// it is forgotten, and the task it was running is answered for.
+    fn end(self: Box<Self>, problem: Option<String>) {
+        let (shared, worker) = (self.shared, self.worker);
+        // From now on no task may be given to this worker (see `dispatch`).
+        {
+            let _running = lock(&worker.running);
+            worker.ended.store(true, Ordering::Release);
+        }
+        lock(&worker.input).take();
+        if problem.is_some() {
+            // It broke the protocol: it may still be running; end it.
+            lock(&worker.process).kill();
+        }
+        let status = lock(&worker.process).wait();
+        let running = lock(&worker.running).take();
+        // Forget the worker first: whoever collects the error then sees the
+        // pool without it.
+        shared.forget(&worker);
+        if let Some(r) = running {
+            answer_lost(&worker, r, status, problem);
         }
     }
+}
+
+/// Reads one worker's frames into `replies` until its channel ends, then
+/// ends them: the reader thread of a worker whose frames arrive on a
+/// channel of its own.
+pub(super) fn read_replies(
+    mut replies: Box<dyn FrameSink>,
+    mut output: std::io::BufReader<Box<dyn std::io::Read + Send>>,
+) {
+    let limit = codec::max_frame_bytes();
+    let problem = loop {
+        match wire::read_message::<_, FromWorker>(&mut output, limit) {
+            Ok(Some((message, payload))) => {
+                if let Err(problem) = replies.frame(message, payload) {
+                    break Some(problem);
+                }
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    replies.end(problem);
 }
 
 /// A task ended: its slot is filled and the worker freed. An answer for a
