@@ -98,6 +98,135 @@ fn wait_for_connections_to_end() {
     }
 }
 
+/// Every process whose parent is `pid`, and theirs, with `pid` itself.
+fn subtree(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        parents.push((p, ppid));
+    }
+    let mut found = vec![pid];
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (p, ppid) in &parents {
+            if found.contains(ppid) && !found.contains(p) {
+                found.push(*p);
+                grew = true;
+            }
+        }
+    }
+    found
+}
+
+/// Voluntary context switches (a thread that blocked, to be woken later)
+/// of every thread of every process in the subtrees of `roots`.
+fn voluntary_switches(roots: &[u32]) -> u64 {
+    let mut total = 0;
+    for pid in roots.iter().flat_map(|&r| subtree(r)) {
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            total += status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
+/// The nearest ancestor of `pid` that is an sshd process: the session that
+/// serves its connection.
+fn sshd_above(mut pid: u32) -> u32 {
+    while pid > 1 {
+        pid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.starts_with("sshd") {
+            return pid;
+        }
+    }
+    0
+}
+
+/// Wake-ups per exchange: voluntary context switches on both sides (this
+/// process and what it started, the sshd session serving `remote` and what
+/// it started) over `n` exchanges, divided by `n`.
+fn wake_ups_per_exchange(remote: u32, n: u32, mut exchange: impl FnMut()) -> f64 {
+    let session = sshd_above(remote);
+    let roots = [std::process::id(), session];
+    let before = voluntary_switches(&roots);
+    for _ in 0..n {
+        exchange();
+    }
+    (voluntary_switches(&roots) - before) as f64 / f64::from(n)
+}
+
+/// A process of `futurize-test`'s (or this user's) named `comm`, the newest.
+fn newest_named(comm: &str) -> u32 {
+    let mut newest = (0u64, 0u32);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm) {
+            let start = std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(')').next()?.split_whitespace().nth(19)?.parse().ok())
+                .unwrap_or(0);
+            newest = newest.max((start, p));
+        }
+    }
+    newest.1
+}
+
+/// Counts the wake-ups of one round trip on a cluster worker and of one
+/// 64 B ping-pong through `ssh node1 cat`, and prints them.
+fn count_wake_ups(ssh_command: &str) {
+    let n = if smoke() { 20 } else { 2000 };
+    let cluster_wake_ups = {
+        let _g = with_plan(cluster(ssh_command, &["node1"]));
+        let worker: u32 = future!(std::process::id()).value().unwrap();
+        wake_ups_per_exchange(worker, n, || {
+            future!(1u32).value().unwrap();
+        })
+    };
+    wait_for_connections_to_end();
+    let mut child = ssh(ssh_command, &["node1", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ssh runs");
+    let mut to = child.stdin.take().unwrap();
+    let mut from = child.stdout.take().unwrap();
+    let mut buf = [1u8; 64];
+    to.write_all(&buf).unwrap();
+    from.read_exact(&mut buf).unwrap();
+    let ping_pong_wake_ups = wake_ups_per_exchange(newest_named("cat"), n, || {
+        to.write_all(&buf).unwrap();
+        from.read_exact(&mut buf).unwrap();
+    });
+    drop(to);
+    let _ = child.wait();
+    eprintln!(
+        "wake-ups per exchange (voluntary context switches, both sides, {n} exchanges): \
+         cluster round trip {cluster_wake_ups:.2}, ssh ping-pong {ping_pong_wake_ups:.2}"
+    );
+}
+
 fn round_trips(c: &mut Criterion, ssh_command: &str) {
     let mut group = c.benchmark_group("cluster_round_trip");
     group.sample_size(20);
@@ -365,6 +494,16 @@ fn main() {
     let Some(sshd) = sshd::start() else {
         return;
     };
+    // `FUTURIZE_BENCH_ONLY=round-trip`: only the round trips and their
+    // wake-ups.
+    if std::env::var("FUTURIZE_BENCH_ONLY").is_ok_and(|v| v == "round-trip") {
+        let mut c = Criterion::default().configure_from_args();
+        count_wake_ups(&sshd.ssh_command);
+        round_trips(&mut c, &sshd.ssh_command);
+        c.final_summary();
+        drop(sshd);
+        return;
+    }
     // `FUTURIZE_BENCH_ONLY=per-host`: only the captures to 3 hosts × 4.
     if std::env::var("FUTURIZE_BENCH_ONLY").is_ok_and(|v| v == "per-host") {
         let mut c = Criterion::default().configure_from_args();
@@ -374,6 +513,7 @@ fn main() {
         return;
     }
     let mut c = Criterion::default().configure_from_args();
+    count_wake_ups(&sshd.ssh_command);
     round_trips(&mut c, &sshd.ssh_command);
     start_up(&mut c, &sshd.ssh_command);
     foreach_1e5(&mut c, &sshd.ssh_command);
