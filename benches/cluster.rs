@@ -134,7 +134,11 @@ fn subtree(pid: u32) -> Vec<u32> {
 fn voluntary_switches(roots: &[u32]) -> u64 {
     let mut total = 0;
     for pid in roots.iter().flat_map(|&r| subtree(r)) {
-        for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
             total += status
                 .lines()
@@ -152,7 +156,14 @@ fn sshd_above(mut pid: u32) -> u32 {
     while pid > 1 {
         pid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
-            .and_then(|s| s.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok())
+            .and_then(|s| {
+                s.rsplit(')')
+                    .next()?
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            })
             .unwrap_or(0);
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.starts_with("sshd") {
@@ -185,7 +196,14 @@ fn newest_named(comm: &str) -> u32 {
         if std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm) {
             let start = std::fs::read_to_string(format!("/proc/{p}/stat"))
                 .ok()
-                .and_then(|s| s.rsplit(')').next()?.split_whitespace().nth(19)?.parse().ok())
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()?
+                        .split_whitespace()
+                        .nth(19)?
+                        .parse()
+                        .ok()
+                })
                 .unwrap_or(0);
             newest = newest.max((start, p));
         }

@@ -796,3 +796,46 @@ fn a_worker_killed_while_it_answers_leaves_the_connection_whole() {
     assert_eq!(agents, vec![agent; 4]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Whether this process maps a host agent's shared copy of call captures.
+fn maps_a_stash() -> bool {
+    std::fs::read_to_string("/proc/self/maps").is_ok_and(|m| m.contains("/memfd:futurize-stash-"))
+}
+
+/// A large capture reaches a host's workers through the agent's shared
+/// memory, a small one through their pipes; the values are the same.
+#[test]
+fn a_large_capture_reaches_a_hosts_workers_through_shared_memory() {
+    let Some(c) = sshd::cluster(&["node1", "node1"]) else {
+        return;
+    };
+    let _g = with_plan(c);
+    let large: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let small: Vec<u8> = vec![3; 1000];
+    let sum: u64 = large.iter().map(|&b| u64::from(b)).sum();
+    // Elements long enough that both workers take some.
+    let seen: Vec<(u64, bool, u32)> = foreach!(_i in 0..6u32 => {
+        std::thread::sleep(Duration::from_millis(100));
+        let s: u64 = large.iter().map(|&b| u64::from(b)).sum();
+        (s, maps_a_stash(), std::process::id())
+    } %dofuture% chunk_size = 1)
+    .unwrap();
+    assert!(
+        seen.iter().all(|&(s, _, _)| s == sum),
+        "every worker decoded the capture"
+    );
+    assert!(
+        seen.iter().all(|&(_, mapped, _)| mapped),
+        "every worker mapped the agent's copy: {seen:?}"
+    );
+    let mut pids: Vec<u32> = seen.iter().map(|s| s.2).collect();
+    pids.sort();
+    pids.dedup();
+    assert_eq!(pids.len(), 2, "both workers took elements");
+    // Small captures travel in the pipe: a fresh plan's workers map nothing.
+    drop(_g);
+    let _g = with_plan(sshd::cluster(&["node1"]).unwrap());
+    let seen: Vec<(usize, bool)> =
+        foreach!(_i in 0..2u32 => (small.len(), maps_a_stash()) %dofuture%).unwrap();
+    assert_eq!(seen, vec![(1000, false); 2]);
+}

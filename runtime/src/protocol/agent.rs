@@ -95,6 +95,37 @@ pub(crate) enum ToAgent {
 /// How many calls' captures a host agent keeps (`ToAgent::Stash`).
 pub(crate) const STASHED_CALLS: usize = 2;
 
+/// The memfd name of the shared memory in which a host agent keeps call
+/// `call`'s captures for its workers, as `/proc/<pid>/fd/<n>` shows it
+/// (`/memfd:futurize-stash-<call> (deleted)`).
+pub(crate) fn stash_name(call: u64) -> String {
+    format!("futurize-stash-{call}")
+}
+
+/// Refuses shared memory offered for call `call`'s captures that is
+/// neither a local leader's inbox nor the agent's stash of that very call
+/// (a worker's check of `/proc/<pid>/fd/<n>` before it maps it: a
+/// descriptor number reused for another call's stash must not be read as
+/// this one's).
+pub(crate) fn check_captures_file(path: &str, call: u64) -> Result<(), crate::Error> {
+    let target = std::fs::read_link(path)
+        .map_err(|e| crate::Error::Protocol(format!("the captures' shared memory {path}: {e}")))?;
+    let target = target.to_string_lossy();
+    let inbox = format!(
+        "/memfd:{}",
+        super::shared_memory::INBOX_NAME.to_string_lossy()
+    );
+    let stash = format!("/memfd:{}", stash_name(call));
+    let is = |name: &str| target == name || target.starts_with(&format!("{name} "));
+    if is(&inbox) || is(&stash) {
+        Ok(())
+    } else {
+        Err(crate::Error::Protocol(format!(
+            "the captures' shared memory {path} is {target}, not the stash of call {call}"
+        )))
+    }
+}
+
 /// What a host agent says to its leader.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FromAgent {

@@ -184,6 +184,16 @@ impl SharedPages {
         self.touched = 0;
     }
 
+    /// Gives the pages back at once and keeps only the memfd's descriptor,
+    /// emptied (a reader that opens it late finds it empty and refuses it),
+    /// for the caller to hold until no reader may still open it.
+    pub(crate) fn retire(mut self) -> Option<OwnedFd> {
+        let fd = self.fd.take()?;
+        // An empty file: its pages go with the mappings still on them.
+        let _ = std::fs::File::from(fd.try_clone().ok()?).set_len(0);
+        Some(fd)
+    }
+
     /// The bytes of memory it holds now, for tests.
     #[cfg(test)]
     fn touched(&self) -> usize {

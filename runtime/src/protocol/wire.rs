@@ -328,6 +328,32 @@ pub fn read_message<R: Read, H: DeserializeOwned>(
     Ok(Some((header, payload)))
 }
 
+/// The header and the payload of one whole frame held in memory, without
+/// copying the payload.
+pub(crate) fn split_frame<H: DeserializeOwned>(
+    frame: &[u8],
+    limit: u64,
+) -> Result<(H, &[u8]), Error> {
+    let word = |at: usize| -> Result<u64, Error> {
+        let bytes = frame
+            .get(at..at + 4)
+            .ok_or_else(|| Error::Protocol("a frame shorter than its lengths".into()))?;
+        Ok(u64::from(u32::from_le_bytes(
+            bytes.try_into().expect("4 bytes"),
+        )))
+    };
+    let (total, header_len) = (word(0)?, word(4)?);
+    if total > limit || total + 4 != frame.len() as u64 || total < 4 || header_len > total - 4 {
+        return Err(Error::Protocol(format!(
+            "a frame of {} bytes says {total} (header {header_len})",
+            frame.len()
+        )));
+    }
+    let header_end = 8 + header_len as usize;
+    let header: H = codec::decode(&frame[8..header_end], "a message")?;
+    Ok((header, &frame[header_end..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@ use handshake::Refusal;
 
 use crate::body::chunk::{CaptureCache, chunk_entry_at};
 use crate::body::{self, NestedPlan, capture::entry_at};
-use crate::protocol::agent::CONNECTION_ENV;
+use crate::protocol::agent::{CONNECTION_ENV, check_captures_file};
 use crate::protocol::shared_connection::PieceWriter;
 use crate::protocol::shared_memory::{OUTBOX_NAME, PeerPages, SHARED_FROM, SharedPages};
 use crate::protocol::wire::{self, ChunkOf, FromWorker, InboxPlace, Outcome, ToWorker};
@@ -284,7 +284,13 @@ impl Server {
     fn keep_captures(&mut self, call: u64, piped: Vec<u8>) {
         let bytes = match self.in_inbox.take() {
             None => Ok(piped),
-            Some(at) => PeerPages::payload(&mut self.inbox, &at, false).map(copied),
+            Some(at) => at
+                .open
+                .as_ref()
+                .map_or(Ok(()), |f| {
+                    check_captures_file(&format!("/proc/{}/fd/{}", f.pid, f.fd), call)
+                })
+                .and_then(|()| PeerPages::payload(&mut self.inbox, &at, false).map(copied)),
         };
         // Large captures keep the pages the call's chunks free (`memory`).
         memory::task_starts(bytes.as_ref().map_or(0, Vec::len));

@@ -14,10 +14,11 @@
 //! and exits, so nothing is left on the host.
 
 use super::link::{Launcher, LocalLauncher, WorkerProcess};
+use super::stash::Stashes;
 use crate::Error;
 use crate::protocol::agent::{
-    AGENT_ENV, AGENT_FD_ENV, AGENT_READY, CONNECTION_ENV, FromAgent, STASHED_CALLS, ToAgent,
-    WRONG_BUILD_EXIT, connection_frame_limit,
+    AGENT_ENV, AGENT_FD_ENV, AGENT_READY, CONNECTION_ENV, FromAgent, ToAgent, WRONG_BUILD_EXIT,
+    connection_frame_limit,
 };
 use crate::protocol::shared_connection::{ATOMIC_WRITE, is_pipe};
 use crate::protocol::{self, hex, identity, wire};
@@ -145,8 +146,8 @@ fn serve() -> Result<(), Error> {
     )?;
     let mut input = BufReader::new(input);
     let mut workers: HashMap<u32, Started> = HashMap::new();
-    // Calls' captures sent once for every worker of this host, oldest first.
-    let mut stashed: std::collections::VecDeque<(u64, Vec<u8>)> = Default::default();
+    // Calls' captures sent once for every worker of this host.
+    let mut stashes = Stashes::default();
     let limit = connection_frame_limit();
     let ended = loop {
         let (message, payload) = match wire::read_message::<_, ToAgent>(&mut input, limit) {
@@ -175,21 +176,12 @@ fn serve() -> Result<(), Error> {
                     lock(&w.process).kill();
                 }
             }
-            ToAgent::Stash { call } => {
-                stashed.push_back((call, payload));
-                while stashed.len() > STASHED_CALLS {
-                    stashed.pop_front();
-                }
-            }
+            ToAgent::Stash { call } => stashes.keep(call, payload),
             ToAgent::Replay { worker, call } => {
-                let frame = stashed.iter().find(|(c, _)| *c == call).map(|(_, f)| f);
-                if let (Some(frame), Some(input)) = (
-                    frame,
-                    workers.get_mut(&worker).and_then(|w| w.input.as_mut()),
-                ) {
-                    // As for `Input`: a worker that died is reported by its
-                    // forwarding thread.
-                    let _ = input.write_all(frame).and_then(|()| input.flush());
+                // As for `Input`: a worker that died is reported by its
+                // forwarding thread.
+                if let Some(input) = workers.get_mut(&worker).and_then(|w| w.input.as_mut()) {
+                    stashes.replay(call, input);
                 }
             }
         }

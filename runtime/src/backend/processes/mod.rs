@@ -24,6 +24,7 @@ mod link;
 mod outbox;
 mod reader;
 mod silence;
+mod stash;
 
 pub(crate) use agent::{run_agent, take_agent_environment};
 pub(crate) use allocations::{AllocationLauncher, workers_per_allocation};
