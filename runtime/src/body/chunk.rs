@@ -7,6 +7,8 @@
 
 use super::capture::{Capture, SendsBack, TagView};
 use super::foreach_capture::EachCapture;
+use crate::protocol::shared_memory::PeerPages;
+use crate::protocol::wire::InboxPlace;
 use crate::protocol::{Output, codec, identity};
 use crate::rng::{self, Streams};
 use crate::{Error, Panic};
@@ -341,8 +343,37 @@ pub(crate) fn run_chunk<T, R, G: Combine<R>, W: Watch>(
 /// decoded value.
 pub struct CaptureCache {
     pub(crate) call: u64,
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) bytes: CaptureBytes,
     pub(crate) decoded: Option<Box<dyn Any>>,
+}
+
+/// A call's encoded captures on a worker, until its first chunk decodes
+/// them.
+pub(crate) enum CaptureBytes {
+    /// Its own copy.
+    Owned(Vec<u8>),
+    /// Its host agent's shared copy, mapped (never written while mapped).
+    Mapped {
+        pages: Option<PeerPages>,
+        place: InboxPlace,
+    },
+}
+
+impl CaptureBytes {
+    /// How many bytes.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            CaptureBytes::Owned(bytes) => bytes.len(),
+            CaptureBytes::Mapped { place, .. } => place.len as usize,
+        }
+    }
+
+    fn bytes(&mut self) -> Result<&[u8], Error> {
+        match self {
+            CaptureBytes::Owned(bytes) => Ok(bytes),
+            CaptureBytes::Mapped { pages, place } => PeerPages::payload(pages, place, false),
+        }
+    }
 }
 
 /// The uniform entry of a chunk on a worker process: decode the elements,
@@ -415,9 +446,10 @@ where
 {
     const { assert!(std::mem::size_of::<F>() == 0 && std::mem::size_of::<G>() == 0) };
     if cache.decoded.is_none() {
-        let owned: C::Owned = codec::decode(&cache.bytes, "the captures")?;
+        let owned: C::Owned = codec::decode(cache.bytes.bytes()?, "the captures")?;
         cache.decoded = Some(Box::new(owned));
-        cache.bytes = Vec::new();
+        // Unmaps a shared copy.
+        cache.bytes = CaptureBytes::Owned(Vec::new());
     }
     let captures: &C::Owned = cache
         .decoded

@@ -106,8 +106,8 @@ pub(crate) fn stash_name(call: u64) -> String {
 /// neither a local leader's inbox nor the agent's stash of that very call
 /// (a worker's check of `/proc/<pid>/fd/<n>` before it maps it: a
 /// descriptor number reused for another call's stash must not be read as
-/// this one's).
-pub(crate) fn check_captures_file(path: &str, call: u64) -> Result<(), crate::Error> {
+/// this one's). True for the agent's stash.
+pub(crate) fn check_captures_file(path: &str, call: u64) -> Result<bool, crate::Error> {
     let target = std::fs::read_link(path)
         .map_err(|e| crate::Error::Protocol(format!("the captures' shared memory {path}: {e}")))?;
     let target = target.to_string_lossy();
@@ -118,7 +118,7 @@ pub(crate) fn check_captures_file(path: &str, call: u64) -> Result<(), crate::Er
     let stash = format!("/memfd:{}", stash_name(call));
     let is = |name: &str| target == name || target.starts_with(&format!("{name} "));
     if is(&inbox) || is(&stash) {
-        Ok(())
+        Ok(is(&stash))
     } else {
         Err(crate::Error::Protocol(format!(
             "the captures' shared memory {path} is {target}, not the stash of call {call}"

@@ -184,14 +184,12 @@ impl SharedPages {
         self.touched = 0;
     }
 
-    /// Gives the pages back at once and keeps only the memfd's descriptor,
-    /// emptied (a reader that opens it late finds it empty and refuses it),
-    /// for the caller to hold until no reader may still open it.
+    /// Unmaps the pages here and keeps only the memfd's descriptor, for the
+    /// caller to hold until no reader may still open it. The pages live on
+    /// as long as the descriptor or a reader's mapping does; they are never
+    /// cut short under a reader (which would fault).
     pub(crate) fn retire(mut self) -> Option<OwnedFd> {
-        let fd = self.fd.take()?;
-        // An empty file: its pages go with the mappings still on them.
-        let _ = std::fs::File::from(fd.try_clone().ok()?).set_len(0);
-        Some(fd)
+        self.fd.take()
     }
 
     /// The bytes of memory it holds now, for tests.

@@ -30,7 +30,7 @@ pub(crate) use job::{run_job, take_job_environment};
 
 use handshake::Refusal;
 
-use crate::body::chunk::{CaptureCache, chunk_entry_at};
+use crate::body::chunk::{CaptureBytes, CaptureCache, chunk_entry_at};
 use crate::body::{self, NestedPlan, capture::entry_at};
 use crate::protocol::agent::{CONNECTION_ENV, check_captures_file};
 use crate::protocol::shared_connection::PieceWriter;
@@ -279,21 +279,17 @@ impl Server {
         Ok(true)
     }
 
-    /// Keeps the payload as call `call`'s captures. Copied out of the inbox
-    /// at once: the leader may use the inbox again for the call's next chunk.
+    /// Keeps the payload as call `call`'s captures. Copied out of a
+    /// leader's inbox at once (the leader may use the inbox again for the
+    /// call's next chunk); a host agent's shared copy, which the agent never
+    /// writes again, is mapped until the first chunk decodes it.
     fn keep_captures(&mut self, call: u64, piped: Vec<u8>) {
         let bytes = match self.in_inbox.take() {
-            None => Ok(piped),
-            Some(at) => at
-                .open
-                .as_ref()
-                .map_or(Ok(()), |f| {
-                    check_captures_file(&format!("/proc/{}/fd/{}", f.pid, f.fd), call)
-                })
-                .and_then(|()| PeerPages::payload(&mut self.inbox, &at, false).map(copied)),
+            None => Ok(CaptureBytes::Owned(piped)),
+            Some(at) => self.shared_captures(call, at),
         };
         // Large captures keep the pages the call's chunks free (`memory`).
-        memory::task_starts(bytes.as_ref().map_or(0, Vec::len));
+        memory::task_starts(bytes.as_ref().map_or(0, CaptureBytes::len));
         self.captures = match bytes {
             Ok(bytes) => Some(CaptureCache {
                 call,
@@ -305,6 +301,26 @@ impl Server {
                 None
             }
         };
+    }
+
+    /// Captures in shared memory: the leader's inbox (copied out) or the
+    /// agent's stash of call `call` (mapped on their own), whose name is
+    /// checked first.
+    fn shared_captures(&mut self, call: u64, at: InboxPlace) -> Result<CaptureBytes, Error> {
+        let stash = match &at.open {
+            Some(f) => check_captures_file(&format!("/proc/{}/fd/{}", f.pid, f.fd), call)?,
+            None => false,
+        };
+        if !stash {
+            return PeerPages::payload(&mut self.inbox, &at, false)
+                .map(|b| CaptureBytes::Owned(copied(b)));
+        }
+        let mut pages = None;
+        PeerPages::payload(&mut pages, &at, false)?;
+        Ok(CaptureBytes::Mapped {
+            pages,
+            place: InboxPlace { open: None, ..at },
+        })
     }
 
     /// Runs task `id`: a future, or a chunk of a call whose captures this

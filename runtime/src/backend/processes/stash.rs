@@ -9,12 +9,14 @@
 //! agent wrote them into once more for each worker. Smaller ones are kept
 //! as the frame the worker reads, and written into its stdin.
 //!
-//! Invariant: a stash's memfd is never closed while a worker may still open
-//! it: a stash forgotten (beyond [`STASHED_CALLS`]) gives its memory back
+//! Invariant: a stash is never written after it was made, so a worker may
+//! map it for as long as it needs (until its first chunk has decoded the
+//! captures). A stash forgotten (beyond [`STASHED_CALLS`]) is unmapped here
 //! at once but keeps its descriptor for [`KEEP_FORGOTTEN_FOR`], so that the
 //! number is not reused under a worker that has not yet read its replay;
 //! and a worker checks the memfd's name (it names the call) before it
-//! trusts what it maps.
+//! trusts what it maps. Its pages go with the descriptor and the last
+//! worker's mapping.
 
 use crate::protocol::agent::{STASHED_CALLS, stash_name};
 use crate::protocol::shared_memory::{SHARED_FROM, SharedPages};
@@ -25,7 +27,7 @@ use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 /// How long the descriptor of a forgotten stash stays open.
-pub(super) const KEEP_FORGOTTEN_FOR: Duration = Duration::from_secs(60);
+pub(super) const KEEP_FORGOTTEN_FOR: Duration = Duration::from_secs(5);
 
 /// The calls' captures one agent keeps.
 #[derive(Default)]
@@ -125,6 +127,7 @@ mod tests {
     use super::*;
     use crate::protocol::agent::check_captures_file;
     use crate::protocol::shared_memory::PeerPages;
+    use std::os::fd::AsRawFd;
 
     fn keep_frame(call: u64, captures: &[u8]) -> Vec<u8> {
         let mut frame = Vec::new();
@@ -180,7 +183,10 @@ mod tests {
         let file = place.open.clone().expect("names the memfd");
         assert_eq!(file.pid, std::process::id());
         let path = format!("/proc/{}/fd/{}", file.pid, file.fd);
-        check_captures_file(&path, 9).unwrap();
+        assert!(
+            check_captures_file(&path, 9).unwrap(),
+            "the stash of call 9"
+        );
         let wrong = check_captures_file(&path, 10).unwrap_err().to_string();
         assert!(wrong.contains("not the stash of call 10"), "{wrong}");
         let mut mapped = None;
@@ -189,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn a_forgotten_stash_keeps_its_descriptor_but_no_memory() {
+    fn a_forgotten_stash_keeps_its_descriptor_for_a_while() {
         let captures = vec![1u8; SHARED_FROM];
         let mut stashes = Stashes::default();
         for call in 1..=3u64 {
@@ -200,11 +206,11 @@ mod tests {
         assert!(written.is_empty(), "call 1 is forgotten");
         assert_eq!(stashes.forgotten.len(), 1);
         let fd = &stashes.forgotten[0].0;
-        let size = std::fs::File::from(fd.try_clone().unwrap())
-            .metadata()
-            .unwrap()
-            .len();
-        assert_eq!(size, 0, "its memory is given back");
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        assert!(
+            link.to_string_lossy().contains("futurize-stash-1"),
+            "{link:?}"
+        );
         stashes.replay(3, &mut written);
         assert_eq!(frames(&written).len(), 2, "the newest calls are kept");
     }
