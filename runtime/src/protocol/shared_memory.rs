@@ -160,6 +160,32 @@ impl SharedPages {
         placed
     }
 
+    /// Reads `len` bytes from `from` straight into the start of the pages
+    /// (no buffer in between) and says where they are, naming the pages.
+    pub(crate) fn read_into(
+        &mut self,
+        from: &mut impl std::io::Read,
+        len: usize,
+    ) -> std::io::Result<InboxPlace> {
+        assert!(len <= self.size, "room was made first");
+        // SAFETY: `0..len` lies inside the mapping (checked above), which
+        // these pages own; no reader has been told of it yet (the place is
+        // returned below), and `&mut self` keeps anything else here away.
+        let target = unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr(), len) };
+        from.read_exact(target)?;
+        self.touched = self.touched.max(len);
+        self.last_used = Instant::now();
+        Ok(InboxPlace {
+            offset: 0,
+            len: len as u64,
+            open: self.fd.as_ref().map(|fd| InboxFile {
+                pid: std::process::id(),
+                fd: fd.as_raw_fd(),
+                size: self.size as u64,
+            }),
+        })
+    }
+
     /// The reader has opened the pages if they were offered (a worker
     /// answered the task, the leader took the answer): the descriptor is no
     /// longer needed.

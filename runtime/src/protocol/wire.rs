@@ -238,8 +238,44 @@ pub fn write_message<W: Write, H: Serialize>(
     payload: &[u8],
     limit: u64,
 ) -> Result<(), Error> {
+    write_message_parts(w, header, &[payload], limit)
+}
+
+/// Writes one frame whose payload is `parts` one after another (not
+/// copied into one buffer first).
+pub(crate) fn write_message_parts<W: Write, H: Serialize>(
+    w: &mut W,
+    header: &H,
+    parts: &[&[u8]],
+    limit: u64,
+) -> Result<(), Error> {
+    let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut frame = frame_head(header, payload_len, limit)?;
+    if payload_len <= ONE_WRITE {
+        frame.reserve(payload_len);
+        for part in parts {
+            frame.extend_from_slice(part);
+        }
+        w.write_all(&frame).map_err(closed)?;
+    } else {
+        w.write_all(&frame).map_err(closed)?;
+        for part in parts {
+            w.write_all(part).map_err(closed)?;
+        }
+    }
+    w.flush().map_err(closed)
+}
+
+/// The bytes of a frame before its payload of `payload_len` bytes: its
+/// length, its header's length and its header. A frame over `limit` (or
+/// over 4 GiB) is [`Error::TooLarge`].
+pub(crate) fn frame_head<H: Serialize>(
+    header: &H,
+    payload_len: usize,
+    limit: u64,
+) -> Result<Vec<u8>, Error> {
     let header = codec::encode(header, "a message")?;
-    let total = 4 + header.len() as u64 + payload.len() as u64;
+    let total = 4 + header.len() as u64 + payload_len as u64;
     let limit = limit.min(u64::from(u32::MAX));
     if total > limit {
         return Err(Error::TooLarge {
@@ -248,18 +284,11 @@ pub fn write_message<W: Write, H: Serialize>(
             limit,
         });
     }
-    let mut frame = Vec::with_capacity(8 + header.len() + payload.len().min(ONE_WRITE));
+    let mut frame = Vec::with_capacity(8 + header.len() + payload_len.min(ONE_WRITE));
     frame.extend_from_slice(&(total as u32).to_le_bytes());
     frame.extend_from_slice(&(header.len() as u32).to_le_bytes());
     frame.extend_from_slice(&header);
-    if payload.len() <= ONE_WRITE {
-        frame.extend_from_slice(payload);
-        w.write_all(&frame).map_err(closed)?;
-    } else {
-        w.write_all(&frame).map_err(closed)?;
-        w.write_all(payload).map_err(closed)?;
-    }
-    w.flush().map_err(closed)
+    Ok(frame)
 }
 
 /// Reads one frame: `Ok(None)` at a clean end of the channel (before the
@@ -268,6 +297,43 @@ pub fn read_message<R: Read, H: DeserializeOwned>(
     r: &mut R,
     limit: u64,
 ) -> Result<Option<(H, Vec<u8>)>, Error> {
+    let Some((header, len)) = read_head(r, limit)? else {
+        return Ok(None);
+    };
+    Ok(Some((header, read_payload(r, len)?)))
+}
+
+/// Reads a payload of `len` bytes (after [`read_head`]) straight into a
+/// buffer of its size (a spare one when large, see `bulk::reuse`).
+pub(crate) fn read_payload<R: Read>(r: &mut R, len: usize) -> Result<Vec<u8>, Error> {
+    let mut payload = super::bulk::encode_buffer(len);
+    r.take(len as u64)
+        .read_to_end(&mut payload)
+        .map_err(|e| truncated(len, e))?;
+    if payload.len() != len {
+        return Err(Error::Protocol(format!(
+            "a frame's payload of {len} bytes was truncated"
+        )));
+    }
+    Ok(payload)
+}
+
+/// A payload of `len` bytes that ended early, or a channel that failed.
+pub(crate) fn truncated(len: usize, e: std::io::Error) -> Error {
+    match e.kind() {
+        ErrorKind::UnexpectedEof => {
+            Error::Protocol(format!("a frame's payload of {len} bytes was truncated"))
+        }
+        _ => closed(e),
+    }
+}
+
+/// Reads one frame up to its payload: its header and the payload's length,
+/// for the caller to read next (`Ok(None)` at a clean end of the channel).
+pub(crate) fn read_head<R: Read, H: DeserializeOwned>(
+    r: &mut R,
+    limit: u64,
+) -> Result<Option<(H, usize)>, Error> {
     let mut length = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -313,45 +379,7 @@ pub fn read_message<R: Read, H: DeserializeOwned>(
     let mut header = vec![0u8; header_len as usize];
     r.read_exact(&mut header).map_err(truncated)?;
     let header: H = codec::decode(&header, "a message")?;
-    // The payload goes straight into a buffer of its size (a spare one when
-    // large, see `bulk::reuse`), read once.
-    let len = (total - 4 - header_len) as usize;
-    let mut payload = super::bulk::encode_buffer(len);
-    r.take(len as u64)
-        .read_to_end(&mut payload)
-        .map_err(truncated)?;
-    if payload.len() != len {
-        return Err(Error::Protocol(format!(
-            "a frame of {total} bytes was truncated"
-        )));
-    }
-    Ok(Some((header, payload)))
-}
-
-/// The header and the payload of one whole frame held in memory, without
-/// copying the payload.
-pub(crate) fn split_frame<H: DeserializeOwned>(
-    frame: &[u8],
-    limit: u64,
-) -> Result<(H, &[u8]), Error> {
-    let word = |at: usize| -> Result<u64, Error> {
-        let bytes = frame
-            .get(at..at + 4)
-            .ok_or_else(|| Error::Protocol("a frame shorter than its lengths".into()))?;
-        Ok(u64::from(u32::from_le_bytes(
-            bytes.try_into().expect("4 bytes"),
-        )))
-    };
-    let (total, header_len) = (word(0)?, word(4)?);
-    if total > limit || total + 4 != frame.len() as u64 || total < 4 || header_len > total - 4 {
-        return Err(Error::Protocol(format!(
-            "a frame of {} bytes says {total} (header {header_len})",
-            frame.len()
-        )));
-    }
-    let header_end = 8 + header_len as usize;
-    let header: H = codec::decode(&frame[8..header_end], "a message")?;
-    Ok((header, &frame[header_end..]))
+    Ok(Some((header, (total - 4 - header_len) as usize)))
 }
 
 #[cfg(test)]

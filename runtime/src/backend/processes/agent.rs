@@ -150,9 +150,20 @@ fn serve() -> Result<(), Error> {
     let mut stashes = Stashes::default();
     let limit = connection_frame_limit();
     let ended = loop {
-        let (message, payload) = match wire::read_message::<_, ToAgent>(&mut input, limit) {
+        let (message, len) = match wire::read_head::<_, ToAgent>(&mut input, limit) {
             Ok(Some(m)) => m,
             Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        // A stash goes from the connection straight to where it is kept.
+        if let ToAgent::Stash { call } = message {
+            match stashes.receive(call, len, &mut input) {
+                Ok(()) => continue,
+                Err(e) => break Err(e),
+            }
+        }
+        let payload = match wire::read_payload(&mut input, len) {
+            Ok(payload) => payload,
             Err(e) => break Err(e),
         };
         match message {
@@ -176,7 +187,7 @@ fn serve() -> Result<(), Error> {
                     lock(&w.process).kill();
                 }
             }
-            ToAgent::Stash { call } => stashes.keep(call, payload),
+            ToAgent::Stash { .. } => {}
             ToAgent::Replay { worker, call } => {
                 // As for `Input`: a worker that died is reported by its
                 // forwarding thread.

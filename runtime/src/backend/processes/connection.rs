@@ -207,20 +207,26 @@ impl Connection {
         if stashed.contains(&call) {
             return Ok(0);
         }
-        let mut frame = Vec::with_capacity(captures.len() + 64);
-        wire::write_message(
-            &mut frame,
+        // The frame the workers read, sent without copying the captures.
+        let head = wire::frame_head(
             &crate::protocol::wire::ToWorker::KeepCaptures { call },
-            captures,
+            captures.len(),
             crate::protocol::codec::max_frame_bytes(),
         )?;
-        self.send(&ToAgent::Stash { call }, &frame)
-            .map_err(|e| crate::Error::Protocol(e.to_string()))?;
+        let mut to = lock(&self.to_agent);
+        wire::write_message_parts(
+            &mut *to,
+            &ToAgent::Stash { call },
+            &[&head, captures],
+            connection_frame_limit(),
+        )
+        .map_err(|e| crate::Error::Protocol(e.to_string()))?;
+        drop(to);
         stashed.push_back(call);
         while stashed.len() > crate::protocol::agent::STASHED_CALLS {
             stashed.pop_front();
         }
-        Ok(frame.len() as u64)
+        Ok((head.len() + captures.len()) as u64)
     }
 
     fn send(&self, message: &ToAgent, payload: &[u8]) -> std::io::Result<()> {

@@ -18,11 +18,13 @@
 //! trusts what it maps. Its pages go with the descriptor and the last
 //! worker's mapping.
 
+use crate::Error;
 use crate::protocol::agent::{STASHED_CALLS, stash_name};
+use crate::protocol::codec;
 use crate::protocol::shared_memory::{SHARED_FROM, SharedPages};
 use crate::protocol::wire::{self, InboxPlace, ToWorker};
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
@@ -53,11 +55,34 @@ enum Form {
 }
 
 impl Stashes {
+    /// Reads call `call`'s captures, a `KeepCaptures` frame of `len` bytes,
+    /// from the connection and keeps them: large ones straight into shared
+    /// memory. An error is a broken connection.
+    pub(super) fn receive(
+        &mut self,
+        call: u64,
+        len: usize,
+        from: &mut impl Read,
+    ) -> Result<(), Error> {
+        let form = if len >= SHARED_FROM {
+            read_shared(call, len, from)?
+        } else {
+            Err(wire::read_payload(from, len)?)
+        };
+        let form = form.unwrap_or_else(Form::Frame);
+        self.kept.push_back(Stash { call, form });
+        self.forget_beyond_kept();
+        Ok(())
+    }
+
     /// Keeps `frame`, a `KeepCaptures` frame, as call `call`'s captures;
     /// forgets the oldest beyond [`STASHED_CALLS`].
-    pub(super) fn keep(&mut self, call: u64, frame: Vec<u8>) {
-        let form = shared(call, &frame).unwrap_or(Form::Frame(frame));
-        self.kept.push_back(Stash { call, form });
+    #[cfg(test)]
+    fn keep(&mut self, call: u64, frame: Vec<u8>) {
+        self.receive(call, frame.len(), &mut &frame[..]).unwrap();
+    }
+
+    fn forget_beyond_kept(&mut self) {
         while self.kept.len() > STASHED_CALLS {
             let Some(old) = self.kept.pop_front() else {
                 break;
@@ -103,23 +128,47 @@ impl Stashes {
     }
 }
 
-/// The captures of a `KeepCaptures` frame placed in new shared memory named
-/// for the call, when they are large and shared memory can be had.
-fn shared(call: u64, frame: &[u8]) -> Option<Form> {
-    let (message, captures) =
-        wire::split_frame::<ToWorker>(frame, crate::protocol::codec::max_frame_bytes()).ok()?;
-    if message != (ToWorker::KeepCaptures { call }) || captures.len() < SHARED_FROM {
-        return None;
+/// Reads a `KeepCaptures` frame of `len` bytes for call `call`: its
+/// captures straight into new shared memory named for the call, or, when
+/// the frame is another or no shared memory can be had, the frame's bytes
+/// (`Err`, to keep as they are).
+fn read_shared(
+    call: u64,
+    len: usize,
+    from: &mut impl Read,
+) -> Result<Result<Form, Vec<u8>>, Error> {
+    let mut head = vec![0u8; 8];
+    from.read_exact(&mut head)
+        .map_err(|e| wire::truncated(len, e))?;
+    let header_len = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes")) as usize;
+    let total = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+    if total + 4 != len || header_len > total.saturating_sub(4) {
+        return Err(Error::Protocol(format!(
+            "a stash of {len} bytes holds a frame of {total} (header {header_len})"
+        )));
     }
-    let name = std::ffi::CString::new(stash_name(call)).ok()?;
+    head.resize(8 + header_len, 0);
+    from.read_exact(&mut head[8..])
+        .map_err(|e| wire::truncated(len, e))?;
+    let captures = len - head.len();
+    let keep = codec::decode::<ToWorker>(&head[8..], "a message")
+        .is_ok_and(|m| m == ToWorker::KeepCaptures { call });
     let mut pages = None;
-    let room = SharedPages::with_room(&mut pages, captures.len(), &name)?;
-    let place = room.place(&[captures]).pop()?;
-    place.open.as_ref()?;
-    Some(Form::Shared {
-        pages: pages?,
-        place,
-    })
+    let name = std::ffi::CString::new(stash_name(call)).expect("no NUL in the name");
+    if keep && SharedPages::with_room(&mut pages, captures, &name).is_some() {
+        let room = pages.as_mut().expect("room was made");
+        let place = room
+            .read_into(from, captures)
+            .map_err(|e| wire::truncated(len, e))?;
+        if place.open.is_some() {
+            let pages = pages.expect("room was made");
+            return Ok(Ok(Form::Shared { pages, place }));
+        }
+    }
+    // As it came: the head, then the rest read after it.
+    let mut frame = head;
+    frame.extend_from_slice(&wire::read_payload(from, captures)?);
+    Ok(Err(frame))
 }
 
 #[cfg(test)]
