@@ -88,7 +88,7 @@ impl SharedPages {
                 std::ptr::null_mut(),
                 size,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
                 fd.as_raw_fd(),
                 0,
             )
@@ -296,7 +296,7 @@ impl PeerPages {
                 std::ptr::null_mut(),
                 size,
                 protection,
-                libc::MAP_SHARED,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
                 opened.as_raw_fd(),
                 0,
             )
