@@ -162,8 +162,8 @@ pub(crate) trait Backend: Send + Sync {
         None
     }
     /// A call's chunks are about to be submitted: a backend may send its
-    /// captures ahead (to every host at once).
-    fn prepare_call(&self, call: &CallCaptures) {
+    /// captures ahead (to every host at once, while the first chunks go).
+    fn prepare_call(&self, call: &Arc<CallCaptures>) {
         let _ = call;
     }
     /// Whether this backend runs failed work again itself (`retries`), so

@@ -131,7 +131,10 @@ impl Launcher for ClusterLauncher {
     /// Every host reached so far gets the call's captures at once, in
     /// parallel, rather than one after the other as its first worker needs
     /// them.
-    fn prepare_call(&self, call: u64, captures: &[u8]) -> u64 {
+    /// One thread per host sends the captures; a chunk for a host's worker
+    /// waits for its host's (`Connection::stash` holds the host's list of
+    /// kept calls while it sends), not for every host's.
+    fn prepare_call(&self, call: &Arc<crate::backend::CallCaptures>) {
         let connections: Vec<Arc<Connection>> = self
             .hosts
             .iter()
@@ -139,15 +142,19 @@ impl Launcher for ClusterLauncher {
             .filter(|c| c.is_alive())
             .collect();
         if connections.len() < 2 {
-            return 0;
+            return;
         }
-        std::thread::scope(|s| {
-            let sends: Vec<_> = connections
-                .iter()
-                .map(|c| s.spawn(|| c.stash(call, captures).unwrap_or(0)))
-                .collect();
-            sends.into_iter().map(|t| t.join().unwrap_or(0)).sum()
-        })
+        for connection in connections {
+            let call = call.clone();
+            // A failure shows where a chunk needs the captures.
+            let send = move || {
+                let _ = connection.stash(call.id, &call.bytes);
+            };
+            // Without a thread, the first chunk for the host sends them.
+            let _ = std::thread::Builder::new()
+                .name("futurize-stash".into())
+                .spawn(send);
+        }
     }
 
     /// Unknown: the hosts are not asked, so any request is let through.

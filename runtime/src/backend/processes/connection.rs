@@ -187,25 +187,26 @@ impl Connection {
     /// Gives worker `worker` the captures of `call` through the agent: the
     /// bytes cross the connection once per host (`ToAgent::Stash`, the frame
     /// `KeepCaptures` as the worker reads it), then each worker gets them
-    /// from the agent (`ToAgent::Replay`). How many bytes were sent.
+    /// from the agent (`ToAgent::Replay`). The bytes of the captures are
+    /// counted by `stash` (0 here).
     pub(super) fn replay_captures(
         &self,
         worker: u32,
         call: u64,
         captures: &[u8],
     ) -> Result<u64, crate::Error> {
-        let sent = self.stash(call, captures)?;
+        self.stash(call, captures)?;
         self.send(&ToAgent::Replay { worker, call }, &[])
             .map_err(|e| crate::Error::Protocol(e.to_string()))?;
-        Ok(sent)
+        Ok(0)
     }
 
-    /// Sends the agent the captures of `call` unless it keeps them: the
-    /// bytes sent.
-    pub(super) fn stash(&self, call: u64, captures: &[u8]) -> Result<u64, crate::Error> {
+    /// Sends the agent the captures of `call` unless it keeps them, and
+    /// counts the bytes in `BYTES_SENT` before anyone may replay them.
+    pub(super) fn stash(&self, call: u64, captures: &[u8]) -> Result<(), crate::Error> {
         let mut stashed = lock(&self.stashed);
         if stashed.contains(&call) {
-            return Ok(0);
+            return Ok(());
         }
         // The frame the workers read, sent without copying the captures.
         let head = wire::frame_head(
@@ -226,7 +227,9 @@ impl Connection {
         while stashed.len() > crate::protocol::agent::STASHED_CALLS {
             stashed.pop_front();
         }
-        Ok((head.len() + captures.len()) as u64)
+        let sent = (head.len() + captures.len()) as u64;
+        super::BYTES_SENT.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     fn send(&self, message: &ToAgent, payload: &[u8]) -> std::io::Result<()> {

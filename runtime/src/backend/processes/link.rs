@@ -100,11 +100,11 @@ pub(crate) trait Launcher: Send + Sync {
     /// Starts one worker (before its handshake).
     fn launch(&self) -> Result<Link, Error>;
     /// A call's captures are about to go to this pool's workers: a launcher
-    /// whose hosts keep them for their workers sends them to every host it
-    /// reaches now, all at once (the bytes sent).
-    fn prepare_call(&self, call: u64, captures: &[u8]) -> u64 {
-        let _ = (call, captures);
-        0
+    /// whose hosts keep them for their workers starts sending them to every
+    /// host it reaches now, all at once, and returns (the bytes sent are
+    /// counted in `BYTES_SENT`).
+    fn prepare_call(&self, call: &std::sync::Arc<crate::backend::CallCaptures>) {
+        let _ = call;
     }
     /// The most one worker can have.
     fn capacity(&self) -> crate::plan::Capacity;

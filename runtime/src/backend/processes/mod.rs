@@ -522,9 +522,8 @@ impl Backend for ProcessPool {
         }
     }
 
-    fn prepare_call(&self, call: &crate::backend::CallCaptures) {
-        let sent = self.shared.launcher.prepare_call(call.id, &call.bytes);
-        BYTES_SENT.fetch_add(sent, Ordering::Relaxed);
+    fn prepare_call(&self, call: &Arc<crate::backend::CallCaptures>) {
+        self.shared.launcher.prepare_call(call);
     }
 
     fn capacity(&self) -> crate::plan::Capacity {
