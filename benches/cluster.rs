@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 #[path = "common/private_sshd.rs"]
 mod sshd;
 
+#[path = "../tests/common/process_tree.rs"]
+mod process_tree;
+use process_tree::sshd_above;
+
 /// How long each element of the start-up loops sleeps: longer than it takes
 /// to start the remaining workers, so that every worker gets one element
 /// (no worker becomes idle and takes a second one). Subtracted from the
@@ -150,29 +154,6 @@ fn voluntary_switches(roots: &[u32]) -> u64 {
     total
 }
 
-/// The nearest ancestor of `pid` that is an sshd process: the session that
-/// serves its connection.
-fn sshd_above(mut pid: u32) -> u32 {
-    while pid > 1 {
-        pid = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit(')')
-                    .next()?
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0);
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.starts_with("sshd") {
-            return pid;
-        }
-    }
-    0
-}
-
 /// Wake-ups per exchange: voluntary context switches on both sides (this
 /// process and what it started, the sshd session serving `remote` and what
 /// it started) over `n` exchanges, divided by `n`.
@@ -211,6 +192,41 @@ fn newest_named(comm: &str) -> u32 {
     newest.1
 }
 
+/// 64 bytes back and forth through `ssh node1 <remote>`.
+struct PingPong {
+    child: std::process::Child,
+    to: std::process::ChildStdin,
+    from: std::process::ChildStdout,
+}
+
+impl PingPong {
+    /// The connection, after a first exchange (which waits for it).
+    fn open(ssh_command: &str, remote: &str) -> PingPong {
+        let mut child = ssh(ssh_command, &["node1", remote])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ssh runs");
+        let to = child.stdin.take().unwrap();
+        let from = child.stdout.take().unwrap();
+        let mut p = PingPong { child, to, from };
+        p.exchange();
+        p
+    }
+
+    fn exchange(&mut self) {
+        let mut buf = [1u8; 64];
+        self.to.write_all(&buf).unwrap();
+        self.from.read_exact(&mut buf).unwrap();
+    }
+
+    fn close(self) {
+        let PingPong { mut child, to, .. } = self;
+        drop(to);
+        let _ = child.wait();
+    }
+}
+
 /// Counts the wake-ups of one round trip on a cluster worker and of one
 /// 64 B ping-pong through `ssh node1 cat`, and prints them.
 fn count_wake_ups(ssh_command: &str) {
@@ -223,22 +239,9 @@ fn count_wake_ups(ssh_command: &str) {
         })
     };
     wait_for_connections_to_end();
-    let mut child = ssh(ssh_command, &["node1", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("ssh runs");
-    let mut to = child.stdin.take().unwrap();
-    let mut from = child.stdout.take().unwrap();
-    let mut buf = [1u8; 64];
-    to.write_all(&buf).unwrap();
-    from.read_exact(&mut buf).unwrap();
-    let ping_pong_wake_ups = wake_ups_per_exchange(newest_named("cat"), n, || {
-        to.write_all(&buf).unwrap();
-        from.read_exact(&mut buf).unwrap();
-    });
-    drop(to);
-    let _ = child.wait();
+    let mut ping_pong = PingPong::open(ssh_command, "cat");
+    let ping_pong_wake_ups = wake_ups_per_exchange(newest_named("cat"), n, || ping_pong.exchange());
+    ping_pong.close();
     eprintln!(
         "wake-ups per exchange (voluntary context switches, both sides, {n} exchanges): \
          cluster round trip {cluster_wake_ups:.2}, ssh ping-pong {ping_pong_wake_ups:.2}"
@@ -267,23 +270,9 @@ fn round_trips(c: &mut Criterion, ssh_command: &str) {
         ("raw_ssh_ping_pong_64b_cat_cat_cat", "cat | cat | cat"),
     ] {
         group.bench_function(name, |b| {
-            let mut child = ssh(ssh_command, &["node1", remote])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("ssh runs");
-            let mut to = child.stdin.take().unwrap();
-            let mut from = child.stdout.take().unwrap();
-            let mut buf = [1u8; 64];
-            // The first exchange waits for the connection.
-            to.write_all(&buf).unwrap();
-            from.read_exact(&mut buf).unwrap();
-            b.iter(|| {
-                to.write_all(&buf).unwrap();
-                from.read_exact(&mut buf).unwrap();
-            });
-            drop(to);
-            let _ = child.wait();
+            let mut ping_pong = PingPong::open(ssh_command, remote);
+            b.iter(|| ping_pong.exchange());
+            ping_pong.close();
         });
     }
     {

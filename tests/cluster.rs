@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::process_tree::sshd_above;
 use common::{alive, sshd};
 use futurize::Error;
 use futurize::prelude::*;
@@ -641,34 +642,6 @@ fn a_capture_crosses_each_hosts_connection_once_for_all_its_workers() {
         sent < capture * 2 + capture / 5,
         "{sent} bytes for a capture of {capture} to {workers} workers on 2 hosts"
     );
-}
-
-/// The parent of process `pid` (0 when it cannot be read).
-fn parent_of(pid: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit(')')
-                .next()?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
-/// The nearest ancestor of `pid` that is an sshd process (the session
-/// serving its connection); 0 when there is none.
-fn sshd_above(mut pid: u32) -> u32 {
-    while pid > 1 {
-        pid = parent_of(pid);
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.starts_with("sshd") {
-            return pid;
-        }
-    }
-    0
 }
 
 /// The state letter of process `pid` (`T` when stopped).

@@ -16,5 +16,6 @@ pub(crate) fn alive(pid: u32) -> bool {
     }
 }
 
+pub(crate) mod process_tree;
 pub(crate) mod slurm;
 pub(crate) mod sshd;

@@ -8,16 +8,14 @@
 //! host).
 
 use super::delivery::{Delivery, Ending, close, start_ending_thread};
-use super::host_command::{command_for, start_script};
+use super::host_command::{bootstrap, command_for, keep_stderr, start_script, tail_of};
 use super::link::{FrameSink, Link, NotDelivered, WorkerProcess};
 use crate::plan::{Cluster, Host};
-use crate::protocol::agent::{
-    AGENT_READY, FromAgent, SEND_EXECUTABLE, ToAgent, connection_frame_limit,
-};
+use crate::protocol::agent::{FromAgent, ToAgent, connection_frame_limit};
 use crate::protocol::wire;
 use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, PipeWriter, Read, Write};
+use std::io::{BufReader, PipeWriter, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,9 +24,6 @@ use std::time::Duration;
 
 /// Variables every remote worker gets from the leader when they are set.
 const ALWAYS_PASSED: [&str; 3] = ["RUST_LOG", "RUST_BACKTRACE", "FUTURIZE_MAX_FRAME_BYTES"];
-
-/// Lines of a connection's stderr kept for error messages.
-const STDERR_LINES: usize = 12;
 
 /// The connection to one host's agent.
 pub(super) struct Connection {
@@ -68,36 +63,6 @@ struct Route {
     exited: Option<(String, Option<String>)>,
     /// The leader gave it up: its link is closed whatever its host does.
     killed: bool,
-}
-
-/// Runs `program` with its stderr lines kept (the last few) and passed on to
-/// this process's stderr once the connection is up.
-fn keep_stderr(from: impl Read + Send + 'static, host: String) -> Arc<Mutex<VecDeque<String>>> {
-    let kept = Arc::new(Mutex::new(VecDeque::new()));
-    let tail = kept.clone();
-    let _ = std::thread::Builder::new()
-        .name(format!("futurize-stderr-{host}"))
-        .spawn(move || {
-            for line in BufReader::new(from).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("[{host}] {line}");
-                let mut tail = lock(&tail);
-                if tail.len() == STDERR_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
-            }
-        });
-    kept
-}
-
-fn tail_of(stderr: &Mutex<VecDeque<String>>) -> String {
-    let lines: Vec<String> = lock(stderr).iter().cloned().collect();
-    if lines.is_empty() {
-        "nothing on stderr".into()
-    } else {
-        format!("its stderr: {}", lines.join(" | "))
-    }
 }
 
 impl Connection {
@@ -305,37 +270,6 @@ impl WorkerProcess for Unseated {
     fn kill(&mut self) {}
     fn wait(&mut self) -> String {
         String::new()
-    }
-}
-
-/// Reads the start-up script's lines until the agent is ready, sending the
-/// executable when asked; the agent's pid.
-fn bootstrap(stdin: &mut ChildStdin, stdout: &mut BufReader<ChildStdout>) -> Result<u32, String> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match stdout.read_line(&mut line) {
-            Ok(0) => return Err("the host ended the connection before the agent started".into()),
-            Ok(_) => {}
-            Err(e) => return Err(format!("reading from the connection: {e}")),
-        }
-        match line.trim_end() {
-            AGENT_READY => break,
-            SEND_EXECUTABLE => {
-                let mut exe = std::fs::File::open("/proc/self/exe")
-                    .map_err(|e| format!("the leader's executable: {e}"))?;
-                std::io::copy(&mut exe, stdin)
-                    .and_then(|_| stdin.flush())
-                    .map_err(|e| format!("copying the executable to the host: {e}"))?;
-            }
-            // Text from the user's login files: not ours.
-            _ => {}
-        }
-    }
-    match wire::read_message::<_, FromAgent>(stdout, connection_frame_limit()) {
-        Ok(Some((FromAgent::Ready { pid }, _))) => Ok(pid),
-        Ok(other) => Err(format!("the agent said {other:?} instead of hello")),
-        Err(e) => Err(e.to_string()),
     }
 }
 

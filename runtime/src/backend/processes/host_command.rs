@@ -1,11 +1,16 @@
 //! How the leader reaches a host of a cluster plan: the start-up script
 //! that finds (or receives) this executable there and starts it as the
-//! host's agent, and the ssh or srun command that runs that script.
+//! host's agent, the ssh or srun command that runs that script, and the
+//! leader's side of the start-up (`bootstrap`, the connection's stderr).
 
 use crate::plan::{Cluster, Host, Via};
-use crate::protocol::agent::SEND_EXECUTABLE;
-use crate::protocol::{hex, identity};
-use std::process::Command;
+use crate::protocol::agent::{AGENT_READY, FromAgent, SEND_EXECUTABLE, connection_frame_limit};
+use crate::protocol::{hex, identity, wire};
+use crate::sync::lock;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{ChildStdin, ChildStdout, Command};
+use std::sync::{Arc, Mutex};
 
 /// Quotes `text` for a POSIX shell.
 fn shell_quote(text: &str) -> String {
@@ -172,4 +177,74 @@ pub(crate) fn command_for(spec: &Cluster, host: &Host, script: &str) -> Command 
         .arg(host.destination())
         .arg(format!("sh -c {}", shell_quote(script)));
     c
+}
+
+/// Lines of a connection's stderr kept for error messages.
+const STDERR_LINES: usize = 12;
+
+/// Runs `program` with its stderr lines kept (the last few) and passed on to
+/// this process's stderr once the connection is up.
+pub(super) fn keep_stderr(
+    from: impl Read + Send + 'static,
+    host: String,
+) -> Arc<Mutex<VecDeque<String>>> {
+    let kept = Arc::new(Mutex::new(VecDeque::new()));
+    let tail = kept.clone();
+    let _ = std::thread::Builder::new()
+        .name(format!("futurize-stderr-{host}"))
+        .spawn(move || {
+            for line in BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[{host}] {line}");
+                let mut tail = lock(&tail);
+                if tail.len() == STDERR_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+        });
+    kept
+}
+
+pub(super) fn tail_of(stderr: &Mutex<VecDeque<String>>) -> String {
+    let lines: Vec<String> = lock(stderr).iter().cloned().collect();
+    if lines.is_empty() {
+        "nothing on stderr".into()
+    } else {
+        format!("its stderr: {}", lines.join(" | "))
+    }
+}
+
+/// Reads the start-up script's lines until the agent is ready, sending the
+/// executable when asked; the agent's pid.
+pub(super) fn bootstrap(
+    stdin: &mut ChildStdin,
+    stdout: &mut BufReader<ChildStdout>,
+) -> Result<u32, String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdout.read_line(&mut line) {
+            Ok(0) => return Err("the host ended the connection before the agent started".into()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("reading from the connection: {e}")),
+        }
+        match line.trim_end() {
+            AGENT_READY => break,
+            SEND_EXECUTABLE => {
+                let mut exe = std::fs::File::open("/proc/self/exe")
+                    .map_err(|e| format!("the leader's executable: {e}"))?;
+                std::io::copy(&mut exe, stdin)
+                    .and_then(|_| stdin.flush())
+                    .map_err(|e| format!("copying the executable to the host: {e}"))?;
+            }
+            // Text from the user's login files: not ours.
+            _ => {}
+        }
+    }
+    match wire::read_message::<_, FromAgent>(stdout, connection_frame_limit()) {
+        Ok(Some((FromAgent::Ready { pid }, _))) => Ok(pid),
+        Ok(other) => Err(format!("the agent said {other:?} instead of hello")),
+        Err(e) => Err(e.to_string()),
+    }
 }
