@@ -70,6 +70,32 @@ fn fresh_workers_are_new_processes_for_every_future() {
     assert_eq!(pids.len(), 4, "{pids:?}");
 }
 
+/// Each chunk on fresh workers starts a process: a call cuts one chunk per
+/// worker (it once cut thousands of tiny ones, a process each, after a call
+/// on persistent workers had taught the site that elements are cheap), and
+/// `chunk_size` still decides when the call says.
+#[test]
+fn a_call_on_fresh_workers_starts_one_process_per_worker() {
+    let xs: Vec<f64> = (0..20_000).map(|i| f64::from(i) * 0.5).collect();
+    for plan in [
+        futurize::Plan::from(Multiprocess::workers(2)),
+        Multiprocess::workers(2).fresh().into(),
+    ] {
+        let _g = with_plan(plan.clone());
+        let pids: Vec<u32> =
+            foreach!(x in &xs => { let _ = x.to_bits(); std::process::id() } %dofuture%).unwrap();
+        let mut distinct = pids.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(distinct.len() <= 2, "{plan}: {} processes", distinct.len());
+    }
+    let _g = with_plan(Multiprocess::workers(2).fresh());
+    let mut pids: Vec<u32> =
+        foreach!(_i in 0..6u32 => std::process::id() %dofuture% chunk_size = 2).unwrap();
+    pids.dedup();
+    assert_eq!(pids.len(), 3, "a process per chunk of 2: {pids:?}");
+}
+
 #[test]
 fn a_panic_keeps_the_worker_and_reports_message_and_location() {
     let _g = with_plan(Multiprocess::workers(1));

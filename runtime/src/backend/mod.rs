@@ -196,6 +196,9 @@ pub(crate) enum ChunkWorkers<'a> {
         /// array): the call cuts one chunk per worker unless it fixed their
         /// size.
         all_at_once: bool,
+        /// Each chunk costs a worker of its own (`fresh` workers): the call
+        /// cuts one chunk per worker unless it fixed their size.
+        worker_per_chunk: bool,
     },
 }
 

@@ -412,10 +412,12 @@ where
             ChunkWorkers::Remote {
                 workers,
                 all_at_once,
+                worker_per_chunk,
             } => self.send_chunks(&remote::Workers {
                 backend,
                 count: workers,
                 all_at_once,
+                worker_per_chunk,
             }),
         }
     }

@@ -48,6 +48,8 @@ pub(crate) struct Workers<'a> {
     pub(crate) count: usize,
     /// They take the call's chunks all at once (a Slurm job array).
     pub(crate) all_at_once: bool,
+    /// Each chunk starts a worker of its own (`fresh`).
+    pub(crate) worker_per_chunk: bool,
 }
 
 struct InFlight {
@@ -172,9 +174,12 @@ pub(super) fn run<V: Serialize + ?Sized, R: DeserializeOwned>(
         },
         bar,
     };
-    // Chunks all known up front are one per worker unless the call says.
+    // Chunks all known up front, or that each start a process, are one per
+    // worker unless the call says.
     let sizing = match options.sizing {
-        Sizing::Adaptive if workers.all_at_once => Sizing::PerWorker(1.0),
+        Sizing::Adaptive if workers.all_at_once || workers.worker_per_chunk => {
+            Sizing::PerWorker(1.0)
+        }
         other => other,
     };
     let planned = runs

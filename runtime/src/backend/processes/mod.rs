@@ -519,6 +519,7 @@ impl Backend for ProcessPool {
         ChunkWorkers::Remote {
             workers: self.shared.size,
             all_at_once: false,
+            worker_per_chunk: self.shared.fresh,
         }
     }
 
