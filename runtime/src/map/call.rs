@@ -11,19 +11,17 @@ use super::cached::Cached;
 use super::chunks::{ChunkPlanner, Ordering};
 use super::elements::Elements;
 use super::in_place::{Slots, run_chunk_in_place};
+pub(super) use super::site::{Body, ChunkHere, Site};
 use super::watched::{ElementWatch, run_watched};
 use super::{Finished, MapOptions, remote};
 use crate::Error;
 use crate::backend::{Backend, ChunkWorkers};
-use crate::body::capture::Capture;
-use crate::body::chunk::{ChunkFn, ChunkOutput, Combine, Unwatched, Watch, run_chunk};
-use crate::body::foreach_capture::ViewOf;
+use crate::body::chunk::{ChunkFn, ChunkOutput, Combine, Watch, run_chunk};
 use crate::progress::{self, Progress};
-use crate::protocol::codec;
 use crate::rng::Streams;
 use crate::sync::lock;
 use crate::{relay, rng};
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -110,134 +108,11 @@ struct LocalChunks<It: Iterator, R> {
     slots: Option<Slots<R>>,
 }
 
-/// One chunk to run in this thread, as the driver hands it to the call
-/// site's [`Site`].
-pub(super) struct ChunkHere<'c, S: Elements, R> {
-    /// The chunk's element indices.
-    pub(super) range: Range<usize>,
-    /// Where indexed elements are taken from.
-    pub(super) source: &'c S,
-    /// The chunk's elements, when they are not indexed: the first
-    /// `range.len()` of these.
-    pub(super) elements: &'c mut std::vec::IntoIter<S::Item>,
-    /// The output, when values are written in place.
-    pub(super) slots: Option<&'c Slots<R>>,
-    /// `errors = "stop"`: the chunk ends at its first failure.
-    pub(super) stop: bool,
-    /// Elements say which random stream is theirs.
-    pub(super) seeded: bool,
-}
-
-/// The part of a `foreach!` call compiled once per call site: its body
-/// running a chunk here (the per-element loop, monomorphic), and its
-/// captures travelling to worker processes. Everything else (planning,
-/// driving chunks, output capture, the bar, collecting) is generic over the
-/// elements and the value alone, and calls this once per chunk.
-pub(super) trait Site<S: Elements, R>: Sync {
-    /// Runs one chunk in this thread, nothing around its elements.
-    fn run(&self, chunk: ChunkHere<'_, S, R>) -> ChunkOutput<R>;
-    /// Runs the call's `items` on workers elsewhere.
-    fn send(
-        &self,
-        workers: &remote::Workers<'_>,
-        entry: ChunkFn,
-        items: Outgoing<'_, S>,
-        how: remote::How<'_, R>,
-    ) -> Result<Finished<R>, Error>;
-    /// Combines two values (when the call combines).
-    fn combine(&self, a: R, b: R) -> R;
-    /// Appends an element's bytes to `bytes`, for its cache key.
-    fn element_bytes(&self, item: &S::Item, bytes: &mut Vec<u8>) -> Result<(), Error>;
-    /// The captures' bytes, for the call's cache key.
-    fn captures_bytes(&self) -> Result<Vec<u8>, Error>;
-    /// A value's bytes, to keep it in the cache.
-    fn value_bytes(&self, value: &R) -> Result<Vec<u8>, Error>;
-    /// A value kept in the cache.
-    fn value_from(&self, bytes: &[u8]) -> Result<R, Error>;
-}
-
-/// A call site's body, combine function and captures: its [`Site`].
-pub(super) struct Body<'a, 'v, C, E, F, G, V: ?Sized> {
-    body: &'a F,
-    combine: G,
-    vars: &'v V,
-    _types: std::marker::PhantomData<fn() -> (C, E)>,
-}
-
-impl<'a, 'v, C, E, F, G, V: ?Sized> Body<'a, 'v, C, E, F, G, V> {
-    pub(super) fn new(body: &'a F, combine: G, vars: &'v V) -> Self {
-        Body {
-            body,
-            combine,
-            vars,
-            _types: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<'a, 'v, C, E, R, F, G, V, S> Site<S, R> for Body<'a, 'v, C, E, F, G, V>
-where
-    C: ViewOf<V> + 'v,
-    E: Capture + 'v,
-    S: Elements<Item = E::Item<'v>>,
-    E::Item<'v>: Serialize,
-    V: Sync + ?Sized,
-    R: Serialize + DeserializeOwned,
-    F: for<'b> Fn(C::Ref<'b>, E::Ref<'b>) -> R + Sync,
-    G: Combine<R>,
-{
-    fn run(&self, chunk: ChunkHere<'_, S, R>) -> ChunkOutput<R> {
-        let (body, vars, seeded) = (self.body, self.vars, chunk.seeded);
-        // By value, so that the loop holds what it needs in registers.
-        let run_element = move |i: usize, e: E::Item<'v>| {
-            if seeded {
-                rng::set_element(i as u64);
-            }
-            body(C::view(vars), E::pass(e))
-        };
-        run_with(chunk, run_element, self.combine, &mut Unwatched)
-    }
-
-    fn send(
-        &self,
-        workers: &remote::Workers<'_>,
-        entry: ChunkFn,
-        items: Outgoing<'_, S>,
-        how: remote::How<'_, R>,
-    ) -> Result<Finished<R>, Error> {
-        let items: &dyn remote::ChunkSource = match &items {
-            Outgoing::Collected(all) => all,
-            Outgoing::ByIndex(by_index) => by_index,
-        };
-        remote::run(workers, entry, &C::sent(self.vars), items, how)
-    }
-
-    fn combine(&self, a: R, b: R) -> R {
-        self.combine.combine(a, b)
-    }
-
-    fn element_bytes(&self, item: &S::Item, bytes: &mut Vec<u8>) -> Result<(), Error> {
-        codec::encode_append(item, bytes, "an element (for its cache key)")
-    }
-
-    fn captures_bytes(&self) -> Result<Vec<u8>, Error> {
-        codec::encode(&C::sent(self.vars), "the captures (for the cache key)")
-    }
-
-    fn value_bytes(&self, value: &R) -> Result<Vec<u8>, Error> {
-        codec::encode(value, "a value to cache")
-    }
-
-    fn value_from(&self, bytes: &[u8]) -> Result<R, Error> {
-        codec::decode(bytes, "a cached value")
-    }
-}
-
 /// Runs `chunk` through `run_element`: values in place when the call writes
 /// them there, else collected or combined. The branches are on constants of
 /// the element source and the combine function, so a call site compiles
 /// only the one it takes.
-fn run_with<S: Elements, R, G: Combine<R>, W: Watch>(
+pub(super) fn run_with<S: Elements, R, G: Combine<R>, W: Watch>(
     chunk: ChunkHere<'_, S, R>,
     run_element: impl Fn(usize, S::Item) -> R + Copy,
     combine: G,

@@ -24,7 +24,9 @@ mod call;
 mod chunks;
 mod elements;
 mod in_place;
+mod outcome;
 mod remote;
+mod site;
 mod watched;
 
 pub use chunks::{Ordering, Sizing};
