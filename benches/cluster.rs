@@ -27,7 +27,7 @@ mod sshd;
 
 #[path = "../tests/common/process_tree.rs"]
 mod process_tree;
-use process_tree::sshd_above;
+use process_tree::{sshd_above, wait_for_children_to_end};
 
 /// How long each element of the start-up loops sleeps: longer than it takes
 /// to start the remaining workers, so that every worker gets one element
@@ -58,48 +58,6 @@ fn ssh(ssh_command: &str, args: &[&str]) -> Command {
         .args(["-o", "BatchMode=yes", "-T"])
         .args(args);
     c
-}
-
-/// Processes whose parent is this one and which have not ended: the ssh
-/// connections of cluster pools (each runs as `sh -c ssh …` or `ssh`).
-fn live_children() -> Vec<u32> {
-    let me = std::process::id();
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if fields.first() != Some(&"Z") && fields.get(1) == Some(&me.to_string().as_str()) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// Waits (untimed) until the connections of the pools dropped before have
-/// ended, so that one iteration's tear-down does not overlap the next one's
-/// start; says so when one outlives 10 s.
-fn wait_for_connections_to_end() {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !live_children().is_empty() {
-        if Instant::now() > until {
-            eprintln!(
-                "warning: connections of dropped cluster plans still run after 10 s: {:?}",
-                live_children()
-            );
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Every process whose parent is `pid`, and theirs, with `pid` itself.
@@ -238,7 +196,7 @@ fn count_wake_ups(ssh_command: &str) {
             future!(1u32).value().unwrap();
         })
     };
-    wait_for_connections_to_end();
+    wait_for_children_to_end();
     let mut ping_pong = PingPong::open(ssh_command, "cat");
     let ping_pong_wake_ups = wake_ups_per_exchange(newest_named("cat"), n, || ping_pong.exchange());
     ping_pong.close();
@@ -262,7 +220,7 @@ fn round_trips(c: &mut Criterion, ssh_command: &str) {
             b.iter(|| future!(1u32).value().unwrap())
         });
     }
-    wait_for_connections_to_end();
+    wait_for_children_to_end();
     // The floor, and the same with two more pipe hops on the remote side
     // (what the agent adds: connection -> agent -> worker -> agent).
     for (name, remote) in [
@@ -312,7 +270,7 @@ fn all_workers_answer(ssh_command: &str, hosts: &[&str], iters: u64) -> Duration
                 distinct.len()
             );
         }
-        wait_for_connections_to_end();
+        wait_for_children_to_end();
     }
     total
 }
@@ -341,7 +299,7 @@ fn start_up(c: &mut Criterion, ssh_command: &str) {
                 assert_eq!(future!(1u32).value().unwrap(), 1);
                 total += started.elapsed();
                 drop(g);
-                wait_for_connections_to_end();
+                wait_for_children_to_end();
             }
             total
         })
@@ -382,7 +340,7 @@ fn foreach_1e5(c: &mut Criterion, ssh_command: &str) {
             })
         });
     }
-    wait_for_connections_to_end();
+    wait_for_children_to_end();
     group.finish();
 }
 
@@ -403,7 +361,7 @@ fn capture_100mb(c: &mut Criterion, ssh_command: &str) {
             b.iter(|| assert_eq!(future!(big.len()).value().unwrap(), size))
         });
     }
-    wait_for_connections_to_end();
+    wait_for_children_to_end();
     // The floor, as a shell runs it (a new connection each time).
     let pipe = format!("head -c {size} /dev/zero | {ssh_command} node1 'cat > /dev/null'");
     group.bench_function("head_c_100M_pipe_ssh_cat", |b| {
@@ -479,7 +437,7 @@ fn capture_100mb_to_12_workers(c: &mut Criterion, ssh_command: &str) {
             })
         });
     }
-    wait_for_connections_to_end();
+    wait_for_children_to_end();
     let parallel = format!(
         "for h in node1 node2 node3; do head -c {size} /dev/zero | {ssh_command} $h 'cat > /dev/null' & done; wait"
     );

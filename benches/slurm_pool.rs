@@ -46,10 +46,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[path = "common/private_slurm.rs"]
 mod private_slurm;
+#[path = "../tests/common/process_tree.rs"]
+mod process_tree;
 #[path = "common/slurm_runs.rs"]
 mod slurm_runs;
 #[path = "common/private_sshd.rs"]
 mod sshd;
+use process_tree::wait_for_children_to_end;
 
 use slurm_runs::*;
 
@@ -177,47 +180,6 @@ fn ping_pong(
     let _ = child.wait();
 }
 
-/// This process's children that have not ended (a cluster's ssh
-/// connections, a pool's srun steps).
-fn live_children() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if fields.first() != Some(&"Z") && fields.get(1) == Some(&me.as_str()) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// Waits (untimed, up to 10 s) until the links of the plans dropped before
-/// have ended.
-fn wait_for_children() {
-    let until = Instant::now() + Duration::from_secs(10);
-    while !live_children().is_empty() {
-        if Instant::now() > until {
-            eprintln!(
-                "warning: links of dropped plans still run after 10 s: {:?}",
-                live_children()
-            );
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// The running jobs of the pool (all the cluster's `futurize-pool` jobs).
 fn running_pool_jobs() -> Vec<String> {
     slurm(
@@ -296,7 +258,7 @@ fn round_trips(c: &mut Criterion, dirs: &Dirs, ssh_command: Option<&str>) {
         }
     }
     wait_idle();
-    wait_for_children();
+    wait_for_children_to_end();
     if let Some(ssh_command) = ssh_command {
         {
             let _g = with_plan(
@@ -310,7 +272,7 @@ fn round_trips(c: &mut Criterion, dirs: &Dirs, ssh_command: Option<&str>) {
                 assert_eq!(future!(1u32).value().unwrap(), 1);
             });
         }
-        wait_for_children();
+        wait_for_children_to_end();
         let child = Command::new("sh")
             .arg("-c")
             .arg(format!("{ssh_command} \"$@\""))

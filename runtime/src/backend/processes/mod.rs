@@ -13,6 +13,7 @@
 //! until one is free. Workers start on first need, up to `n`.
 
 mod agent;
+mod allocation_watch;
 mod allocations;
 mod aside;
 mod cluster;
