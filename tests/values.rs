@@ -5,30 +5,13 @@
 //! elements of plain numbers (a range's chunk as its bounds, any other as
 //! bytes) and values of plain numbers arrive unchanged.
 
+mod common;
+
+use common::numbers::{bits, floats};
 use futurize::prelude::*;
 
 /// Above the shared-memory threshold (1 MiB), with an odd length.
 const BIG: usize = (1 << 18) + 3;
-
-/// Floats with every special value, NaNs with payloads among them.
-fn floats(len: usize) -> Vec<f64> {
-    let specials = [
-        f64::NAN,
-        -f64::NAN,
-        f64::from_bits(0x7ff0_0000_0000_0001),
-        f64::from_bits(0xfff8_dead_beef_cafe),
-        -0.0,
-        f64::INFINITY,
-        f64::MIN_POSITIVE / 2.0,
-    ];
-    (0..len)
-        .map(|i| specials.get(i % 11).copied().unwrap_or(i as f64 * 0.25))
-        .collect()
-}
-
-fn bits(v: &[f64]) -> Vec<u64> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
 
 fn plans() -> Vec<futurize::Plan> {
     vec![

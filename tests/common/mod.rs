@@ -16,6 +16,7 @@ pub(crate) fn alive(pid: u32) -> bool {
     }
 }
 
+pub(crate) mod numbers;
 pub(crate) mod process_tree;
 pub(crate) mod slurm;
 pub(crate) mod sshd;
