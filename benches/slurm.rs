@@ -97,18 +97,6 @@ fn foreach_1e4(c: &mut Criterion, registry: &Path) {
     group.finish();
 }
 
-fn since_epoch() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-}
-
-/// A time written by `date +%s%N` into `path`, from `t0`.
-fn stamp_since(path: &Path, t0: Duration) -> Option<Duration> {
-    let ns: u64 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
-    Some(Duration::from_nanos(ns).saturating_sub(t0))
-}
-
 /// When the backend's watcher looks for answer files, from the moment a job
 /// is added to an idle watcher: at once, then after pauses of 20 ms growing
 /// by half up to 1 s (runtime/src/backend/slurm/watch.rs), not counting the

@@ -39,10 +39,10 @@
 use criterion::Criterion;
 use futurize::prelude::*;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 #[path = "common/private_slurm.rs"]
 mod private_slurm;
@@ -101,18 +101,6 @@ impl Dirs {
             let _ = std::fs::remove_dir_all(root);
         }
     }
-}
-
-fn since_epoch() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-}
-
-/// A time written by `date +%s%N` into `path`, from `t0`.
-fn stamp_since(path: &Path, t0: Duration) -> Option<Duration> {
-    let ns: u64 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
-    Some(Duration::from_nanos(ns).saturating_sub(t0))
 }
 
 /// Round trips, by benchmark: the mean of each criterion sample.

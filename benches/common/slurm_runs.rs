@@ -175,3 +175,16 @@ pub(crate) fn timed(
         })
     });
 }
+
+/// The time since the epoch, to compare with `date +%s%N` stamps.
+pub(crate) fn since_epoch() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+}
+
+/// A time written by `date +%s%N` into `path`, from `t0`.
+pub(crate) fn stamp_since(path: &std::path::Path, t0: Duration) -> Option<Duration> {
+    let ns: u64 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+    Some(Duration::from_nanos(ns).saturating_sub(t0))
+}

@@ -24,7 +24,7 @@
 //! the job, and `retries` run them on another allocation.
 
 use super::allocation_watch::watch;
-use super::connection::{Connection, RemoteProcess, Seat, handshake_watchdog};
+use super::connection::{Connection, RemoteProcess, Seat};
 use super::link::{Demand, Launcher, Link};
 use crate::Error;
 use crate::backend::slurm::allocation::{self, Holders};
@@ -359,23 +359,15 @@ impl AllocationLauncher {
                 return Err(self.lost(&reserved.job, &why));
             }
         };
-        let process = RemoteProcess {
-            watchdog: Some(handshake_watchdog(
-                &connection,
-                worker,
-                self.spec.launch_timeout,
-            )),
+        Ok(RemoteProcess::seated(
+            link,
             connection,
             worker,
-            host: format!("{node} (Slurm job {})", reserved.job),
-            stderr_tail: None,
-            seat: Some(reserved.seat),
-            retired: Some(reserved.retired),
-        };
-        Ok(Link {
-            process: Box::new(process),
-            ..link
-        })
+            format!("{node} (Slurm job {})", reserved.job),
+            reserved.seat,
+            Some(reserved.retired),
+            self.spec.launch_timeout,
+        ))
     }
 }
 

@@ -24,7 +24,7 @@
 //! the host); and when the leader ends, the connection's stdin closes, so
 //! the agent kills its workers and exits.
 
-use super::connection::{Connection, RemoteProcess, Seat, handshake_watchdog};
+use super::connection::{Connection, RemoteProcess, Seat};
 use super::link::{Launcher, Link};
 use crate::Error;
 use crate::plan::{Cluster, Host};
@@ -181,23 +181,15 @@ impl Launcher for ClusterLauncher {
             match started {
                 Ok((link, worker, connection)) => {
                     state.live.fetch_add(1, Ordering::AcqRel);
-                    let process = RemoteProcess {
-                        watchdog: Some(handshake_watchdog(
-                            &connection,
-                            worker,
-                            self.spec.launch_timeout,
-                        )),
+                    return Ok(RemoteProcess::seated(
+                        link,
                         connection,
                         worker,
-                        host: state.host.to_string(),
-                        stderr_tail: None,
-                        seat: Some(Seat(state.live.clone())),
-                        retired: None,
-                    };
-                    return Ok(Link {
-                        process: Box::new(process),
-                        ..link
-                    });
+                        state.host.to_string(),
+                        Seat(state.live.clone()),
+                        None,
+                        self.spec.launch_timeout,
+                    ));
                 }
                 Err(why) => reasons.push(why),
             }

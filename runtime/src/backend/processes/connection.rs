@@ -413,7 +413,7 @@ impl Drop for RemoteInput {
 /// Ends a remote worker that has not finished its handshake within
 /// `limit` (its link then closes, and the handshake fails). Dropping the
 /// returned sender disarms it.
-pub(super) fn handshake_watchdog(
+fn handshake_watchdog(
     connection: &Arc<Connection>,
     worker: u32,
     limit: Duration,
@@ -435,16 +435,46 @@ pub(super) fn handshake_watchdog(
 /// A worker on another host, as the pool controls it.
 pub(super) struct RemoteProcess {
     /// Armed until the handshake is over.
-    pub(super) watchdog: Option<mpsc::Sender<()>>,
-    pub(super) connection: Arc<Connection>,
-    pub(super) worker: u32,
-    pub(super) host: String,
-    pub(super) stderr_tail: Option<String>,
+    watchdog: Option<mpsc::Sender<()>>,
+    connection: Arc<Connection>,
+    worker: u32,
+    host: String,
+    stderr_tail: Option<String>,
     /// Its place on the host, given back once it has ended.
-    pub(super) seat: Option<Seat>,
+    seat: Option<Seat>,
     /// Set when its host takes no more work (a pool's allocation that
     /// drains or is given back): it ends instead of waiting for work.
-    pub(super) retired: Option<Arc<std::sync::atomic::AtomicBool>>,
+    retired: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl RemoteProcess {
+    /// `link` (from `Connection::start_worker`) with its worker seated on
+    /// its host: named `host` in messages, holding `seat`, retired with
+    /// `retired`, and killed if its handshake is not over within
+    /// `handshake_limit`.
+    pub(super) fn seated(
+        link: Link,
+        connection: Arc<Connection>,
+        worker: u32,
+        host: String,
+        seat: Seat,
+        retired: Option<Arc<std::sync::atomic::AtomicBool>>,
+        handshake_limit: Duration,
+    ) -> Link {
+        let process = RemoteProcess {
+            watchdog: Some(handshake_watchdog(&connection, worker, handshake_limit)),
+            connection,
+            worker,
+            host,
+            stderr_tail: None,
+            seat: Some(seat),
+            retired,
+        };
+        Link {
+            process: Box::new(process),
+            ..link
+        }
+    }
 }
 
 impl WorkerProcess for RemoteProcess {
