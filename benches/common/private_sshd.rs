@@ -3,6 +3,7 @@
 //!
 //! Shared by benches/cluster.rs and benches/slurm_pool.rs (`#[path]`).
 
+use super::process_tree::alive;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -14,19 +15,6 @@ static RUNNING: Mutex<Option<(u32, PathBuf)>> = Mutex::new(None);
 pub(crate) struct Sshd {
     /// What runs ssh with the generated config: `ssh -F <dir>/ssh_config`.
     pub ssh_command: String,
-}
-
-/// Whether `pid` runs (a zombie does not count).
-pub(crate) fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
 }
 
 /// Ends the sshd (by pid, waiting up to 5 s) and removes its directory.

@@ -2,6 +2,20 @@
 //! and benchmarks that reach the processes a cluster connection runs.
 #![allow(dead_code)]
 
+/// Whether process `pid` runs (a zombie still has a /proc entry; it does not
+/// count).
+pub(crate) fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
 /// The parent of process `pid` (0 when it cannot be read).
 pub(crate) fn parent_of(pid: u32) -> u32 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

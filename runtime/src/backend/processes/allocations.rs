@@ -24,7 +24,8 @@
 //! the job, and `retries` run them on another allocation.
 
 use super::allocation_watch::watch;
-use super::connection::{Connection, RemoteProcess, Seat};
+use super::cluster::Seat;
+use super::connection::{Connection, RemoteProcess};
 use super::link::{Demand, Launcher, Link};
 use crate::Error;
 use crate::backend::slurm::allocation::{self, Holders};

@@ -24,7 +24,7 @@
 //! the host); and when the leader ends, the connection's stdin closes, so
 //! the agent kills its workers and exits.
 
-use super::connection::{Connection, RemoteProcess, Seat};
+use super::connection::{Connection, RemoteProcess};
 use super::link::{Launcher, Link};
 use crate::Error;
 use crate::plan::{Cluster, Host};
@@ -202,5 +202,15 @@ impl Launcher for ClusterLauncher {
                 reasons.join("; ")
             },
         })
+    }
+}
+
+/// A worker's place on its host, given back when the worker is gone: it
+/// holds the host's count of live workers up by one.
+pub(super) struct Seat(pub(super) Arc<AtomicUsize>);
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

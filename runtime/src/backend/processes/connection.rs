@@ -7,6 +7,7 @@
 //! the pool (their links close, their readers report `WorkerDied` naming the
 //! host).
 
+use super::cluster::Seat;
 use super::delivery::{Delivery, Ending, close, start_ending_thread};
 use super::host_command::{bootstrap, command_for, keep_stderr, start_script, tail_of};
 use super::link::{FrameSink, Link, NotDelivered, WorkerProcess};
@@ -18,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, PipeWriter, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
@@ -587,15 +588,5 @@ impl WorkerProcess for RemoteProcess {
         }
         first.push(&earlier);
         Ok(())
-    }
-}
-
-/// A worker's place on its host, given back when the worker is gone: it
-/// holds the host's count of live workers up by one.
-pub(super) struct Seat(pub(super) Arc<AtomicUsize>);
-
-impl Drop for Seat {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
