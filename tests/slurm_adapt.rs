@@ -283,21 +283,29 @@ fn a_future_over_its_time_limit_succeeds_on_the_retry_with_double_the_time() {
         left <= Duration::from_secs(120) && left > Duration::from_secs(60),
         "{left:?}"
     );
-    let limits: Vec<String> = squeue(&[
-        "--me",
-        "-h",
-        "-t",
-        "all",
-        "-n",
-        &format!("futurize-{}", named("adapt-time")),
-        "-o",
-        "%i %l %T",
-    ])
-    .lines()
-    .map(str::to_string)
-    .collect();
-    let mut limits = limits;
-    limits.sort();
+    // The retry's value arrives as its job ends: Slurm may still list it as
+    // COMPLETING (its epilog) for a moment, so wait for the state to settle.
+    let settled = Instant::now() + Duration::from_secs(60);
+    let limits = loop {
+        let mut limits: Vec<String> = squeue(&[
+            "--me",
+            "-h",
+            "-t",
+            "all",
+            "-n",
+            &format!("futurize-{}", named("adapt-time")),
+            "-o",
+            "%i %l %T",
+        ])
+        .lines()
+        .map(str::to_string)
+        .collect();
+        limits.sort();
+        if !limits.iter().any(|l| l.ends_with("COMPLETING")) || Instant::now() > settled {
+            break limits;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     assert_eq!(limits.len(), 2, "{limits:?}");
     assert!(
         limits[0].contains(" 1:00 ") && limits[0].ends_with("TIMEOUT"),
