@@ -178,6 +178,47 @@ impl PingPong {
         self.from.read_exact(&mut buf).unwrap();
     }
 
+    /// The same, with the reader spinning on a non-blocking read for up to
+    /// `spin` before it sleeps in `poll`, as a waiter for a remote worker's
+    /// answer does (the floor for a leader that spins).
+    fn exchange_spinning(&mut self, spin: Duration) {
+        use std::os::fd::AsRawFd;
+        let fd = self.from.as_raw_fd();
+        let mut buf = [1u8; 64];
+        self.to.write_all(&buf).unwrap();
+        let mut got = 0;
+        let start = Instant::now();
+        while got < buf.len() {
+            // SAFETY: reads into our own buffer from the pipe we hold (made
+            // non-blocking by `spin_on_reads`).
+            let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+            if n > 0 {
+                got += n as usize;
+            } else if start.elapsed() > spin {
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one pollfd of our own.
+                unsafe { libc::poll(&mut p, 1, -1) };
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    /// Makes reads of the answer non-blocking (for `exchange_spinning`).
+    fn spin_on_reads(&mut self) {
+        use std::os::fd::AsRawFd;
+        let fd = self.from.as_raw_fd();
+        // SAFETY: flags of a descriptor we hold.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+    }
+
     fn close(self) {
         let PingPong { mut child, to, .. } = self;
         drop(to);
@@ -233,6 +274,14 @@ fn round_trips(c: &mut Criterion, ssh_command: &str) {
             ping_pong.close();
         });
     }
+    // The floor for a leader that spins while it waits, as futurize's
+    // waiter for a remote answer does (400 µs, then it sleeps).
+    group.bench_function("raw_ssh_ping_pong_64b_spinning_reader", |b| {
+        let mut ping_pong = PingPong::open(ssh_command, "cat");
+        ping_pong.spin_on_reads();
+        b.iter(|| ping_pong.exchange_spinning(Duration::from_micros(400)));
+        ping_pong.close();
+    });
     {
         let _g = with_plan(Multiprocess::workers(2));
         future!(0u32).value().unwrap();

@@ -6,7 +6,7 @@
 use crate::Error;
 use crate::protocol::Output;
 use crate::sync::lock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -48,6 +48,14 @@ impl Payload {
     }
 }
 
+/// How long a waiter spins for a local worker's answer (a round trip
+/// through a pipe is 20–30 µs).
+const LOCAL_SPIN_MICROS: u32 = 50;
+
+/// How long a waiter spins for an answer from another machine (an ssh round
+/// trip on a LAN or loopback is 100–300 µs).
+const REMOTE_SPIN_MICROS: u32 = 400;
+
 /// The one-shot meeting point of a running future and its owner.
 pub(crate) struct ResultSlot {
     value: Mutex<Option<Result<Payload, Error>>>,
@@ -55,6 +63,9 @@ pub(crate) struct ResultSlot {
     output: Mutex<Output>,
     /// Set once `value` holds the result, for waiters that spin.
     ready: AtomicBool,
+    /// How long a waiter spins before it sleeps, in microseconds
+    /// ([`ResultSlot::spin_for_remote_answer`]).
+    spin_micros: AtomicU32,
     filled: Condvar,
     cancelled: AtomicBool,
     on_cancel: Mutex<Option<CancelHook>>,
@@ -94,6 +105,7 @@ impl ResultSlot {
             value: Mutex::new(None),
             output: Mutex::new(Output::default()),
             ready: AtomicBool::new(false),
+            spin_micros: AtomicU32::new(LOCAL_SPIN_MICROS),
             filled: Condvar::new(),
             cancelled: AtomicBool::new(false),
             on_cancel: Mutex::new(None),
@@ -137,18 +149,31 @@ impl ResultSlot {
 
     /// Spins briefly for the result before a waiter goes to sleep: a round
     /// trip to a worker often ends within microseconds, and waking a sleeping
-    /// thread costs more than that on small machines.
+    /// thread costs more than that on small machines (and on virtual ones,
+    /// where a halted CPU is woken through the hypervisor).
     fn spin_until_ready(&self) {
-        const SPIN: Duration = Duration::from_micros(50);
+        let spin = Duration::from_micros(u64::from(self.spin_micros.load(Ordering::Relaxed)));
         let start = std::time::Instant::now();
         while !self.ready.load(Ordering::Acquire) {
             for _ in 0..64 {
                 std::hint::spin_loop();
             }
-            if start.elapsed() > SPIN {
+            if start.elapsed() > spin {
                 return;
             }
         }
+    }
+
+    /// The answer comes from another machine: a waiter spins for about one
+    /// network round trip before it sleeps, as an MPI rank polls its
+    /// network. Measured on the test sshd: a cluster round trip of 160 µs
+    /// with the local budget, 54 µs with this one, where most of the
+    /// difference is the idle CPUs the answer's many hops had to wake
+    /// (docs/benchmarks.md). Costs at most this much CPU per wait on the
+    /// leader, whose remote workers do not share its cores.
+    pub(crate) fn spin_for_remote_answer(&self) {
+        self.spin_micros
+            .store(REMOTE_SPIN_MICROS, Ordering::Relaxed);
     }
 
     /// Keeps what the body printed; call before [`ResultSlot::fill`].

@@ -357,6 +357,9 @@ impl ProcessPool {
                 if worker.ended.load(Ordering::Acquire) {
                     continue;
                 }
+                if worker.host.is_some() {
+                    slot.spin_for_remote_answer();
+                }
                 *running = Some(Running {
                     id,
                     slot: slot.clone(),
