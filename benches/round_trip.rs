@@ -110,6 +110,24 @@ fn pipe_copy(data: &[u8]) {
     assert_eq!(sink.join().unwrap(), data.len());
 }
 
+/// The same pipe copy, with the reader taking the bytes into a new `Vec`
+/// of their size, as a value arrives for its caller: the floor with the
+/// receiving side's fresh memory in it.
+fn pipe_copy_into_new_vec(data: &[u8]) -> Vec<u8> {
+    let (mut reader, mut writer) = std::io::pipe().unwrap();
+    let len = data.len();
+    let sink = std::thread::spawn(move || {
+        let mut received = Vec::with_capacity(len);
+        reader.read_to_end(&mut received).unwrap();
+        received
+    });
+    writer.write_all(data).unwrap();
+    drop(writer);
+    let received = sink.join().unwrap();
+    assert_eq!(received.len(), len);
+    received
+}
+
 /// A 100 MB `Vec<f64>` made by a worker and returned (issue 26 item 3),
 /// beside the same value made in this process (what any plan pays for the
 /// body) and a pipe copy of its bytes (the floor).
@@ -132,6 +150,9 @@ fn large_value(c: &mut Criterion) {
     group.bench_function("100mb/made_in_place", |b| b.iter(|| vec![0.5f64; len]));
     let data = vec![7u8; len * 8];
     group.bench_function("100mb/floor_pipe_copy", |b| b.iter(|| pipe_copy(&data)));
+    group.bench_function("100mb/floor_pipe_copy_into_new_vec", |b| {
+        b.iter(|| pipe_copy_into_new_vec(&data))
+    });
     group.finish();
 }
 
