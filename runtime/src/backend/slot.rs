@@ -170,7 +170,9 @@ impl ResultSlot {
     /// with the local budget, 54 µs with this one, where most of the
     /// difference is the idle CPUs the answer's many hops had to wake
     /// (docs/benchmarks.md). Costs at most this much CPU per wait on the
-    /// leader, whose remote workers do not share its cores.
+    /// leader, whose remote workers do not share its cores. For a future's
+    /// value only: a map's chunks keep the short spin, leaving the leader's
+    /// cores to the threads that read its connections.
     pub(crate) fn spin_for_remote_answer(&self) {
         self.spin_micros
             .store(REMOTE_SPIN_MICROS, Ordering::Relaxed);

@@ -357,7 +357,9 @@ impl ProcessPool {
                 if worker.ended.load(Ordering::Acquire) {
                     continue;
                 }
-                if worker.host.is_some() {
+                // One future's caller waits for this answer alone; a map's
+                // chunks leave the leader's cores to its connections.
+                if worker.host.is_some() && matches!(work.entry, Entry::Future(_)) {
                     slot.spin_for_remote_answer();
                 }
                 *running = Some(Running {
