@@ -160,32 +160,6 @@ impl SharedPages {
         placed
     }
 
-    /// Reads `len` bytes from `from` straight into the start of the pages
-    /// (no buffer in between) and says where they are, naming the pages.
-    pub(crate) fn read_into(
-        &mut self,
-        from: &mut impl std::io::Read,
-        len: usize,
-    ) -> std::io::Result<InboxPlace> {
-        assert!(len <= self.size, "room was made first");
-        // SAFETY: `0..len` lies inside the mapping (checked above), which
-        // these pages own; no reader has been told of it yet (the place is
-        // returned below), and `&mut self` keeps anything else here away.
-        let target = unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr(), len) };
-        from.read_exact(target)?;
-        self.touched = self.touched.max(len);
-        self.last_used = Instant::now();
-        Ok(InboxPlace {
-            offset: 0,
-            len: len as u64,
-            open: self.fd.as_ref().map(|fd| InboxFile {
-                pid: std::process::id(),
-                fd: fd.as_raw_fd(),
-                size: self.size as u64,
-            }),
-        })
-    }
-
     /// The reader has opened the pages if they were offered (a worker
     /// answered the task, the leader took the answer): the descriptor is no
     /// longer needed.
@@ -210,14 +184,6 @@ impl SharedPages {
         self.touched = 0;
     }
 
-    /// Unmaps the pages here and keeps only the memfd's descriptor, for the
-    /// caller to hold until no reader may still open it. The pages live on
-    /// as long as the descriptor or a reader's mapping does; they are never
-    /// cut short under a reader (which would fault).
-    pub(crate) fn retire(mut self) -> Option<OwnedFd> {
-        self.fd.take()
-    }
-
     /// The bytes of memory it holds now, for tests.
     #[cfg(test)]
     fn touched(&self) -> usize {
@@ -238,7 +204,7 @@ impl Drop for SharedPages {
 /// Whether a process of the same user may open this process's descriptors
 /// through `/proc/<pid>/fd` (not when this process is not dumpable, as after
 /// a change of identity).
-fn others_may_open_our_fds() -> bool {
+pub(crate) fn others_may_open_our_fds() -> bool {
     // SAFETY: PR_GET_DUMPABLE takes no pointer and only reads a flag.
     unsafe { libc::prctl(libc::PR_GET_DUMPABLE) == 1 }
 }

@@ -6,13 +6,15 @@
 //! agent's, once per host: a worker is told where they are (an `InInbox`
 //! frame naming the agent's memfd, as a local leader names a worker's
 //! inbox) and maps them, instead of reading 100 MB from a pipe that the
-//! agent wrote them into once more for each worker. Smaller ones are kept
-//! as the frame the worker reads, and written into its stdin.
+//! agent wrote them into once more for each worker. The agent writes the
+//! memfd from the connection with `pwrite` and never maps it ([`write_from`]
+//! says why). Smaller ones are kept as the frame the worker reads, and
+//! written into its stdin.
 //!
 //! Invariant: a stash is never written after it was made, so a worker may
 //! map it for as long as it needs (until its first chunk has decoded the
-//! captures). A stash forgotten (beyond [`STASHED_CALLS`]) is unmapped here
-//! at once but keeps its descriptor for [`KEEP_FORGOTTEN_FOR`], so that the
+//! captures). A stash forgotten (beyond [`STASHED_CALLS`]) keeps its
+//! descriptor for [`KEEP_FORGOTTEN_FOR`], so that the
 //! number is not reused under a worker that has not yet read its replay;
 //! and a worker checks the memfd's name (it names the call) before it
 //! trusts what it maps. Its pages go with the descriptor and the last
@@ -21,11 +23,12 @@
 use crate::Error;
 use crate::protocol::agent::{STASHED_CALLS, stash_name};
 use crate::protocol::codec;
-use crate::protocol::shared_memory::{SHARED_FROM, SharedPages};
-use crate::protocol::wire::{self, InboxPlace, ToWorker};
+use crate::protocol::shared_memory::{SHARED_FROM, others_may_open_our_fds};
+use crate::protocol::wire::{self, InboxFile, InboxPlace, ToWorker};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 /// How long the descriptor of a forgotten stash stays open.
@@ -47,11 +50,9 @@ struct Stash {
 enum Form {
     /// The frame (`KeepCaptures` and the captures) as a worker reads it.
     Frame(Vec<u8>),
-    /// The captures in shared memory, and where.
-    Shared {
-        pages: SharedPages,
-        place: InboxPlace,
-    },
+    /// The captures in a memfd of this agent's, and where (the place
+    /// names the descriptor, which workers open through `/proc`).
+    Shared { file: OwnedFd, place: InboxPlace },
 }
 
 impl Stashes {
@@ -87,10 +88,8 @@ impl Stashes {
             let Some(old) = self.kept.pop_front() else {
                 break;
             };
-            if let Form::Shared { pages, .. } = old.form
-                && let Some(fd) = pages.retire()
-            {
-                self.forgotten.push((fd, Instant::now()));
+            if let Form::Shared { file, .. } = old.form {
+                self.forgotten.push((file, Instant::now()));
             }
         }
         self.forgotten
@@ -153,22 +152,113 @@ fn read_shared(
     let captures = len - head.len();
     let keep = codec::decode::<ToWorker>(&head[8..], "a message")
         .is_ok_and(|m| m == ToWorker::KeepCaptures { call });
-    let mut pages = None;
     let name = std::ffi::CString::new(stash_name(call)).expect("no NUL in the name");
-    if keep && SharedPages::with_room(&mut pages, captures, &name).is_some() {
-        let room = pages.as_mut().expect("room was made");
-        let place = room
-            .read_into(from, captures)
-            .map_err(|e| wire::truncated(len, e))?;
-        if place.open.is_some() {
-            let pages = pages.expect("room was made");
-            return Ok(Ok(Form::Shared { pages, place }));
+    let file = (keep && others_may_open_our_fds())
+        .then(|| sized_memfd(&name, captures).ok())
+        .flatten();
+    if let Some(file) = file {
+        match write_from(&file, from, captures) {
+            Ok(()) => {
+                let place = InboxPlace {
+                    offset: 0,
+                    len: captures as u64,
+                    open: Some(InboxFile {
+                        pid: std::process::id(),
+                        fd: file.as_raw_fd(),
+                        size: captures as u64,
+                    }),
+                };
+                return Ok(Ok(Form::Shared { file, place }));
+            }
+            // What the memfd took is read back: the frame is kept as it came.
+            Err(Unwritten::Memfd { written, taken }) => {
+                let mut frame = head;
+                let at = frame.len();
+                frame.resize(at + written, 0);
+                std::fs::File::from(file)
+                    .read_exact_at(&mut frame[at..], 0)
+                    .map_err(|e| Error::Protocol(format!("a stash could not be read back: {e}")))?;
+                frame.extend_from_slice(&taken);
+                let rest = captures - written - taken.len();
+                frame.extend_from_slice(&wire::read_payload(from, rest)?);
+                return Ok(Err(frame));
+            }
+            Err(Unwritten::Connection(e)) => return Err(wire::truncated(len, e)),
         }
     }
     // As it came: the head, then the rest read after it.
     let mut frame = head;
     frame.extend_from_slice(&wire::read_payload(from, captures)?);
     Ok(Err(frame))
+}
+
+/// A new memfd named `name` of exactly `len` bytes (no pages yet).
+fn sized_memfd(name: &std::ffi::CStr, len: usize) -> std::io::Result<OwnedFd> {
+    // SAFETY: a plain system call with a valid C string; its result is
+    // checked before use.
+    let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a descriptor that memfd_create just opened for us.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    std::fs::File::from(fd.try_clone()?).set_len(len as u64)?;
+    Ok(fd)
+}
+
+/// Why [`write_from`] stopped.
+enum Unwritten {
+    /// The connection broke (or ended) before `len` bytes came.
+    Connection(std::io::Error),
+    /// The memfd took only the first `written` bytes (out of memory);
+    /// `taken` followed them on the connection and was read, the rest is
+    /// still there.
+    Memfd { written: usize, taken: Vec<u8> },
+}
+
+/// Bytes read at a time from the connection into the memfd: small enough
+/// to stay in the cache between the two copies.
+const STASH_PIECE: usize = 256 << 10;
+
+/// Copies `len` bytes from the connection into `file` with `pwrite`. Not
+/// through a mapping: the kernel zeroes each new page of a memfd that a
+/// mapping faults in, but not one that a write covers whole (3 × 100 MB
+/// stashes cost the agents 13 % of a benchmark's CPU in page zeroing;
+/// docs/benchmarks.md).
+fn write_from(file: &OwnedFd, from: &mut impl Read, len: usize) -> Result<(), Unwritten> {
+    let mut piece = vec![0u8; STASH_PIECE.min(len)];
+    let mut written = 0;
+    while written < len {
+        let n = (len - written).min(piece.len());
+        from.read_exact(&mut piece[..n])
+            .map_err(Unwritten::Connection)?;
+        let mut at = 0;
+        while at < n {
+            // SAFETY: writes bytes of our own buffer into a descriptor we own.
+            let w = unsafe {
+                libc::pwrite(
+                    file.as_raw_fd(),
+                    piece[at..n].as_ptr().cast(),
+                    n - at,
+                    (written + at) as libc::off_t,
+                )
+            };
+            if w <= 0 {
+                let why = std::io::Error::last_os_error();
+                if why.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::debug!("futurize agent: a stash's memfd took no more bytes: {why}");
+                return Err(Unwritten::Memfd {
+                    written: written + at,
+                    taken: piece[at..n].to_vec(),
+                });
+            }
+            at += w as usize;
+        }
+        written += n;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -241,6 +331,43 @@ mod tests {
         let mut mapped = None;
         let bytes = PeerPages::payload(&mut mapped, place, false).unwrap();
         assert_eq!(bytes, &captures[..]);
+    }
+
+    #[test]
+    fn a_stash_is_written_whole_and_a_refusing_memfd_loses_no_byte() {
+        let bytes: Vec<u8> = (0..STASH_PIECE * 2 + 999)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let file = sized_memfd(c"futurize-stash-test", bytes.len()).unwrap();
+        let mut from = &bytes[..];
+        assert!(write_from(&file, &mut from, bytes.len()).is_ok());
+        assert!(from.is_empty(), "read exactly the stash");
+        let mut back = vec![0u8; bytes.len()];
+        std::fs::File::from(file)
+            .read_exact_at(&mut back, 0)
+            .unwrap();
+        assert!(back == bytes, "the memfd holds the bytes");
+
+        // A descriptor that takes no write: what was read and not written
+        // comes back, the rest stays on the connection.
+        let read_only = OwnedFd::from(std::fs::File::open("/proc/self/stat").unwrap());
+        let mut from = &bytes[..];
+        match write_from(&read_only, &mut from, bytes.len()) {
+            Err(Unwritten::Memfd { written, taken }) => {
+                assert_eq!(written, 0);
+                assert_eq!(taken, &bytes[..STASH_PIECE]);
+                assert_eq!(from, &bytes[STASH_PIECE..]);
+            }
+            _ => panic!("a refused write is reported with what was read"),
+        }
+
+        // A connection that ends early is the connection's problem.
+        let file = sized_memfd(c"futurize-stash-test", bytes.len()).unwrap();
+        let mut short = &bytes[..1000];
+        assert!(matches!(
+            write_from(&file, &mut short, bytes.len()),
+            Err(Unwritten::Connection(_))
+        ));
     }
 
     #[test]
