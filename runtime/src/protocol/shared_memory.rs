@@ -72,15 +72,7 @@ impl SharedPages {
     /// New pages, at least `size` bytes of them, or why not.
     fn create(size: usize, name: &CStr) -> std::io::Result<SharedPages> {
         let size = size.next_multiple_of(1 << 21);
-        // SAFETY: a plain system call with a valid C string; its result is
-        // checked before use.
-        let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-        if raw < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a descriptor that memfd_create just opened for us.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        std::fs::File::from(fd.try_clone()?).set_len(size as u64)?;
+        let fd = sized_memfd(name, size)?;
         // SAFETY: maps `size` bytes of a file of that size; the result is
         // checked, and the mapping is owned by the returned pages.
         let map = unsafe {
@@ -199,6 +191,20 @@ impl Drop for SharedPages {
             libc::munmap(self.map.as_ptr().cast(), self.size);
         }
     }
+}
+
+/// A new memfd named `name` of exactly `len` bytes (no pages yet).
+pub(crate) fn sized_memfd(name: &CStr, len: usize) -> std::io::Result<OwnedFd> {
+    // SAFETY: a plain system call with a valid C string; its result is
+    // checked before use.
+    let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a descriptor that memfd_create just opened for us.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    std::fs::File::from(fd.try_clone()?).set_len(len as u64)?;
+    Ok(fd)
 }
 
 /// Whether a process of the same user may open this process's descriptors

@@ -23,11 +23,11 @@
 use crate::Error;
 use crate::protocol::agent::{STASHED_CALLS, stash_name};
 use crate::protocol::codec;
-use crate::protocol::shared_memory::{SHARED_FROM, others_may_open_our_fds};
+use crate::protocol::shared_memory::{SHARED_FROM, others_may_open_our_fds, sized_memfd};
 use crate::protocol::wire::{self, InboxFile, InboxPlace, ToWorker};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
@@ -190,20 +190,6 @@ fn read_shared(
     let mut frame = head;
     frame.extend_from_slice(&wire::read_payload(from, captures)?);
     Ok(Err(frame))
-}
-
-/// A new memfd named `name` of exactly `len` bytes (no pages yet).
-fn sized_memfd(name: &std::ffi::CStr, len: usize) -> std::io::Result<OwnedFd> {
-    // SAFETY: a plain system call with a valid C string; its result is
-    // checked before use.
-    let raw = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a descriptor that memfd_create just opened for us.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    std::fs::File::from(fd.try_clone()?).set_len(len as u64)?;
-    Ok(fd)
 }
 
 /// Why [`write_from`] stopped.
