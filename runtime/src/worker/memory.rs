@@ -84,12 +84,15 @@ fn trim_if_idle() -> bool {
 }
 
 /// Below this size allocations come from the heap from a worker's start,
-/// and up to [`KEPT_ALWAYS`] of freed memory stays there.
-const FROM_HEAP_BELOW: usize = 4 << 20;
-const KEPT_ALWAYS: usize = 16 << 20;
+/// and up to [`KEPT_ALWAYS`] of freed memory stays there. glibc's largest
+/// mmap threshold: setting a tunable turns off glibc's own adaptation of
+/// the threshold to the sizes freed, so anything between a smaller value
+/// and 32 MiB (a 10 MB capture) would get fresh pages on every task.
+const FROM_HEAP_BELOW: usize = 32 << 20;
+const KEPT_ALWAYS: usize = 32 << 20;
 
-/// Called once as the worker starts: allocations of a few MiB (a chunk's
-/// elements and values) come from the heap and their pages are kept for
+/// Called once as the worker starts: allocations below 32 MiB (a chunk's
+/// elements and values, a capture of a few MB) come from the heap and their pages are kept for
 /// the next chunk, instead of glibc's default of mapping anything above
 /// 128 KiB afresh and giving the top of its heap back past twice that
 /// (which made a chunk of 50 000 elements fault in and zero its buffers
