@@ -22,6 +22,7 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde::{Serialize, Serializer};
 use std::marker::PhantomData;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 mod sealed {
@@ -128,6 +129,10 @@ pub(crate) const KEEP_SPARES_FOR: Duration = Duration::from_secs(2);
 /// Buffers of sent captures, with when each was given back.
 static SPARE: Mutex<Vec<(Vec<u8>, Instant)>> = Mutex::new(Vec::new());
 
+/// Whether the thread that drops idle spares runs; read and written only
+/// under [`SPARE`]'s lock.
+static REAPING: AtomicBool = AtomicBool::new(false);
+
 /// An empty buffer for `len` encoded bytes: from [`REUSE_FROM`] on, the
 /// smallest spare buffer that holds them, if any, else a new one.
 pub(crate) fn encode_buffer(len: usize) -> Vec<u8> {
@@ -155,7 +160,10 @@ pub(crate) fn reuse(buffer: Vec<u8>) {
         return;
     }
     let mut spare = lock(&SPARE);
-    if spare.is_empty() {
+    // One reaper at a time, started and ended under the lock: the list is
+    // empty for a moment whenever a spare is taken, and starting a thread
+    // each time cost a future with 1 MiB of captures a fifth of its time.
+    if !REAPING.load(Ordering::Relaxed) {
         let reaper = std::thread::Builder::new()
             .name("futurize-spares".into())
             .spawn(|| {
@@ -166,6 +174,7 @@ pub(crate) fn reuse(buffer: Vec<u8>) {
         if reaper.is_err() {
             return;
         }
+        REAPING.store(true, Ordering::Relaxed);
     }
     spare.push((buffer, Instant::now()));
     if spare.len() > SPARES
@@ -178,7 +187,7 @@ pub(crate) fn reuse(buffer: Vec<u8>) {
 }
 
 /// Drops the spare buffers not used for [`KEEP_SPARES_FOR`]; how many are
-/// left.
+/// left. With none left the reaper ends, and says so under the lock.
 fn release_idle_spares() -> usize {
     let (stale, left) = {
         let mut spare = lock(&SPARE);
@@ -186,6 +195,9 @@ fn release_idle_spares() -> usize {
             .into_iter()
             .partition(|(_, at)| at.elapsed() >= KEEP_SPARES_FOR);
         *spare = kept;
+        if spare.is_empty() {
+            REAPING.store(false, Ordering::Relaxed);
+        }
         (stale, spare.len())
     };
     drop(stale);
@@ -358,5 +370,20 @@ mod tests {
         lock(&SPARE)[0].1 -= KEEP_SPARES_FOR;
         release_idle_spares();
         assert!(capacities().is_empty());
+        // A buffer taken and given back over and over (a future's captures
+        // each time) starts no thread per turn: one reaper runs (the one
+        // that just found nothing may still be ending).
+        for _ in 0..20 {
+            reuse(encode_buffer(REUSE_FROM));
+        }
+        let reapers = std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "futurize-spares")
+            })
+            .count();
+        assert!(reapers <= 2, "{reapers} reaper threads");
     }
 }
