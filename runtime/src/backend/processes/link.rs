@@ -406,6 +406,14 @@ impl CaptureFiles {
     }
 }
 
+impl Drop for CaptureFiles {
+    /// Whatever became of the worker (a start abandoned before its
+    /// handshake, say), no name outlives the files' keeper.
+    fn drop(&mut self) {
+        self.unlink();
+    }
+}
+
 /// The end of what a dead worker wrote to stderr during its last task, for
 /// the error that reports its death: its last few lines, leaving out the
 /// frames of a backtrace (the message before them is what explains).
