@@ -98,12 +98,20 @@ fn channel_to_leader(stdout: File) -> Result<Box<dyn Write + Send>, Error> {
 }
 
 /// The leader's capture files, opened: regular files of this user's,
-/// reached without following a link. The leader removes their names once
-/// this worker has answered the handshake; a worker removes nothing.
+/// reached without following a link. Once both are open their names go:
+/// the leader removes them too once this worker has answered the
+/// handshake, but a host agent never sees that answer (it goes to the
+/// leader), and its workers left their names in the host's temporary
+/// directory.
 fn capture_files() -> Option<(File, File)> {
     let paths = CAPTURE_PATHS.get()?.as_ref()?;
     let (out, err) = paths.split_once('\n')?;
-    Some((open_capture(out)?, open_capture(err)?))
+    let files = (open_capture(out)?, open_capture(err)?);
+    // Files of this user's that this worker just opened (a sticky /tmp lets
+    // no one else rename them meanwhile).
+    let _ = std::fs::remove_file(out);
+    let _ = std::fs::remove_file(err);
+    Some(files)
 }
 
 fn open_capture(path: &str) -> Option<File> {
