@@ -416,23 +416,28 @@ fn the_end_of_a_dead_workers_stderr_is_in_the_error() {
 /// files have names for a moment).
 #[test]
 fn dead_workers_leave_no_capture_file_names() {
+    let stdout = run_child(
+        "child_capture_names",
+        &[("FUTURIZE_TEST_CAPTURE_NAMES", "1")],
+    );
+    assert!(stdout.contains("no names left"), "{stdout}");
+}
+
+/// Runs the test `name` of this binary alone in a child process with `env`
+/// set; its stdout, once it has passed.
+fn run_child(name: &str, env: &[(&str, &str)]) -> String {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_capture_names",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("FUTURIZE_TEST_CAPTURE_NAMES", "1")
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("no names left"), "{stdout}");
+    stdout
 }
 
 /// The child side of [`dead_workers_leave_no_capture_file_names`].
@@ -569,22 +574,12 @@ fn a_stopped_worker_is_noticed_within_seconds_of_its_limit() {
 #[test]
 fn without_a_timeout_the_silence_limit_applies() {
     // The limit is read once per process: a child with a short one.
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_silence",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("FUTURIZE_TEST_SILENCE", "1")
-        .env("FUTURIZE_SILENCE_LIMIT", "2s")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_child(
+        "child_silence",
+        &[
+            ("FUTURIZE_TEST_SILENCE", "1"),
+            ("FUTURIZE_SILENCE_LIMIT", "2s"),
+        ],
     );
     assert!(stdout.contains("values ok"), "{stdout}");
 }
