@@ -95,7 +95,7 @@ impl Backend for FirstFit {
             Err(_) => ChunkWorkers::Remote {
                 workers: 1,
                 all_at_once: false,
-                worker_per_chunk: false,
+                chunk_per_worker: false,
             },
         }
     }

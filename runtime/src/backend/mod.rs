@@ -193,12 +193,12 @@ pub(crate) enum ChunkWorkers<'a> {
         /// How many chunks can run at once.
         workers: usize,
         /// The workers take a call's chunks all at once (a Slurm job
-        /// array): the call cuts one chunk per worker unless it fixed their
-        /// size.
+        /// array).
         all_at_once: bool,
-        /// Each chunk costs a worker of its own (`fresh` workers): the call
-        /// cuts one chunk per worker unless it fixed their size.
-        worker_per_chunk: bool,
+        /// The call cuts one chunk per worker unless it fixed their size:
+        /// its chunks are all known up front (`all_at_once`), or each costs
+        /// a worker of its own (`fresh` workers).
+        chunk_per_worker: bool,
     },
 }
 

@@ -287,12 +287,12 @@ where
             ChunkWorkers::Remote {
                 workers,
                 all_at_once,
-                worker_per_chunk,
+                chunk_per_worker,
             } => self.send_chunks(&remote::Workers {
                 backend,
                 count: workers,
                 all_at_once,
-                worker_per_chunk,
+                chunk_per_worker,
             }),
         }
     }

@@ -48,8 +48,9 @@ pub(crate) struct Workers<'a> {
     pub(crate) count: usize,
     /// They take the call's chunks all at once (a Slurm job array).
     pub(crate) all_at_once: bool,
-    /// Each chunk starts a worker of its own (`fresh`).
-    pub(crate) worker_per_chunk: bool,
+    /// One chunk per worker unless the call fixed their size (chunks all
+    /// known up front, or each starting a worker of its own).
+    pub(crate) chunk_per_worker: bool,
 }
 
 pub(super) struct InFlight {
@@ -177,9 +178,7 @@ pub(super) fn run<V: Serialize + ?Sized, R: DeserializeOwned>(
     // Chunks all known up front, or that each start a process, are one per
     // worker unless the call says.
     let sizing = match options.sizing {
-        Sizing::Adaptive if workers.all_at_once || workers.worker_per_chunk => {
-            Sizing::PerWorker(1.0)
-        }
+        Sizing::Adaptive if workers.chunk_per_worker => Sizing::PerWorker(1.0),
         other => other,
     };
     let planned = runs

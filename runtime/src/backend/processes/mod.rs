@@ -525,7 +525,7 @@ impl Backend for ProcessPool {
         ChunkWorkers::Remote {
             workers: self.shared.size,
             all_at_once: false,
-            worker_per_chunk: self.shared.fresh,
+            chunk_per_worker: self.shared.fresh,
         }
     }
 

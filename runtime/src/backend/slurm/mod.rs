@@ -381,7 +381,7 @@ impl Backend for SlurmBackend {
         ChunkWorkers::Remote {
             workers: self.shared.spec.max_jobs(),
             all_at_once: true,
-            worker_per_chunk: false,
+            chunk_per_worker: true,
         }
     }
 
