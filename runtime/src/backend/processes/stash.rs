@@ -155,7 +155,8 @@ fn read_shared(
     let name = std::ffi::CString::new(stash_name(call)).expect("no NUL in the name");
     let file = (keep && others_may_open_our_fds())
         .then(|| sized_memfd(&name, captures).ok())
-        .flatten();
+        .flatten()
+        .map(std::fs::File::from);
     if let Some(file) = file {
         match write_from(&file, from, captures) {
             Ok(()) => {
@@ -168,6 +169,7 @@ fn read_shared(
                         size: captures as u64,
                     }),
                 };
+                let file = OwnedFd::from(file);
                 return Ok(Ok(Form::Shared { file, place }));
             }
             // What the memfd took is read back: the frame is kept as it came.
@@ -175,8 +177,7 @@ fn read_shared(
                 let mut frame = head;
                 let at = frame.len();
                 frame.resize(at + written, 0);
-                std::fs::File::from(file)
-                    .read_exact_at(&mut frame[at..], 0)
+                file.read_exact_at(&mut frame[at..], 0)
                     .map_err(|e| Error::Protocol(format!("a stash could not be read back: {e}")))?;
                 frame.extend_from_slice(&taken);
                 let rest = captures - written - taken.len();
@@ -196,9 +197,9 @@ fn read_shared(
 enum Unwritten {
     /// The connection broke (or ended) before `len` bytes came.
     Connection(std::io::Error),
-    /// The memfd took only the first `written` bytes (out of memory);
-    /// `taken` followed them on the connection and was read, the rest is
-    /// still there.
+    /// The memfd holds the first `written` bytes and took no more (out of
+    /// memory); `taken` followed them on the connection and was read, the
+    /// rest is still there.
     Memfd { written: usize, taken: Vec<u8> },
 }
 
@@ -211,36 +212,19 @@ const STASH_PIECE: usize = 256 << 10;
 /// mapping faults in, but not one that a write covers whole (3 × 100 MB
 /// stashes cost the agents 13 % of a benchmark's CPU in page zeroing;
 /// docs/benchmarks.md).
-fn write_from(file: &OwnedFd, from: &mut impl Read, len: usize) -> Result<(), Unwritten> {
+fn write_from(file: &std::fs::File, from: &mut impl Read, len: usize) -> Result<(), Unwritten> {
     let mut piece = vec![0u8; STASH_PIECE.min(len)];
     let mut written = 0;
     while written < len {
         let n = (len - written).min(piece.len());
         from.read_exact(&mut piece[..n])
             .map_err(Unwritten::Connection)?;
-        let mut at = 0;
-        while at < n {
-            // SAFETY: writes bytes of our own buffer into a descriptor we own.
-            let w = unsafe {
-                libc::pwrite(
-                    file.as_raw_fd(),
-                    piece[at..n].as_ptr().cast(),
-                    n - at,
-                    (written + at) as libc::off_t,
-                )
-            };
-            if w <= 0 {
-                let why = std::io::Error::last_os_error();
-                if why.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                log::debug!("futurize agent: a stash's memfd took no more bytes: {why}");
-                return Err(Unwritten::Memfd {
-                    written: written + at,
-                    taken: piece[at..n].to_vec(),
-                });
-            }
-            at += w as usize;
+        if let Err(why) = file.write_all_at(&piece[..n], written as u64) {
+            log::debug!("futurize agent: a stash's memfd took no more bytes: {why}");
+            return Err(Unwritten::Memfd {
+                written,
+                taken: piece[..n].to_vec(),
+            });
         }
         written += n;
     }
@@ -324,19 +308,18 @@ mod tests {
         let bytes: Vec<u8> = (0..STASH_PIECE * 2 + 999)
             .map(|i| (i % 251) as u8)
             .collect();
-        let file = sized_memfd(c"futurize-stash-test", bytes.len()).unwrap();
+        let memfd = |len| std::fs::File::from(sized_memfd(c"futurize-stash-test", len).unwrap());
+        let file = memfd(bytes.len());
         let mut from = &bytes[..];
         assert!(write_from(&file, &mut from, bytes.len()).is_ok());
         assert!(from.is_empty(), "read exactly the stash");
         let mut back = vec![0u8; bytes.len()];
-        std::fs::File::from(file)
-            .read_exact_at(&mut back, 0)
-            .unwrap();
+        file.read_exact_at(&mut back, 0).unwrap();
         assert!(back == bytes, "the memfd holds the bytes");
 
         // A descriptor that takes no write: what was read and not written
         // comes back, the rest stays on the connection.
-        let read_only = OwnedFd::from(std::fs::File::open("/proc/self/stat").unwrap());
+        let read_only = std::fs::File::open("/proc/self/stat").unwrap();
         let mut from = &bytes[..];
         match write_from(&read_only, &mut from, bytes.len()) {
             Err(Unwritten::Memfd { written, taken }) => {
@@ -348,7 +331,7 @@ mod tests {
         }
 
         // A connection that ends early is the connection's problem.
-        let file = sized_memfd(c"futurize-stash-test", bytes.len()).unwrap();
+        let file = memfd(bytes.len());
         let mut short = &bytes[..1000];
         assert!(matches!(
             write_from(&file, &mut short, bytes.len()),
