@@ -189,21 +189,24 @@ impl PingPong {
         let mut got = 0;
         let start = Instant::now();
         while got < buf.len() {
-            // SAFETY: reads into our own buffer from the pipe we hold (made
-            // non-blocking by `spin_on_reads`).
-            let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-            if n > 0 {
-                got += n as usize;
-            } else if start.elapsed() > spin {
-                let mut p = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one pollfd of our own.
-                unsafe { libc::poll(&mut p, 1, -1) };
-            } else {
-                std::hint::spin_loop();
+            // The pipe is non-blocking (`spin_on_reads`).
+            match self.from.read(&mut buf[got..]) {
+                Ok(0) => panic!("the ping-pong's connection ended"),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if start.elapsed() > spin {
+                        let mut p = libc::pollfd {
+                            fd,
+                            events: libc::POLLIN,
+                            revents: 0,
+                        };
+                        // SAFETY: one pollfd of our own.
+                        unsafe { libc::poll(&mut p, 1, -1) };
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+                Err(e) => panic!("the ping-pong's read failed: {e}"),
             }
         }
     }
