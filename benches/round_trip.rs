@@ -91,41 +91,48 @@ fn large_capture(c: &mut Criterion) {
     group.finish();
 }
 
+/// `data` written into a pipe from this thread while `receive` reads it
+/// out on another; what `receive` made of the bytes and how many there
+/// were.
+fn through_pipe<T: Send + 'static>(
+    data: &[u8],
+    receive: impl FnOnce(std::io::PipeReader, usize) -> (T, usize) + Send + 'static,
+) -> T {
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let len = data.len();
+    let sink = std::thread::spawn(move || receive(reader, len));
+    writer.write_all(data).unwrap();
+    drop(writer);
+    let (made, received) = sink.join().unwrap();
+    assert_eq!(received, len);
+    made
+}
+
 /// The floor of moving `data` between two processes: its bytes written
 /// into a pipe and read out of it, 64 KiB at a time.
 fn pipe_copy(data: &[u8]) {
-    let (mut reader, mut writer) = std::io::pipe().unwrap();
-    let sink = std::thread::spawn(move || {
+    through_pipe(data, |mut reader, _| {
         let mut buf = vec![0u8; 1 << 16];
         let mut total = 0;
         loop {
             match reader.read(&mut buf).unwrap() {
-                0 => break total,
+                0 => break ((), total),
                 n => total += n,
             }
         }
-    });
-    writer.write_all(data).unwrap();
-    drop(writer);
-    assert_eq!(sink.join().unwrap(), data.len());
+    })
 }
 
 /// The same pipe copy, with the reader taking the bytes into a new `Vec`
 /// of their size, as a value arrives for its caller: the floor with the
 /// receiving side's fresh memory in it.
 fn pipe_copy_into_new_vec(data: &[u8]) -> Vec<u8> {
-    let (mut reader, mut writer) = std::io::pipe().unwrap();
-    let len = data.len();
-    let sink = std::thread::spawn(move || {
+    through_pipe(data, |mut reader, len| {
         let mut received = Vec::with_capacity(len);
         reader.read_to_end(&mut received).unwrap();
-        received
-    });
-    writer.write_all(data).unwrap();
-    drop(writer);
-    let received = sink.join().unwrap();
-    assert_eq!(received.len(), len);
-    received
+        let n = received.len();
+        (received, n)
+    })
 }
 
 /// A 100 MB `Vec<f64>` made by a worker and returned (issue 26 item 3),
